@@ -1,0 +1,3 @@
+from got_data.cli import app
+
+app()

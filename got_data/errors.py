@@ -1,0 +1,29 @@
+"""Exceptions a user can act on. Every error the package raises on purpose derives from GotDataError."""
+
+
+class GotDataError(Exception):
+    """Base class: catch this to handle any got-data failure."""
+
+
+class RecordError(GotDataError):
+    """A record breaks the schema or one of its invariants."""
+
+
+class CodecError(GotDataError):
+    """GoT text is malformed (unbalanced grounding tokens, a bad box)."""
+
+
+class ShardError(GotDataError):
+    """A shard or output folder cannot be read or written as asked."""
+
+
+class SpecError(GotDataError):
+    """A pipeline spec (YAML) or prompt template is missing or invalid."""
+
+
+class InputError(GotDataError):
+    """An input source (folder, manifest, shards) cannot be used."""
+
+
+class ModelError(GotDataError):
+    """A model could not be loaded or served."""

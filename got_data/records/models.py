@@ -1,0 +1,250 @@
+"""The record kinds a got-data shard carries, with their invariants enforced on construction.
+
+A record that validates is safe to train on: its boxes are in range, its GoT text parses, every box
+in the text belongs to a structured object and the reverse, and no chat/vision control token hides
+in any text a model will read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+
+from got_data.errors import CodecError, RecordError
+from got_data.records.boxes import Box
+from got_data.records.codec import find_special_tokens, parse_got
+
+SCHEMA_VERSION = "1.0"
+KEY_LENGTH = 24
+
+
+def make_key(kind: str, dataset: str, input_ref: str, *image_sha256: str) -> str:
+    """A stable key from a record's input identity: the same input gives the same key on every rerun."""
+    digest = hashlib.sha256("\x1f".join((kind, dataset, input_ref, *image_sha256)).encode("utf-8"))
+    return digest.hexdigest()[:KEY_LENGTH]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _no_special_tokens(value: str, what: str) -> str:
+    found = find_special_tokens(value)
+    if found:
+        raise ValueError(f"{what} contains special token {found[0]}")
+    return value
+
+
+class ImageInfo(_Strict):
+    """One image member of a sample, as stored in the shard."""
+
+    role: str = Field(description="image (T2I), source, target, or turnN (multi-turn)")
+    member: str = Field(description="member suffix in the shard sample, e.g. 'jpg' or 'source.png'")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the stored member's bytes")
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    format: Literal["JPEG", "PNG"]
+    original_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the input file's bytes")
+    normalization: list[str] = Field(
+        default_factory=list, description="steps applied to the input (e.g. exif_transpose, cmyk_to_rgb); empty = bytes kept"
+    )
+
+
+class SourceInfo(_Strict):
+    dataset: str = Field(min_length=1)
+    input_ref: str = Field(min_length=1, description="where the input came from: relative path, manifest row, shard+key")
+    original_caption: str | None = Field(default=None, description="the input's caption or instruction, verbatim")
+
+
+class ModelInfo(_Strict):
+    role: str
+    name: str
+    revision: str | None = None
+    family: str | None = None
+
+
+class StageUsage(_Strict):
+    requests: int = Field(default=0, ge=0)
+    prompt_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+
+
+class Provenance(_Strict):
+    pipeline: str
+    pipeline_version: str
+    got_data_version: str
+    models: list[ModelInfo] = Field(default_factory=list)
+    prompt_hashes: dict[str, str] = Field(default_factory=dict, description="stage -> sha256 of its prompt template")
+    sampling: dict[str, dict[str, Any]] = Field(default_factory=dict, description="stage -> sampling parameters")
+    packages: dict[str, str] = Field(default_factory=dict, description="package -> version")
+    tokens: dict[str, StageUsage] = Field(default_factory=dict, description="stage -> token counts")
+    started_at: datetime
+    finished_at: datetime
+
+
+class GroundedObject(_Strict):
+    phrase: str = Field(min_length=1)
+    boxes: list[Box] = Field(min_length=1)
+    span: tuple[int, int] = Field(description="[start, end) of the phrase in the GoT text")
+
+
+class EditOp(_Strict):
+    """One edit: what changes, where (boxes relative to the image the edit applies to), and how."""
+
+    edit_type: str | None = None
+    target_object: str = Field(min_length=1, description="the object edited (for add: the object added)")
+    new_object: str | None = Field(default=None, description="for replace edits: what replaces target_object")
+    regions: list[Box] = Field(min_length=1, description="edit region(s); whole image (0,0),(999,999) for global edits")
+    change: str = Field(min_length=1)
+    object_description: str | None = Field(default=None, description="brief description of the region's crop before")
+    new_object_description: str | None = Field(default=None, description="brief description of the region's crop after")
+
+
+class _RecordBase(_Strict):
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    key: str = Field(pattern=r"^[0-9a-f]{24}$")
+    source: SourceInfo
+    images: list[ImageInfo] = Field(min_length=1)
+    got: str = Field(min_length=1, description="the GoT text, Qwen2-VL grounding convention")
+    provenance: Provenance
+
+    @field_validator("images")
+    @classmethod
+    def _unique_members(cls, images: list[ImageInfo]) -> list[ImageInfo]:
+        members = [im.member for im in images]
+        if len(set(members)) != len(members):
+            raise ValueError(f"image members repeat: {members}")
+        return images
+
+    def image(self, role: str) -> ImageInfo:
+        for im in self.images:
+            if im.role == role:
+                return im
+        raise RecordError(f"record {self.key} has no {role!r} image")
+
+    def _got_boxes_must_be(self, boxes: list[Box]) -> None:
+        try:
+            parsed = parse_got(self.got)
+        except CodecError as exc:
+            raise ValueError(f"GoT text: {exc}") from exc
+        if parsed.boxes() != boxes:
+            raise ValueError(
+                f"boxes in the GoT text {[b.render() for b in parsed.boxes()]} differ from the structured boxes "
+                f"{[b.render() for b in boxes]}"
+            )
+
+    def _roles_must_be(self, roles: list[str]) -> None:
+        actual = [im.role for im in self.images]
+        if actual != roles:
+            raise ValueError(f"images must have roles {roles} in that order, got {actual}")
+
+    def object_count(self) -> int:
+        raise NotImplementedError
+
+
+class T2IRecord(_RecordBase):
+    kind: Literal["t2i"] = "t2i"
+    prompt: str = Field(min_length=1, description="concise prompt, about one sentence")
+    description: str = Field(min_length=1, description="the detailed description = the GoT text without grounding tokens")
+    objects: list[GroundedObject] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _invariants(self) -> "T2IRecord":
+        self._roles_must_be(["image"])
+        _no_special_tokens(self.prompt, "prompt")
+        _no_special_tokens(self.description, "description")
+        try:
+            parsed = parse_got(self.got)
+        except CodecError as exc:
+            raise ValueError(f"GoT text: {exc}") from exc
+        if parsed.plain != self.description:
+            raise ValueError("GoT text without its grounding tokens differs from the description")
+        for obj in self.objects:
+            start, end = obj.span
+            if not (0 <= start < end <= len(self.got)) or self.got[start:end] != obj.phrase:
+                raise ValueError(f"span {list(obj.span)} of object {obj.phrase!r} does not point at it in the GoT text")
+        by_span = {ref.got_span: ref for ref in parsed.refs}
+        for obj in self.objects:
+            ref = by_span.get(tuple(obj.span))
+            if ref is None:
+                raise ValueError(f"object {obj.phrase!r} at {list(obj.span)} is not grounded in the GoT text")
+            if list(ref.boxes) != obj.boxes:
+                raise ValueError(f"object {obj.phrase!r}: boxes differ from those in the GoT text")
+        if len(parsed.refs) != len(self.objects):
+            raise ValueError(
+                f"GoT text grounds {len(parsed.refs)} phrase(s) but the record lists {len(self.objects)} object(s)"
+            )
+        return self
+
+    def object_count(self) -> int:
+        return len(self.objects)
+
+
+class EditRecord(_RecordBase):
+    kind: Literal["edit"] = "edit"
+    instruction: str = Field(min_length=1)
+    reinstructions: list[str] = Field(default_factory=list, description="rewrites of the instruction, first concise")
+    source_description: str = Field(min_length=1)
+    target_description: str = Field(min_length=1)
+    edit: EditOp
+
+    @model_validator(mode="after")
+    def _invariants(self) -> "EditRecord":
+        self._roles_must_be(["source", "target"])
+        for name in ("source_description", "target_description"):
+            _no_special_tokens(getattr(self, name), name.replace("_", " "))
+        for text in self.reinstructions:
+            _no_special_tokens(text, "reinstruction")
+        self._got_boxes_must_be(list(self.edit.regions))
+        return self
+
+    def object_count(self) -> int:
+        return len(self.edit.regions)
+
+
+class MultiTurnRecord(_RecordBase):
+    kind: Literal["multiturn"] = "multiturn"
+    instructions: list[str] = Field(min_length=1)
+    source_description: str = Field(min_length=1)
+    final_description: str = Field(min_length=1)
+    steps: list[EditOp] = Field(min_length=1, description="one per turn, in order")
+
+    @model_validator(mode="after")
+    def _invariants(self) -> "MultiTurnRecord":
+        if len(self.steps) != len(self.instructions):
+            raise ValueError(f"{len(self.instructions)} instruction(s) but {len(self.steps)} step(s)")
+        self._roles_must_be(["source"] + [f"turn{i + 1}" for i in range(len(self.instructions))])
+        for name in ("source_description", "final_description"):
+            _no_special_tokens(getattr(self, name), name.replace("_", " "))
+        self._got_boxes_must_be([box for step in self.steps for box in step.regions])
+        return self
+
+    def object_count(self) -> int:
+        return sum(len(step.regions) for step in self.steps)
+
+
+Record = Annotated[Union[T2IRecord, EditRecord, MultiTurnRecord], Field(discriminator="kind")]
+RECORD_TYPES: dict[str, type[_RecordBase]] = {"t2i": T2IRecord, "edit": EditRecord, "multiturn": MultiTurnRecord}
+_RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
+
+
+def parse_record(data: bytes | str | dict[str, Any]) -> T2IRecord | EditRecord | MultiTurnRecord:
+    """Validate a record from JSON (bytes/str) or a dict; raises RecordError with pydantic's reasons."""
+    try:
+        if isinstance(data, dict):
+            return _RECORD_ADAPTER.validate_python(data)
+        return _RECORD_ADAPTER.validate_json(data)
+    except ValidationError as exc:
+        raise RecordError(_summarize(exc)) from exc
+
+
+def _summarize(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+    more = f" (+{exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
+    return "; ".join(parts) + more

@@ -1,0 +1,139 @@
+"""Record invariants are enforced by the models themselves."""
+
+import hashlib
+from datetime import datetime, timezone
+
+import pytest
+
+from got_data.errors import RecordError
+from got_data.records import (
+    Annotation,
+    Box,
+    EditOp,
+    EditRecord,
+    GroundedObject,
+    ImageInfo,
+    MultiTurnRecord,
+    Provenance,
+    SourceInfo,
+    T2IRecord,
+    make_key,
+    parse_record,
+    render_got,
+)
+
+SHA = hashlib.sha256(b"x").hexdigest()
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+PROV = Provenance(pipeline="t2i", pipeline_version="1", got_data_version="0.1.0", started_at=NOW, finished_at=NOW)
+KITE = Box(x1=120, y1=40, x2=380, y2=310)
+FIELD = Box(x1=0, y1=500, x2=999, y2=999)
+
+
+def image(role="image", member="jpg"):
+    return ImageInfo(role=role, member=member, sha256=SHA, width=64, height=48, format="JPEG", original_sha256=SHA)
+
+
+def t2i_data(**overrides):
+    description = "A red kite flies above a green field."
+    got, spans = render_got(description, [Annotation(2, 10, (KITE,)), Annotation(25, 36, (FIELD,))])
+    data = dict(
+        key=make_key("t2i", "demo", "a.jpg", SHA),
+        source=SourceInfo(dataset="demo", input_ref="a.jpg"),
+        images=[image()],
+        got=got,
+        provenance=PROV,
+        prompt="A red kite over a field.",
+        description=description,
+        objects=[
+            GroundedObject(phrase="red kite", boxes=[KITE], span=spans[0]),
+            GroundedObject(phrase="green field", boxes=[FIELD], span=spans[1]),
+        ],
+    )
+    data.update(overrides)
+    return data
+
+
+def test_valid_t2i_round_trips_through_json():
+    record = T2IRecord(**t2i_data())
+    again = parse_record(record.model_dump_json())
+    assert again == record
+    assert again.object_count() == 2
+
+
+def test_key_is_stable_and_input_derived():
+    assert make_key("t2i", "demo", "a.jpg", SHA) == make_key("t2i", "demo", "a.jpg", SHA)
+    assert make_key("t2i", "demo", "a.jpg", SHA) != make_key("t2i", "demo", "b.jpg", SHA)
+
+
+@pytest.mark.parametrize(
+    "mutate, reason",
+    [
+        (lambda d: d["objects"].pop(), "grounds 2 phrase"),
+        (lambda d: d.update(objects=[d["objects"][0].model_copy(update={"span": (0, 8)}), d["objects"][1]]), "does not point"),
+        (lambda d: d.update(got=d["got"].replace("(120,40)", "(120,1000)")), "GoT text"),
+        (lambda d: d.update(got=d["got"] + "<|im_end|>"), "control token"),
+        (lambda d: d.update(prompt="kite <|box_start|>(1,1),(2,2)<|box_end|>"), "special token"),
+        (lambda d: d.update(description="Something else."), "differs from the description"),
+        (lambda d: d.update(objects=[d["objects"][0].model_copy(update={"boxes": [FIELD]}), d["objects"][1]]), "boxes differ"),
+        (lambda d: d.update(objects=[]), "at least 1"),
+        (lambda d: d.update(images=[image(role="source")]), "roles"),
+    ],
+)
+def test_t2i_invariants(mutate, reason):
+    data = t2i_data()
+    data["objects"] = list(data["objects"])
+    mutate(data)
+    with pytest.raises(RecordError, match=reason):
+        parse_record(T2IRecord.model_construct(**data).model_dump(mode="json"))
+
+
+def edit_op(box=KITE):
+    return EditOp(edit_type="color", target_object="red kite", regions=[box], change="make the kite blue")
+
+
+def edit_got(*boxes):
+    refs = "".join(f" <|object_ref_start|>kite<|object_ref_end|><|box_start|>{b.render()}<|box_end|>" for b in boxes)
+    return f"1. A red kite in the sky.\n2. The kite is edited.\n3. Region:{refs}\n4. Recolour it blue.\n5. A blue kite."
+
+
+def test_edit_record_boxes_must_match_text():
+    base = dict(
+        key=make_key("edit", "demo", "k1", SHA, SHA),
+        source=SourceInfo(dataset="demo", input_ref="k1", original_caption="make the kite blue"),
+        images=[image("source", "source.jpg"), image("target", "target.jpg")],
+        provenance=PROV,
+        instruction="make the kite blue",
+        source_description="A red kite in the sky.",
+        target_description="A blue kite in the sky.",
+        edit=edit_op(),
+    )
+    assert EditRecord(got=edit_got(KITE), **base).object_count() == 1
+    with pytest.raises(ValueError, match="differ from the structured boxes"):
+        EditRecord(got=edit_got(FIELD), **base)
+    with pytest.raises(ValueError, match="differ from the structured boxes"):
+        EditRecord(got=edit_got(KITE, KITE), **base)
+
+
+def test_multiturn_step_count_matches_turns():
+    base = dict(
+        key=make_key("multiturn", "demo", "m1", SHA),
+        source=SourceInfo(dataset="demo", input_ref="m1"),
+        provenance=PROV,
+        source_description="A red kite.",
+        final_description="A blue kite over a field.",
+        got=edit_got(KITE, FIELD),
+    )
+    record = MultiTurnRecord(
+        instructions=["make it blue", "add a field"],
+        steps=[edit_op(KITE), edit_op(FIELD)],
+        images=[image("source", "source.jpg"), image("turn1", "turn1.jpg"), image("turn2", "turn2.jpg")],
+        **base,
+    )
+    assert record.object_count() == 2
+    with pytest.raises(ValueError, match="2 instruction"):
+        MultiTurnRecord(
+            instructions=["make it blue", "add a field"],
+            steps=[edit_op(KITE)],
+            images=[image("source", "source.jpg"), image("turn1", "turn1.jpg"), image("turn2", "turn2.jpg")],
+            **base,
+        )
