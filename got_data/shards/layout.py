@@ -1,0 +1,134 @@
+"""Names and tar headers of a shard folder, shared by the writer, the reader and the validator.
+
+Keeping them in one place is what lets a reader, a resumed writer and the validator agree on which
+files are finished shards (`{name}-{index:06d}.tar`) and which are leftovers of an interrupted write
+(hidden `.{...}.partial` files, never matched as shards).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import tarfile
+from pathlib import Path
+
+from got_data.errors import ShardError
+
+JSON_MEMBER = "json"
+MANIFEST_FILE = "manifest.json"
+PARTIAL_SUFFIX = ".partial"
+TAR_FORMAT = tarfile.USTAR_FORMAT
+MEMBER_MODE = 0o644
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_MEMBER_RE = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
+_SHARD_RE = re.compile(r"^(?P<name>.+)-(?P<index>\d{6,})\.tar$")
+
+
+def check_name(name: str) -> str:
+    """A shard name prefix must be a plain, visible file-name stem (hidden names are reserved for partials)."""
+    if not _NAME_RE.match(name):
+        raise ShardError(f"shard name {name!r} must start with a letter, digit or '_' and hold only [A-Za-z0-9_.-]")
+    return name
+
+
+def check_member(member: str) -> str:
+    """Image members must survive webdataset's key/extension split (lower case, no '/', not 'json')."""
+    if member == JSON_MEMBER or not _MEMBER_RE.match(member):
+        raise ShardError(
+            f"image member {member!r} is not usable in a shard: use lower-case dotted suffixes such as "
+            "'jpg' or 'source.png', never 'json'"
+        )
+    return member
+
+
+def tar_filename(name: str, index: int) -> str:
+    return f"{name}-{index:06d}.tar"
+
+
+def index_filename(name: str, index: int) -> str:
+    return f"{name}-{index:06d}.index.parquet"
+
+
+def index_path_for(tar_path: Path) -> Path:
+    """The parquet index that sits beside a shard tar."""
+    return tar_path.with_name(tar_path.name[: -len(".tar")] + ".index.parquet")
+
+
+def partial_path(final: Path) -> Path:
+    """The hidden temporary name a file is written under before its atomic rename to `final`."""
+    return final.with_name(f".{final.name}{PARTIAL_SUFFIX}")
+
+
+def shard_index(path: Path, name: str | None = None) -> int | None:
+    """The shard number of a finished shard file name, or None when the name is not a shard's."""
+    match = _SHARD_RE.match(path.name)
+    if not match or (name is not None and match["name"] != name):
+        return None
+    return int(match["index"])
+
+
+def list_shards(folder: Path, name: str | None = None) -> list[Path]:
+    """Finished shards of a folder (optionally one name prefix), sorted; partial files never match."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and shard_index(p, name) is not None)
+
+
+def next_shard_index(folder: Path, name: str = "got") -> int:
+    """The index a resumed writer should start at: one past the highest finished shard."""
+    if not folder.is_dir():
+        return 0
+    indexes = [shard_index(p, name) for p in list_shards(folder, name)]
+    return max((i for i in indexes if i is not None), default=-1) + 1
+
+
+def resolve_shard_paths(paths: list[Path] | list[str] | Path | str) -> list[Path]:
+    """Expand files, folders (their finished shards) and globs into a sorted, de-duplicated list.
+
+    Raises ShardError for a path that does not exist, a folder without shards or a glob that matches
+    nothing, so a typo is not mistaken for an empty dataset.
+    """
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    found: set[Path] = set()
+    for item in items:
+        text = os.fspath(item)
+        if glob.has_magic(text):
+            matches = [Path(m) for m in glob.glob(text)]
+            tars = [m for m in matches if m.is_file() and m.name.endswith(".tar") and not m.name.startswith(".")]
+            if not tars:
+                raise ShardError(f"no shard matches {text!r}")
+            found.update(tars)
+            continue
+        path = Path(text)
+        if path.is_dir():
+            shards = list_shards(path)
+            if not shards:
+                raise ShardError(f"{path} holds no finished shard ({{name}}-NNNNNN.tar)")
+            found.update(shards)
+        elif path.is_file():
+            found.add(path)
+        else:
+            raise ShardError(f"{path} does not exist")
+    return sorted(found)
+
+
+def split_member_name(name: str) -> tuple[str, str]:
+    """Split a tar member name into (sample key, member suffix) the way webdataset does: at the first
+    dot of the base name."""
+    head, _, base = name.rpartition("/")
+    key, dot, suffix = base.partition(".")
+    if not dot or not key:
+        return name, ""
+    return (f"{head}/{key}" if head else key), suffix
+
+
+def member_tarinfo(name: str, size: int) -> tarfile.TarInfo:
+    """A tar header with every field fixed except name and size: what makes shards byte-reproducible."""
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 0
+    info.mode = MEMBER_MODE
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = tarfile.REGTYPE
+    return info
