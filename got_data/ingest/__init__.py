@@ -1,0 +1,45 @@
+"""The input side of the annotation pipelines: sources of InputItems and image preparation."""
+
+from got_data.ingest.captions import DEFAULT_MAX_CAPTION_CHARS
+from got_data.ingest.folder import FolderSource
+from got_data.ingest.images import (
+    REJECT_REASONS,
+    ImageRejected,
+    PreparedImage,
+    load_input_image,
+    prepare_image,
+)
+from got_data.ingest.items import (
+    IMAGE_EXTENSIONS,
+    PROBLEM_REASONS,
+    BytesImage,
+    ImageReadError,
+    ImageSource,
+    InputItem,
+    PathImage,
+    Source,
+)
+from got_data.ingest.manifest import ManifestSource
+from got_data.ingest.sources import open_source
+from got_data.ingest.webdataset import WebDatasetSource
+
+__all__ = [
+    "DEFAULT_MAX_CAPTION_CHARS",
+    "IMAGE_EXTENSIONS",
+    "PROBLEM_REASONS",
+    "REJECT_REASONS",
+    "BytesImage",
+    "FolderSource",
+    "ImageReadError",
+    "ImageRejected",
+    "ImageSource",
+    "InputItem",
+    "ManifestSource",
+    "PathImage",
+    "PreparedImage",
+    "Source",
+    "WebDatasetSource",
+    "load_input_image",
+    "open_source",
+    "prepare_image",
+]

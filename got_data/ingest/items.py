@@ -1,0 +1,144 @@
+"""What every input source yields: one InputItem per input image, plus the Source interface.
+
+An item carries only a lazy handle on its image (a path, or bytes already read from a shard) so a
+source can be iterated over millions of inputs with flat memory and items can be shipped to Ray
+workers cheaply. Inputs that are unusable before any image is read (a URL, a missing file) still
+become items, with `problem` set, so that they land in the rejects file instead of vanishing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from got_data.errors import InputError
+from got_data.records.models import SourceInfo
+
+# Reasons an item can carry in `problem` (stable strings: they appear in rejects files).
+MISSING_FILE = "missing_file"
+URL_NOT_SUPPORTED = "url_not_supported"
+MISSING_IMAGE_PATH = "missing_image_path"
+INVALID_ROW = "invalid_row"
+UNREADABLE_FILE = "unreadable_file"
+PROBLEM_REASONS = (MISSING_FILE, URL_NOT_SUPPORTED, MISSING_IMAGE_PATH, INVALID_ROW, UNREADABLE_FILE)
+
+URL_ADVICE = "URLs are not fetched here; download the images first, e.g. with img2dataset"
+
+IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"})
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_image_name(name: str) -> bool:
+    """Whether a file name has one of the image extensions we read (case-insensitive)."""
+    return os.path.splitext(name)[1][1:].lower() in IMAGE_EXTENSIONS
+
+
+def is_url(text: str) -> bool:
+    """Whether text is a URL (http://, s3://, gs://, file://, ...) rather than a local path."""
+    return bool(_URL_RE.match(text))
+
+
+def dataset_name(path: str | os.PathLike[str]) -> str:
+    """Default dataset name for an input: the folder name or file stem ("input" if there is none)."""
+    resolved = Path(path).resolve()
+    name = resolved.stem if resolved.is_file() else resolved.name
+    return name or "input"
+
+
+class ImageReadError(InputError):
+    """An input image's bytes could not be read; `reason` is missing_file or unreadable_file."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+    def __reduce__(self):  # keep reason/detail when Ray pickles the exception
+        return (type(self), (self.reason, self.detail))
+
+
+class ImageSource(ABC):
+    """Lazy access to an input image's raw bytes."""
+
+    @abstractmethod
+    def read(self) -> bytes:
+        """The file's bytes, exactly as stored; raises ImageReadError when they cannot be read."""
+
+
+@dataclass(frozen=True)
+class PathImage(ImageSource):
+    """An image on disk: holds only the path, so it costs nothing until read."""
+
+    path: str
+
+    def read(self) -> bytes:
+        try:
+            with open(self.path, "rb") as f:
+                return f.read()
+        except FileNotFoundError as exc:
+            raise ImageReadError(MISSING_FILE, f"image file {self.path} no longer exists") from exc
+        except OSError as exc:
+            raise ImageReadError(UNREADABLE_FILE, f"cannot read image file {self.path}: {exc.strerror or exc}") from exc
+
+
+@dataclass(frozen=True)
+class BytesImage(ImageSource):
+    """An image whose bytes were already read (a shard member, an embedded Parquet cell)."""
+
+    data: bytes = field(repr=False)
+
+    def read(self) -> bytes:
+        return self.data
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One input image with its optional caption and where it came from.
+
+    `caption` is None when the input has none, when it was empty, or when it could not be used;
+    `caption_error` says which of the last ("invalid_utf8: ...", "truncated: ...") so the caption's
+    loss is visible without failing the item. `problem` is (reason, detail) for inputs that cannot be
+    processed at all; `image` is None only then.
+    """
+
+    input_ref: str
+    dataset: str
+    image: ImageSource | None
+    caption: str | None = None
+    caption_error: str | None = None
+    problem: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.image is None and self.problem is None:
+            raise ValueError(f"input {self.input_ref}: an item without an image must say why (problem)")
+
+    def source_info(self) -> SourceInfo:
+        """The record's `source` block for this input."""
+        return SourceInfo(dataset=self.dataset, input_ref=self.input_ref, original_caption=self.caption)
+
+
+def problem_item(
+    dataset: str, input_ref: str, reason: str, detail: str, caption: str | None = None, caption_error: str | None = None
+) -> InputItem:
+    """An item that is rejected before its image is read."""
+    return InputItem(
+        input_ref=input_ref, dataset=dataset, image=None, caption=caption, caption_error=caption_error,
+        problem=(reason, detail),
+    )
+
+
+class Source(ABC):
+    """A lazy, deterministic stream of InputItems: same input, same items in the same order."""
+
+    dataset: str
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[InputItem]: ...
+
+    def count(self) -> int | None:
+        """How many items iteration will yield, for progress bars; None when that is not cheap to know."""
+        return None

@@ -1,0 +1,180 @@
+"""A manifest (JSONL or Parquet) with one row per image: an image column and an optional caption column.
+
+Image cells may hold a path (relative to the manifest's folder, or absolute), raw bytes, or a
+Hugging Face `Image` struct ({"bytes": ..., "path": ...}). URLs are never fetched: such a row becomes
+an item with problem `url_not_supported`, so a run over a half-downloaded manifest still processes
+the local rows and lists the rest in its rejects. Columns are checked when the source is opened,
+against the first JSONL row or the Parquet schema, so a wrong column name fails before any work.
+Rows are read in batches (Parquet) or line by line (JSONL): memory stays flat.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from got_data.errors import InputError
+from got_data.ingest.captions import DEFAULT_MAX_CAPTION_CHARS, caption_from_value
+from got_data.ingest.items import (
+    INVALID_ROW,
+    MISSING_FILE,
+    MISSING_IMAGE_PATH,
+    URL_ADVICE,
+    URL_NOT_SUPPORTED,
+    BytesImage,
+    ImageSource,
+    InputItem,
+    PathImage,
+    Source,
+    dataset_name,
+    is_url,
+    problem_item,
+)
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+DEFAULT_CAPTION_COLUMN = "caption"
+_PARQUET_BATCH_ROWS = 256
+
+
+class ManifestSource(Source):
+    """Rows of a JSONL or Parquet manifest; `#row=N` in input_ref counts data rows from 0.
+
+    The default caption column "caption" is used when the manifest has one; any other caption
+    column must exist, so a typo cannot silently drop every caption. `caption_column=None`: no captions.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        image_column: str = "image",
+        caption_column: str | None = DEFAULT_CAPTION_COLUMN,
+        dataset: str | None = None,
+        max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"manifest {self.path} does not exist or is not a file")
+        suffix = self.path.suffix.lower()
+        if suffix in JSONL_SUFFIXES:
+            self.kind = "jsonl"
+        elif suffix in PARQUET_SUFFIXES:
+            self.kind = "parquet"
+        else:
+            raise InputError(
+                f"manifest {self.path}: unknown format {suffix!r}; use JSON Lines ({', '.join(JSONL_SUFFIXES)}) "
+                f"or Parquet ({', '.join(PARQUET_SUFFIXES)})"
+            )
+        self.dataset = dataset or dataset_name(self.path)
+        self.max_caption_chars = max_caption_chars
+        self.image_column = image_column
+        columns = self._columns()
+        if image_column not in columns:
+            raise InputError(
+                f"manifest {self.path} has no image column {image_column!r}; its columns are {sorted(columns)}. "
+                "Name the right one with the image column option."
+            )
+        if caption_column is None or caption_column in columns:
+            self.caption_column = caption_column
+        elif caption_column == DEFAULT_CAPTION_COLUMN:
+            self.caption_column = None
+        else:
+            raise InputError(
+                f"manifest {self.path} has no caption column {caption_column!r}; its columns are {sorted(columns)}"
+            )
+
+    def __iter__(self) -> Iterator[InputItem]:
+        rows = self._jsonl_rows() if self.kind == "jsonl" else self._parquet_rows()
+        for index, row in enumerate(rows):
+            yield self._item(index, row)
+
+    def count(self) -> int | None:
+        """Parquet: from the footer. JSONL: one pass over the lines (no JSON parsing)."""
+        if self.kind == "parquet":
+            return self._parquet_file().metadata.num_rows
+        with open(self.path, "rb") as f:
+            return sum(1 for line in f if line.strip())
+
+    def _columns(self) -> set[str]:
+        if self.kind == "parquet":
+            return set(self._parquet_file().schema_arrow.names)
+        for row in self._jsonl_rows():
+            if isinstance(row, _InvalidRow):
+                raise InputError(f"manifest {self.path} is not JSON Lines: {row.detail}")
+            if not isinstance(row, dict):
+                raise InputError(f"manifest {self.path}: the first row is a JSON {type(row).__name__}, not an object")
+            return set(row)
+        raise InputError(f"manifest {self.path} is empty")
+
+    def _parquet_file(self) -> pq.ParquetFile:
+        try:
+            return pq.ParquetFile(self.path)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"manifest {self.path} is not a readable Parquet file: {exc}") from exc
+
+    def _jsonl_rows(self) -> Iterator[Any]:
+        """Each non-blank line parsed; a line that is not JSON gives an _InvalidRow placeholder."""
+        with open(self.path, "rb") as f:
+            for line_number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    yield _InvalidRow(f"line {line_number} is not valid JSON: {exc}")
+
+    def _parquet_rows(self) -> Iterator[dict[str, Any]]:
+        columns = [c for c in (self.image_column, self.caption_column) if c is not None]
+        try:
+            for batch in self._parquet_file().iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=columns):
+                yield from batch.to_pylist()
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"manifest {self.path}: cannot read Parquet rows: {exc}") from exc
+
+    def _item(self, index: int, row: Any) -> InputItem:
+        ref = f"{self.path.name}#row={index}"
+        if isinstance(row, _InvalidRow):
+            return problem_item(self.dataset, ref, INVALID_ROW, row.detail)
+        if not isinstance(row, dict):
+            return problem_item(self.dataset, ref, INVALID_ROW, f"row is a JSON {type(row).__name__}, not an object")
+        caption, caption_error = (None, None)
+        if self.caption_column is not None:
+            caption, caption_error = caption_from_value(row.get(self.caption_column), self.max_caption_chars)
+        image, problem = self._image(row.get(self.image_column))
+        if problem is not None:
+            return problem_item(self.dataset, ref, *problem, caption=caption, caption_error=caption_error)
+        return InputItem(input_ref=ref, dataset=self.dataset, image=image, caption=caption, caption_error=caption_error)
+
+    def _image(self, value: Any) -> tuple[ImageSource | None, tuple[str, str] | None]:
+        """The image a cell points at, or the reason it cannot be used."""
+        if isinstance(value, dict):  # Hugging Face Image feature
+            value = value.get("bytes") or value.get("path")
+        if isinstance(value, (bytes, bytearray)):
+            return BytesImage(bytes(value)), None
+        if value is None or value == "":
+            return None, (MISSING_IMAGE_PATH, f"column {self.image_column!r} is empty in this row")
+        if not isinstance(value, str):
+            return None, (INVALID_ROW, f"column {self.image_column!r} holds a {type(value).__name__}, not a path")
+        if value.startswith("file://"):
+            value = url2pathname(urlparse(value).path)
+        elif is_url(value):
+            return None, (URL_NOT_SUPPORTED, f"{value}: {URL_ADVICE}, then point the manifest at the local files")
+        path = Path(value) if os.path.isabs(value) else self.path.parent / value
+        if not path.is_file():
+            return None, (MISSING_FILE, f"{path} does not exist or is not a file")
+        return PathImage(str(path)), None
+
+
+class _InvalidRow:
+    """Stands in for a JSONL line that did not parse, so it is reported at its row index."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail

@@ -1,0 +1,21 @@
+"""Small public-domain / CC0 photographs bundled for the demo and the tests (see LICENSES.md).
+
+Bundled rather than downloaded because nothing in this project fetches data at run or test time.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from got_data.errors import InputError
+
+
+def sample_images_dir() -> Path:
+    """The folder holding the sample images and their `.txt` captions, usable as a FolderSource root."""
+    folder = files(__name__)
+    if not isinstance(folder, Path):
+        raise InputError(
+            f"the sample images are inside an archive ({folder}); install got-data unzipped to use them"
+        )
+    return folder
