@@ -1,0 +1,62 @@
+"""The stages' one door to the model pools: builds the request from the stage's prompt template and
+sampling, counts tokens per stage, and turns a failed answer into a reject."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+from got_data.annotate.stage import Stage, StageReject
+from got_data.engines.types import ModelRequest
+
+
+class ModelGateway:
+    def __init__(self, pools: Mapping[str, Any], pixel_bounds: Mapping[str, tuple[int | None, int | None]]):
+        self.pools = pools
+        self._pixel_bounds = pixel_bounds
+        self._ids = itertools.count()
+
+    def family(self, role: str) -> str:
+        return self.pools[role].model_info()["family"]
+
+    def pixel_bounds(self, role: str) -> tuple[int | None, int | None]:
+        return self._pixel_bounds.get(role, (None, None))
+
+    async def ask(
+        self,
+        stage: Stage,
+        work: Any,
+        values: dict[str, str],
+        images: list[Any] | None = None,
+        section: str = "user",
+        json_schema: dict | None = None,
+        regex: str | None = None,
+        skip_special_tokens: bool = True,
+        reject_on_failure: bool = True,
+    ) -> str | None:
+        """The model's answer text. On failure: StageReject, or None when reject_on_failure is False."""
+        assert stage.prompt is not None and stage.role is not None
+        system, user = stage.prompt.render(section, **values)
+        images = images or []
+        messages: list[dict[str, Any]] = []
+        if system:
+            messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
+        content = [{"type": "image"} for _ in images] + [{"type": "text", "text": user}]
+        messages.append({"role": "user", "content": content})
+        request = ModelRequest(
+            id=f"{work.item.input_ref}|{stage.name}|{next(self._ids)}",
+            messages=messages,
+            images=images,
+            json_schema=json_schema,
+            regex=regex,
+            skip_special_tokens=skip_special_tokens,
+            **stage.sampling(),
+        )
+        response = await self.pools[stage.role].generate(request)
+        work.usage.add(stage.name, response.prompt_tokens, response.output_tokens)
+        if response.ok:
+            return response.text
+        if reject_on_failure:
+            raise StageReject(stage.name, "model_failure", response.error or "unknown error")
+        return None

@@ -1,0 +1,123 @@
+"""The output folder's journal: what is already done, so a rerun resumes instead of redoing.
+
+Two append-only JSONL files under `DIR/_state/`: `shards.jsonl` (a finished shard and the input
+references it holds, written right after the tar takes its final name) and `rejects.jsonl` (one line
+per rejected input, flushed and fsynced as it happens). A kill can cut a last line short (ignored:
+that input is redone) or finish a tar whose journal line never got written: `reconcile` reads such a
+tar's records back, so its inputs still count as done. An input is done when a finished shard holds
+it or a reject names it, never both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from got_data.shards.layout import list_shards, shard_index, tar_filename
+
+STATE_DIR = "_state"
+
+
+@dataclass(frozen=True)
+class RejectRow:
+    key: str
+    input_ref: str
+    stage: str
+    reason: str
+    detail: str
+
+
+REJECT_SCHEMA = pa.schema([(name, pa.string()) for name in ("key", "input_ref", "stage", "reason", "detail")])
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    if not path.exists():
+        return rows
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut short by a kill: everything after it is unreliable
+    return rows
+
+
+class Journal:
+    def __init__(self, out_dir: Path, shard_name: str):
+        self.out_dir = out_dir
+        self.shard_name = shard_name
+        self.state_dir = out_dir / STATE_DIR
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.shards_path = self.state_dir / "shards.jsonl"
+        self.rejects_path = self.state_dir / "rejects.jsonl"
+        self.shards: dict[int, dict] = {}
+        self.rejects: dict[str, RejectRow] = {}
+        self._load()
+
+    def _load(self) -> None:
+        for row in _read_jsonl(self.shards_path):
+            if (self.out_dir / tar_filename(self.shard_name, row["index"])).exists():
+                self.shards[row["index"]] = row  # the last line for an index wins
+        for row in _read_jsonl(self.rejects_path):
+            self.rejects.setdefault(row["input_ref"], RejectRow(**row))
+        # Rewrite both files clean, so a torn last line never sits before new appends.
+        self._rewrite(self.shards_path, list(self.shards.values()))
+        self._rewrite(self.rejects_path, [asdict(r) for r in self.rejects.values()])
+
+    @staticmethod
+    def _rewrite(path: Path, rows: list[dict]) -> None:
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(row, sort_keys=True) + "\n" for row in rows)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def reconcile(self, read_input_refs) -> None:
+        """Journal any finished tar the journal misses (killed between rename and journal line)."""
+        for tar in list_shards(self.out_dir, self.shard_name):
+            index = shard_index(tar, self.shard_name)
+            if index is not None and index not in self.shards:
+                self.shard_done(index, read_input_refs(tar))
+
+    def done_refs(self) -> set[str]:
+        done = set(self.rejects)
+        for row in self.shards.values():
+            done.update(row["inputs"])
+        return done
+
+    def next_shard_index(self) -> int:
+        return max(self.shards, default=-1) + 1
+
+    def samples(self) -> int:
+        return sum(len(row["inputs"]) for row in self.shards.values())
+
+    def _append(self, path: Path, row: dict) -> None:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def shard_done(self, index: int, input_refs: list[str]) -> None:
+        row = {"index": index, "inputs": list(input_refs)}
+        self._append(self.shards_path, row)
+        self.shards[index] = row
+
+    def reject(self, row: RejectRow) -> None:
+        if row.input_ref in self.rejects:
+            return
+        self._append(self.rejects_path, asdict(row))
+        self.rejects[row.input_ref] = row
+
+    def write_rejects_parquet(self, path: Path) -> None:
+        rows = sorted(self.rejects.values(), key=lambda r: r.input_ref)
+        table = pa.Table.from_pylist([asdict(r) for r in rows], schema=REJECT_SCHEMA)
+        tmp = path.with_name(f".{path.name}.partial")
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)

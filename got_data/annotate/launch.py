@@ -1,0 +1,104 @@
+"""Everything `got-data annotate` does before and after the run: Ray, the pools, the summary."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from rich.console import Console
+from rich.table import Table
+
+from got_data.annotate.runner import PipelineRun, RunOptions
+from got_data.spec import PipelineSpec
+
+
+@dataclass
+class ModelChoice:
+    vlm: str | None = None
+    llm: str | None = None
+
+
+def init_ray(address: str | None, roles: int) -> None:
+    """Join a cluster when given an address; else start a local Ray sized so the engines (one logical
+    CPU each) leave room for decode tasks."""
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+        return
+    cpus = max(os.cpu_count() or 1, roles + 2)
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+             object_store_memory=int(os.environ.get("GOT_DATA_OBJECT_STORE_BYTES", 500 * 1024**2)))
+
+
+def start_pools(spec: PipelineSpec, models: ModelChoice, console: Console) -> dict[str, Any]:
+    """One pool per role the spec uses; roles without a model option get the tiny local models."""
+    from got_data.engines.config import PoolConfig
+    from got_data.engines.pool import ModelPool
+    from got_data.engines.tiny import ensure_tiny_models
+
+    chosen = {"vlm": models.vlm, "llm": models.llm}
+    if any(chosen[role] is None for role in spec.roles()):
+        tiny = ensure_tiny_models()
+        console.print(
+            "[yellow]using the tiny random-weight models: their text is meaningless; "
+            "pass --vlm/--llm with real checkpoints for real annotations[/yellow]"
+        )
+        chosen = {"vlm": chosen["vlm"] or str(tiny.vlm), "llm": chosen["llm"] or str(tiny.llm)}
+    pools = {}
+    for role in spec.roles():
+        role_spec = spec.models.get(role)
+        kwargs = role_spec.model_dump() if role_spec else {}
+        console.print(f"starting the {role} pool: {chosen[role]}")
+        pools[role] = ModelPool.start(PoolConfig(role=role, model=chosen[role], **kwargs))
+    return pools
+
+
+def summary_table(stats: dict[str, Any]) -> Table:
+    run, totals = stats["run"], stats["totals"]
+    table = Table(title="annotation summary", show_header=True)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for label, value in [
+        ("inputs seen", run["inputs_seen"]),
+        ("already done (resumed)", run["skipped_already_done"]),
+        ("records written", run["records"]),
+        ("rejected", run["rejects"]),
+        ("records/s", run["records_per_s"]),
+        ("boxes per record", run["boxes_per_record"]),
+        ("samples in output", totals["samples"]),
+        ("rejects in output", totals["rejects"]),
+        ("shards", totals["shards"]),
+    ]:
+        table.add_row(label, str(value))
+    for reason, count in run["rejects_by_reason"].items():
+        table.add_row(f"  reject {reason}", str(count))
+    for stage, usage in run["tokens_per_stage"].items():
+        table.add_row(f"  tokens {stage}", f"{usage['prompt_tokens']} in / {usage['output_tokens']} out")
+    return table
+
+
+def annotate(
+    spec: PipelineSpec,
+    source: Any,
+    options: RunOptions,
+    models: ModelChoice,
+    ray_address: str | None = None,
+    pools: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run a pipeline end to end; pools passed in are used (and left running), else started here."""
+    init_ray(ray_address, len(spec.roles()))
+    own = pools is None
+    pools = pools if pools is not None else start_pools(spec, models, options.console)
+    try:
+        stats = PipelineRun(spec, source, pools, options).run()
+    finally:
+        if own:
+            for pool in pools.values():
+                pool.shutdown()
+    options.console.print(summary_table(stats))
+    options.console.print(f"output: {Path(options.out_dir).resolve()}")
+    return stats

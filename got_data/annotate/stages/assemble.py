@@ -1,0 +1,50 @@
+"""Assembly: the description with each grounded phrase annotated inline (first free occurrence), as a
+validated T2I record. Near-duplicate boxes of one phrase are merged first."""
+
+from __future__ import annotations
+
+import re
+
+from got_data.annotate.grounding import merge_near_duplicates
+from got_data.annotate.stage import Stage, StageReject
+from got_data.errors import RecordError
+from got_data.records import Annotation, GroundedObject, parse_record, render_got
+
+
+def find_free_occurrence(text: str, phrase: str, taken: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """First occurrence of phrase on word boundaries that overlaps no span already taken."""
+    for match in re.finditer(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", text):
+        start, end = match.span()
+        if all(end <= s or start >= e for s, e in taken):
+            return start, end
+    return None
+
+
+class AssembleT2I(Stage):
+    name = "assemble"
+    reads = ("description", "groundings")
+    writes = ("record",)
+
+    async def run(self, work, models) -> None:
+        merge_iou = float(self.option("merge_iou", 0.85))
+        annotations: list[Annotation] = []
+        taken: list[tuple[int, int]] = []
+        # Longer phrases first, so "the red car" claims its words before "car" does.
+        for phrase, boxes in sorted(work.groundings, key=lambda g: -len(g[0])):
+            span = find_free_occurrence(work.description, phrase, taken)
+            if span is None:
+                work.dropped.append((phrase, "phrase_not_found"))
+                continue
+            taken.append(span)
+            annotations.append(Annotation(span[0], span[1], tuple(merge_near_duplicates(boxes, merge_iou))))
+        if not annotations:
+            raise StageReject(self.name, "no_grounded_object", "no grounded phrase occurs in the description")
+        annotations.sort(key=lambda a: a.start)
+        got, spans = render_got(work.description, annotations)
+        objects = [
+            GroundedObject(phrase=got[s:e], boxes=list(a.boxes), span=(s, e)) for a, (s, e) in zip(annotations, spans)
+        ]
+        try:
+            work.record = parse_record(work.record_fields(got=got, objects=objects))
+        except RecordError as exc:
+            raise StageReject("validate", "schema", str(exc)) from exc

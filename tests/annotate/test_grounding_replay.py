@@ -1,0 +1,82 @@
+"""Stage logic on replayed answers in the exact formats Qwen2-VL and Qwen2.5-VL produce.
+
+Fixtures follow the models' documented formats: Qwen2-VL answers a grounding question with
+`<|object_ref_start|>phrase<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>` in relative
+[0,1000) coordinates; Qwen2.5-VL answers JSON `{"bbox_2d": [x1, y1, x2, y2], "label": ...}` in pixels
+of the image as its processor resized it.
+"""
+
+import pytest
+
+from got_data.annotate.answers import candidate_phrases, entity_schema
+from got_data.annotate.grounding import (
+    GroundingParseError,
+    merge_near_duplicates,
+    parse_qwen2_vl,
+    parse_qwen25_vl,
+)
+from got_data.records import Box, rel_to_pixels, smart_resize
+
+QWEN2_VL_ANSWER = "<|object_ref_start|>the red car<|object_ref_end|><|box_start|>(102,531),(398,874)<|box_end|><|im_end|>"
+QWEN2_VL_TWO = (
+    "<|object_ref_start|>dog<|object_ref_end|><|box_start|>(10,20),(110,220)<|box_end|>"
+    "<|box_start|>(500,500),(700,900)<|box_end|>"
+)
+QWEN25_VL_ANSWER = '```json\n[\n\t{"bbox_2d": [329, 364, 658, 727], "label": "the red car"}\n]\n```'
+
+
+def test_qwen2_vl_answer_parses_to_relative_box():
+    assert parse_qwen2_vl(QWEN2_VL_ANSWER) == [Box(x1=102, y1=531, x2=398, y2=874)]
+    # The same answer with special tokens stripped by detokenization still parses.
+    assert parse_qwen2_vl("the red car(102,531),(398,874)") == [Box(x1=102, y1=531, x2=398, y2=874)]
+    assert len(parse_qwen2_vl(QWEN2_VL_TWO)) == 2
+
+
+@pytest.mark.parametrize(
+    "answer, reason",
+    [("I cannot see it.", "no_box_in_answer"), ("(500,10),(100,90)", "invalid_box"), ("(1,1),(1000,5)", "invalid_box")],
+)
+def test_qwen2_vl_bad_answers(answer, reason):
+    with pytest.raises(GroundingParseError) as info:
+        parse_qwen2_vl(answer)
+    assert info.value.reason == reason
+
+
+def test_qwen25_vl_pixels_on_resized_image_land_on_the_right_original_pixels():
+    # A 1920x1080 photo: Qwen2.5-VL sees it at 1316x728 and answers in those pixels.
+    assert smart_resize(1080, 1920) == (728, 1316)
+    (box,) = parse_qwen25_vl(QWEN25_VL_ANSWER, 1920, 1080, None, None)
+    assert box == Box(x1=250, y1=500, x2=500, y2=999)
+    # Back on the original photo: the second quarter across, the bottom half.
+    assert rel_to_pixels(box, 1920, 1080) == (480, 540, 960, 1079)
+
+
+def test_qwen25_vl_respects_pipeline_pixel_bounds():
+    # With max_pixels lowered, the resized copy is smaller: the same relative box needs smaller pixels.
+    rh, rw = smart_resize(1080, 1920, max_pixels=256 * 28 * 28)
+    answer = f'{{"bbox_2d": [0, 0, {rw // 2}, {rh // 2}], "label": "x"}}'
+    (box,) = parse_qwen25_vl(answer, 1920, 1080, None, 256 * 28 * 28)
+    assert box == Box(x1=0, y1=0, x2=500, y2=500)
+
+
+def test_qwen25_vl_unparsable():
+    with pytest.raises(GroundingParseError) as info:
+        parse_qwen25_vl("the car is on the left", 640, 480, None, None)
+    assert info.value.reason == "unparsable_answer"
+
+
+def test_merge_near_duplicates_keeps_distinct_objects():
+    a = Box(x1=100, y1=100, x2=300, y2=300)
+    a2 = Box(x1=102, y1=101, x2=301, y2=299)
+    b = Box(x1=500, y1=500, x2=700, y2=700)
+    assert merge_near_duplicates([a, a2, b]) == [a, b]
+
+
+def test_candidate_phrases_are_verbatim_and_clause_bound():
+    text = "A red kite flies high, above the green field."
+    phrases = candidate_phrases(text, max_words=3)
+    assert "red kite" in phrases and "the green field" in phrases
+    assert all(p in text for p in phrases)
+    assert "high above" not in phrases  # crosses the comma
+    schema = entity_schema(phrases)
+    assert schema["properties"]["entities"]["items"]["enum"] == phrases
