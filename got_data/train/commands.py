@@ -1,0 +1,77 @@
+"""Typer-compatible command functions; the CLI mounts them as `got-data train` and `got-data generate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from got_data.errors import InputError
+
+
+def train(
+    config: Annotated[Path, typer.Option("--config", help="training config (YAML), see pipelines/train-*.yaml")],
+) -> None:
+    """Fit the GoT model (Qwen2.5-VL + LoRA, SSGM UNet) from GoT shards; resumes from the run folder."""
+    from got_data.train.config import load_config
+    from got_data.train.trainer import Trainer
+
+    Trainer(load_config(config), log=typer.echo).run()
+
+
+def generate(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="a step-NNNNNNNN folder written by `got-data train`")],
+    out: Annotated[Path, typer.Option("--out", help="PNG to write; the GoT used goes beside it as <out>.got.txt")],
+    prompt: Annotated[Optional[str], typer.Option("--prompt", help="prompt (T2I) or instruction (with --source)")] = None,
+    got: Annotated[Optional[Path], typer.Option("--got", help="a GoT text file to draw from (e.g. one you edited)")] = None,
+    source: Annotated[Optional[Path], typer.Option("--source", help="source image: edit it instead of drawing anew")] = None,
+    width: Annotated[Optional[int], typer.Option(help="image width (default: the training resolution)")] = None,
+    height: Annotated[Optional[int], typer.Option(help="image height (default: the training resolution)")] = None,
+    steps: Annotated[int, typer.Option(help="denoising steps")] = 30,
+    seed: Annotated[int, typer.Option(help="noise seed")] = 0,
+    text_scale: Annotated[Optional[float], typer.Option(help="a_t (default 7.5 T2I, 4.0 edit)")] = None,
+    spatial_scale: Annotated[Optional[float], typer.Option(help="a_s (default 4.0 T2I, 3.0 edit)")] = None,
+    reference_scale: Annotated[Optional[float], typer.Option(help="a_r (default 1.0 T2I, 1.5 edit)")] = None,
+    device: Annotated[Optional[str], typer.Option(help="torch device (default: the training config's)")] = None,
+) -> None:
+    """Write (or take) a GoT and draw the image it describes; writes the PNG and the GoT beside it."""
+    from PIL import Image
+
+    from got_data.train.generate import GoTGenerator
+    from got_data.train.guidance import EDIT_SCALES, T2I_SCALES, GuidanceScales
+
+    if prompt is None and got is None:
+        raise InputError("give --prompt, --got, or both")
+    got_text = None
+    if got is not None:
+        try:
+            got_text = got.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot read GoT file {got}: {exc}") from exc
+    source_image = None
+    if source is not None:
+        try:
+            with Image.open(source) as img:
+                source_image = img.convert("RGB")
+        except OSError as exc:
+            raise InputError(f"cannot read source image {source}: {exc}") from exc
+    defaults = EDIT_SCALES if source_image is not None else T2I_SCALES
+    scales = GuidanceScales(
+        text=defaults.text if text_scale is None else text_scale,
+        spatial=defaults.spatial if spatial_scale is None else spatial_scale,
+        reference=defaults.reference if reference_scale is None else reference_scale,
+    )
+    generator = GoTGenerator.from_checkpoint(checkpoint, device=device)
+    size = generator.default_size
+    drawing = generator.run(prompt, got_text, source_image, width or size, height or size, steps, scales, seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    drawing.image.save(out, format="PNG")
+    got_path = got_text_path(out)
+    got_path.write_text(drawing.got + "\n", encoding="utf-8")
+    typer.echo(f"wrote {out} and {got_path}")
+
+
+def got_text_path(out: Path) -> Path:
+    """Where generate writes the GoT it used: beside the image, `<stem>.got.txt`."""
+    return out.with_name(out.stem + ".got.txt")

@@ -1,0 +1,89 @@
+"""Per-sample training inputs built from a shard sample, and their batching.
+
+T2I: the prompt -> GoT + image tokens; target = the image; reference = black.
+Edit: instruction + source image -> GoT + image tokens; target = the target image; reference = source.
+Multi-turn records train as one edit from the source to the last turn, instructions in order.
+Image members are always found through the record (`record.image(role).member`), never by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from got_data.records import EditRecord, MultiTurnRecord, T2IRecord
+from got_data.train.conditioning import black_pixels, open_image, resize_pixels, spatial_canvases, to_model_range
+from got_data.train.prompting import IGNORE_INDEX, ChatEncoder
+
+
+@dataclass
+class TrainingExample:
+    key: str
+    kind: str
+    input_ids: list[int]
+    labels: list[int]
+    pixel_values: torch.Tensor | None
+    image_grid_thw: torch.Tensor | None
+    target: torch.Tensor  # [3, R, R] in [-1, 1]
+    reference: torch.Tensor  # [3, R, R]
+    canvases: torch.Tensor  # [K, 3, R, R]
+
+
+def _member(sample, role: str):
+    member = sample.record.image(role).member
+    return open_image(sample.images[member], f"sample {sample.key} member {member!r}")
+
+
+def build_example(sample, encoder: ChatEncoder, resolution: int) -> TrainingExample:
+    """Everything one training step needs from one ShardSample (see module doc for the roles)."""
+    record = sample.record
+    if isinstance(record, T2IRecord):
+        instruction, source, target_role = record.prompt, None, "image"
+    elif isinstance(record, EditRecord):
+        instruction, source, target_role = record.instruction, _member(sample, "source"), "target"
+    elif isinstance(record, MultiTurnRecord):
+        steps = " ".join(f"{i + 1}) {text}" for i, text in enumerate(record.instructions))
+        instruction, source, target_role = steps, _member(sample, "source"), record.images[-1].role
+    else:
+        raise TypeError(f"unsupported record type {type(record).__name__}")
+    encoded = encoder.with_got(instruction, source, record.got)
+    reference = black_pixels(resolution) if source is None else resize_pixels(source, resolution)
+    return TrainingExample(
+        key=sample.key,
+        kind=record.kind,
+        input_ids=encoded.input_ids,
+        labels=encoded.labels,
+        pixel_values=encoded.pixel_values,
+        image_grid_thw=encoded.image_grid_thw,
+        target=to_model_range(resize_pixels(_member(sample, target_role), resolution)),
+        reference=to_model_range(reference),
+        canvases=spatial_canvases(record.got, resolution),
+    )
+
+
+def collate(examples: list[TrainingExample], pad_id: int) -> dict:
+    """Right-padded token batch plus stacked images; canvases flattened with per-sample counts."""
+    longest = max(len(e.input_ids) for e in examples)
+    input_ids = torch.full((len(examples), longest), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), longest), IGNORE_INDEX, dtype=torch.long)
+    attention = torch.zeros((len(examples), longest), dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e.input_ids)
+        input_ids[i, :n] = torch.tensor(e.input_ids)
+        labels[i, :n] = torch.tensor(e.labels)
+        attention[i, :n] = 1
+    with_images = [e for e in examples if e.pixel_values is not None]
+    return {
+        "keys": [e.key for e in examples],
+        "kinds": [e.kind for e in examples],
+        "input_ids": input_ids,
+        "labels": labels,
+        "attention_mask": attention,
+        "pixel_values": torch.cat([e.pixel_values for e in with_images]) if with_images else None,
+        "image_grid_thw": torch.cat([e.image_grid_thw for e in with_images]) if with_images else None,
+        "target": torch.stack([e.target for e in examples]),
+        "reference": torch.stack([e.reference for e in examples]),
+        "canvases": torch.cat([e.canvases for e in examples]),
+        "canvas_counts": torch.tensor([e.canvases.shape[0] for e in examples]),
+    }

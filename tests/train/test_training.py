@@ -1,0 +1,79 @@
+"""End to end on CPU with the tiny config: the loss falls, resume is exact, generate writes an image."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from got_data.errors import InputError
+from got_data.train.checkpoint import latest_checkpoint, list_checkpoints
+from got_data.train.commands import generate, got_text_path, train
+from got_data.train.config import config_from_dict
+from got_data.train.trainer import METRICS_FILE, Trainer
+
+from tests.train.conftest import tiny_config_dict, write_config
+
+STEPS = 22
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_shards, tmp_path_factory):
+    """A tiny run of STEPS steps through the `train` command, checkpointed half way and at the end."""
+    run = tmp_path_factory.mktemp("run")
+    config = tiny_config_dict(tiny_shards, run / "out", steps=STEPS)
+    config["checkpoint"].update(every=STEPS // 2, keep=None)
+    train(write_config(run / "train.yaml", config))
+    return run, config
+
+
+def _losses(run_dir: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run_dir / METRICS_FILE).read_text().splitlines()]
+
+
+def test_loss_falls(trained):
+    run, _ = trained
+    losses = _losses(run / "out")
+    assert len(losses) == STEPS
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.3, losses
+    assert [p.name for p in list_checkpoints(run / "out")] == ["step-00000011", "step-00000022"]
+
+
+def test_resume_gives_the_same_next_losses(trained, tmp_path):
+    run, config = trained
+    resumed_dir = tmp_path / "resumed"
+    resumed_dir.mkdir()
+    shutil.copytree(run / "out" / "step-00000011", resumed_dir / "step-00000011")
+    shutil.copytree(run / "out" / "base", resumed_dir / "base")
+    config = dict(config, checkpoint=dict(config["checkpoint"], dir=str(resumed_dir)))
+    history = Trainer(config_from_dict(config), log=lambda _: None).run()
+    assert [h["step"] for h in history] == list(range(12, STEPS + 1))
+    expected = _losses(run / "out")[11:]
+    assert [h["loss"] for h in history] == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+def test_generate_from_prompt_writes_image_and_got(trained, tmp_path):
+    run, _ = trained
+    out = tmp_path / "t2i.png"
+    generate(checkpoint=latest_checkpoint(run / "out"), out=out, prompt="a red square", width=48, height=32, steps=2)
+    with Image.open(out) as img:
+        assert img.size == (48, 32)
+    assert got_text_path(out).is_file()
+
+
+def test_generate_edit_from_an_edited_got(trained, tiny_shards, tmp_path):
+    run, _ = trained
+    got = tmp_path / "edited.got.txt"
+    got.write_text("Move the <|object_ref_start|>red square<|object_ref_end|><|box_start|>(600,600),(900,900)<|box_end|>.")
+    source = tmp_path / "source.png"
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(source)
+    out = tmp_path / "edit.png"
+    generate(checkpoint=latest_checkpoint(run / "out"), out=out, got=got, source=source, steps=2)
+    with Image.open(out) as img:
+        assert img.size == (32, 32)  # the training resolution by default
+    assert got_text_path(out).read_text().strip() == got.read_text()
+    bad = tmp_path / "bad.got.txt"
+    bad.write_text("<|box_start|>(1,1),(2,2)<|box_end|> stray box")
+    with pytest.raises(InputError, match="does not parse"):
+        generate(checkpoint=latest_checkpoint(run / "out"), out=tmp_path / "x.png", got=bad, steps=1)
