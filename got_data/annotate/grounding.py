@@ -29,12 +29,13 @@ class GroundingParseError(ValueError):
 
 
 def parse_qwen2_vl(text: str) -> list[Box]:
-    """All valid boxes in a Qwen2-VL answer, in order; invalid ones (x1 >= x2, out of range) skipped."""
+    """All valid boxes in a Qwen2-VL answer, in order. Corners written in the other order denote the
+    same rectangle and are put in order; empty or out-of-range boxes are skipped."""
     boxes = []
     for match in BOX_TEXT_RE.finditer(text):
         x1, y1, x2, y2 = map(int, match.groups())
         try:
-            boxes.append(Box(x1=x1, y1=y1, x2=x2, y2=y2))
+            boxes.append(Box(x1=min(x1, x2), y1=min(y1, y2), x2=max(x1, x2), y2=max(y1, y2)))
         except ValueError:
             continue
     if not boxes:

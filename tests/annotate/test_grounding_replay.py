@@ -25,6 +25,11 @@ QWEN2_VL_TWO = (
 QWEN25_VL_ANSWER = '```json\n[\n\t{"bbox_2d": [329, 364, 658, 727], "label": "the red car"}\n]\n```'
 
 
+def test_qwen2_vl_corners_in_the_other_order_denote_the_same_box():
+    assert parse_qwen2_vl("(400,300),(100,50)") == [Box(x1=100, y1=50, x2=400, y2=300)]
+    assert parse_qwen2_vl("(100,300),(400,50)") == [Box(x1=100, y1=50, x2=400, y2=300)]
+
+
 def test_qwen2_vl_answer_parses_to_relative_box():
     assert parse_qwen2_vl(QWEN2_VL_ANSWER) == [Box(x1=102, y1=531, x2=398, y2=874)]
     # The same answer with special tokens stripped by detokenization still parses.
@@ -34,7 +39,7 @@ def test_qwen2_vl_answer_parses_to_relative_box():
 
 @pytest.mark.parametrize(
     "answer, reason",
-    [("I cannot see it.", "no_box_in_answer"), ("(500,10),(100,90)", "invalid_box"), ("(1,1),(1000,5)", "invalid_box")],
+    [("I cannot see it.", "no_box_in_answer"), ("(500,10),(500,90)", "invalid_box"), ("(1,1),(1000,5)", "invalid_box")],
 )
 def test_qwen2_vl_bad_answers(answer, reason):
     with pytest.raises(GroundingParseError) as info:

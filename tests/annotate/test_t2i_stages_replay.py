@@ -113,7 +113,7 @@ def test_assembly_annotates_first_free_occurrence_longest_first():
 def test_phrases_without_valid_box_are_dropped_not_fatal():
     models = ReplayModels(
         recaption(), ["red kite", "green field", "small dog"],
-        {"red kite": qwen2_vl_box("red kite", "(400,50),(100,300)"), "green field": "(0,600),(999,999)"},
+        {"red kite": qwen2_vl_box("red kite", "(400,50),(400,300)"), "green field": "(0,600),(999,999)"},
     )
     work = run_chain(models)
     assert [o.phrase for o in work.record.objects] == ["green field"]

@@ -1,0 +1,204 @@
+"""The Ray actor that hosts one vLLM engine.
+
+An async actor with high `max_concurrency` around vLLM's `AsyncLLM`: each `generate` call is one
+coroutine, and the engine batches whatever is in flight (continuous batching), so hundreds of
+requests can share one engine. Prompts are built here, next to the engine's tokenizer, so callers
+send only messages and images (or ObjectRefs to images, which Ray resolves on this side).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import ray
+
+from got_data.engines.config import VISION_FAMILIES, PoolConfig
+from got_data.engines.errors import PromptError
+from got_data.engines.prompting import PromptBuilder
+from got_data.engines.types import ModelRequest
+
+ENGINE_METRICS = {
+    "vllm:prefix_cache_queries": "prefix_cache_queries",
+    "vllm:prefix_cache_hits": "prefix_cache_hits",
+    "vllm:mm_cache_queries": "mm_cache_queries",
+    "vllm:mm_cache_hits": "mm_cache_hits",
+    "vllm:prompt_tokens": "prompt_tokens",
+    "vllm:generation_tokens": "generation_tokens",
+}
+
+
+def engine_args_for(config: PoolConfig) -> dict[str, Any]:
+    """vLLM engine arguments for a pool: prefix caching on, compact JSON grammars, fixed
+    processor settings; `config.engine_kwargs` override any of them."""
+    from vllm.config import StructuredOutputsConfig
+
+    args: dict[str, Any] = dict(
+        model=config.model,
+        tensor_parallel_size=config.tensor_parallel_size,
+        max_model_len=config.max_model_len,
+        enable_prefix_caching=True,
+        disable_log_stats=False,  # keeps the cache metrics that stats() reports
+        seed=0,
+        # No grammar freedom for whitespace: a model cannot spend its budget on blanks.
+        structured_outputs_config=StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True),
+    )
+    if config.family in VISION_FAMILIES:
+        args["limit_mm_per_prompt"] = {"image": config.max_images_per_prompt, "video": 0}
+        if config.mm_processor_kwargs():
+            args["mm_processor_kwargs"] = config.mm_processor_kwargs()
+    if config.tensor_parallel_size > 1:
+        args["distributed_executor_backend"] = "mp"
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cpu():
+        # On CPU, vLLM otherwise demands that 92% of the machine's memory be free at start-up
+        # (gpu_memory_utilization), which fails as soon as a second engine or job is running.
+        # A fixed KV-cache size skips that check.
+        args["kv_cache_memory_bytes"] = int(float(os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")) * 2**30)
+    args.update(config.engine_kwargs)
+    return args
+
+
+def sampling_params_for(request: ModelRequest, max_tokens: int):
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    structured = None
+    if request.json_schema is not None:
+        structured = StructuredOutputsParams(json=request.json_schema, disable_any_whitespace=True)
+    elif request.regex is not None:
+        structured = StructuredOutputsParams(regex=request.regex)
+    return SamplingParams(
+        skip_special_tokens=request.skip_special_tokens,
+        max_tokens=max_tokens,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        seed=request.seed,
+        stop=request.stop,
+        structured_outputs=structured,
+    )
+
+
+def _is_engine_dead(exc: BaseException) -> bool:
+    return type(exc).__name__ == "EngineDeadError"
+
+
+class EngineActor:
+    """One vLLM engine. Wrapped with `ray.remote(...)` by the pool; `start()` must be awaited
+    before `generate()`. Results are plain dicts (ModelResponse fields plus `retryable`)."""
+
+    def __init__(self, config: PoolConfig) -> None:
+        self.config = config
+        self.engine = None
+        self.builder: PromptBuilder | None = None
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.served = 0
+
+    async def start(self) -> dict:
+        from vllm import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        self.builder = PromptBuilder.from_pretrained(self.config.model, self.config.family)
+        self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_args_for(self.config)))
+        return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
+
+    async def generate(self, request: ModelRequest, *images: Any) -> dict:
+        """Serve one request; a `length` finish under a JSON schema is retried once with twice
+        the budget, then reported as a failure with reason "length"."""
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._generate(request, list(images))
+        finally:
+            self.in_flight -= 1
+            self.served += 1
+
+    async def generate_batch(self, requests: list[ModelRequest], images: list[list[Any]]) -> list[dict]:
+        """Serve several requests in one Ray call (the pool coalesces concurrent requests to save
+        per-call overhead); they run concurrently in the engine. Image ObjectRefs are fetched here."""
+
+        async def one(request: ModelRequest, refs: list[Any]) -> dict:
+            try:
+                resolved = [await ref if isinstance(ref, ray.ObjectRef) else ref for ref in refs]
+            except Exception as exc:  # a lost image object fails this request only
+                return _failure(request, f"image unavailable: {type(exc).__name__}", attempts=1, retryable=True)
+            return await self.generate(request, *resolved)
+
+        return list(await asyncio.gather(*(one(r, i) for r, i in zip(requests, images))))
+
+    async def _generate(self, request: ModelRequest, images: list) -> dict:
+        try:
+            built = self.builder.build(request.messages, len(images))
+        except PromptError as exc:
+            return _failure(request, f"bad prompt: {exc}", attempts=1, retryable=False)
+        prompt: dict[str, Any] = {"prompt_token_ids": built.token_ids}
+        if images:
+            prompt["multi_modal_data"] = {"image": images if len(images) > 1 else images[0]}
+        budget = request.max_tokens
+        tries = 2 if request.structured else 1
+        final = None
+        for attempt in range(1, tries + 1):
+            try:
+                final = None
+                request_id = f"{request.id}#{uuid.uuid4().hex[:12]}"
+                async for output in self.engine.generate(prompt, sampling_params_for(request, budget), request_id):
+                    final = output
+            except Exception as exc:
+                if _is_engine_dead(exc):
+                    raise  # the pool replaces this actor and re-sends
+                retryable = not isinstance(exc, (ValueError, TypeError))  # input validation errors repeat
+                return _failure(request, f"{type(exc).__name__}: {exc}", attempts=attempt, retryable=retryable)
+            completion = final.outputs[0]
+            result = {
+                "id": request.id,
+                "ok": True,
+                "text": completion.text,
+                "finish_reason": completion.finish_reason,
+                "prompt_tokens": len(final.prompt_token_ids or []),
+                "output_tokens": len(completion.token_ids),
+                "attempts": attempt,
+                "error": None,
+                "retryable": False,
+            }
+            if completion.finish_reason == "length" and request.structured:
+                if attempt < tries:
+                    budget *= 2
+                    continue
+                result.update(ok=False, error="length")
+            return result
+        raise AssertionError("unreachable")
+
+    async def metrics(self) -> dict:
+        """Actor-side counters and the engine's cache metrics (summed over label sets)."""
+        from vllm.v1.metrics.reader import Counter, Gauge, get_metrics_snapshot
+
+        out: dict[str, float] = {key: 0 for key in ENGINE_METRICS.values()}
+        for metric in get_metrics_snapshot():
+            key = ENGINE_METRICS.get(metric.name)
+            if key is not None and isinstance(metric, (Counter, Gauge)):
+                out[key] += metric.value
+        out.update(in_flight=self.in_flight, max_in_flight=self.max_in_flight, served=self.served)
+        return out
+
+    async def shutdown(self) -> None:
+        if self.engine is not None:
+            self.engine.shutdown()
+            self.engine = None
+
+
+def _failure(request: ModelRequest, error: str, attempts: int, retryable: bool) -> dict:
+    return {
+        "id": request.id, "ok": False, "text": "", "finish_reason": None, "prompt_tokens": 0,
+        "output_tokens": 0, "attempts": attempts, "error": error, "retryable": retryable,
+    }
+
+
+def request_payload(request: ModelRequest) -> ModelRequest:
+    """The request without its images; those travel as separate top-level arguments so Ray
+    resolves ObjectRefs on the actor's side and the caller never fetches them."""
+    return replace(request, images=[])

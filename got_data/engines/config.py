@@ -1,0 +1,109 @@
+"""Pool configuration: which model serves a role, and how many engines with what limits."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from got_data.engines.errors import PoolConfigError
+
+ROLES = ("vlm", "llm")
+FAMILIES = ("qwen2-vl", "qwen2.5-vl", "qwen2")
+VISION_FAMILIES = ("qwen2-vl", "qwen2.5-vl")
+_MODEL_TYPE_TO_FAMILY = {
+    "qwen2_vl": "qwen2-vl",
+    "qwen2_5_vl": "qwen2.5-vl",
+    "qwen2": "qwen2",
+}
+
+
+@dataclass
+class PoolConfig:
+    """One role's engines. `num_actors` is the fixed size; `min_actors`/`max_actors` make it elastic
+    (start at min, add actors up to max while requests queue for capacity)."""
+
+    role: str
+    model: str
+    family: str = "auto"
+    num_actors: int = 1
+    min_actors: int | None = None
+    max_actors: int | None = None
+    tensor_parallel_size: int = 1
+    max_in_flight_per_actor: int = 128
+    max_model_len: int = 4096
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    max_attempts: int = 3
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)
+    num_cpus_per_actor: float = 1
+    # Ray scheduling strategy for the actors: "SPREAD" puts engines on different nodes.
+    scheduling_strategy: str | None = "SPREAD"
+    max_images_per_prompt: int = 4
+    # Requests that become ready together go to an actor in one Ray call of at most this many:
+    # per-call overhead is then paid once per batch, not once per request.
+    max_batch_per_call: int = 16
+
+    def resolved(self) -> "PoolConfig":
+        """A copy with the family detected and every field checked; raises PoolConfigError."""
+        if self.role not in ROLES:
+            raise PoolConfigError(f"unknown role {self.role!r}; expected one of {ROLES}")
+        family = self.family if self.family != "auto" else detect_family(self.model)
+        if family not in FAMILIES:
+            raise PoolConfigError(f"unknown model family {family!r}; expected one of {FAMILIES}")
+        if self.role == "vlm" and family not in VISION_FAMILIES:
+            raise PoolConfigError(f"role 'vlm' needs a vision family, but {self.model} is {family!r}")
+        lo, hi = self.size_bounds()
+        if lo < 1 or hi < lo:
+            raise PoolConfigError(f"pool size must satisfy 1 <= min <= max, got min={lo} max={hi}")
+        for name in ("tensor_parallel_size", "max_in_flight_per_actor", "max_model_len", "max_attempts",
+                     "max_batch_per_call"):
+            if getattr(self, name) < 1:
+                raise PoolConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        return replace(self, family=family)
+
+    def size_bounds(self) -> tuple[int, int]:
+        """(min, max) actors; both equal `num_actors` unless min/max are given."""
+        lo = self.min_actors if self.min_actors is not None else self.num_actors
+        hi = self.max_actors if self.max_actors is not None else max(lo, self.num_actors)
+        return lo, hi
+
+    def mm_processor_kwargs(self) -> dict[str, int]:
+        """Processor settings fixed per pool, so every request for an image is processed alike."""
+        kwargs = {}
+        if self.min_pixels is not None:
+            kwargs["min_pixels"] = self.min_pixels
+        if self.max_pixels is not None:
+            kwargs["max_pixels"] = self.max_pixels
+        return kwargs
+
+
+def read_model_config(model: str) -> dict:
+    """config.json of a local checkpoint folder, or of a hub id already in the local HF cache."""
+    path = Path(model)
+    if path.is_dir():
+        config_file = path / "config.json"
+    else:
+        try:
+            from huggingface_hub import hf_hub_download
+
+            config_file = Path(hf_hub_download(model, "config.json"))
+        except Exception as exc:  # offline and not cached, or not a repo id
+            raise PoolConfigError(
+                f"cannot read config.json of model {model!r} (not a folder, not in the local HF cache): {exc}"
+            ) from exc
+    if not config_file.is_file():
+        raise PoolConfigError(f"{config_file} is missing: is {model!r} a model folder?")
+    return json.loads(config_file.read_text())
+
+
+def detect_family(model: str) -> str:
+    """Family from config.json's model_type."""
+    model_type = read_model_config(model).get("model_type")
+    try:
+        return _MODEL_TYPE_TO_FAMILY[model_type]
+    except KeyError:
+        raise PoolConfigError(
+            f"model {model!r} has model_type {model_type!r}; supported: {sorted(_MODEL_TYPE_TO_FAMILY)}"
+        ) from None

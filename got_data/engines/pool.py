@@ -1,0 +1,400 @@
+"""A pool of engine actors for one model role, shared by every stage in the driver.
+
+`ModelPool.start(config)` returns the running pool for `config.role` if there is one, so stages
+that each ask for the `vlm` pool get the same engines, loaded once. The pool keeps its own asyncio
+loop in a background thread: all bookkeeping (per-actor semaphores, in-flight counts, actor
+replacement) lives there, and `generate` can be awaited from any event loop in the driver.
+
+Faults: a dead actor (RayActorError / ActorDiedError, or an engine that died inside it) is
+replaced, and the requests it held are sent again; each request still gets exactly one response.
+A request that keeps failing comes back as `ModelResponse(ok=False, error=...)` after
+`max_attempts` tries instead of raising.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from got_data.engines.actor import EngineActor, _is_engine_dead, request_payload
+from got_data.engines.config import PoolConfig, read_model_config
+from got_data.engines.errors import PoolClosedError, PoolConfigError
+from got_data.engines.types import ModelRequest, ModelResponse
+
+log = logging.getLogger(__name__)
+
+START_ATTEMPTS = 3  # tries to (re)start one actor before its slot is given up
+_REGISTRY: dict[str, "ModelPool"] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+@dataclass
+class _Slot:
+    """One actor position in the pool; survives the actor's replacement."""
+
+    index: int
+    actor: Any = None
+    generation: int = 0
+    semaphore: asyncio.Semaphore | None = None
+    live: asyncio.Event = field(default_factory=asyncio.Event)
+    replacing: bool = False
+    given_up: bool = False
+    in_flight: int = 0
+    max_in_flight: int = 0
+    waiting: int = 0
+    completed: int = 0
+    failed: int = 0
+    restarts: int = 0
+    info: dict = field(default_factory=dict)
+    pending: list = field(default_factory=list)  # (payload, images, future) waiting for a flush
+    flush_scheduled: bool = False
+
+
+class ModelPool:
+    """Engines for one role. Use `ModelPool.start(config)`, not the constructor."""
+
+    def __init__(self, config: PoolConfig) -> None:
+        self.config = config
+        self._users = 1
+        self._closed = False
+        self._slots: list[_Slot] = []
+        self._scaling = False
+        self._use_gpus = ray.cluster_resources().get("GPU", 0) >= config.tensor_parallel_size
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"pool-{config.role}", daemon=True)
+        self._thread.start()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, config: PoolConfig) -> "ModelPool":
+        """The running pool for `config.role`, or a new one with its engines loaded and ready.
+
+        Ray must be initialised. Raises PoolConfigError when the role already runs another model.
+        """
+        if not ray.is_initialized():
+            raise PoolConfigError("ray is not initialised: call ray.init() before ModelPool.start()")
+        config = config.resolved()
+        with _REGISTRY_LOCK:
+            running = _REGISTRY.get(config.role)
+            if running is not None and not running._closed:
+                if (running.config.model, running.config.family) != (config.model, config.family):
+                    raise PoolConfigError(
+                        f"role {config.role!r} is already served by {running.config.model} "
+                        f"({running.config.family}); shut that pool down before serving {config.model}"
+                    )
+                running._users += 1
+                return running
+            pool = cls(config)
+            try:
+                pool._run(pool._start_slots(config.size_bounds()[0]))
+            except BaseException:
+                pool._close()
+                raise
+            _REGISTRY[config.role] = pool
+            return pool
+
+    def shutdown(self, force: bool = False) -> None:
+        """Release this user's hold; the engines stop when the last user (or `force`) releases."""
+        with _REGISTRY_LOCK:
+            if self._closed:
+                return
+            self._users -= 1
+            if self._users > 0 and not force:
+                return
+            if _REGISTRY.get(self.config.role) is self:
+                del _REGISTRY[self.config.role]
+        self._close()
+
+    def _close(self) -> None:
+        self._closed = True
+        actors = [s.actor for s in self._slots if s.actor is not None]
+        for actor in actors:
+            try:
+                ray.get(actor.shutdown.remote(), timeout=30)
+            except Exception as exc:  # already dead or stuck: kill below either way
+                log.debug("engine shutdown failed: %s", exc)
+            ray.kill(actor, no_restart=True)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    def _run(self, coro) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    async def _start_slots(self, count: int) -> None:
+        new = [self._new_slot() for _ in range(count)]
+        await asyncio.gather(*(self._launch(slot) for slot in new))
+        failed = [slot for slot in new if slot.given_up]
+        if failed:
+            raise PoolClosedError(
+                f"{len(failed)} of {count} {self.config.role} engines failed to start "
+                f"({self.config.model}): {failed[0].info.get('error')}"
+            )
+
+    def _new_slot(self) -> _Slot:
+        slot = _Slot(index=len(self._slots))
+        slot.semaphore = asyncio.Semaphore(self.config.max_in_flight_per_actor)
+        self._slots.append(slot)
+        return slot
+
+    def _actor_options(self) -> dict:
+        options: dict[str, Any] = {
+            "num_cpus": self.config.num_cpus_per_actor,
+            "max_concurrency": max(1000, 2 * self.config.max_in_flight_per_actor + 16),
+            "max_restarts": 0,  # the pool restarts actors itself, so it knows what to re-send
+            "max_task_retries": 0,
+        }
+        if self._use_gpus:
+            options["num_gpus"] = self.config.tensor_parallel_size
+        if self.config.scheduling_strategy:
+            options["scheduling_strategy"] = self.config.scheduling_strategy
+        return options
+
+    async def _launch(self, slot: _Slot) -> None:
+        """Start (or restart) the actor of `slot`, trying START_ATTEMPTS times."""
+        remote_cls = ray.remote(EngineActor)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            actor = remote_cls.options(**self._actor_options()).remote(self.config)
+            try:
+                info = await actor.start.remote()
+            except Exception as exc:
+                ray.kill(actor, no_restart=True)
+                slot.info = {"error": f"{type(exc).__name__}: {exc}"}
+                log.warning("%s engine %d failed to start (try %d): %s", self.config.role, slot.index, attempt, exc)
+                continue
+            if self._closed:
+                ray.kill(actor, no_restart=True)
+                return
+            slot.actor, slot.info = actor, info
+            slot.generation += 1
+            slot.live.set()
+            return
+        slot.given_up = True
+        slot.live.set()  # wakes waiters, who see given_up and move on
+
+    def _on_actor_lost(self, slot: _Slot, generation: int, reason: str) -> None:
+        if slot.generation != generation or slot.replacing or self._closed:
+            return  # already being replaced (another request saw the death first)
+        log.warning("%s engine %d lost (%s); starting a replacement", self.config.role, slot.index, reason)
+        slot.live.clear()
+        slot.replacing = True
+        old = slot.actor
+
+        async def replace() -> None:
+            try:
+                ray.kill(old, no_restart=True)
+            except Exception:  # already gone
+                pass
+            await self._launch(slot)
+            slot.restarts += 1
+            slot.replacing = False
+
+        self._loop.create_task(replace())
+
+    # ---- requests --------------------------------------------------------------------------
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        """Answer one request; model and actor failures come back as `ok=False`, never raised."""
+        future = asyncio.run_coroutine_threadsafe(self._generate(request), self._loop)
+        return await asyncio.wrap_future(future)
+
+    def generate_many(self, requests: Iterable[ModelRequest]) -> list[ModelResponse]:
+        """Blocking convenience: all requests at once, responses in request order."""
+        requests = list(requests)
+
+        async def run() -> list[ModelResponse]:
+            return list(await asyncio.gather(*(self._generate(r) for r in requests)))
+
+        return self._run(run())
+
+    async def _acquire(self) -> _Slot:
+        """A live slot with a free in-flight place (its semaphore acquired)."""
+        while True:
+            if self._closed:
+                raise PoolClosedError(f"the {self.config.role} pool is shut down")
+            usable = [s for s in self._slots if not s.given_up]
+            if not usable:
+                raise PoolClosedError(f"every {self.config.role} engine failed and could not be restarted")
+            live = [s for s in usable if s.live.is_set()]
+            if not live:
+                waits = [asyncio.ensure_future(s.live.wait()) for s in usable]
+                _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for task in pending:
+                    task.cancel()
+                continue
+            slot = min(live, key=lambda s: s.in_flight + s.waiting)
+            if slot.semaphore.locked():
+                self._maybe_scale_up()
+            slot.waiting += 1
+            try:
+                await slot.semaphore.acquire()
+            finally:
+                slot.waiting -= 1
+            if slot.live.is_set() and not slot.given_up:
+                return slot
+            slot.semaphore.release()  # its actor died while we waited
+
+    def _maybe_scale_up(self) -> None:
+        _, most = self.config.size_bounds()
+        if self._scaling or len(self._slots) >= most:
+            return
+        if any(s.live.is_set() and not s.semaphore.locked() for s in self._slots):
+            return
+        self._scaling = True
+        slot = self._new_slot()
+
+        async def grow() -> None:
+            await self._launch(slot)
+            self._scaling = False
+
+        self._loop.create_task(grow())
+
+    async def _generate(self, request: ModelRequest) -> ModelResponse:
+        started = time.monotonic()
+        attempts, error = 0, "no attempt made"
+        payload = request_payload(request)
+        while attempts < self.config.max_attempts:
+            try:
+                slot = await self._acquire()
+            except PoolClosedError as exc:
+                error = str(exc)
+                break
+            attempts += 1
+            generation = slot.generation
+            slot.in_flight += 1
+            slot.max_in_flight = max(slot.max_in_flight, slot.in_flight)
+            try:
+                result = await self._submit(slot, payload, list(request.images))
+            except RayActorError as exc:
+                error = f"engine actor died: {type(exc).__name__}"
+                self._on_actor_lost(slot, generation, error)
+                continue
+            except RayTaskError as exc:
+                if exc.cause is not None and _is_engine_dead(exc.cause):
+                    error = "engine died"
+                    self._on_actor_lost(slot, generation, error)
+                else:
+                    error = f"{type(exc.cause).__name__ if exc.cause else 'task error'}: {exc.cause or exc}"
+                    slot.failed += 1
+                continue
+            except Exception as exc:  # e.g. an image ObjectRef that was lost
+                error = f"{type(exc).__name__}: {exc}"
+                slot.failed += 1
+                continue
+            finally:
+                slot.in_flight -= 1
+                slot.semaphore.release()
+            attempts += result["attempts"] - 1
+            if result["ok"] or not result["retryable"]:
+                slot.completed += 1
+                fields = {k: result[k] for k in ("text", "finish_reason", "prompt_tokens", "output_tokens", "error")}
+                return ModelResponse(id=request.id, ok=result["ok"], latency_s=time.monotonic() - started,
+                                     attempts=attempts, **fields)
+            error = result["error"]
+            slot.failed += 1
+        return ModelResponse.failure(request.id, error, attempts=attempts, latency_s=time.monotonic() - started)
+
+    def _submit(self, slot: _Slot, payload: ModelRequest, images: list) -> asyncio.Future:
+        """Queue one request for `slot`'s actor; requests queued in the same loop turn share a call."""
+        future = self._loop.create_future()
+        slot.pending.append((payload, images, future))
+        if len(slot.pending) >= self.config.max_batch_per_call:
+            self._flush(slot)
+        elif not slot.flush_scheduled:
+            slot.flush_scheduled = True
+            self._loop.call_soon(self._flush, slot)
+        return future
+
+    def _flush(self, slot: _Slot) -> None:
+        slot.flush_scheduled = False
+        batch, slot.pending = slot.pending, []
+        if not batch:
+            return
+        futures = [f for _, _, f in batch]
+        try:
+            ref = slot.actor.generate_batch.remote([p for p, _, _ in batch], [i for _, i, _ in batch])
+        except Exception as exc:  # e.g. arguments that cannot be serialized
+            for future in futures:
+                future.set_exception(exc)
+            return
+
+        async def deliver() -> None:
+            try:
+                results = await ref
+            except Exception as exc:
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+                return
+            for future, result in zip(futures, results):
+                if not future.done():
+                    future.set_result(result)
+
+        self._loop.create_task(deliver())
+
+    # ---- introspection ---------------------------------------------------------------------
+
+    def stats(self) -> dict:
+        """Per-actor counters (caller side and engine side) and the engines' cache metrics."""
+        actors = []
+        totals: dict[str, float] = {}
+        for slot in list(self._slots):
+            row = {
+                "index": slot.index, "live": slot.live.is_set() and not slot.given_up,
+                "in_flight": slot.in_flight, "max_in_flight": slot.max_in_flight,
+                "completed": slot.completed, "failed": slot.failed, "restarts": slot.restarts,
+                "node_id": slot.info.get("node_id"), "pid": slot.info.get("pid"),
+            }
+            if row["live"] and slot.actor is not None:
+                try:
+                    engine = ray.get(slot.actor.metrics.remote(), timeout=30)
+                except Exception as exc:  # actor dying right now: report without engine metrics
+                    row["engine_error"] = f"{type(exc).__name__}"
+                else:
+                    row["engine"] = engine
+                    for key, value in engine.items():
+                        if key not in ("in_flight", "max_in_flight", "served"):
+                            totals[key] = totals.get(key, 0) + value
+            actors.append(row)
+        return {"role": self.config.role, "model": self.config.model, "users": self._users,
+                "max_in_flight_per_actor": self.config.max_in_flight_per_actor,
+                "actors": actors, "engine": totals}
+
+    def actors(self) -> list:
+        """Handles of the live engine actors (for operations: inspecting or killing one)."""
+        return [s.actor for s in self._slots if s.live.is_set() and not s.given_up and s.actor is not None]
+
+    def model_info(self) -> dict:
+        """Which model answers: path or hub id, a revision, the family."""
+        return {"role": self.config.role, "name": self.config.model, "family": self.config.family,
+                "revision": model_revision(self.config.model)}
+
+
+def model_revision(model: str) -> str:
+    """Git sha of a checkout, the snapshot sha of an HF cache path, else a hash of config.json."""
+    path = Path(model)
+    if path.is_dir():
+        if (path / ".git").exists():
+            try:
+                sha = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True,
+                                     text=True, check=True, timeout=10).stdout.strip()
+                if sha:
+                    return sha
+            except (OSError, subprocess.SubprocessError):
+                pass
+        parts = path.resolve().parts
+        if "snapshots" in parts[:-1]:
+            return parts[parts.index("snapshots") + 1]
+    config = read_model_config(model)
+    digest = hashlib.sha256(repr(sorted(config.items())).encode()).hexdigest()[:16]
+    return f"config-{digest}"

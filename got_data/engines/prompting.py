@@ -1,0 +1,206 @@
+"""Prompt token ids for a model family, built so untrusted text can never become control tokens.
+
+The chat template is rendered with a sentinel in place of every piece of message text; the
+template's own pieces are tokenized normally (so `<|im_start|>` and friends are control tokens)
+and each message text with `split_special_tokens=True` (so a caption containing `<|im_end|>` is
+spelled out as plain characters). vLLM receives the ids as `{"prompt_token_ids": ...}` and expands
+the single `<|image_pad|>` per image into the image's patch tokens itself.
+
+Images always come first in their user turn, then text, and the pool fixes the processor
+settings, so every request about one image starts with the same tokens and the same image: vLLM's
+prefix cache and multimodal cache reuse them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from got_data.engines.errors import PromptError
+from got_data.engines.types import Message
+
+_SENTINEL = re.compile("\ue000(\\d+)\ue001")
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """What differs between the supported model families."""
+
+    name: str
+    vision: bool
+    # Qwen2-VL writes boxes relative to the image in [0, 1000); Qwen2.5-VL in absolute pixels of
+    # the image as the processor resized it (see `resized_image_size`).
+    box_coordinates: Literal["relative_1000", "absolute_resized"] | None
+
+
+FAMILY_SPECS = {
+    "qwen2-vl": FamilySpec("qwen2-vl", vision=True, box_coordinates="relative_1000"),
+    "qwen2.5-vl": FamilySpec("qwen2.5-vl", vision=True, box_coordinates="absolute_resized"),
+    "qwen2": FamilySpec("qwen2", vision=False, box_coordinates=None),
+}
+
+QWEN_CONTROL_TOKENS = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
+    "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
+)
+
+# Qwen2-VL / Qwen2.5-VL image processor: 14-px patches merged 2x2, default pixel bounds.
+IMAGE_FACTOR = 28
+DEFAULT_MIN_PIXELS = 56 * 56
+DEFAULT_MAX_PIXELS = 28 * 28 * 1280
+
+
+def resized_image_size(width: int, height: int, min_pixels: int | None = None,
+                       max_pixels: int | None = None) -> tuple[int, int]:
+    """(width, height) the Qwen-VL processor resizes an image to: sides multiples of 28, area in
+    [min_pixels, max_pixels], aspect kept. Qwen2.5-VL boxes are in this pixel space."""
+    lo = min_pixels if min_pixels is not None else DEFAULT_MIN_PIXELS
+    hi = max_pixels if max_pixels is not None else DEFAULT_MAX_PIXELS
+    f = IMAGE_FACTOR
+    h = max(f, round(height / f) * f)
+    w = max(f, round(width / f) * f)
+    if h * w > hi:
+        beta = math.sqrt(height * width / hi)
+        h = max(f, math.floor(height / beta / f) * f)
+        w = max(f, math.floor(width / beta / f) * f)
+    elif h * w < lo:
+        beta = math.sqrt(lo / (height * width))
+        h = math.ceil(height * beta / f) * f
+        w = math.ceil(width * beta / f) * f
+    return w, h
+
+
+@dataclass(frozen=True)
+class BuiltPrompt:
+    """Token ids of a prompt and where each piece of message text lies in them."""
+
+    token_ids: list[int]
+    text_spans: list[tuple[int, int]]  # [start, end) of each message text, in order
+
+
+class PromptBuilder:
+    """Builds prompt token ids for one model family with that model's tokenizer and template."""
+
+    def __init__(self, tokenizer: Any, family: str, chat_template: str | None = None) -> None:
+        if family not in FAMILY_SPECS:
+            raise PromptError(f"unknown family {family!r}; expected one of {sorted(FAMILY_SPECS)}")
+        self.tokenizer = tokenizer
+        self.spec = FAMILY_SPECS[family]
+        self.chat_template = chat_template or getattr(tokenizer, "chat_template", None)
+        if not self.chat_template:
+            from got_data.engines.tiny import CHAT_TEMPLATE
+
+            self.chat_template = CHAT_TEMPLATE  # the Qwen ChatML layout
+
+    @classmethod
+    def from_pretrained(cls, model: str | Path, family: str) -> "PromptBuilder":
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(model))
+        template = getattr(tokenizer, "chat_template", None)
+        if not template and FAMILY_SPECS.get(family, FAMILY_SPECS["qwen2"]).vision:
+            # Some VL checkpoints keep the template only with the processor.
+            from transformers import AutoProcessor
+
+            template = getattr(AutoProcessor.from_pretrained(str(model)), "chat_template", None)
+        return cls(tokenizer, family, chat_template=template)
+
+    def normalize(self, messages: list[Message], num_images: int) -> list[Message]:
+        """Messages with list content, images first in their user turn; image placeholders added to
+        the first user turn when the request has images but its messages mark none."""
+        out: list[Message] = []
+        marked = 0
+        for message in messages:
+            role = message.get("role")
+            if role not in ("system", "user", "assistant"):
+                raise PromptError(f"message role must be system, user or assistant, got {role!r}")
+            content = message.get("content", "")
+            parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+            images, texts = [], []
+            for part in parts:
+                kind = part.get("type")
+                if kind == "image":
+                    images.append({"type": "image"})
+                elif kind == "text":
+                    text = part.get("text")
+                    if not isinstance(text, str):
+                        raise PromptError(f"text part without a string 'text': {part!r}")
+                    texts.append({"type": "text", "text": text})
+                else:
+                    raise PromptError(f"unknown message part type {kind!r}; use 'image' or 'text'")
+            if images and role != "user":
+                raise PromptError(f"images may only appear in user messages, found one in a {role} message")
+            marked += len(images)
+            out.append({"role": role, "content": images + texts})
+        if marked == 0 and num_images > 0:
+            first_user = next((m for m in out if m["role"] == "user"), None)
+            if first_user is None:
+                raise PromptError("a request with images needs a user message")
+            first_user["content"] = [{"type": "image"}] * num_images + first_user["content"]
+            marked = num_images
+        if marked != num_images:
+            raise PromptError(f"messages mark {marked} image(s) but the request carries {num_images}")
+        if marked and not self.spec.vision:
+            raise PromptError(f"family {self.spec.name!r} takes no images, the request carries {marked}")
+        return out
+
+    def build(self, messages: list[Message], num_images: int = 0) -> BuiltPrompt:
+        """Prompt token ids ending with the assistant turn's opening."""
+        normalized = self.normalize(messages, num_images)
+        texts: list[str] = []
+        templated: list[dict] = []
+        for message in normalized:
+            parts = []
+            for part in message["content"]:
+                if part["type"] == "text":
+                    parts.append({"type": "text", "text": f"\ue000{len(texts)}\ue001"})
+                    texts.append(part["text"])
+                else:
+                    parts.append(dict(part))
+            # Text-only templates (Qwen2.5) expect string content.
+            content = parts if self.spec.vision else "".join(p["text"] for p in parts)
+            templated.append({"role": message["role"], "content": content})
+        rendered = self.tokenizer.apply_chat_template(
+            templated, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
+        )
+        pieces = _SENTINEL.split(rendered)
+        # split() alternates: template text, sentinel index, template text, ...
+        seen = [int(i) for i in pieces[1::2]]
+        if sorted(seen) != list(range(len(texts))):
+            raise PromptError("the chat template dropped or repeated message text; cannot build a safe prompt")
+        ids: list[int] = []
+        spans: list[tuple[int, int]] = []
+        for n, piece in enumerate(pieces):
+            if n % 2 == 0:
+                ids.extend(self._encode_template(piece))
+            else:
+                start = len(ids)
+                ids.extend(self._encode_text(texts[int(piece)]))
+                spans.append((start, len(ids)))
+        return BuiltPrompt(token_ids=ids, text_spans=spans)
+
+    def _encode_template(self, piece: str) -> list[int]:
+        if not piece:
+            return []
+        return list(self.tokenizer(piece, add_special_tokens=False)["input_ids"])
+
+    def _encode_text(self, text: str) -> list[int]:
+        if not text:
+            return []
+        return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+
+    def control_token_ids(self) -> set[int]:
+        """Ids of every special/added token of the tokenizer (what user text must never contain)."""
+        ids = set(getattr(self.tokenizer, "all_special_ids", []) or [])
+        for token in QWEN_CONTROL_TOKENS:
+            tid = self.tokenizer.convert_tokens_to_ids(token)
+            if isinstance(tid, int) and tid != getattr(self.tokenizer, "unk_token_id", None):
+                ids.add(tid)
+        added = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+        ids.update(int(i) for i in added)
+        return ids
+

@@ -1,0 +1,67 @@
+"""Requests to and responses from a model pool.
+
+Plain dataclasses so stages can build them without importing vLLM, and so they pickle cheaply
+across Ray.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict, Union
+
+# A message part: {"type": "image"} marks where an image goes, {"type": "text", "text": ...}
+# carries text. Text is untrusted: it never becomes control tokens (see prompting.py).
+Part = dict[str, Any]
+
+
+class Message(TypedDict):
+    role: Literal["system", "user", "assistant"]
+    content: Union[str, list[Part]]
+
+
+# PIL.Image.Image or ray.ObjectRef to one; typed loosely so this module imports neither.
+ImageLike = Any
+
+
+@dataclass
+class ModelRequest:
+    """One generation request: messages plus the images their image parts refer to, in order."""
+
+    id: str
+    messages: list[Message]
+    images: list[ImageLike] = field(default_factory=list)
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    json_schema: dict | None = None
+    regex: str | None = None  # constrain the answer to this regular expression instead of a schema
+    stop: list[str] | None = None
+    skip_special_tokens: bool = True  # False keeps e.g. Qwen2-VL's <|box_start|> in the answer text
+
+    @property
+    def structured(self) -> bool:
+        return self.json_schema is not None or self.regex is not None
+
+
+@dataclass
+class ModelResponse:
+    """What came back for a request. `ok=False` carries the reason in `error`; never raised."""
+
+    id: str
+    ok: bool
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int
+    output_tokens: int
+    latency_s: float
+    attempts: int
+    error: str | None = None
+
+    @classmethod
+    def failure(cls, request_id: str, error: str, attempts: int, latency_s: float = 0.0,
+                finish_reason: str | None = None, text: str = "",
+                prompt_tokens: int = 0, output_tokens: int = 0) -> "ModelResponse":
+        return cls(id=request_id, ok=False, text=text, finish_reason=finish_reason,
+                   prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+                   latency_s=latency_s, attempts=attempts, error=error)

@@ -1,0 +1,90 @@
+"""Shared session fixtures: one Ray instance, the tiny models, one engine pool per role.
+
+Engines take ~30 s each to start on CPU, so each pool starts once per session and every test
+that needs it shares it. Tests marked `own_ray` start their own Ray instance (in a subprocess);
+they are moved to the front of the run so they never overlap the session engines (this machine
+takes at most two vLLM engines at once).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+for _key, _value in {
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}.items():
+    os.environ.setdefault(_key, _value)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY_MODELS_DIR = REPO_ROOT / ".cache" / "tiny-models"  # gitignored; reused across sessions
+
+# Small images keep prompts short: at most 16 merged vision tokens per image.
+TEST_MIN_PIXELS = 28 * 28 * 4
+TEST_MAX_PIXELS = 28 * 28 * 16
+TEST_MAX_IN_FLIGHT = 32
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "own_ray: starts its own Ray instance (runs before session engines)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: 0 if item.get_closest_marker("own_ray") else 1)  # stable sort
+
+
+@pytest.fixture(scope="session")
+def tiny_models():
+    from got_data.engines.tiny import ensure_tiny_models
+
+    return ensure_tiny_models(TINY_MODELS_DIR)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    import ray
+
+    ray.init(num_cpus=3, object_store_memory=500 * 1024**2, include_dashboard=False,
+             log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def _pool(config):
+    from got_data.engines.pool import ModelPool
+
+    pool = ModelPool.start(config)
+    yield pool
+    pool.shutdown(force=True)
+
+
+@pytest.fixture(scope="session")
+def vlm_config(tiny_models):
+    from got_data.engines.config import PoolConfig
+
+    return PoolConfig(role="vlm", model=str(tiny_models.vlm), max_model_len=1024,
+                      min_pixels=TEST_MIN_PIXELS, max_pixels=TEST_MAX_PIXELS,
+                      max_in_flight_per_actor=TEST_MAX_IN_FLIGHT)
+
+
+@pytest.fixture(scope="session")
+def llm_config(tiny_models):
+    from got_data.engines.config import PoolConfig
+
+    return PoolConfig(role="llm", model=str(tiny_models.llm), max_model_len=1024,
+                      max_in_flight_per_actor=TEST_MAX_IN_FLIGHT)
+
+
+@pytest.fixture(scope="session")
+def vlm_pool(ray_session, vlm_config):
+    yield from _pool(vlm_config)
+
+
+@pytest.fixture(scope="session")
+def llm_pool(ray_session, llm_config):
+    yield from _pool(llm_config)
