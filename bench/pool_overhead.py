@@ -62,12 +62,15 @@ def run_bare(args) -> dict:
     llm = LLM(**engine_args_for(cfg))
     builder = PromptBuilder.from_pretrained(cfg.model, cfg.family)
     pics = images(args.images)
-    prompts = [{"prompt_token_ids": builder.build(messages(q), 1).token_ids, "multi_modal_data": {"image": pics[i]}}
-               for i, q in workload(args)]
     params = SamplingParams(max_tokens=args.max_tokens, temperature=0.0)
-    llm.generate(prompts[:WARMUP], params, use_tqdm=False)
+
+    def prompts(pairs):  # built inside the timed region: the pool builds its prompts too
+        return [{"prompt_token_ids": builder.build(messages(q), 1).token_ids, "multi_modal_data": {"image": pics[i]}}
+                for i, q in pairs]
+
+    llm.generate(prompts(workload(args)[:WARMUP]), params, use_tqdm=False)
     start = time.perf_counter()
-    outputs = llm.generate(prompts, params, use_tqdm=False)
+    outputs = llm.generate(prompts(workload(args)), params, use_tqdm=False)
     seconds = time.perf_counter() - start
     return {"requests": len(outputs), "seconds": seconds, "tokens": sum(len(o.outputs[0].token_ids) for o in outputs)}
 

@@ -65,7 +65,7 @@ def engine_args_for(config: PoolConfig) -> dict[str, Any]:
 
 def sampling_params_for(request: ModelRequest, max_tokens: int):
     from vllm import SamplingParams
-    from vllm.sampling_params import StructuredOutputsParams
+    from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
     structured = None
     if request.json_schema is not None:
@@ -73,6 +73,9 @@ def sampling_params_for(request: ModelRequest, max_tokens: int):
     elif request.regex is not None:
         structured = StructuredOutputsParams(regex=request.regex)
     return SamplingParams(
+        # Only the finished answer: streaming every step costs the async engine a Python round per
+        # token per request, which dominates with small models.
+        output_kind=RequestOutputKind.FINAL_ONLY,
         skip_special_tokens=request.skip_special_tokens,
         max_tokens=max_tokens,
         temperature=request.temperature,

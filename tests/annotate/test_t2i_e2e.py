@@ -99,36 +99,36 @@ def test_bad_inputs_land_once_with_their_reason(vlm_pool, llm_pool, tmp_path):
         assert not find_control_tokens(sample.record.got)
 
 
-@pytest.mark.own_ray
-def test_resume_after_sigkill_gives_the_same_keys(tmp_path, tiny_models):
-    """Kill the whole driver (and its local Ray) with SIGKILL after the first shard, rerun, compare
-    with an uninterrupted run of the same command."""
-    images = tmp_path / "images"
-    images.mkdir()
-    for i, src in enumerate(sorted(sample_images_dir().glob("*.jpg")) * 2):
-        (images / f"{i:02d}-{src.name}").write_bytes(src.read_bytes())
-
-    def command(out):
-        return [sys.executable, "-m", "got_data", "annotate", "t2i", str(images), "--out", str(out),
-                "--config", str(TEST_SPEC), "--vlm", str(tiny_models.vlm), "--llm", str(tiny_models.llm),
-                "--samples-per-shard", "1", "--max-images-in-flight", "4"]
-
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    full = tmp_path / "full"
-    subprocess.run(command(full), check=True, env=env, cwd=ROOT, capture_output=True, timeout=600)
-
+def test_resume_after_sigkill_gives_the_same_keys(bundled_run, tiny_models, tmp_path):
+    """Kill the whole CLI job (driver and its local Ray) with SIGKILL after its first shard, rerun the
+    same command, and compare with the uninterrupted run of the same inputs, spec and models."""
+    full, _ = bundled_run
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(command(killed), env=env, cwd=ROOT, start_new_session=True,
+    command = [sys.executable, "-m", "got_data", "annotate", "t2i", str(sample_images_dir()), "--out", str(killed),
+               "--config", str(TEST_SPEC), "--vlm", str(tiny_models.vlm), "--llm", str(tiny_models.llm),
+               "--samples-per-shard", "1", "--max-images-in-flight", "1"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600
     while not (killed.exists() and list_shards(killed)) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.1)
     assert proc.poll() is None, "the run finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (killed / "manifest.json").exists()
+    assert len(outcome_refs(killed)) < len(list(sample_images_dir().glob("*.jpg")))
 
-    subprocess.run(command(killed), check=True, env=env, cwd=ROOT, capture_output=True, timeout=600)
+    subprocess.run(command, check=True, env=env, cwd=ROOT, capture_output=True, timeout=600)
     assert outcome(killed) == outcome(full)
     assert validate_paths([killed]).ok
     assert not [p for p in killed.iterdir() if p.name.endswith(".partial")]
+
+
+def outcome_refs(out: Path) -> set[str]:
+    """Inputs a (possibly killed) run has finished: in a finished shard or a journaled reject."""
+    refs = {s.record.source.input_ref for s in iter_samples(out)} if list_shards(out) else set()
+    journal = out / "_state" / "rejects.jsonl"
+    if journal.exists():
+        refs |= {json.loads(line)["input_ref"] for line in journal.read_text().splitlines() if line.strip()}
+    return refs
