@@ -6,7 +6,7 @@ ships them as the `got_data.pipelines` and `got_data.prompts` packages.
 
 from __future__ import annotations
 
-from importlib import resources
+import importlib.util
 from pathlib import Path
 
 from got_data.errors import SpecError
@@ -21,11 +21,10 @@ def resource_dir(name: str) -> Path:
     checkout = _CHECKOUT_ROOT / name
     if checkout.is_dir() and (_CHECKOUT_ROOT / "pyproject.toml").is_file():
         return checkout
-    try:
-        packaged = resources.files(f"got_data.{name}")
-    except ModuleNotFoundError as exc:
-        raise SpecError(f"the installed got-data package has no {name}/ folder; reinstall it") from exc
-    return Path(str(packaged))
+    spec = importlib.util.find_spec(f"got_data.{name}")
+    if spec is None or not spec.submodule_search_locations:
+        raise SpecError(f"the installed got-data package has no {name}/ folder; reinstall it")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def resolve_resource(name: str, path: str | Path) -> Path:

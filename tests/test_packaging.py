@@ -20,3 +20,27 @@ def test_resources_resolve_from_the_checkout():
 
     assert (resource_dir("pipelines") / "t2i.yaml").is_file()
     assert (resource_dir("prompts") / "recaption.txt").is_file()
+
+
+def test_an_installed_wheel_finds_specs_prompts_and_sample_images(tmp_path):
+    """Build the wheel, unpack it outside the checkout and load every bundled resource from there."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "dist"), str(ROOT)], check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("got_data-*.whl")
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    script = (
+        "from got_data.spec import load_spec; from got_data.sample_data import sample_images_dir;"
+        "import got_data.resources as r;"
+        "s = load_spec('t2i.yaml'); assert 'site' in str(s.source), s.source;"
+        "[r.resolve_resource('prompts', st.prompt) for st in s.stages if st.prompt];"
+        "assert len(list(sample_images_dir().glob('*.jpg'))) >= 6;"
+        "print('ok')"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env={"PYTHONPATH": str(site)},
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "ok", result.stderr
