@@ -62,7 +62,7 @@ def synthetic_batch(encoder, batch: int, resolution: int, got_words: int) -> dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "train" / "tiny.yaml")
+    parser.add_argument("--config", type=Path, default=ROOT / "pipelines" / "train-tiny.yaml")
     parser.add_argument("--size", choices=sorted(SIZES), default="tiny")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--mixed-precision", choices=["no", "bf16"], default="no")

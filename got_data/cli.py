@@ -4,13 +4,16 @@ them, so `got-data --help` and `got-data validate` start fast."""
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 
+from got_data.engines import commands as engine_commands
 from got_data.errors import GotDataError
 from got_data.shards.commands import validate
 from got_data.train import commands as train_commands
@@ -22,10 +25,9 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 schema_app = typer.Typer(help="JSON Schemas of the record kinds.", no_args_is_help=True)
-models_app = typer.Typer(help="Model checkpoints: build the tiny offline models.", no_args_is_help=True)
 annotate_app = typer.Typer(help="Run an annotation pipeline: inputs in, validated GoT shards out.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
-app.add_typer(models_app, name="models")
+app.add_typer(engine_commands.app, name="models")
 app.add_typer(annotate_app, name="annotate")
 app.command("validate", help="Check shards: members, JSON, schema and invariants, images, index, manifest.")(validate)
 
@@ -62,50 +64,130 @@ def schema_export(
         console.print(f"wrote {path}")
 
 
-@models_app.command("tiny")
-def models_tiny(
-    out: Annotated[Optional[Path], typer.Argument(help="folder for the vlm/ and llm/ checkpoints")] = None,
-    seed: Annotated[int, typer.Option(help="random seed of the weights")] = 0,
-) -> None:
-    """Build tiny random-weight Qwen2-VL (vlm) and Qwen2 (llm) checkpoints offline. Their text is meaningless."""
-    from got_data.engines.tiny import default_tiny_dir, ensure_tiny_models
+@dataclass(frozen=True)
+class AnnotateSettings:
+    """The options every `annotate` command shares (its own input options come on top)."""
 
-    models = ensure_tiny_models(out or default_tiny_dir(), seed=seed)
-    console.print(f"vlm: {models.vlm}\nllm: {models.llm}")
+    input: str
+    out: Path
+    config: str | None
+    vlm: str | None
+    llm: str | None
+    limit: int | None
+    samples_per_shard: int
+    ray_address: str | None
+    dataset: str | None
+    max_images_in_flight: int
+    max_input_pixels: int
 
 
-InputArg = Annotated[str, typer.Argument(help="folder of images, JSONL/Parquet manifest, or WebDataset shards")]
-OutOpt = Annotated[Path, typer.Option("--out", help="output folder: shards, indexes, manifest, rejects, stats")]
-
-
-@annotate_app.command("t2i")
-@_guarded
-def annotate_t2i(
-    input: InputArg,
-    out: OutOpt,
-    config: Annotated[str, typer.Option(help="pipeline spec (a path, or a bundled name)")] = "t2i.yaml",
+def _shared_annotate_options(
+    *,
+    config: Annotated[Optional[str], typer.Option(help="pipeline spec (a path, or a bundled name); default: the command's")] = None,
     vlm: Annotated[Optional[str], typer.Option(help="Qwen2-VL/2.5-VL checkpoint: local path or reachable hub id")] = None,
     llm: Annotated[Optional[str], typer.Option(help="Qwen2.5 checkpoint: local path or reachable hub id")] = None,
     limit: Annotated[Optional[int], typer.Option(help="stop after this many inputs")] = None,
     samples_per_shard: Annotated[int, typer.Option(help="samples per shard tar")] = 1000,
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local Ray)")] = None,
-    image_column: Annotated[str, typer.Option(help="manifest column holding image paths")] = "image",
-    caption_column: Annotated[str, typer.Option(help="manifest column holding captions")] = "caption",
     dataset: Annotated[Optional[str], typer.Option(help="dataset name recorded in each record")] = None,
     max_images_in_flight: Annotated[int, typer.Option(help="inputs between reader and writer at once")] = 32,
     max_input_pixels: Annotated[int, typer.Option(help="decompression-bomb guard: larger images are rejected")] = 64_000_000,
 ) -> None:
-    """Text-to-image GoT: recaption -> entity extraction -> grounding -> assembly. Rerun to resume."""
-    from got_data.annotate.launch import ModelChoice, annotate
-    from got_data.annotate.runner import RunOptions
-    from got_data.ingest import open_source
-    from got_data.spec import load_spec
+    """Never called: its signature declares the options every annotate command shares."""
 
-    spec = load_spec(config)
-    source = open_source(input, image_column=image_column, caption_column=caption_column, dataset=dataset)
-    options = RunOptions(out_dir=out, limit=limit, samples_per_shard=samples_per_shard, console=console,
-                         max_images_in_flight=max_images_in_flight, max_input_pixels=max_input_pixels)
-    annotate(spec, source, options, ModelChoice(vlm=vlm, llm=llm), ray_address=ray_address)
+
+_INPUT_HELP = {
+    "t2i": "folder of images, JSONL/Parquet manifest, or WebDataset shards",
+    "edit": "JSONL/Parquet manifest of edit pairs, folder of KEY/source.*, KEY/target.*, KEY/instruction.txt, "
+            "or WebDataset shards",
+    "multiturn": "JSONL/Parquet manifest of edit sequences (a source column and a turns column)",
+}
+
+
+def annotate_command(name: str, default_config: str) -> Callable[[Callable[..., Any]], Callable[..., None]]:
+    """Register `got-data annotate NAME`: INPUT, --out, the command's own input options (the decorated
+    function's keyword parameters, after `settings`) and the shared options, in one signature.
+
+    The decorated function opens the input: `open_input(settings, **own_options) -> Source`.
+    """
+
+    def register(open_input: Callable[..., Any]) -> Callable[..., None]:
+        own = list(inspect.signature(open_input, eval_str=True).parameters.values())[1:]
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+        shared = list(inspect.signature(_shared_annotate_options, eval_str=True).parameters.values())
+        out_help = "output folder: shards, indexes, manifest, rejects, stats; rerun to resume"
+        head = [
+            inspect.Parameter("input", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                              annotation=Annotated[str, typer.Argument(help=_INPUT_HELP[name])]),
+            inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY,
+                              annotation=Annotated[Path, typer.Option("--out", help=out_help)]),
+        ]
+
+        def command(**kwargs: Any) -> None:
+            from got_data.annotate.launch import ModelChoice, annotate
+            from got_data.annotate.runner import RunOptions
+            from got_data.spec import load_spec
+
+            own_values = {p.name: kwargs.pop(p.name) for p in own}
+            settings = AnnotateSettings(**kwargs)
+            spec = load_spec(settings.config or default_config)
+            source = open_input(settings, **own_values)
+            options = RunOptions(out_dir=settings.out, limit=settings.limit, console=console,
+                                 samples_per_shard=settings.samples_per_shard,
+                                 max_images_in_flight=settings.max_images_in_flight,
+                                 max_input_pixels=settings.max_input_pixels)
+            models = ModelChoice(vlm=settings.vlm, llm=settings.llm)
+            annotate(spec, source, options, models, ray_address=settings.ray_address)
+
+        command.__name__ = f"annotate_{name}"
+        command.__doc__ = open_input.__doc__
+        command.__signature__ = inspect.Signature(head + own + shared)  # type: ignore[attr-defined]
+        annotate_app.command(name)(_guarded(command))
+        return open_input
+
+    return register
+
+
+@annotate_command("t2i", "t2i.yaml")
+def annotate_t2i(
+    settings: AnnotateSettings,
+    image_column: Annotated[str, typer.Option(help="manifest column holding image paths")] = "image",
+    caption_column: Annotated[str, typer.Option(help="manifest column holding captions")] = "caption",
+) -> Any:
+    """Text-to-image GoT: recaption -> entity extraction -> grounding -> assembly. Rerun to resume."""
+    from got_data.ingest import open_source
+
+    return open_source(settings.input, image_column=image_column, caption_column=caption_column, dataset=settings.dataset)
+
+
+@annotate_command("edit", "edit.yaml")
+def annotate_edit(
+    settings: AnnotateSettings,
+    source_column: Annotated[str, typer.Option(help="manifest column holding source images")] = "source",
+    target_column: Annotated[str, typer.Option(help="manifest column holding edited (target) images")] = "target",
+    instruction_column: Annotated[str, typer.Option(help="manifest column holding the instructions")] = "instruction",
+    edit_type_column: Annotated[str, typer.Option(help="manifest column holding edit types (optional)")] = "edit_type",
+) -> Any:
+    """Single-turn edit GoT from (source, target, instruction) pairs: edit parse -> describe -> localize ->
+    crop-describe -> reinstruction -> assembly. Rerun to resume."""
+    from got_data.ingest import open_edit_source
+
+    return open_edit_source(settings.input, source_column=source_column, target_column=target_column,
+                            instruction_column=instruction_column, edit_type_column=edit_type_column,
+                            dataset=settings.dataset)
+
+
+@annotate_command("multiturn", "multiturn.yaml")
+def annotate_multiturn(
+    settings: AnnotateSettings,
+    source_column: Annotated[str, typer.Option(help="manifest column holding source images")] = "source",
+    turns_column: Annotated[str, typer.Option(help="manifest column holding the turns: [{instruction, image, edit_type?}]")] = "turns",
+) -> Any:
+    """Multi-turn edit GoT from a source image and its ordered turns: one chain, one step per turn. Rerun to resume."""
+    from got_data.ingest import open_edit_source
+
+    return open_edit_source(settings.input, multiturn=True, source_column=source_column, turns_column=turns_column,
+                            dataset=settings.dataset)
 
 
 @app.command("demo")
@@ -113,8 +195,8 @@ def annotate_t2i(
 def demo(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out/demo"),
 ) -> None:
-    """The embedded default: the T2I pipeline on the bundled sample images with the tiny models,
-    then `validate` on the output and one record printed."""
+    """The embedded default: the T2I pipeline on the bundled sample images and the edit pipeline on the
+    bundled edit pairs, with the tiny models, then `validate` on each output and one record of each printed."""
     from got_data.demo import run_demo
 
     run_demo(out, console)

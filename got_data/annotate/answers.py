@@ -17,8 +17,16 @@ from got_data.errors import SpecError
 class RecaptionAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(min_length=1, max_length=300, description="one concise sentence")
-    description: str = Field(min_length=1, max_length=1500, description="one detailed paragraph")
+    prompt: str = Field(min_length=1, description="one concise sentence")
+    description: str = Field(min_length=1, description="one detailed paragraph")
+
+
+def bounded_schema(model: type[BaseModel], max_chars: dict[str, int]) -> dict[str, Any]:
+    """The model's JSON schema with maxLength set on the named string fields (from stage options)."""
+    schema = model.model_json_schema()
+    for name, limit in max_chars.items():
+        schema["properties"][name]["maxLength"] = int(limit)
+    return schema
 
 
 class EntityAnswer(BaseModel):
@@ -27,7 +35,50 @@ class EntityAnswer(BaseModel):
     entities: list[str] = Field(max_length=12, description="object phrases, each copied verbatim from the description")
 
 
-ANSWER_SCHEMAS: dict[str, type[BaseModel]] = {"recaption": RecaptionAnswer, "entities": EntityAnswer}
+class DescriptionAnswer(BaseModel):
+    """describe (an image, at most two sentences) and crop_describe (a region, a few words)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = Field(min_length=1)
+
+
+class EditParseAnswer(BaseModel):
+    """edit_parse: the edit's type, the instruction's phrase(s) for what is edited, and for a replace
+    what takes its place. The schema (`edit_parse_schema`) limits phrases to word runs of the instruction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    edit_type: str
+    objects: list[str] = Field(min_length=1)
+    new_object: str = ""
+
+
+class ReinstructAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rewrites: list[str] = Field(min_length=1, description="rewrites of the instruction, the first concise")
+
+
+class EditChainStep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    object: str = Field(min_length=1, description="which object is edited, and where it is")
+    change: str = Field(min_length=1, description="how it changes")
+
+
+class EditChainAnswer(BaseModel):
+    """assemble_edit: the prose of each edit's steps; boxes are inserted by the codec, never written."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: list[EditChainStep] = Field(min_length=1)
+
+
+ANSWER_SCHEMAS: dict[str, type[BaseModel]] = {
+    "recaption": RecaptionAnswer, "entities": EntityAnswer, "description": DescriptionAnswer,
+    "edit_parse": EditParseAnswer, "reinstruct": ReinstructAnswer, "edit_chain": EditChainAnswer,
+}
 
 
 def answer_model(name: str) -> type[BaseModel]:
@@ -68,5 +119,53 @@ def entity_schema(candidates: list[str], max_items: int = 12) -> dict[str, Any]:
             "entities": {"type": "array", "items": {"type": "string", "enum": candidates}, "maxItems": max_items}
         },
         "required": ["entities"],
+        "additionalProperties": False,
+    }
+
+
+def edit_parse_schema(candidates: list[str], edit_types: list[str], max_objects: int) -> dict[str, Any]:
+    """JSON schema of EditParseAnswer: the type one of `edit_types`, each phrase one of `candidates`
+    (word runs of the instruction), the new object one of them or empty."""
+    return {
+        "type": "object",
+        "properties": {
+            "edit_type": {"type": "string", "enum": edit_types},
+            "objects": {"type": "array", "items": {"type": "string", "enum": candidates}, "minItems": 1,
+                        "maxItems": max_objects},
+            "new_object": {"type": "string", "enum": ["", *candidates]},
+        },
+        "required": ["edit_type", "objects", "new_object"],
+        "additionalProperties": False,
+    }
+
+
+def reinstruct_schema(count: int, max_chars: int) -> dict[str, Any]:
+    """JSON schema of ReinstructAnswer: 1..count rewrites of at most max_chars each."""
+    return {
+        "type": "object",
+        "properties": {
+            "rewrites": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": max_chars},
+                         "minItems": 1, "maxItems": count},
+        },
+        "required": ["rewrites"],
+        "additionalProperties": False,
+    }
+
+
+def edit_chain_schema(steps: int, max_object_chars: int, max_change_chars: int) -> dict[str, Any]:
+    """JSON schema of EditChainAnswer with exactly `steps` steps, every string bounded."""
+    step = {
+        "type": "object",
+        "properties": {
+            "object": {"type": "string", "minLength": 1, "maxLength": max_object_chars},
+            "change": {"type": "string", "minLength": 1, "maxLength": max_change_chars},
+        },
+        "required": ["object", "change"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {"steps": {"type": "array", "items": step, "minItems": steps, "maxItems": steps}},
+        "required": ["steps"],
         "additionalProperties": False,
     }

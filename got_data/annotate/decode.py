@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import ray
 
 from got_data.ingest.images import ImageRejected, PreparedImage, prepare_image
-from got_data.ingest.items import ImageReadError, InputItem
+from got_data.ingest.items import ImageReadError, ImageSource
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,15 @@ class DecodeResult:
     model_size: tuple[int, int] | None
     reject_reason: str | None = None
     reject_detail: str = ""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """A decoded input image: what the shard stores, and the object-store copy the models see."""
+
+    prepared: PreparedImage
+    model_image: Any  # ray.ObjectRef to an RGB PIL image
+    model_size: tuple[int, int]
 
 
 def _model_copy(prepared: PreparedImage, max_pixels: int | None):
@@ -31,10 +41,10 @@ def _model_copy(prepared: PreparedImage, max_pixels: int | None):
 
 
 @ray.remote(num_cpus=0.25, num_returns=2)
-def decode_task(item: InputItem, max_input_pixels: int, model_max_pixels: int | None):
+def decode_task(image: ImageSource, max_input_pixels: int, model_max_pixels: int | None):
     """Returns (DecodeResult, PIL image for the models or None). Never raises for bad input."""
     try:
-        prepared = prepare_image(item.image.read(), max_pixels=max_input_pixels)
+        prepared = prepare_image(image.read(), max_pixels=max_input_pixels)
     except ImageRejected as exc:
         return DecodeResult(None, None, exc.reason, exc.detail), None
     except ImageReadError as exc:

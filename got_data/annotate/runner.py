@@ -20,15 +20,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import got_data
-from got_data.annotate.decode import DecodeResult, decode_task
+from got_data.annotate.decode import DecodedImage, DecodeResult, decode_task
 from got_data.annotate.gateway import ModelGateway
 from got_data.annotate.journal import Journal, RejectRow
 from got_data.annotate.stage import Stage, StageReject
 from got_data.annotate.stages import STAGES
 from got_data.annotate.stats import RunStats
-from got_data.annotate.work import T2IWork
+from got_data.annotate.work import WORK_KINDS
 from got_data.errors import ShardError, SpecError
-from got_data.ingest.items import InputItem
 from got_data.records import make_key
 from got_data.shards.manifest import write_manifest
 from got_data.shards.reader import iter_samples
@@ -98,6 +97,7 @@ class PipelineRun:
         self.options = options
         families = {role: pool.model_info()["family"] for role, pool in pools.items()}
         self.stages = build_stages(spec, families)
+        self.work_kind = WORK_KINDS[spec.record_kind]
         bounds = {role: (m.min_pixels, m.max_pixels) for role, m in spec.models.items()}
         self.gateway = ModelGateway(pools, bounds)
         self.provenance = static_provenance(spec, self.stages, pools)
@@ -111,22 +111,33 @@ class PipelineRun:
     def _on_shard_closed(self, info: ShardInfo) -> None:
         self.journal.shard_done(info.index, [self._key_to_ref.pop(k) for k in info.keys])
 
-    def _reject(self, item: InputItem, key: str, stage: str, reason: str, detail: str) -> None:
+    def _reject(self, item: Any, key: str, stage: str, reason: str, detail: str) -> None:
         self.journal.reject(RejectRow(key=key, input_ref=item.input_ref, stage=stage, reason=reason, detail=detail[:2000]))
         self.stats.rejects[f"{stage}/{reason}"] += 1
 
-    async def _process(self, item: InputItem, writer: ShardWriter) -> None:
+    async def _decode(self, item: Any) -> dict[str, DecodedImage]:
+        """Decode every image of the input on Ray workers; StageReject("decode") names the bad one."""
+        roles = item.image_sources()
+        calls = {role: decode_task.remote(src, self.options.max_input_pixels, self.model_max_pixels)
+                 for role, src in roles.items()}
+        results: dict[str, DecodeResult] = dict(zip(calls, await asyncio.gather(*(c[0] for c in calls.values()))))
+        for role, result in results.items():
+            if result.image is None:
+                detail = result.reject_detail if len(roles) == 1 else f"{role} image: {result.reject_detail}"
+                raise StageReject("decode", result.reject_reason or "undecodable", detail)
+        return {role: DecodedImage(results[role].image, calls[role][1], results[role].model_size) for role in roles}
+
+    async def _process(self, item: Any, writer: ShardWriter) -> None:
         fallback_key = make_key(self.spec.record_kind, item.dataset, item.input_ref)
         if item.problem is not None:
             self._reject(item, fallback_key, "ingest", *item.problem)
             return
-        meta_ref, image_ref = decode_task.remote(item, self.options.max_input_pixels, self.model_max_pixels)
-        decoded: DecodeResult = await meta_ref
-        if decoded.image is None:
-            self._reject(item, fallback_key, "decode", decoded.reject_reason or "undecodable", decoded.reject_detail)
+        try:
+            decoded = await self._decode(item)
+        except StageReject as rej:
+            self._reject(item, fallback_key, rej.stage, rej.reason, rej.detail)
             return
-        work = T2IWork(item=item, image=decoded.image, model_image=image_ref, model_image_size=decoded.model_size,
-                       provenance=self.provenance)
+        work = self.work_kind.from_decoded(item, decoded, self.provenance)
         try:
             for stage in self.stages:
                 self.stats.entered[stage.spec.name] += 1
@@ -140,16 +151,16 @@ class PipelineRun:
             for _, why in work.dropped:
                 self.stats.dropped_phrases[why] += 1
         record = work.record
-        assert record is not None
+        assert record is not None, f"the last stage of {self.spec.name!r} must set work.record"
         self._key_to_ref[record.key] = item.input_ref
         try:
-            writer.write(record, {record.images[0].member: decoded.image.data})
+            writer.write(record, work.shard_images())
         except ShardError as exc:
             del self._key_to_ref[record.key]
             self._reject(item, record.key, "write", "invalid_sample", str(exc))
             return
         self.stats.records += 1
-        self.stats.boxes += sum(len(o.boxes) for o in record.objects)
+        self.stats.boxes += record.object_count()
 
     async def _drive(self, writer: ShardWriter, progress: Progress | None, task_id: Any) -> None:
         done = self.journal.done_refs()
@@ -157,7 +168,7 @@ class PipelineRun:
         pending: set[asyncio.Task] = set()
         errors: list[BaseException] = []
 
-        async def one(item: InputItem) -> None:
+        async def one(item: Any) -> None:
             try:
                 await self._process(item, writer)
             except BaseException as exc:  # noqa: BLE001 - surfaced after the loop, nothing silently lost

@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+import json
 import re
+from typing import TypeVar
+
+from pydantic import BaseModel
 
 from got_data.records.codec import strip_special_tokens
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
 _SPACE = re.compile(r"\s+")
+# C0/C1 control characters other than whitespace: grammar-constrained decoding can emit them raw
+# inside a JSON string, and they have no place in prose.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1b\x7f-\x9f]")
 
 
 def clean_model_text(text: str) -> str:
-    """One line of prose: special tokens removed (they would fake structure), whitespace folded."""
-    return _SPACE.sub(" ", strip_special_tokens(text)).strip()
+    """One line of prose: special tokens removed (they would fake structure), control characters
+    dropped, whitespace folded."""
+    return _SPACE.sub(" ", _CONTROL.sub("", strip_special_tokens(text))).strip()
+
+
+def parse_json_answer(model: type[ModelT], text: str) -> ModelT:
+    """A structured answer, read leniently: raw control characters inside strings are accepted
+    (cleaning removes them later). Raises ValueError (pydantic's ValidationError is one) on a bad answer."""
+    return model.model_validate(json.loads(text, strict=False))
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def first_sentences(text: str, count: int) -> str:
+    """At most `count` sentences of cleaned text (a bound the prompt asks for, enforced here)."""
+    return " ".join(_SENTENCE_END.split(text)[:count]).strip()
+
+
+def first_words(text: str, count: int) -> str:
+    """At most `count` words of cleaned text, without a trailing full stop or comma."""
+    return " ".join(text.split()[:count]).rstrip(".,;:")

@@ -13,7 +13,6 @@ prefix cache and multimodal cache reuse them.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Literal
 
 from got_data.engines.errors import PromptError
 from got_data.engines.types import Message
+from got_data.records.boxes import smart_resize
 
 _SENTINEL = re.compile("\ue000(\\d+)\ue001")
 
@@ -48,29 +48,12 @@ QWEN_CONTROL_TOKENS = (
     "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
 )
 
-# Qwen2-VL / Qwen2.5-VL image processor: 14-px patches merged 2x2, default pixel bounds.
-IMAGE_FACTOR = 28
-DEFAULT_MIN_PIXELS = 56 * 56
-DEFAULT_MAX_PIXELS = 28 * 28 * 1280
-
-
 def resized_image_size(width: int, height: int, min_pixels: int | None = None,
                        max_pixels: int | None = None) -> tuple[int, int]:
-    """(width, height) the Qwen-VL processor resizes an image to: sides multiples of 28, area in
-    [min_pixels, max_pixels], aspect kept. Qwen2.5-VL boxes are in this pixel space."""
-    lo = min_pixels if min_pixels is not None else DEFAULT_MIN_PIXELS
-    hi = max_pixels if max_pixels is not None else DEFAULT_MAX_PIXELS
-    f = IMAGE_FACTOR
-    h = max(f, round(height / f) * f)
-    w = max(f, round(width / f) * f)
-    if h * w > hi:
-        beta = math.sqrt(height * width / hi)
-        h = max(f, math.floor(height / beta / f) * f)
-        w = max(f, math.floor(width / beta / f) * f)
-    elif h * w < lo:
-        beta = math.sqrt(lo / (height * width))
-        h = math.ceil(height * beta / f) * f
-        w = math.ceil(width * beta / f) * f
+    """(width, height) the Qwen-VL processor resizes an image to (`records.boxes.smart_resize`);
+    Qwen2.5-VL boxes are in this pixel space."""
+    bounds = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
+    h, w = smart_resize(height, width, **bounds)
     return w, h
 
 

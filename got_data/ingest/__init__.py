@@ -1,6 +1,7 @@
 """The input side of the annotation pipelines: sources of InputItems and image preparation."""
 
 from got_data.ingest.captions import DEFAULT_MAX_CAPTION_CHARS
+from got_data.ingest.edit_items import EDIT_TYPES, GLOBAL_EDIT_TYPES, EditItem, EditTurn, normalize_edit_type
 from got_data.ingest.folder import FolderSource
 from got_data.ingest.images import (
     REJECT_REASONS,
@@ -20,11 +21,15 @@ from got_data.ingest.items import (
     Source,
 )
 from got_data.ingest.manifest import ManifestSource
-from got_data.ingest.sources import open_source
+from got_data.ingest.sources import open_edit_source, open_source
 from got_data.ingest.webdataset import WebDatasetSource
 
 __all__ = [
     "DEFAULT_MAX_CAPTION_CHARS",
+    "EDIT_TYPES",
+    "GLOBAL_EDIT_TYPES",
+    "EditItem",
+    "EditTurn",
     "IMAGE_EXTENSIONS",
     "PROBLEM_REASONS",
     "REJECT_REASONS",
@@ -40,6 +45,8 @@ __all__ = [
     "Source",
     "WebDatasetSource",
     "load_input_image",
+    "normalize_edit_type",
+    "open_edit_source",
     "open_source",
     "prepare_image",
 ]

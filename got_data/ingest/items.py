@@ -116,6 +116,10 @@ class InputItem:
         if self.image is None and self.problem is None:
             raise ValueError(f"input {self.input_ref}: an item without an image must say why (problem)")
 
+    def image_sources(self) -> dict[str, ImageSource]:
+        """The images to decode for this input, by record role (T2I: the one `image`)."""
+        return {"image": self.image} if self.image is not None else {}
+
     def source_info(self) -> SourceInfo:
         """The record's `source` block for this input."""
         return SourceInfo(dataset=self.dataset, input_ref=self.input_ref, original_caption=self.caption)

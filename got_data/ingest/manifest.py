@@ -45,21 +45,14 @@ DEFAULT_CAPTION_COLUMN = "caption"
 _PARQUET_BATCH_ROWS = 256
 
 
-class ManifestSource(Source):
-    """Rows of a JSONL or Parquet manifest; `#row=N` in input_ref counts data rows from 0.
+class ManifestFile:
+    """A JSONL or Parquet manifest: its columns, its rows (streamed) and how its image cells resolve.
 
-    The default caption column "caption" is used when the manifest has one; any other caption
-    column must exist, so a typo cannot silently drop every caption. `caption_column=None`: no captions.
+    Shared by the T2I manifest source and the edit manifest sources, so every manifest accepts the
+    same formats and image cells and gives the same advice.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        image_column: str = "image",
-        caption_column: str | None = DEFAULT_CAPTION_COLUMN,
-        dataset: str | None = None,
-        max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
-    ) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"manifest {self.path} does not exist or is not a file")
@@ -73,37 +66,31 @@ class ManifestSource(Source):
                 f"manifest {self.path}: unknown format {suffix!r}; use JSON Lines ({', '.join(JSONL_SUFFIXES)}) "
                 f"or Parquet ({', '.join(PARQUET_SUFFIXES)})"
             )
-        self.dataset = dataset or dataset_name(self.path)
-        self.max_caption_chars = max_caption_chars
-        self.image_column = image_column
-        columns = self._columns()
-        if image_column not in columns:
+
+    def require(self, column: str, what: str, option: str) -> None:
+        """Fail before any work when a needed column is missing (a typo would otherwise reject every row)."""
+        columns = self.columns()
+        if column not in columns:
             raise InputError(
-                f"manifest {self.path} has no image column {image_column!r}; its columns are {sorted(columns)}. "
-                "Name the right one with the image column option."
-            )
-        if caption_column is None or caption_column in columns:
-            self.caption_column = caption_column
-        elif caption_column == DEFAULT_CAPTION_COLUMN:
-            self.caption_column = None
-        else:
-            raise InputError(
-                f"manifest {self.path} has no caption column {caption_column!r}; its columns are {sorted(columns)}"
+                f"manifest {self.path} has no {what} column {column!r}; its columns are {sorted(columns)}. "
+                f"Name the right one with {option}."
             )
 
-    def __iter__(self) -> Iterator[InputItem]:
-        rows = self._jsonl_rows() if self.kind == "jsonl" else self._parquet_rows()
+    def rows(self, columns: list[str]) -> Iterator[tuple[str, Any]]:
+        """(input_ref, row) per data row; `#row=N` counts data rows from 0. A JSONL line that does not
+        parse gives an _InvalidRow; Parquet reads only `columns`."""
+        rows = self._jsonl_rows() if self.kind == "jsonl" else self._parquet_rows(columns)
         for index, row in enumerate(rows):
-            yield self._item(index, row)
+            yield f"{self.path.name}#row={index}", row
 
-    def count(self) -> int | None:
+    def count(self) -> int:
         """Parquet: from the footer. JSONL: one pass over the lines (no JSON parsing)."""
         if self.kind == "parquet":
             return self._parquet_file().metadata.num_rows
         with open(self.path, "rb") as f:
             return sum(1 for line in f if line.strip())
 
-    def _columns(self) -> set[str]:
+    def columns(self) -> set[str]:
         if self.kind == "parquet":
             return set(self._parquet_file().schema_arrow.names)
         for row in self._jsonl_rows():
@@ -131,38 +118,23 @@ class ManifestSource(Source):
                 except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                     yield _InvalidRow(f"line {line_number} is not valid JSON: {exc}")
 
-    def _parquet_rows(self) -> Iterator[dict[str, Any]]:
-        columns = [c for c in (self.image_column, self.caption_column) if c is not None]
+    def _parquet_rows(self, columns: list[str]) -> Iterator[dict[str, Any]]:
         try:
             for batch in self._parquet_file().iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=columns):
                 yield from batch.to_pylist()
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"manifest {self.path}: cannot read Parquet rows: {exc}") from exc
 
-    def _item(self, index: int, row: Any) -> InputItem:
-        ref = f"{self.path.name}#row={index}"
-        if isinstance(row, _InvalidRow):
-            return problem_item(self.dataset, ref, INVALID_ROW, row.detail)
-        if not isinstance(row, dict):
-            return problem_item(self.dataset, ref, INVALID_ROW, f"row is a JSON {type(row).__name__}, not an object")
-        caption, caption_error = (None, None)
-        if self.caption_column is not None:
-            caption, caption_error = caption_from_value(row.get(self.caption_column), self.max_caption_chars)
-        image, problem = self._image(row.get(self.image_column))
-        if problem is not None:
-            return problem_item(self.dataset, ref, *problem, caption=caption, caption_error=caption_error)
-        return InputItem(input_ref=ref, dataset=self.dataset, image=image, caption=caption, caption_error=caption_error)
-
-    def _image(self, value: Any) -> tuple[ImageSource | None, tuple[str, str] | None]:
+    def image(self, value: Any, column: str) -> tuple[ImageSource | None, tuple[str, str] | None]:
         """The image a cell points at, or the reason it cannot be used."""
         if isinstance(value, dict):  # Hugging Face Image feature
             value = value.get("bytes") or value.get("path")
         if isinstance(value, (bytes, bytearray)):
             return BytesImage(bytes(value)), None
         if value is None or value == "":
-            return None, (MISSING_IMAGE_PATH, f"column {self.image_column!r} is empty in this row")
+            return None, (MISSING_IMAGE_PATH, f"column {column!r} is empty in this row")
         if not isinstance(value, str):
-            return None, (INVALID_ROW, f"column {self.image_column!r} holds a {type(value).__name__}, not a path")
+            return None, (INVALID_ROW, f"column {column!r} holds a {type(value).__name__}, not a path")
         if value.startswith("file://"):
             value = url2pathname(urlparse(value).path)
         elif is_url(value):
@@ -171,6 +143,68 @@ class ManifestSource(Source):
         if not path.is_file():
             return None, (MISSING_FILE, f"{path} does not exist or is not a file")
         return PathImage(str(path)), None
+
+
+def row_problem(row: Any) -> str | None:
+    """Why a manifest row is not usable at all (not JSON, not an object), or None."""
+    if isinstance(row, _InvalidRow):
+        return row.detail
+    if not isinstance(row, dict):
+        return f"row is a JSON {type(row).__name__}, not an object"
+    return None
+
+
+class ManifestSource(Source):
+    """Rows of a JSONL or Parquet manifest; `#row=N` in input_ref counts data rows from 0.
+
+    The default caption column "caption" is used when the manifest has one; any other caption
+    column must exist, so a typo cannot silently drop every caption. `caption_column=None`: no captions.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        image_column: str = "image",
+        caption_column: str | None = DEFAULT_CAPTION_COLUMN,
+        dataset: str | None = None,
+        max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
+    ) -> None:
+        self.file = ManifestFile(path)
+        self.path = self.file.path
+        self.kind = self.file.kind
+        self.dataset = dataset or dataset_name(self.path)
+        self.max_caption_chars = max_caption_chars
+        self.image_column = image_column
+        self.file.require(image_column, "image", "the image column option")
+        columns = self.file.columns()
+        if caption_column is None or caption_column in columns:
+            self.caption_column = caption_column
+        elif caption_column == DEFAULT_CAPTION_COLUMN:
+            self.caption_column = None
+        else:
+            raise InputError(
+                f"manifest {self.path} has no caption column {caption_column!r}; its columns are {sorted(columns)}"
+            )
+
+    def __iter__(self) -> Iterator[InputItem]:
+        columns = [c for c in (self.image_column, self.caption_column) if c is not None]
+        for ref, row in self.file.rows(columns):
+            yield self._item(ref, row)
+
+    def count(self) -> int | None:
+        return self.file.count()
+
+    def _item(self, ref: str, row: Any) -> InputItem:
+        bad = row_problem(row)
+        if bad is not None:
+            return problem_item(self.dataset, ref, INVALID_ROW, bad)
+        caption, caption_error = (None, None)
+        if self.caption_column is not None:
+            caption, caption_error = caption_from_value(row.get(self.caption_column), self.max_caption_chars)
+        image, problem = self.file.image(row.get(self.image_column), self.image_column)
+        if problem is not None:
+            return problem_item(self.dataset, ref, *problem, caption=caption, caption_error=caption_error)
+        return InputItem(input_ref=ref, dataset=self.dataset, image=image, caption=caption, caption_error=caption_error)
 
 
 class _InvalidRow:

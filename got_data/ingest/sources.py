@@ -1,4 +1,5 @@
-"""Pick the right Source for what the user pointed at: a folder, a manifest, shards, or a glob of shards.
+"""Pick the right Source for what the user pointed at: a folder, a manifest, shards, or a glob of shards
+(T2I images: `open_source`; edit pairs and sequences: `open_edit_source`).
 
 One entry point so the CLI and the pipelines accept the same input specs and give the same advice
 when a spec cannot be used (a URL, a path that does not exist, a file of an unknown kind).
@@ -14,6 +15,12 @@ from braceexpand import braceexpand
 
 from got_data.errors import InputError
 from got_data.ingest.captions import DEFAULT_MAX_CAPTION_CHARS
+from got_data.ingest.edit_sources import (
+    EditFolderSource,
+    EditManifestSource,
+    EditWebDatasetSource,
+    MultiTurnManifestSource,
+)
 from got_data.ingest.folder import FolderSource
 from got_data.ingest.items import URL_ADVICE, Source, is_image_name, is_url
 from got_data.ingest.manifest import DEFAULT_CAPTION_COLUMN, JSONL_SUFFIXES, PARQUET_SUFFIXES, ManifestSource
@@ -84,3 +91,55 @@ def _top_level_shards(folder: Path) -> list[Path]:
     if any(is_image_name(n) for n in names):
         return []
     return [folder / n for n in sorted(names) if n.lower().endswith(SHARD_SUFFIX)]
+
+
+def open_edit_source(
+    spec: str | os.PathLike[str],
+    multiturn: bool = False,
+    source_column: str = "source",
+    target_column: str = "target",
+    instruction_column: str = "instruction",
+    edit_type_column: str | None = "edit_type",
+    turns_column: str = "turns",
+    dataset: str | None = None,
+    max_instruction_chars: int = DEFAULT_MAX_CAPTION_CHARS,
+) -> Source:
+    """The Source of edit inputs for `spec`.
+
+    Single-turn: a `.jsonl`/`.parquet` manifest -> EditManifestSource; a folder of `KEY/` pair folders
+    -> EditFolderSource; `.tar` shards (a file, a folder of them, a glob or brace range) ->
+    EditWebDatasetSource. Multi-turn: a manifest -> MultiTurnManifestSource.
+    """
+    text = os.fspath(spec)
+    if is_url(text):
+        raise InputError(f"{text} is a URL. {URL_ADVICE}, then pass the local manifest, folder or shards.")
+    path = Path(text)
+    is_manifest = path.is_file() and path.suffix.lower() in JSONL_SUFFIXES + PARQUET_SUFFIXES
+    if multiturn:
+        if not is_manifest:
+            raise InputError(
+                f"input {text}: multi-turn edits are read from a manifest ({', '.join(JSONL_SUFFIXES + PARQUET_SUFFIXES)}) "
+                "with a source column and a turns column"
+            )
+        return MultiTurnManifestSource(path, source_column=source_column, turns_column=turns_column, dataset=dataset,
+                                       max_instruction_chars=max_instruction_chars)
+    if is_manifest:
+        return EditManifestSource(path, source_column=source_column, target_column=target_column,
+                                  instruction_column=instruction_column, edit_type_column=edit_type_column,
+                                  dataset=dataset, max_instruction_chars=max_instruction_chars)
+    if not path.exists() and ("{" in text or any(c in text for c in _GLOB_CHARS)):
+        return EditWebDatasetSource(_expand_shard_pattern(text), dataset=dataset, max_instruction_chars=max_instruction_chars)
+    if not path.exists():
+        raise InputError(f"input {text} does not exist; pass an edit manifest, a folder of pair folders or .tar shards")
+    if path.is_dir():
+        shards = _top_level_shards(path)
+        if shards:
+            return EditWebDatasetSource(shards, dataset=dataset, max_instruction_chars=max_instruction_chars)
+        return EditFolderSource(path, dataset=dataset, max_instruction_chars=max_instruction_chars)
+    if path.suffix.lower() == SHARD_SUFFIX:
+        return EditWebDatasetSource([path], dataset=dataset, max_instruction_chars=max_instruction_chars)
+    raise InputError(
+        f"input {text}: unknown kind of file {path.suffix or '(no extension)'!r}; pass an edit manifest "
+        f"({', '.join(JSONL_SUFFIXES + PARQUET_SUFFIXES)}), a folder of KEY/source.*, KEY/target.*, "
+        f"KEY/instruction.txt folders, or {SHARD_SUFFIX} shards"
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from got_data.errors import InputError
@@ -59,35 +59,13 @@ class WebDatasetSource(Source):
 
     def _samples(self, shard: Path) -> Iterator[InputItem]:
         shard_ref = os.path.relpath(shard.resolve(), self.root).replace(os.sep, "/")
-        key: str | None = None
-        members: dict[str, bytes] = {}
-        seen: set[str] = set()
-        try:
-            with tarfile.open(shard, mode="r|") as tar:
-                for member in tar:
-                    if not member.isfile():
-                        continue
-                    member_key, ext = split_member_name(member.name)
-                    if member_key != key:
-                        if key is not None:
-                            yield self._item(shard_ref, key, members)
-                        if member_key in seen:
-                            raise InputError(
-                                f"shard {shard}: the members of sample {member_key!r} are not adjacent; "
-                                "rebuild the shard with its members sorted by name (e.g. tar --sort=name)"
-                            )
-                        seen.add(member_key)
-                        key, members = member_key, {}
-                    if ext in IMAGE_EXTENSIONS or ext in _CAPTION_MEMBERS:
-                        extracted = tar.extractfile(member)
-                        if extracted is not None:
-                            members[ext] = extracted.read()
-                end_offset = tar.offset
-            _check_end_of_archive(shard, end_offset, len(seen))
-            if key is not None:
-                yield self._item(shard_ref, key, members)
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise InputError(f"shard {shard} is damaged or not a tar file ({exc}); read {len(seen)} samples") from exc
+        for key, members in iter_tar_samples(shard, self._wanted):
+            yield self._item(shard_ref, key, members)
+
+    @staticmethod
+    def _wanted(ext: str) -> bool:
+        """Which members are read (the rest are skipped unread)."""
+        return ext in IMAGE_EXTENSIONS or ext in _CAPTION_MEMBERS
 
     def _item(self, shard_ref: str, key: str, members: dict[str, bytes]) -> InputItem:
         ref = f"{shard_ref}#{key}"
@@ -113,6 +91,42 @@ class WebDatasetSource(Source):
         if not isinstance(meta, dict):
             return None, None
         return caption_from_value(meta.get("caption"), self.max_caption_chars)
+
+
+def iter_tar_samples(shard: Path, wanted: Callable[[str], bool]) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {extension: bytes}) per sample of a shard, streamed; only members `wanted` are read.
+
+    Raises InputError when a sample's members are not adjacent or the tar is damaged or cut short.
+    """
+    key: str | None = None
+    members: dict[str, bytes] = {}
+    seen: set[str] = set()
+    try:
+        with tarfile.open(shard, mode="r|") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                member_key, ext = split_member_name(member.name)
+                if member_key != key:
+                    if key is not None:
+                        yield key, members
+                    if member_key in seen:
+                        raise InputError(
+                            f"shard {shard}: the members of sample {member_key!r} are not adjacent; "
+                            "rebuild the shard with its members sorted by name (e.g. tar --sort=name)"
+                        )
+                    seen.add(member_key)
+                    key, members = member_key, {}
+                if wanted(ext):
+                    extracted = tar.extractfile(member)
+                    if extracted is not None:
+                        members[ext] = extracted.read()
+            end_offset = tar.offset
+        _check_end_of_archive(shard, end_offset, len(seen))
+        if key is not None:
+            yield key, members
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise InputError(f"shard {shard} is damaged or not a tar file ({exc}); read {len(seen)} samples") from exc
 
 
 def _check_end_of_archive(shard: Path, offset: int, samples_read: int) -> None:

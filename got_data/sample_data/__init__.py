@@ -19,3 +19,14 @@ def sample_images_dir() -> Path:
             f"the sample images are inside an archive ({folder}); install got-data unzipped to use them"
         )
     return folder
+
+
+def sample_edit_pairs() -> Path:
+    """The bundled single-turn edit pairs: a Parquet manifest (source, target, instruction, edit_type)
+    with the images embedded, so the sample folder itself stays a plain folder of T2I images."""
+    return sample_images_dir() / "edit_pairs.parquet"
+
+
+def sample_edit_sequences() -> Path:
+    """The bundled multi-turn edit sequence(s): a Parquet manifest (source, turns) with embedded images."""
+    return sample_images_dir() / "multiturn_edits.parquet"

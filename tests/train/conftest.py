@@ -125,7 +125,7 @@ def tiny_shards(tmp_path_factory) -> dict[str, Path]:
 
 
 def tiny_config_dict(shards: dict[str, Path], run_dir: Path, **train) -> dict:
-    config = yaml.safe_load((Path(__file__).parents[2] / "configs" / "train" / "tiny.yaml").read_text())
+    config = yaml.safe_load((Path(__file__).parents[2] / "pipelines" / "train-tiny.yaml").read_text())
     config["data"]["sources"] = [
         {"name": "t2i", "shards": [str(shards["t2i"] / "*.tar")], "weight": 0.6},
         {"name": "edit", "shards": [str(shards["edit"])], "weight": 0.4},

@@ -7,10 +7,10 @@ import pytest
 from got_data.errors import SpecError
 from got_data.train.config import config_from_dict, load_config
 
-CONFIGS = Path(__file__).parents[2] / "configs" / "train"
+CONFIGS = Path(__file__).parents[2] / "pipelines"
 
 
-@pytest.mark.parametrize("name", ["tiny.yaml", "ssgm-3b.yaml"])
+@pytest.mark.parametrize("name", ["train-tiny.yaml", "train-ssgm-3b.yaml"])
 def test_shipped_configs_validate(name):
     config = load_config(CONFIGS / name)
     assert config.optimizer.betas == (0.9, 0.98) and config.optimizer.eps == 1e-6
@@ -18,7 +18,7 @@ def test_shipped_configs_validate(name):
 
 
 def test_ssgm_3b_follows_the_paper():
-    config = load_config(CONFIGS / "ssgm-3b.yaml")
+    config = load_config(CONFIGS / "train-ssgm-3b.yaml")
     lora = config.model.mllm.lora
     assert (lora.r, lora.alpha, lora.dropout) == (32, 32, 0.05)
     assert config.model.num_gen_tokens == 64 and config.train.noise_offset == 0.1
@@ -37,7 +37,7 @@ def test_ssgm_3b_follows_the_paper():
 def test_mistakes_are_reported(mutate, reason):
     import yaml
 
-    data = yaml.safe_load((CONFIGS / "tiny.yaml").read_text())
+    data = yaml.safe_load((CONFIGS / "train-tiny.yaml").read_text())
     mutate(data)
     with pytest.raises(SpecError, match=reason):
         config_from_dict(data)

@@ -24,7 +24,7 @@ class ExtractEntities(Stage):
             json_schema=entity_schema(candidates, max_items=max_entities),
         )
         try:
-            raw = json.loads(text)["entities"]
+            raw = json.loads(text, strict=False)["entities"]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise StageReject(self.name, "unparsable_answer", text[:200]) from exc
         entities: list[str] = []

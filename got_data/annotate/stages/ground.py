@@ -12,6 +12,7 @@ from got_data.annotate.grounding import (
     parse_qwen25_vl,
 )
 from got_data.annotate.stage import Stage, StageReject
+from got_data.records import Box
 
 QWEN25_BOX_SCHEMA = {
     "type": "object",
@@ -36,22 +37,28 @@ class Ground(Stage):
         if not work.groundings:
             raise StageReject(self.name, "no_grounded_object", "; ".join(f"{p}: {r}" for p, r in work.dropped))
 
-    async def _ground(self, work, models, phrase: str):
-        qwen25 = self.family == QWEN25_VL
-        text = await models.ask(
-            self, work, values={"phrase": phrase}, images=[work.model_image],
-            json_schema=QWEN25_BOX_SCHEMA if qwen25 else None, regex=None if qwen25 else QWEN2_VL_BOX_REGEX,
-            skip_special_tokens=False, reject_on_failure=False,
-        )
-        if text is None:
-            work.dropped.append((phrase, "model_failure"))
-            return []
-        try:
-            if qwen25:
-                width, height = work.model_image_size
-                pixels = models.pixel_bounds(self.role)
-                return parse_qwen25_vl(text, width, height, *pixels)
-            return parse_qwen2_vl(text)
-        except GroundingParseError as exc:
-            work.dropped.append((phrase, exc.reason))
-            return []
+    async def _ground(self, work, models, phrase: str) -> list[Box]:
+        return await ground_phrase(self, work, models, phrase, work.model_image, work.model_image_size)
+
+
+async def ground_phrase(stage, work, models, phrase: str, image, image_size: tuple[int, int]) -> list[Box]:
+    """Boxes of `phrase` on `image` (seen by the model at `image_size`) in GoT coordinates, asked in
+    the stage's model family's own convention. An answer without a usable box (or a failed request)
+    gives [] and a (phrase, reason) entry in `work.dropped`. Shared by every stage that grounds a phrase."""
+    qwen25 = stage.family == QWEN25_VL
+    text = await models.ask(
+        stage, work, values={"phrase": phrase}, images=[image],
+        json_schema=QWEN25_BOX_SCHEMA if qwen25 else None, regex=None if qwen25 else QWEN2_VL_BOX_REGEX,
+        skip_special_tokens=False, reject_on_failure=False,
+    )
+    if text is None:
+        work.dropped.append((phrase, "model_failure"))
+        return []
+    try:
+        if qwen25:
+            width, height = image_size
+            return parse_qwen25_vl(text, width, height, *models.pixel_bounds(stage.role))
+        return parse_qwen2_vl(text)
+    except GroundingParseError as exc:
+        work.dropped.append((phrase, exc.reason))
+        return []

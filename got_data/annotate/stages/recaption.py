@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
-
-from got_data.annotate.answers import RecaptionAnswer
+from got_data.annotate.answers import RecaptionAnswer, bounded_schema
 from got_data.annotate.stage import Stage, StageReject
-from got_data.annotate.text import clean_model_text
+from got_data.annotate.text import clean_model_text, parse_json_answer
 
 
 class Recaption(Stage):
@@ -21,12 +19,15 @@ class Recaption(Stage):
         section = "user_with_caption" if caption else "user"
         text = await models.ask(
             self, work, section=section, values={"caption": caption[:max_chars]}, images=[work.model_image],
-            json_schema=RecaptionAnswer.model_json_schema(),
+            json_schema=bounded_schema(RecaptionAnswer, {
+                "prompt": self.option("max_prompt_chars", 300),
+                "description": self.option("max_description_chars", 1500),
+            }),
         )
         try:
-            answer = RecaptionAnswer.model_validate_json(text)
-        except ValidationError as exc:
-            raise StageReject(self.name, "unparsable_answer", f"{exc.error_count()} error(s): {text[:200]}") from exc
+            answer = parse_json_answer(RecaptionAnswer, text)
+        except ValueError as exc:
+            raise StageReject(self.name, "unparsable_answer", f"{exc}: {text[:200]}") from exc
         work.prompt = clean_model_text(answer.prompt)
         work.description = clean_model_text(answer.description)
         if not work.prompt or not work.description:

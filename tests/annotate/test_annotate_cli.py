@@ -1,0 +1,43 @@
+"""`got-data annotate t2i | edit | multiturn`: one shared option set, each command's own input options,
+and input problems reported as one line with exit code 2 before any engine starts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from got_data.cli import app
+
+SHARED = ("--out", "--config", "--vlm", "--llm", "--limit", "--samples-per-shard", "--ray-address", "--dataset",
+          "--max-images-in-flight", "--max-input-pixels")
+OWN = {
+    "t2i": ("--image-column", "--caption-column"),
+    "edit": ("--source-column", "--target-column", "--instruction-column", "--edit-type-column"),
+    "multiturn": ("--source-column", "--turns-column"),
+}
+
+
+@pytest.mark.parametrize("command", sorted(OWN))
+def test_every_annotate_command_has_the_shared_options_and_its_own(command):
+    result = CliRunner().invoke(app, ["annotate", command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for option in SHARED + OWN[command]:
+        assert option in result.output, (command, option)
+    others = {o for name, opts in OWN.items() if name != command for o in opts} - set(OWN[command])
+    assert not [o for o in others if o in result.output]
+
+
+def test_input_problems_exit_2_with_advice(tmp_path):
+    manifest = tmp_path / "pairs.jsonl"
+    manifest.write_text(json.dumps({"src": "a.jpg", "target": "b.jpg", "instruction": "x"}) + "\n")
+
+    def fails_with(args, message):
+        result = CliRunner().invoke(app, ["annotate", *args, "--out", str(tmp_path / "out")])
+        assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+
+    fails_with(["edit", str(manifest)], "no source column 'source'")
+    fails_with(["multiturn", str(tmp_path)], "multi-turn edits are read from a manifest")
+    fails_with(["edit", str(manifest), "--config", "nope.yaml"], "nope.yaml not found")
+    assert not (tmp_path / "out").exists()
