@@ -11,8 +11,6 @@ its row shows the time with start-up included.
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import json
 import os
 import subprocess
@@ -104,35 +102,37 @@ def run_pool(args) -> dict:
 
 
 def run_ray_data(args) -> dict:
+    """Ray's own vLLM batch processor on the same token prompts and images. Its multimodal-prepare
+    stage cannot import with vLLM 0.32 (`vllm.entrypoints.chat_utils` moved), so rows carry the token
+    ids our PromptBuilder makes (as in (a)) and the image itself, straight to its engine stage."""
     import ray
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
     from got_data.engines.actor import engine_args_for
+    from got_data.engines.prompting import PromptBuilder
 
-    ray.init(num_cpus=2, object_store_memory=500 * 1024**2, include_dashboard=False, log_to_driver=False)
-    engine_kwargs = engine_args_for(config(args.model))
+    ray.init(num_cpus=4, object_store_memory=500 * 1024**2, include_dashboard=False, log_to_driver=False)
+    cfg = config(args.model)
+    engine_kwargs = engine_args_for(cfg)
     engine_kwargs.pop("model")
     engine_kwargs.pop("structured_outputs_config")
+    builder = PromptBuilder.from_pretrained(cfg.model, cfg.family)
+    pics = images(args.images)
     processor = build_processor(
         vLLMEngineProcessorConfig(
             model_source=args.model, engine_kwargs=engine_kwargs, batch_size=64, concurrency=1,
             log_engine_metrics=False, placement_group_config={"bundles": [{"CPU": 1}]},
-            prepare_multimodal_stage={"enabled": True}, chat_template_stage=True, tokenize_stage=True,
-            detokenize_stage=True,
+            prepare_multimodal_stage={"enabled": False}, chat_template_stage={"enabled": False},
+            tokenize_stage={"enabled": False}, detokenize_stage={"enabled": True},
         ),
         preprocess=lambda row: dict(
-            messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": row["url"]}},
-                                                   {"type": "text", "text": row["question"]}]}],
+            tokenized_prompt=builder.build(messages(row["question"]), 1).token_ids,
+            multimodal_data={"image": pics[row["image"]]},
             sampling_params={"max_tokens": args.max_tokens, "temperature": 0.0},
         ),
         postprocess=lambda row: {"text": row["generated_text"], "tokens": len(row["generated_tokens"])},
     )
-    urls = []
-    for img in images(args.images):
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        urls.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
-    rows = [{"url": urls[i], "question": q} for i, q in workload(args)]
+    rows = [{"image": i, "question": q} for i, q in workload(args)]
     start = time.perf_counter()
     out = processor(ray.data.from_items(rows)).take_all()
     seconds = time.perf_counter() - start

@@ -17,6 +17,7 @@ from got_data.engines import commands as engine_commands
 from got_data.errors import GotDataError
 from got_data.shards.commands import validate
 from got_data.train import commands as train_commands
+from got_data.view import DEFAULT_LIMIT, write_preview
 
 app = typer.Typer(
     name="got-data",
@@ -200,6 +201,21 @@ def demo(
     from got_data.demo import run_demo
 
     run_demo(out, console)
+
+
+@app.command("view")
+@_guarded
+def view(
+    source: Annotated[str, typer.Argument(metavar="OUT_DIR_OR_SHARDS",
+                                                help="output folder of an annotate run, shard tar, or glob")],
+    out: Annotated[Optional[Path], typer.Option(help="HTML page to write (default: SOURCE/preview.html)")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="show at most this many samples")] = DEFAULT_LIMIT,
+) -> None:
+    """Write one self-contained HTML page showing each sample's images with its boxes drawn over them,
+    the GoT text with grounded phrases highlighted, and the prompt or instructions."""
+    result = write_preview(source, out, limit)
+    more = " (limit reached)" if result.truncated else ""
+    console.print(f"wrote {result.path} ({result.samples} samples{more})")
 
 
 app.command("train", help="Fit the SSGM model (Qwen2.5-VL + LoRA, projectors, 12-channel UNet) on GoT shards.")(

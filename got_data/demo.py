@@ -51,7 +51,7 @@ def run_demo(out: Path, console: Console) -> None:
         for pool in pools.values():
             pool.shutdown()
     console.print(f"[bold]output:[/bold] {out.resolve()}/{{t2i,edit}}  "
-                  "(shards, *.index.parquet, manifest.json, rejects.parquet, stats.json)")
+                  "(shards, *.index.parquet, manifest.json, rejects.parquet, stats.json, preview.html)")
 
 
 def _validate_and_show(out: Path, console: Console, step: str) -> None:
@@ -59,6 +59,7 @@ def _validate_and_show(out: Path, console: Console, step: str) -> None:
     from got_data.shards.layout import list_shards
     from got_data.shards.reader import iter_samples
     from got_data.shards.validate import validate_paths
+    from got_data.view import write_preview
 
     console.rule(f"[bold]{step}. validate the shards, show one record")
     if not list_shards(out):
@@ -67,3 +68,5 @@ def _validate_and_show(out: Path, console: Console, step: str) -> None:
     render_report(validate_paths([out]), console)
     sample = next(iter_samples(out))
     console.print(Syntax(json.dumps(json.loads(sample.record.model_dump_json()), indent=2)[:4000], "json"))
+    page = write_preview(out)
+    console.print(f"[bold]look at the records:[/bold] {page.path.resolve()} ({page.samples} samples)")

@@ -1,0 +1,277 @@
+"""`got-data view`: one static HTML page to *look* at GoT records instead of reading their JSON.
+
+Boxes as numbers say little; drawn over the image, next to the text with each grounded phrase in its
+box's colour, they show at a glance whether grounding is right. The page is one self-contained file
+(images as data URIs, no external asset, no script), so it opens anywhere and can be attached to an
+issue. Captions and model text are untrusted: every text goes through `html.escape`, and the page's
+Content-Security-Policy forbids scripts besides.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from PIL import Image
+
+from got_data.errors import InputError, ShardError
+from got_data.records import Box, EditOp, EditRecord, ImageInfo, MultiTurnRecord, T2IRecord
+from got_data.records.codec import ParsedGot, parse_got
+from got_data.shards.layout import partial_path, resolve_shard_paths
+from got_data.shards.reader import AnyRecord, ShardSample, iter_samples
+
+DEFAULT_PAGE = "preview.html"
+DEFAULT_LIMIT = 200
+# Images larger than this (longest side, pixels) are embedded as a JPEG thumbnail: boxes are relative,
+# so they stay exact, and a page of 200 samples stays small enough to open.
+THUMBNAIL_SIDE = 768
+# Distinct colours readable with white label text (Sasha Trubetskoy's set, darkest first).
+PALETTE = (
+    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#008080",
+    "#f032e6", "#9a6324", "#800000", "#808000", "#000075", "#469990",
+)
+_MIME = {"JPEG": "image/jpeg", "PNG": "image/png"}
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:1.5rem;background:#f3f3f3;color:#222}
+header p{color:#555}
+.sample{background:#fff;border:1px solid #ddd;border-radius:6px;padding:1rem 1.2rem;margin:0 0 1.5rem}
+.sample h2{font-size:1rem;margin:0 0 .8rem;font-family:ui-monospace,monospace}
+.panels{display:flex;flex-wrap:wrap;gap:1rem;margin-bottom:.8rem}
+figure{margin:0}
+figcaption{font-size:.85rem;color:#444;margin-top:.3rem;max-width:320px}
+.frame{position:relative;width:320px;line-height:0}
+.frame img{width:100%;height:auto;display:block}
+.box{position:absolute;box-sizing:border-box;border:2px solid}
+.box span{position:absolute;left:-2px;top:-2px;font:11px/1.4 system-ui,sans-serif;color:#fff;
+  padding:0 4px;white-space:nowrap;max-width:300px;overflow:hidden;text-overflow:ellipsis}
+.got{white-space:pre-wrap;line-height:1.7;margin:.4rem 0}
+.got mark{color:inherit;padding:0 2px;border-radius:2px}
+.got sub{font-family:ui-monospace,monospace;font-size:.7rem}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem .8rem;font-size:.9rem;margin:.4rem 0}
+dt{color:#666}
+dd{margin:0;white-space:pre-wrap}
+"""
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """One box drawn over an image: where, what it grounds, in which colour."""
+
+    box: Box
+    label: str
+    colour: str
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One image of a sample with the boxes that belong on it."""
+
+    info: ImageInfo
+    caption: str
+    overlays: tuple[Overlay, ...] = ()
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    path: Path
+    samples: int
+    truncated: bool
+
+
+def colour_of(ref_index: int) -> str:
+    """The colour of the ref_index-th grounded phrase of a GoT text (the palette repeats)."""
+    return PALETTE[ref_index % len(PALETTE)]
+
+
+def percent(coordinate: int) -> str:
+    """A relative coordinate in [0, 1000) as a CSS percentage, exactly (no float rounding)."""
+    return f"{coordinate // 10}.{coordinate % 10}%"
+
+
+def _t2i_panels(record: T2IRecord, parsed: ParsedGot) -> list[Panel]:
+    ref_index = {ref.got_span: i for i, ref in enumerate(parsed.refs)}
+    overlays = tuple(
+        Overlay(box, obj.phrase, colour_of(ref_index[tuple(obj.span)])) for obj in record.objects for box in obj.boxes
+    )
+    return [Panel(record.images[0], "image", overlays)]
+
+
+def _edit_steps(record: EditRecord | MultiTurnRecord) -> list[EditOp]:
+    return [record.edit] if isinstance(record, EditRecord) else list(record.steps)
+
+
+def _edit_panels(record: EditRecord | MultiTurnRecord, parsed: ParsedGot) -> list[Panel]:
+    """Each edit's regions go on the image it applies to: edit n on image n (source, turn1, ...).
+
+    The record guarantees the GoT text's boxes, in order, equal the edits' regions, so the n-th region
+    overall takes the colour and phrase of the ref whose box it is."""
+    box_refs = [i for i, ref in enumerate(parsed.refs) for _ in ref.boxes]
+    steps = _edit_steps(record)
+    instructions = [record.instruction] if isinstance(record, EditRecord) else record.instructions
+    panels: list[Panel] = []
+    offset = 0
+    for n, info in enumerate(record.images):
+        regions = steps[n].regions if n < len(steps) else []
+        overlays = tuple(
+            Overlay(box, parsed.refs[box_refs[offset + j]].phrase, colour_of(box_refs[offset + j]))
+            for j, box in enumerate(regions)
+        )
+        offset += len(regions)
+        caption = info.role if n == 0 else f"{info.role}: after “{instructions[n - 1]}”"
+        if overlays:
+            caption += f" (regions of edit {n + 1})" if len(steps) > 1 else " (edit regions)"
+        panels.append(Panel(info, caption, overlays))
+    return panels
+
+
+def panels_of(record: AnyRecord, parsed: ParsedGot) -> list[Panel]:
+    """The sample's images in record order, each with the structured boxes drawn on it."""
+    if isinstance(record, T2IRecord):
+        return _t2i_panels(record, parsed)
+    return _edit_panels(record, parsed)
+
+
+def embeddable_image(data: bytes, info: ImageInfo) -> tuple[str, bytes]:
+    """(mime type, bytes) to embed: the stored bytes, or a JPEG thumbnail when the image is large."""
+    if max(info.width, info.height) <= THUMBNAIL_SIDE:
+        return _MIME[info.format], data
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        thumb = image.convert("RGB")
+    thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    buffer = io.BytesIO()
+    thumb.save(buffer, "JPEG", quality=85)
+    return "image/jpeg", buffer.getvalue()
+
+
+def _box_html(overlay: Overlay) -> str:
+    b, label = overlay.box, html.escape(overlay.label)
+    style = (f"left:{percent(b.x1)};top:{percent(b.y1)};width:{percent(b.x2 - b.x1)};"
+             f"height:{percent(b.y2 - b.y1)};border-color:{overlay.colour}")
+    return (f'<div class="box" style="{style}" title="{label} {b.render()}">'
+            f'<span style="background:{overlay.colour}">{label}</span></div>')
+
+
+def _panel_html(panel: Panel, data: bytes) -> str:
+    mime, payload = embeddable_image(data, panel.info)
+    uri = f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
+    alt = html.escape(f"{panel.info.role} ({panel.info.width}x{panel.info.height})")
+    boxes = "".join(_box_html(o) for o in panel.overlays)
+    return (f'<figure><div class="frame"><img src="{uri}" alt="{alt}">{boxes}</div>'
+            f"<figcaption>{html.escape(panel.caption)}</figcaption></figure>")
+
+
+def got_html(parsed: ParsedGot) -> str:
+    """The GoT text as readers see it: plain text, each grounded phrase marked in its box's colour."""
+    pieces: list[str] = []
+    cursor = 0
+    for i, ref in enumerate(parsed.refs):
+        start, end = ref.plain_span
+        colour = colour_of(i)
+        boxes = " ".join(box.render() for box in ref.boxes)
+        pieces.append(html.escape(parsed.plain[cursor:start]))
+        pieces.append(f'<mark style="background:{colour}33;border-bottom:2px solid {colour}">'
+                      f"{html.escape(ref.phrase)}</mark><sub style=\"color:{colour}\">{boxes}</sub>")
+        cursor = end
+    pieces.append(html.escape(parsed.plain[cursor:]))
+    return f'<p class="got">{"".join(pieces)}</p>'
+
+
+def _edit_fields(step: EditOp) -> str:
+    what = step.target_object + (f" → {step.new_object}" if step.new_object else "")
+    regions = " ".join(box.render() for box in step.regions)
+    return f"{step.edit_type or 'edit'}: {what}; {step.change} [{regions}]"
+
+
+def _fields(record: AnyRecord, shard: str) -> list[tuple[str, str]]:
+    fields = [("key", record.key), ("dataset", record.source.dataset), ("input", record.source.input_ref),
+              ("shard", Path(shard).name)]
+    if record.source.original_caption is not None:
+        fields.append(("original caption", record.source.original_caption))
+    if isinstance(record, T2IRecord):
+        return fields + [("prompt", record.prompt)]
+    if isinstance(record, EditRecord):
+        fields.append(("instruction", record.instruction))
+        fields += [("reinstruction", text) for text in record.reinstructions]
+        fields += [("source", record.source_description), ("target", record.target_description)]
+        return fields + [("edit", _edit_fields(record.edit))]
+    fields += [(f"turn {n}", text) for n, text in enumerate(record.instructions, 1)]
+    fields += [("source", record.source_description), ("final", record.final_description)]
+    return fields + [(f"edit {n}", _edit_fields(step)) for n, step in enumerate(record.steps, 1)]
+
+
+def _fields_html(fields: Iterable[tuple[str, str]]) -> str:
+    rows = "".join(f"<dt>{html.escape(name)}</dt><dd>{html.escape(value)}</dd>" for name, value in fields)
+    return f"<dl>{rows}</dl>"
+
+
+def sample_html(sample: ShardSample, number: int) -> str:
+    """One sample's section: its images with boxes side by side, the GoT text, then the record's fields."""
+    record, parsed = sample.record, parse_got(sample.record.got)
+    figures = "".join(_panel_html(panel, sample.images[panel.info.member]) for panel in panels_of(record, parsed))
+    title = html.escape(f"#{number} {record.kind} · {record.key}")
+    return (f'<section class="sample" id="{html.escape(record.key)}"><h2>{title}</h2>'
+            f'<div class="panels">{figures}</div>{got_html(parsed)}'
+            f"{_fields_html(_fields(record, sample.shard))}</section>\n")
+
+
+def _page_head(shards: list[Path]) -> str:
+    names = ", ".join(str(p) for p in shards[:5]) + (f" (+{len(shards) - 5} more)" if len(shards) > 5 else "")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta http-equiv=\"Content-Security-Policy\" "
+            "content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">"
+            f"<title>GoT preview</title><style>{_CSS}</style></head><body>\n"
+            f"<header><h1>GoT preview</h1><p>{html.escape(names)}</p></header>\n")
+
+
+def _page_tail(samples: int, truncated: bool) -> str:
+    more = " (stopped at the limit; more samples follow in the shards)" if truncated else ""
+    return f"<footer><p>{samples} sample(s) shown{more}.</p></footer>\n</body></html>\n"
+
+
+def _write_samples(page: TextIO, samples: Iterator[ShardSample], limit: int) -> tuple[int, bool]:
+    count = 0
+    for sample in samples:
+        if count == limit:
+            return count, True
+        count += 1
+        page.write(sample_html(sample, count))
+    return count, False
+
+
+def default_page_path(source: Path | str, shards: list[Path]) -> Path:
+    """`OUT_DIR/preview.html` for a folder of shards, else beside the first shard."""
+    folder = Path(source) if Path(source).is_dir() else shards[0].parent
+    return folder / DEFAULT_PAGE
+
+
+def write_preview(source: Path | str, out: Path | None = None, limit: int = DEFAULT_LIMIT) -> PreviewResult:
+    """Write the HTML page for the first `limit` samples of `source` (a shard folder, tar or glob).
+
+    Streams: one sample is in memory at a time. The page appears under its final name only once it is
+    complete. Raises ShardError for unreadable shards or samples that do not validate.
+    """
+    if limit < 1:
+        raise InputError(f"limit must be at least 1, got {limit}")
+    shards = resolve_shard_paths(source)
+    page_path = out if out is not None else default_page_path(source, shards)
+    partial = partial_path(page_path)
+    try:
+        page_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(partial, "w", encoding="utf-8") as page:
+            page.write(_page_head(shards))
+            count, truncated = _write_samples(page, iter_samples(shards), limit)
+            page.write(_page_tail(count, truncated))
+        os.replace(partial, page_path)
+    except OSError as exc:
+        raise ShardError(f"cannot write {page_path}: {exc}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    return PreviewResult(path=page_path, samples=count, truncated=truncated)
