@@ -11,7 +11,7 @@ import json
 import pytest
 from PIL import Image
 
-from got_data.annotate.runner import build_stages, static_provenance
+from got_data.annotate.runner import build_stages
 from got_data.annotate.stage import StageReject
 from got_data.annotate.work import T2IWork
 from got_data.ingest.images import prepare_image
@@ -19,6 +19,7 @@ from got_data.ingest.items import BytesImage, InputItem
 from got_data.records import Box, parse_got
 from got_data.records.codec import find_special_tokens
 from got_data.spec import load_spec
+from tests.annotate.replay import replay_provenance
 
 DESCRIPTION = "A red kite flies above a green field, and a small dog sits near the red kite on the grass."
 
@@ -45,21 +46,13 @@ class ReplayModels:
         return (None, None)
 
 
-class FakePool:
-    def __init__(self, family):
-        self.family = family
-
-    def model_info(self):
-        return {"name": "replay", "revision": "r1", "family": self.family}
-
-
 def make_work(stages, caption=None, family="qwen2-vl", size=(640, 480)):
     buf = io.BytesIO()
     Image.new("RGB", size, (120, 160, 200)).save(buf, format="JPEG")
     item = InputItem(input_ref="photos/kite.jpg", dataset="unit", image=BytesImage(buf.getvalue()), caption=caption)
     prepared = prepare_image(buf.getvalue())
     spec = load_spec("t2i.yaml")
-    provenance = static_provenance(spec, stages, {"vlm": FakePool(family), "llm": FakePool("qwen2")})
+    provenance = replay_provenance(spec, stages, family)
     return T2IWork(item=item, image=prepared, model_image=None, model_image_size=size, provenance=provenance)
 
 
