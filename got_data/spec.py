@@ -62,12 +62,6 @@ class PipelineSpec(BaseModel):
     stages: list[StageSpec] = Field(min_length=1)
     source: Path | None = Field(default=None, exclude=True)
 
-    def stage(self, name: str) -> StageSpec:
-        for stage in self.stages:
-            if stage.name == name:
-                return stage
-        raise SpecError(f"pipeline {self.name!r} has no stage {name!r}")
-
     def roles(self) -> list[Role]:
         return sorted({s.role for s in self.stages if s.role is not None})
 

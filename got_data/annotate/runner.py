@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import got_data
+from got_data.annotate.answers import answer_model
 from got_data.annotate.decode import DecodedImage, DecodeResult, decode_task
 from got_data.annotate.gateway import ModelGateway
 from got_data.annotate.journal import Journal, RejectRow
@@ -67,6 +68,8 @@ def build_stages(spec: PipelineSpec, families: dict[str, str]) -> list[Stage]:
             raise SpecError(f"pipeline {spec.name!r}: no stage called {stage_spec.name!r}; known: {sorted(STAGES)}")
         if cls.role != stage_spec.role:
             raise SpecError(f"stage {stage_spec.name!r} calls the {cls.role!r} model, the spec says {stage_spec.role!r}")
+        if stage_spec.output_schema is not None:
+            answer_model(stage_spec.output_schema)  # a misspelt schema name fails here, not silently
         stages.append(cls(stage_spec, family=families.get(stage_spec.role) if stage_spec.role else None))
     return stages
 

@@ -151,3 +151,12 @@ def test_qwen25_vl_answers_convert_from_resized_pixels():
     )
     work = run_chain(models, family="qwen2.5-vl", size=(1920, 1080))
     assert work.record.objects[0].boxes == [Box(x1=250, y1=500, x2=500, y2=999)]
+
+
+def test_spec_naming_an_unknown_answer_schema_is_refused():
+    from got_data.errors import SpecError
+
+    spec = load_spec("t2i.yaml")
+    spec.stages[0].output_schema = "recaptoin"
+    with pytest.raises(SpecError, match="unknown output_schema 'recaptoin'"):
+        build_stages(spec, {"vlm": "qwen2-vl", "llm": "qwen2"})
