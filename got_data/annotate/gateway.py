@@ -17,9 +17,6 @@ class ModelGateway:
         self._pixel_bounds = pixel_bounds
         self._ids = itertools.count()
 
-    def family(self, role: str) -> str:
-        return self.pools[role].model_info()["family"]
-
     def pixel_bounds(self, role: str) -> tuple[int | None, int | None]:
         return self._pixel_bounds.get(role, (None, None))
 
