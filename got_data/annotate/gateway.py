@@ -31,8 +31,10 @@ class ModelGateway:
         regex: str | None = None,
         skip_special_tokens: bool = True,
         reject_on_failure: bool = True,
+        tag: str | None = None,
     ) -> str | None:
-        """The model's answer text. On failure: StageReject, or None when reject_on_failure is False."""
+        """The model's answer text. On failure: StageReject, or None when reject_on_failure is False.
+        `tag` tells apart requests a stage makes with the same values (e.g. the crop before and after)."""
         assert stage.prompt is not None and stage.role is not None
         system, user = stage.prompt.render(section, **values)
         images = images or []
@@ -48,6 +50,8 @@ class ModelGateway:
             json_schema=json_schema,
             regex=regex,
             skip_special_tokens=skip_special_tokens,
+            context={"stage": stage.name, "section": section, "values": dict(values), "tag": tag,
+                     "input_ref": work.item.input_ref},
             **stage.sampling(),
         )
         response = await self.pools[stage.role].generate(request)

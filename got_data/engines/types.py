@@ -38,6 +38,9 @@ class ModelRequest:
     regex: str | None = None  # constrain the answer to this regular expression instead of a schema
     stop: list[str] | None = None
     skip_special_tokens: bool = True  # False keeps e.g. Qwen2-VL's <|box_start|> in the answer text
+    # What the caller asked, in its own terms (stage, prompt section, template values): never sent to
+    # the model; read by replays and oracles that answer without a model, and by debugging.
+    context: dict[str, Any] = field(default_factory=dict)
 
     @property
     def structured(self) -> bool:

@@ -33,7 +33,7 @@ class CropDescribe(Stage):
         text = await models.ask(
             self, work, values={"object": step.target_object, "instruction": step.instruction}, images=[crop],
             json_schema=bounded_schema(DescriptionAnswer, {"description": self.option("max_chars", 80)}),
-            reject_on_failure=False,
+            reject_on_failure=False, tag=when,
         )
         if text is None:
             work.dropped.append((f"{when} crop", "model_failure"))

@@ -1,0 +1,1 @@
+"""Scoring annotation runs against known answers."""

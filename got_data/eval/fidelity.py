@@ -1,0 +1,150 @@
+"""Fidelity: how well an annotation run's GoT records say what the world set's images show.
+
+Records are matched to truth by `source.input_ref`; an input with no record (rejected) counts as
+missing everything, so a pipeline cannot score well by rejecting its hard inputs.
+
+- t2i: object recall/precision (a GoT object matches a true object when its phrase names the same
+  colour and shape), mean IoU of matched boxes, share of true objects found with IoU >= 0.5, and
+  word accuracy of the prompt and the description;
+- edit / multiturn: per edit, IoU of the region (union of the record's boxes) with the true region,
+  edited-object accuracy (the record's target names the true object), edit-type accuracy; for
+  multiturn also the share of records with the right number of steps.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from got_data.errors import InputError
+from got_data.records.boxes import Box
+from got_data.shards.reader import iter_samples
+from got_data.world.sets import read_truth
+
+IOU_HIT = 0.5
+_WORDS = re.compile(r"[a-z0-9]+")
+
+
+def words(text: str) -> list[str]:
+    return _WORDS.findall(text.lower())
+
+
+def word_accuracy(predicted: str, truth: str) -> float:
+    """Words of `truth` matched in order in `predicted`, over the longer of the two (1.0 = same words)."""
+    a, b = words(predicted), words(truth)
+    if not a and not b:
+        return 1.0
+    matched = sum(block.size for block in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_matching_blocks())
+    return matched / max(len(a), len(b))
+
+
+def names_object(predicted: str, phrase: str) -> bool:
+    """Whether predicted text names the true phrase ("the red circle" names "red circle")."""
+    return f" {' '.join(words(phrase))} " in f" {' '.join(words(predicted))} "
+
+
+def union(boxes: list[Box]) -> Box:
+    return Box(x1=min(b.x1 for b in boxes), y1=min(b.y1 for b in boxes), x2=max(b.x2 for b in boxes),
+               y2=max(b.y2 for b in boxes))
+
+
+def _box(values: list[int]) -> Box:
+    x1, y1, x2, y2 = values
+    return Box(x1=x1, y1=y1, x2=x2, y2=y2)
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def score_t2i(records: dict[str, Any], truth: dict[str, dict]) -> dict[str, Any]:
+    true_objects = predicted_objects = matched = hits = 0
+    ious, prompt_acc, description_acc = [], [], []
+    for ref, row in truth.items():
+        scene = row["scene"]
+        true_objects += len(scene["objects"])
+        record = records.get(ref)
+        if record is None:
+            prompt_acc.append(0.0)
+            description_acc.append(0.0)
+            continue
+        prompt_acc.append(word_accuracy(record.prompt, scene["prompt"]))
+        description_acc.append(word_accuracy(record.description, scene["description"]))
+        predicted_objects += len(record.objects)
+        used: set[int] = set()
+        for obj in scene["objects"]:
+            candidates = [i for i, o in enumerate(record.objects) if i not in used and names_object(o.phrase, obj["phrase"])]
+            if not candidates:
+                continue
+            truth_box = _box(obj["rel_box"])
+            best = max(candidates, key=lambda i: max(b.iou(truth_box) for b in record.objects[i].boxes))
+            used.add(best)
+            iou = max(b.iou(truth_box) for b in record.objects[best].boxes)
+            matched += 1
+            ious.append(iou)
+            hits += iou >= IOU_HIT
+    return {
+        "inputs": len(truth), "records": sum(ref in records for ref in truth),
+        "true_objects": true_objects, "predicted_objects": predicted_objects,
+        "object_recall": matched / true_objects if true_objects else None,
+        "object_precision": matched / predicted_objects if predicted_objects else None,
+        "mean_iou": _mean(ious), "iou50_share": hits / true_objects if true_objects else None,
+        "prompt_word_accuracy": _mean(prompt_acc), "description_word_accuracy": _mean(description_acc),
+    }
+
+
+def score_edits(records: dict[str, Any], truth: dict[str, dict], multiturn: bool) -> dict[str, Any]:
+    edits = ious = hits = right_object = right_type = right_count = 0
+    iou_values: list[float] = []
+    for ref, row in truth.items():
+        true_edits = row["edits"]
+        edits += len(true_edits)
+        record = records.get(ref)
+        if record is None:
+            continue
+        ops = record.steps if multiturn else [record.edit]
+        right_count += len(ops) == len(true_edits)
+        for op, edit in zip(ops, true_edits):
+            iou = union(op.regions).iou(_box(edit["region"]))
+            iou_values.append(iou)
+            hits += iou >= IOU_HIT
+            right_object += names_object(op.target_object, edit["obj"])
+            right_type += op.edit_type == edit["edit_type"]
+    ious = _mean(iou_values)
+    scores = {
+        "inputs": len(truth), "records": sum(ref in records for ref in truth), "edits": edits,
+        "region_mean_iou": ious, "region_iou50_share": hits / edits if edits else None,
+        "object_accuracy": right_object / edits if edits else None,
+        "edit_type_accuracy": right_type / edits if edits else None,
+    }
+    if multiturn:
+        scores["step_count_accuracy"] = right_count / len(truth) if truth else None
+    return scores
+
+
+def score_run(out_dir: str | Path, truth_path: str | Path) -> dict[str, Any]:
+    """Scores of one annotation output folder against a world set's truth."""
+    out_dir = Path(out_dir)
+    truth = read_truth(truth_path)
+    if not truth:
+        raise InputError(f"the truth at {truth_path} is empty")
+    kinds = {row["kind"] for row in truth.values()}
+    if len(kinds) != 1:
+        raise InputError(f"the truth at {truth_path} mixes kinds {sorted(kinds)}; score one world set at a time")
+    kind = kinds.pop()
+    shards = sorted(out_dir.glob("*.tar"))
+    if not shards and not (out_dir / "stats.json").is_file():
+        raise InputError(f"{out_dir} holds no shards: point at the folder `got-data annotate` wrote")
+    records = {s.record.source.input_ref: s.record for s in iter_samples(shards)} if shards else {}
+    stray = [r for r in records.values() if r.kind != kind]
+    if stray:
+        raise InputError(f"{out_dir} holds {stray[0].kind} records but the truth is a {kind} world set")
+    scores = score_t2i(records, truth) if kind == "t2i" else score_edits(records, truth, kind == "multiturn")
+    return {"kind": kind, "out_dir": str(out_dir), **scores}
+
+
+def write_scores(scores: dict[str, Any], path: str | Path) -> None:
+    Path(path).write_text(json.dumps(scores, indent=2, sort_keys=True) + "\n")

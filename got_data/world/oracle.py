@@ -1,0 +1,181 @@
+"""An oracle pool: answers the stages' requests from the world's truth, in each model family's format.
+
+It stands where a `ModelPool` stands (same `generate` and `model_info`), so the real runner, stages,
+decode tasks, assembly and shard writer run unchanged on world sets. Two uses:
+- the coordinate-path check: a perfect answer must come out of the pipeline with IoU ~1, in either
+  family's box convention and at every image size; a conversion bug shows up as a score drop;
+- training data for the world's tiny models: every request with its perfect answer (`recorded`).
+
+Boxes are computed here independently of `got_data.records.boxes`: Qwen2.5-VL pixels on the resized
+image come from transformers' own `smart_resize` and the true pixel box, not from our converters.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from got_data.engines.types import ModelRequest, ModelResponse
+from got_data.spec import PipelineSpec
+from got_data.world.edits import Edit
+from got_data.world.scene import Scene
+from got_data.world.sets import edit_from_dict, scene_from_dict
+
+QWEN2_VL, QWEN25_VL, QWEN2 = "qwen2-vl", "qwen2.5-vl", "qwen2"
+
+
+class OracleError(LookupError):
+    """The oracle was asked something its truth does not answer (an input or phrase it does not know)."""
+
+
+@dataclass
+class Example:
+    """One request and its perfect answer: a training example for the world's tiny models."""
+
+    stage: str
+    messages: list
+    images: list[Image.Image]
+    answer: str
+    regex: str | None
+    json_schema: dict | None
+
+
+def compact(data: Any) -> str:
+    """JSON with no whitespace: what the pools' grammars allow."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+class WorldOracle:
+    """Perfect answers for one world set's truth (`read_truth`)."""
+
+    def __init__(self, truth: dict[str, dict], family: str = QWEN2_VL,
+                 pixel_bounds: tuple[int | None, int | None] = (None, None)):
+        self.truth = truth
+        self.family = family
+        self.min_pixels, self.max_pixels = pixel_bounds
+
+    def answer(self, context: dict, images: list[Image.Image], json_schema: dict | None) -> str:
+        row = self.truth.get(context.get("input_ref"))
+        if row is None:
+            raise OracleError(f"no truth for input {context.get('input_ref')!r}")
+        stage, values = context["stage"], context.get("values", {})
+        if row["kind"] == "t2i":
+            return self._t2i(stage, scene_from_dict(row["scene"]), values, images)
+        edits = [edit_from_dict(e) for e in row["edits"]]
+        return self._edit(stage, context, edits, values, images, json_schema)
+
+    def _t2i(self, stage: str, scene: Scene, values: dict, images: list) -> str:
+        if stage == "recaption":
+            return compact({"prompt": scene.prompt(), "description": scene.description()})
+        if stage == "extract_entities":
+            return compact({"entities": [o.phrase for o in scene.objects]})
+        if stage == "ground":
+            return self.box_answer(scene, values["phrase"], images[0])
+        raise OracleError(f"the oracle has no T2I answer for stage {stage!r}")
+
+    def _edit(self, stage: str, context: dict, edits: list[Edit], values: dict, images: list,
+              json_schema: dict | None) -> str:
+        if stage == "describe":
+            scene = edits[0].before if context.get("section") == "user" else edits[-1].after
+            return compact({"description": scene.summary()})
+        if stage == "assemble_edit":
+            return compact({"steps": [{"object": e.object_text, "change": e.change} for e in edits]})
+        if stage == "localize":
+            edit = _one(edits, lambda e: e.obj == values["phrase"], values["phrase"])
+            return self.box_answer(edit.after if edit.kind == "add" else edit.before, edit.obj, images[0])
+        edit = _one(edits, lambda e: e.instruction == values["instruction"], values["instruction"])
+        if stage == "edit_parse":
+            return compact({"edit_type": edit.edit_type, "objects": [edit.obj], "new_object": edit.new_object})
+        if stage == "crop_describe":
+            return compact({"description": edit.crop_before if context.get("tag") == "before" else edit.crop_after})
+        if stage == "reinstruct":
+            count = (json_schema or {}).get("properties", {}).get("rewrites", {}).get("maxItems", 3)
+            return compact({"rewrites": [edit.concise, edit.explicit, edit.instruction][:count]})
+        raise OracleError(f"the oracle has no edit answer for stage {stage!r}")
+
+    def box_answer(self, scene: Scene, phrase: str, image: Image.Image) -> str:
+        """The phrase's box as this family writes it about `image` (the picture the model sees)."""
+        obj = scene.find(phrase)
+        if obj is None:
+            raise OracleError(f"no {phrase!r} in the scene")
+        x1, y1, x2, y2 = obj.box
+        if self.family == QWEN25_VL:
+            from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+            bounds = {k: v for k, v in (("min_pixels", self.min_pixels), ("max_pixels", self.max_pixels)) if v}
+            height, width = smart_resize(image.height, image.width, **bounds)
+            sx, sy = width / scene.width, height / scene.height
+            box = [round(x1 * sx), round(y1 * sy), round(x2 * sx), round(y2 * sy)]
+            return compact({"bbox_2d": box, "label": phrase})
+        rel = [min(999, round(v * 1000 / size)) for v, size in
+               ((x1, scene.width), (y1, scene.height), (x2, scene.width), (y2, scene.height))]
+        return f"({rel[0]},{rel[1]}),({rel[2]},{rel[3]})"
+
+
+def _one(edits: list[Edit], match, what: str) -> Edit:
+    found = [e for e in edits if match(e)]
+    if len(found) != 1:
+        raise OracleError(f"{len(found)} edits match {what!r}")
+    return found[0]
+
+
+class OraclePool:
+    """A stand-in for `ModelPool` that answers from truth; records (request, answer) when asked."""
+
+    def __init__(self, role: str, oracle: WorldOracle, record: bool = False):
+        self.role = role
+        self.oracle = oracle
+        self.record = record
+        self.recorded: list[Example] = []
+
+    def model_info(self) -> dict:
+        return {"role": self.role, "name": "world-oracle", "family": self.oracle.family if self.role == "vlm" else QWEN2,
+                "revision": "truth"}
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        images = [await _resolve(image) for image in request.images]
+        try:
+            text = self.oracle.answer(request.context, images, request.json_schema)
+        except OracleError as exc:
+            return ModelResponse.failure(request.id, f"oracle: {exc}", attempts=1)
+        if self.record:
+            self.recorded.append(Example(stage=request.context["stage"], messages=request.messages, images=images,
+                                         answer=text, regex=request.regex, json_schema=request.json_schema))
+        return ModelResponse(id=request.id, ok=True, text=text, finish_reason="stop", prompt_tokens=0,
+                             output_tokens=0, latency_s=0.0, attempts=1)
+
+
+async def _resolve(image: Any) -> Image.Image:
+    import ray
+
+    return await image if isinstance(image, ray.ObjectRef) else image
+
+
+def open_world_input(kind: str, path: str | Path) -> Any:
+    """The pipeline source for a world set's input (the path `write_world_set` returned)."""
+    from got_data.ingest import open_edit_source, open_source
+
+    if kind == "t2i":
+        return open_source(str(path))
+    return open_edit_source(str(path), multiturn=kind == "multiturn")
+
+
+def annotate_with_oracle(spec: PipelineSpec, kind: str, input_path: str | Path, truth: dict[str, dict],
+                         out_dir: str | Path, family: str = QWEN2_VL, record: bool = False,
+                         show_progress: bool = False) -> tuple[dict, list[Example]]:
+    """Run the real pipeline on a world set with oracle pools (Ray must be up: decode tasks run there).
+    Returns the run's stats and, with `record`, every request with its perfect answer."""
+    from got_data.annotate.runner import PipelineRun, RunOptions
+
+    vlm = spec.models.get("vlm")
+    bounds = (vlm.min_pixels, vlm.max_pixels) if vlm else (None, None)
+    oracle = WorldOracle(truth, family=family, pixel_bounds=bounds)
+    pools = {role: OraclePool(role, oracle, record=record) for role in spec.roles()}
+    options = RunOptions(out_dir=Path(out_dir), show_progress=show_progress, samples_per_shard=1000)
+    stats = PipelineRun(spec, open_world_input(kind, input_path), pools, options).run()
+    examples = [example for pool in pools.values() for example in pool.recorded]
+    return stats, examples

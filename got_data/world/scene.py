@@ -1,0 +1,198 @@
+"""Scenes of the known-answer world: a few flat shapes on a plain background, with their true boxes.
+
+Everything about a scene is a pure function of its fields, so the true description, prompt and boxes
+never disagree with the pixels. Phrases ("red circle") are unique within a scene: colour and shape
+together name exactly one object, which is what lets grounding be scored without ambiguity.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+
+from PIL import Image, ImageDraw
+
+from got_data.records.boxes import Box, pixels_to_rel
+
+COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (214, 40, 40),
+    "green": (46, 160, 67),
+    "blue": (40, 90, 220),
+    "yellow": (240, 200, 30),
+    "purple": (128, 60, 170),
+    "orange": (245, 130, 20),
+}
+SHAPES = ("circle", "square", "triangle", "diamond")
+BACKGROUNDS: dict[str, tuple[int, int, int]] = {
+    "white": (250, 250, 250),
+    "gray": (200, 200, 200),
+    "beige": (236, 222, 190),
+}
+# Sizes (width, height) the world renders at: squares and both orientations, and some larger than a
+# model's pixel budget so the decode downscale and the processor resize both act.
+IMAGE_SIZES: tuple[tuple[int, int], ...] = (
+    (224, 224), (320, 240), (240, 320), (448, 252), (512, 512), (640, 480), (360, 640), (800, 600),
+)
+MAX_OBJECTS = 4
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One object: colour, shape and its pixel box (x1, y1, x2, y2) on the scene."""
+
+    color: str
+    shape: str
+    box: tuple[int, int, int, int]
+
+    @property
+    def phrase(self) -> str:
+        return f"{self.color} {self.shape}"
+
+
+@dataclass(frozen=True)
+class Scene:
+    width: int
+    height: int
+    background: str
+    objects: tuple[Shape, ...] = field(default_factory=tuple)
+    grayscale: bool = False  # a "black and white" style edit was applied
+
+    def rel_box(self, obj: Shape) -> Box:
+        return pixels_to_rel(obj.box, self.width, self.height)
+
+    def find(self, phrase: str) -> Shape | None:
+        return next((o for o in self.objects if o.phrase == phrase), None)
+
+    def with_objects(self, objects: list[Shape]) -> "Scene":
+        return replace(self, objects=tuple(objects))
+
+    def render(self) -> Image.Image:
+        image = Image.new("RGB", (self.width, self.height), BACKGROUNDS[self.background])
+        draw = ImageDraw.Draw(image)
+        for obj in self.objects:
+            _draw(draw, obj)
+        if self.grayscale:
+            image = image.convert("L").convert("RGB")
+        return image
+
+    # ---- the true text -----------------------------------------------------------------------
+
+    def location(self, obj: Shape) -> str:
+        return location_words(obj.box, self.width, self.height)
+
+    def description(self) -> str:
+        """Several sentences: every object with its place, then the background (the T2I paragraph)."""
+        sentences = [f"{_article(o.phrase).capitalize()} {o.phrase} is {self.location(o)}." for o in self.objects]
+        style = " The picture is black and white." if self.grayscale else ""
+        return " ".join(sentences) + f" The background is {self.background}.{style}"
+
+    def summary(self) -> str:
+        """One sentence naming every object with its place (the edit pipelines' short description)."""
+        parts = [f"{_article(o.phrase)} {o.phrase} {self.location(o)}" for o in self.objects]
+        things = _join(parts) if parts else "nothing"
+        style = " in black and white" if self.grayscale else ""
+        return f"{things.capitalize()} on a {self.background} background{style}."
+
+    def prompt(self) -> str:
+        """The concise prompt: the objects and the background, no places."""
+        names = _join([f"{_article(o.phrase)} {o.phrase}" for o in self.objects]) or "an empty picture"
+        return f"{names} on a {self.background} background"
+
+
+def location_words(box: tuple[int, int, int, int], width: int, height: int) -> str:
+    """Where a box's centre falls on a 3x3 grid: "at the top left", "in the middle", "on the right"."""
+    cx = (box[0] + box[2]) / 2 / width
+    cy = (box[1] + box[3]) / 2 / height
+    col = "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else ""
+    row = "top" if cy < 1 / 3 else "bottom" if cy > 2 / 3 else ""
+    if row and col:
+        return f"at the {row} {col}"
+    if row:
+        return f"at the {row}"
+    if col:
+        return f"on the {col}"
+    return "in the middle"
+
+
+def _article(phrase: str) -> str:
+    return "an" if phrase[0] in "aeiou" else "a"
+
+
+def _join(parts: list[str]) -> str:
+    if len(parts) <= 1:
+        return "".join(parts)
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _draw(draw: ImageDraw.ImageDraw, obj: Shape) -> None:
+    x1, y1, x2, y2 = obj.box
+    fill = COLORS[obj.color]
+    if obj.shape == "circle":
+        draw.ellipse((x1, y1, x2 - 1, y2 - 1), fill=fill)
+    elif obj.shape == "square":
+        draw.rectangle((x1, y1, x2 - 1, y2 - 1), fill=fill)
+    elif obj.shape == "triangle":
+        draw.polygon([((x1 + x2) / 2, y1), (x2 - 1, y2 - 1), (x1, y2 - 1)], fill=fill)
+    elif obj.shape == "diamond":
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        draw.polygon([(cx, y1), (x2 - 1, cy), (cx, y2 - 1), (x1, cy)], fill=fill)
+    else:
+        raise ValueError(f"unknown shape {obj.shape!r}; known: {SHAPES}")
+
+
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int], gap: int) -> bool:
+    return not (a[2] + gap <= b[0] or b[2] + gap <= a[0] or a[3] + gap <= b[1] or b[3] + gap <= a[1])
+
+
+def place_box(rng: random.Random, width: int, height: int, taken: list[tuple[int, int, int, int]],
+              cell: tuple[int, int] | None = None, tries: int = 200) -> tuple[int, int, int, int] | None:
+    """A square box of 18-36% of the shorter side that overlaps none of `taken`, its centre in the given
+    3x3 grid cell (column, row) when one is asked for; None when there is no room."""
+    short = min(width, height)
+    gap = max(2, short // 40)
+    for _ in range(tries):
+        side = int(short * rng.uniform(0.18, 0.36))
+        if cell is None:
+            x1 = rng.randint(0, width - side)
+            y1 = rng.randint(0, height - side)
+        else:
+            cx = rng.uniform(cell[0] * width / 3 + side / 4, (cell[0] + 1) * width / 3 - side / 4)
+            cy = rng.uniform(cell[1] * height / 3 + side / 4, (cell[1] + 1) * height / 3 - side / 4)
+            x1 = int(min(max(cx - side / 2, 0), width - side))
+            y1 = int(min(max(cy - side / 2, 0), height - side))
+        box = (x1, y1, x1 + side, y1 + side)
+        if cell is not None and location_words(box, width, height) != cell_words(cell):
+            continue
+        if not any(_overlaps(box, other, gap) for other in taken):
+            return box
+    return None
+
+
+CELLS = [(c, r) for r in range(3) for c in range(3)]
+
+
+def cell_words(cell: tuple[int, int]) -> str:
+    """The location words of a grid cell's centre."""
+    return location_words((cell[0] * 2 + 1, cell[1] * 2 + 1, cell[0] * 2 + 1, cell[1] * 2 + 1), 6, 6)
+
+
+def new_object_kind(rng: random.Random, scene: Scene) -> tuple[str, str]:
+    """A (colour, shape) not yet in the scene, so its phrase stays unique."""
+    used = {(o.color, o.shape) for o in scene.objects}
+    free = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in used]
+    return rng.choice(free)
+
+
+def random_scene(rng: random.Random, size: tuple[int, int] | None = None, count: int | None = None) -> Scene:
+    """A scene of `count` (default 1-4) objects with unique phrases and no overlaps."""
+    width, height = size or rng.choice(IMAGE_SIZES)
+    scene = Scene(width=width, height=height, background=rng.choice(list(BACKGROUNDS)))
+    want = count if count is not None else rng.randint(1, MAX_OBJECTS)
+    objects: list[Shape] = []
+    for _ in range(want):
+        box = place_box(rng, width, height, [o.box for o in objects])
+        if box is None:
+            break
+        color, shape = new_object_kind(rng, scene.with_objects(objects))
+        objects.append(Shape(color=color, shape=shape, box=box))
+    return scene.with_objects(objects)

@@ -1,0 +1,128 @@
+"""World sets on disk: pipeline inputs in the formats `got-data annotate` reads, plus `truth.jsonl`.
+
+- t2i: `images/scene-NNNNN.png` (a folder input; input_ref is the relative path);
+- edit: `edits.jsonl` (source, target, instruction) with `pairs/NNNNN/{source,target}.png`;
+- multiturn: `sequences.jsonl` (source, turns) with `sequences/NNNNN/{source,turnK}.png`.
+
+`truth.jsonl` holds one line per input, keyed by the input_ref the pipeline will give it, with
+everything needed to rebuild the scenes and edits (so the scorer and the oracle share one truth).
+A set is a pure function of (kind, count, seed, sizes).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from got_data.errors import InputError
+from got_data.records.boxes import Box
+from got_data.world.edits import Edit, random_edit, random_sequence
+from got_data.world.scene import IMAGE_SIZES, Scene, Shape, random_scene
+
+KINDS = ("t2i", "edit", "multiturn")
+TRUTH_FILE = "truth.jsonl"
+INPUT_NAMES = {"t2i": "images", "edit": "edits.jsonl", "multiturn": "sequences.jsonl"}
+
+
+def scene_to_dict(scene: Scene) -> dict[str, Any]:
+    data = asdict(scene)
+    data["objects"] = [{**asdict(o), "phrase": o.phrase, "rel_box": list(scene.rel_box(o).as_tuple())}
+                       for o in scene.objects]
+    data.update(description=scene.description(), summary=scene.summary(), prompt=scene.prompt())
+    return data
+
+
+def scene_from_dict(data: dict[str, Any]) -> Scene:
+    objects = tuple(Shape(color=o["color"], shape=o["shape"], box=tuple(o["box"])) for o in data["objects"])
+    return Scene(width=data["width"], height=data["height"], background=data["background"], objects=objects,
+                 grayscale=data.get("grayscale", False))
+
+
+def edit_to_dict(edit: Edit) -> dict[str, Any]:
+    data = {k: v for k, v in asdict(edit).items() if k not in ("before", "after", "region")}
+    data.update(region=list(edit.region.as_tuple()), before=scene_to_dict(edit.before), after=scene_to_dict(edit.after))
+    return data
+
+
+def edit_from_dict(data: dict[str, Any]) -> Edit:
+    fields = {k: v for k, v in data.items() if k not in ("before", "after", "region")}
+    x1, y1, x2, y2 = data["region"]
+    return Edit(**fields, before=scene_from_dict(data["before"]), after=scene_from_dict(data["after"]),
+                region=Box(x1=x1, y1=y1, x2=x2, y2=y2))
+
+
+def _save(image_scene: Scene, path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image_scene.render().save(path)
+    return str(path)
+
+
+def write_world_set(out: str | Path, kind: str, count: int, seed: int = 0,
+                    sizes: tuple[tuple[int, int], ...] = IMAGE_SIZES, turns: tuple[int, int] = (2, 3)) -> Path:
+    """Write `count` inputs of `kind` under `out` and their truth; returns the path to annotate
+    (the images folder or the manifest)."""
+    if kind not in KINDS:
+        raise InputError(f"unknown world set kind {kind!r}; use one of {KINDS}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(f"got-data-world/{kind}/{seed}")
+    truth_lines, manifest_lines = [], []
+    for n in range(count):
+        scene = random_scene(rng, size=sizes[n % len(sizes)])
+        if kind == "t2i":
+            ref = f"scene-{n:05d}.png"
+            _save(scene, out / "images" / ref)
+            truth_lines.append({"input_ref": ref, "kind": kind, "scene": scene_to_dict(scene)})
+            continue
+        ref = f"{INPUT_NAMES[kind]}#row={n}"
+        if kind == "edit":
+            edit = random_edit(rng, scene)
+            folder = out / "pairs" / f"{n:05d}"
+            _save(edit.before, folder / "source.png")
+            _save(edit.after, folder / "target.png")
+            manifest_lines.append({"source": f"pairs/{n:05d}/source.png", "target": f"pairs/{n:05d}/target.png",
+                                   "instruction": edit.instruction})
+            truth_lines.append({"input_ref": ref, "kind": kind, "edits": [edit_to_dict(edit)]})
+        else:
+            edits = random_sequence(rng, scene, rng.randint(*turns))
+            folder = out / "sequences" / f"{n:05d}"
+            _save(scene, folder / "source.png")
+            row_turns = []
+            for k, edit in enumerate(edits, start=1):
+                _save(edit.after, folder / f"turn{k}.png")
+                row_turns.append({"instruction": edit.instruction, "image": f"sequences/{n:05d}/turn{k}.png"})
+            manifest_lines.append({"source": f"sequences/{n:05d}/source.png", "turns": row_turns})
+            truth_lines.append({"input_ref": ref, "kind": kind, "edits": [edit_to_dict(e) for e in edits]})
+    _write_jsonl(out / TRUTH_FILE, truth_lines)
+    if kind == "t2i":
+        return out / "images"
+    _write_jsonl(out / INPUT_NAMES[kind], manifest_lines)
+    return out / INPUT_NAMES[kind]
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(path.suffix + ".partial")
+    tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+    tmp.replace(path)
+
+
+def read_truth(path: str | Path) -> dict[str, dict[str, Any]]:
+    """truth.jsonl (or the folder holding it) -> {input_ref: truth line}."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / TRUTH_FILE
+    if not path.is_file():
+        raise InputError(f"no truth file at {path}: write a world set with `got-data world make` first")
+    truth = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            truth[row["input_ref"]] = row
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise InputError(f"{path}:{number} is not a truth line: {exc}") from exc
+    return truth
