@@ -18,6 +18,7 @@ from got_data.errors import GotDataError
 from got_data.shards.commands import validate
 from got_data.train import commands as train_commands
 from got_data.view import DEFAULT_LIMIT, write_preview
+from got_data.world import commands as world_commands
 
 app = typer.Typer(
     name="got-data",
@@ -30,6 +31,11 @@ annotate_app = typer.Typer(help="Run an annotation pipeline: inputs in, validate
 app.add_typer(schema_app, name="schema")
 app.add_typer(engine_commands.app, name="models")
 app.add_typer(annotate_app, name="annotate")
+world_app = typer.Typer(help="The known-answer world: generated scenes and edits with their true answers.",
+                        no_args_is_help=True)
+eval_app = typer.Typer(help="Score annotation runs.", no_args_is_help=True)
+app.add_typer(world_app, name="world")
+app.add_typer(eval_app, name="eval")
 app.command("validate", help="Check shards: members, JSON, schema and invariants, images, index, manifest.")(validate)
 
 console = Console()
@@ -224,6 +230,11 @@ app.command("train", help="Fit the SSGM model (Qwen2.5-VL + LoRA, projectors, 12
 app.command("generate", help="Draw an image from a prompt or an (edited) GoT file, optionally editing a source image.")(
     _guarded(train_commands.generate)
 )
+
+
+world_app.command("make")(_guarded(world_commands.make))
+eval_app.command("fidelity")(_guarded(world_commands.fidelity))
+engine_commands.app.command("train-tiny")(_guarded(world_commands.train_tiny))
 
 
 def main() -> None:

@@ -93,20 +93,24 @@ def _corpus() -> list[str]:
     return lines * 4 + [line.lower() for line in lines] + [line.upper() for line in lines]
 
 
-def build_tokenizer(vocab_size: int = 1024):
-    """Byte-level BPE tokenizer with the Qwen special tokens and the ChatML template."""
+def build_tokenizer(vocab_size: int = 1024, corpus: list[str] | None = None, split_digits: bool = False):
+    """Byte-level BPE tokenizer with the Qwen special tokens and the ChatML template, trained on
+    `corpus` (default: a small mixed-text corpus). `split_digits` makes every digit its own token, as
+    Qwen's tokenizers do, so a coordinate is written digit by digit."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    core.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+                          if split_digits else byte_level)
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size - len(SPECIAL_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    core.train_from_iterator(_corpus(), trainer)
+    core.train_from_iterator(corpus if corpus is not None else _corpus(), trainer)
     core.add_special_tokens(SPECIAL_TOKENS)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core,
@@ -123,18 +127,24 @@ def _padded_vocab(tokenizer) -> int:
     return ((len(tokenizer) + 63) // 64) * 64
 
 
-def _text_dims() -> dict:
-    # head_dim 64: vLLM's CPU attention rejects smaller heads.
+def text_dims(hidden_size: int = 128, layers: int = 2, intermediate_size: int = 256) -> dict:
+    """Qwen2 text-model sizes; head_dim stays 64 because vLLM's CPU attention rejects smaller heads."""
+    heads = max(1, hidden_size // 64)
     return dict(
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=1 if heads < 4 else heads // 2,
         max_position_embeddings=32768,
         rms_norm_eps=1e-6,
         tie_word_embeddings=False,
     )
+
+
+def vision_dims(embed_dim: int = 64, depth: int = 2) -> dict:
+    """Qwen2-VL vision-tower sizes (14-pixel patches, 2x2 merge: one token per 28x28 pixels)."""
+    return dict(depth=depth, embed_dim=embed_dim, num_heads=max(2, embed_dim // 64), mlp_ratio=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
 
 
 def _generation_config(tokenizer):
@@ -146,19 +156,13 @@ def _generation_config(tokenizer):
     )
 
 
-def _build_vlm(out: Path, seed: int) -> None:
+def vlm_model(tokenizer, text: dict, vision: dict, seed: int):
+    """A Qwen2-VL model of the given sizes, random weights from `seed`, float32."""
     import torch
-    from transformers import (
-        Qwen2VLConfig,
-        Qwen2VLForConditionalGeneration,
-        Qwen2VLImageProcessor,
-        Qwen2VLProcessor,
-    )
-    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
-    tokenizer = build_tokenizer()
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    text = _text_dims()
+    text = dict(text)
     text.update(
         vocab_size=_padded_vocab(tokenizer),
         rope_parameters={
@@ -172,16 +176,7 @@ def _build_vlm(out: Path, seed: int) -> None:
     )
     config = Qwen2VLConfig(
         text_config=text,
-        vision_config=dict(
-            depth=2,
-            embed_dim=64,
-            hidden_size=text["hidden_size"],  # merger output = text hidden size
-            num_heads=2,
-            mlp_ratio=2,
-            patch_size=14,
-            spatial_merge_size=2,
-            temporal_patch_size=2,
-        ),
+        vision_config=dict(vision, hidden_size=text["hidden_size"]),  # merger output = text hidden size
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
@@ -189,11 +184,21 @@ def _build_vlm(out: Path, seed: int) -> None:
         tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(config).to(torch.bfloat16)
+    model = Qwen2VLForConditionalGeneration(config)
     model.generation_config = _generation_config(tokenizer)
-    model.save_pretrained(out)
+    return model
+
+
+def save_vlm(model, tokenizer, out: Path, min_pixels: int | None = None, max_pixels: int | None = None) -> None:
+    """Weights in bfloat16, the processor (with the pixel budget, when given) and the tokenizer."""
+    import torch
+    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    model.to(torch.bfloat16).save_pretrained(out)
+    bounds = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v}
     processor = Qwen2VLProcessor(
-        image_processor=Qwen2VLImageProcessor(),
+        image_processor=Qwen2VLImageProcessor(**bounds),
         tokenizer=tokenizer,
         video_processor=Qwen2VLVideoProcessor(),
         chat_template=CHAT_TEMPLATE,
@@ -202,13 +207,13 @@ def _build_vlm(out: Path, seed: int) -> None:
     tokenizer.save_pretrained(out)
 
 
-def _build_llm(out: Path, seed: int) -> None:
+def llm_model(tokenizer, text: dict, seed: int):
+    """A Qwen2 causal LM of the given sizes, random weights from `seed`, float32."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    tokenizer = build_tokenizer()
     config = Qwen2Config(
-        **_text_dims(),
+        **text,
         vocab_size=_padded_vocab(tokenizer),
         rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
         bos_token_id=None,
@@ -216,10 +221,26 @@ def _build_llm(out: Path, seed: int) -> None:
         pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+    model = Qwen2ForCausalLM(config)
     model.generation_config = _generation_config(tokenizer)
-    model.save_pretrained(out)
+    return model
+
+
+def save_llm(model, tokenizer, out: Path) -> None:
+    import torch
+
+    model.to(torch.bfloat16).save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+def _build_vlm(out: Path, seed: int) -> None:
+    tokenizer = build_tokenizer()
+    save_vlm(vlm_model(tokenizer, text_dims(), vision_dims(), seed), tokenizer, out)
+
+
+def _build_llm(out: Path, seed: int) -> None:
+    tokenizer = build_tokenizer()
+    save_llm(llm_model(tokenizer, text_dims(), seed), tokenizer, out)
 
 
 _BUILDERS = {"vlm": _build_vlm, "llm": _build_llm}

@@ -1,0 +1,261 @@
+"""Train the world's tiny models: a Qwen2-VL for the `vlm` stages and a Qwen2 for the `llm` stages.
+
+The training data is what the real pipelines ask, answered by the oracle: world sets are annotated
+with `annotate_with_oracle`, which records every request (messages as the stages render them, the
+images as the pools would receive them) with its perfect answer. So the models learn the exact
+prompts, answer formats and grammars the pipelines use, with nothing written twice.
+
+Prompts are tokenized by the same `PromptBuilder` the engine actors use; each `<|image_pad|>` is
+expanded to the image's merged patch count as vLLM does. The loss is on answer tokens only. Batches
+hold one stage each (similar lengths), stages drawn in turn so short answers are not drowned out.
+Everything is seeded: the same config gives the same checkpoint on the same machine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from got_data.world.oracle import QWEN2_VL, Example
+
+log = logging.getLogger(__name__)
+
+WORLD_SPECS = {"t2i": "t2i-world.yaml", "edit": "edit-world.yaml", "multiturn": "multiturn-world.yaml"}
+
+
+@dataclass
+class RoleTraining:
+    """Sizes and schedule of one model."""
+
+    hidden_size: int
+    layers: int
+    intermediate_size: int
+    steps: int
+    batch_size: int = 16
+    lr: float = 2e-3
+    warmup_steps: int = 100
+    vision_embed_dim: int = 0  # vlm only
+    vision_depth: int = 0
+    stage_weights: dict[str, float] = field(default_factory=dict)  # default 1.0 per stage
+
+
+@dataclass
+class WorldTrainingConfig:
+    seed: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: {"t2i": 1500, "edit": 600, "multiturn": 300})
+    vocab_size: int = 2048
+    vlm: RoleTraining = field(default_factory=lambda: RoleTraining(
+        hidden_size=128, layers=3, intermediate_size=384, steps=3000, vision_embed_dim=128, vision_depth=2,
+        stage_weights={"ground": 3.0, "localize": 2.0}))
+    llm: RoleTraining = field(default_factory=lambda: RoleTraining(
+        hidden_size=128, layers=2, intermediate_size=256, steps=1200))
+
+
+def collect_examples(config: WorldTrainingConfig, work_dir: Path) -> dict[str, list[Example]]:
+    """Oracle-annotated world sets -> recorded examples by role ("vlm", "llm"). Ray must be up."""
+    from got_data.spec import load_spec
+    from got_data.world.oracle import annotate_with_oracle
+    from got_data.world.sets import read_truth, write_world_set
+
+    by_role: dict[str, list[Example]] = defaultdict(list)
+    for kind, count in config.counts.items():
+        if count <= 0:
+            continue
+        folder = work_dir / f"{kind}-set"
+        path = write_world_set(folder, kind, count, seed=config.seed)
+        spec = load_spec(WORLD_SPECS[kind])
+        _, examples = annotate_with_oracle(spec, kind, path, read_truth(folder), work_dir / f"{kind}-out",
+                                           family=QWEN2_VL, record=True)
+        roles = {stage.name: stage.role for stage in spec.stages}
+        for example in examples:
+            by_role[roles[example.stage]].append(example)
+    return dict(by_role)
+
+
+def tokenizer_corpus(examples: list[Example], prompts_dir: Path) -> list[str]:
+    """Text the tokenizer is fitted on: the prompt templates, the requests' text and the answers."""
+    lines = [p.read_text() for p in sorted(prompts_dir.glob("*.txt"))]
+    seen: set[str] = set()
+    for example in examples:
+        for message in example.messages:
+            for part in message["content"]:
+                text = part.get("text") if isinstance(part, dict) else None
+                if text and text not in seen:
+                    seen.add(text)
+                    lines.append(text)
+        lines.append(example.answer)
+    return lines
+
+
+@dataclass
+class Encoded:
+    stage: str
+    input_ids: list[int]
+    labels: list[int]
+    images: list[Any]  # PIL images, processed per batch (keeps memory flat)
+
+
+class ExampleEncoder:
+    """Examples -> token ids with the image placeholders expanded, labels on the answer only."""
+
+    def __init__(self, tokenizer: Any, family: str, min_pixels: int | None = None, max_pixels: int | None = None):
+        from got_data.engines.prompting import PromptBuilder
+
+        self.tokenizer = tokenizer
+        self.builder = PromptBuilder(tokenizer, family)
+        self.image_pad = tokenizer.convert_tokens_to_ids("<|image_pad|>")
+        self.end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.processor = None
+        self.bounds = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v}
+        if self.builder.spec.vision:
+            from transformers import Qwen2VLImageProcessor
+
+            self.processor = Qwen2VLImageProcessor(**self.bounds)
+
+    def image_tokens(self, image: Any) -> int:
+        from got_data.records.boxes import smart_resize
+
+        h, w = smart_resize(image.height, image.width, **self.bounds)
+        return (h // 28) * (w // 28)
+
+    def encode(self, example: Example) -> Encoded:
+        prompt = self.builder.build(example.messages, len(example.images)).token_ids
+        expanded: list[int] = []
+        images = iter(example.images)
+        for token in prompt:
+            if token == self.image_pad:
+                expanded.extend([self.image_pad] * self.image_tokens(next(images)))
+            else:
+                expanded.append(token)
+        answer = list(self.tokenizer(example.answer, add_special_tokens=False)["input_ids"]) + [self.end]
+        return Encoded(stage=example.stage, input_ids=expanded + answer, labels=[-100] * len(expanded) + answer,
+                       images=example.images)
+
+    def batch(self, items: list[Encoded]) -> dict[str, Any]:
+        import torch
+
+        length = max(len(e.input_ids) for e in items)
+        pad = self.tokenizer.pad_token_id
+        batch: dict[str, Any] = {
+            "input_ids": torch.tensor([e.input_ids + [pad] * (length - len(e.input_ids)) for e in items]),
+            "labels": torch.tensor([e.labels + [-100] * (length - len(e.labels)) for e in items]),
+            "attention_mask": torch.tensor([[1] * len(e.input_ids) + [0] * (length - len(e.input_ids)) for e in items]),
+        }
+        images = [image for e in items for image in e.images]
+        if images:  # M-RoPE needs to know which tokens are image tokens
+            batch["mm_token_type_ids"] = (batch["input_ids"] == self.image_pad).long()
+            processed = self.processor(images=images, return_tensors="pt")
+            batch["pixel_values"] = processed["pixel_values"]
+            batch["image_grid_thw"] = processed["image_grid_thw"]
+        return batch
+
+
+def train_role(model: Any, encoder: ExampleEncoder, examples: list[Encoded], plan: RoleTraining, seed: int,
+               progress: Callable[[int, int, dict[str, float]], None] | None = None) -> dict[str, float]:
+    """Train in place; returns the final mean loss per stage (over the last 10% of steps)."""
+    import torch
+
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    by_stage: dict[str, list[Encoded]] = defaultdict(list)
+    for example in examples:
+        by_stage[example.stage].append(example)
+    stages = sorted(by_stage)
+    weights = [plan.stage_weights.get(s, 1.0) for s in stages]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=plan.lr, weight_decay=0.01, betas=(0.9, 0.98))
+
+    def lr_at(step: int) -> float:
+        if step < plan.warmup_steps:
+            return (step + 1) / plan.warmup_steps
+        done = (step - plan.warmup_steps) / max(1, plan.steps - plan.warmup_steps)
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * done))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    model.train()
+    recent: dict[str, list[float]] = defaultdict(list)
+    tail_from = int(plan.steps * 0.9)
+    tail: dict[str, list[float]] = defaultdict(list)
+    for step in range(plan.steps):
+        stage = rng.choices(stages, weights=weights)[0]
+        pool = by_stage[stage]
+        batch = encoder.batch([pool[rng.randrange(len(pool))] for _ in range(plan.batch_size)])
+        loss = model(**batch).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        recent[stage].append(loss.item())
+        if step >= tail_from:
+            tail[stage].append(loss.item())
+        if progress is not None and (step + 1) % 50 == 0:
+            progress(step + 1, plan.steps, {s: sum(v[-10:]) / len(v[-10:]) for s, v in recent.items() if v})
+    model.eval()
+    return {s: sum(v) / len(v) for s, v in tail.items()}
+
+
+def train_world_models(out: str | Path, config: WorldTrainingConfig | None = None, work_dir: str | Path | None = None,
+                       roles: tuple[str, ...] = ("vlm", "llm"),
+                       progress: Callable[[str, int, int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """Collect oracle examples, fit the tokenizer, train each role's model, save to `out/vlm`, `out/llm`.
+    Returns a report (sizes, steps, seconds, final losses) also written to `out/training.json`."""
+    import tempfile
+
+    import ray
+    import torch
+
+    from got_data.engines.tiny import build_tokenizer, llm_model, save_llm, save_vlm, text_dims, vision_dims, vlm_model
+    from got_data.resources import resource_dir
+    from got_data.spec import load_spec
+
+    config = config or WorldTrainingConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    own_ray = not ray.is_initialized()
+    if own_ray:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=400 * 1024**2)
+    try:
+        with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+            examples = collect_examples(config, Path(tmp))
+    finally:
+        if own_ray:
+            ray.shutdown()
+    everything = [e for role_examples in examples.values() for e in role_examples]
+    tokenizer = build_tokenizer(config.vocab_size, corpus=tokenizer_corpus(everything, resource_dir("prompts")),
+                                split_digits=True)
+    vlm_bounds = load_spec(WORLD_SPECS["t2i"]).models["vlm"]
+    report: dict[str, Any] = {"config": asdict(config), "examples": {r: len(v) for r, v in examples.items()},
+                              "collect_seconds": time.monotonic() - started}
+    for role in roles:
+        plan = getattr(config, role)
+        role_started = time.monotonic()
+        text = text_dims(plan.hidden_size, plan.layers, plan.intermediate_size)
+        if role == "vlm":
+            model = vlm_model(tokenizer, text, vision_dims(plan.vision_embed_dim, plan.vision_depth), config.seed)
+            encoder = ExampleEncoder(tokenizer, QWEN2_VL, vlm_bounds.min_pixels, vlm_bounds.max_pixels)
+        else:
+            model = llm_model(tokenizer, text, config.seed)
+            encoder = ExampleEncoder(tokenizer, "qwen2")
+        encoded = [encoder.encode(e) for e in examples[role]]
+        losses = train_role(model, encoder, encoded, plan, config.seed,
+                            progress=(lambda s, n, l, r=role: progress(r, s, n, l)) if progress else None)
+        folder = out / role
+        if role == "vlm":
+            save_vlm(model, tokenizer, folder, vlm_bounds.min_pixels, vlm_bounds.max_pixels)
+        else:
+            save_llm(model, tokenizer, folder)
+        report[role] = {"parameters": sum(p.numel() for p in model.parameters()), "steps": plan.steps,
+                        "seconds": time.monotonic() - role_started, "final_loss": losses}
+    report["seconds"] = time.monotonic() - started
+    (out / "training.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return report

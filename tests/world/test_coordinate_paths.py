@@ -1,0 +1,51 @@
+"""Coordinate paths end to end: the real pipelines (decode tasks, stages, assembly, shards) answered by
+the world oracle in each model family's own box convention, at every world image size and two pixel
+budgets. Perfect answers must come out as (almost) perfect boxes; a conversion bug must not."""
+
+from __future__ import annotations
+
+import pytest
+
+from got_data.eval.fidelity import score_run
+from got_data.records.boxes import pixels_to_rel, smart_resize
+from got_data.spec import load_spec
+from got_data.world.oracle import QWEN2_VL, QWEN25_VL, annotate_with_oracle
+from got_data.world.sets import read_truth, write_world_set
+
+# Qwen2-VL's relative boxes are exact up to rounding; Qwen2.5-VL's pixels on a resized copy lose up to
+# half a resized pixel per edge (a few thousandths of IoU on these sizes).
+FLOORS = {QWEN2_VL: 0.995, QWEN25_VL: 0.95}
+SPECS = {"t2i": ("t2i-world.yaml", "t2i-tiny.yaml"), "edit": ("edit-world.yaml",), "multiturn": ("multiturn-world.yaml",)}
+
+
+def _run(tmp_path, kind: str, spec_name: str, family: str) -> dict:
+    path = write_world_set(tmp_path / "set", kind, 8, seed=11)
+    annotate_with_oracle(load_spec(spec_name), kind, path, read_truth(tmp_path / "set"), tmp_path / "out", family=family)
+    return score_run(tmp_path / "out", tmp_path / "set")
+
+
+@pytest.mark.parametrize("family", [QWEN2_VL, QWEN25_VL])
+@pytest.mark.parametrize("kind,spec_name", [(k, s) for k, specs in SPECS.items() for s in specs])
+def test_perfect_answers_give_perfect_boxes(ray_session, tmp_path, kind, spec_name, family):
+    scores = _run(tmp_path, kind, spec_name, family)
+    assert scores["records"] == scores["inputs"] == 8
+    if kind == "t2i":
+        assert scores["object_recall"] == scores["object_precision"] == 1.0
+        assert scores["mean_iou"] >= FLOORS[family], scores
+        assert scores["description_word_accuracy"] == 1.0
+    else:
+        assert scores["object_accuracy"] == scores["edit_type_accuracy"] == 1.0
+        assert scores["region_mean_iou"] >= FLOORS[family], scores
+
+
+def test_a_swapped_width_and_height_shows_as_an_iou_drop(ray_session, tmp_path, monkeypatch):
+    import got_data.annotate.grounding as grounding
+
+    def swapped(box, width, height, min_pixels, max_pixels):  # the classic bug: sides the wrong way round
+        resized_h, resized_w = smart_resize(height, width, min_pixels=min_pixels, max_pixels=max_pixels)
+        x1, y1, x2, y2 = (min(max(v, 0), lim) for v, lim in zip(box, (resized_h, resized_w, resized_h, resized_w)))
+        return pixels_to_rel((x1, y1, x2, y2), resized_h, resized_w)
+
+    monkeypatch.setattr(grounding, "qwen25_abs_to_rel", swapped)
+    scores = _run(tmp_path, "t2i", "t2i-world.yaml", QWEN25_VL)
+    assert scores["mean_iou"] < FLOORS[QWEN25_VL] - 0.1, scores

@@ -1,0 +1,80 @@
+"""Fidelity scoring on hand-made records: perfect answers score 1, each kind of mistake costs what it should."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from got_data.eval.fidelity import names_object, score_edits, score_t2i, word_accuracy
+from got_data.records.boxes import Box
+
+TRUTH = {
+    "a.png": {"kind": "t2i", "scene": {
+        "prompt": "a red circle on a white background",
+        "description": "A red circle is at the top left. The background is white.",
+        "objects": [{"phrase": "red circle", "rel_box": [0, 0, 500, 500]}]}},
+    "b.png": {"kind": "t2i", "scene": {
+        "prompt": "a blue square and a green diamond on a gray background",
+        "description": "A blue square is on the left. A green diamond is on the right. The background is gray.",
+        "objects": [{"phrase": "blue square", "rel_box": [0, 300, 300, 600]},
+                    {"phrase": "green diamond", "rel_box": [700, 300, 999, 600]}]}},
+}
+
+
+def t2i_record(ref: str, boxes: dict[str, list[int]]):
+    scene = TRUTH[ref]["scene"]
+    objects = [SimpleNamespace(phrase=f"the {p}", boxes=[Box(x1=b[0], y1=b[1], x2=b[2], y2=b[3])]) for p, b in boxes.items()]
+    return SimpleNamespace(prompt=scene["prompt"], description=scene["description"], objects=objects)
+
+
+def perfect(ref: str):
+    return t2i_record(ref, {o["phrase"]: o["rel_box"] for o in TRUTH[ref]["scene"]["objects"]})
+
+
+def test_perfect_records_score_one():
+    scores = score_t2i({ref: perfect(ref) for ref in TRUTH}, TRUTH)
+    assert scores["object_recall"] == scores["object_precision"] == scores["mean_iou"] == scores["iou50_share"] == 1.0
+    assert scores["prompt_word_accuracy"] == scores["description_word_accuracy"] == 1.0
+
+
+def test_a_shifted_box_lowers_iou_and_a_missing_record_lowers_recall():
+    shifted = t2i_record("a.png", {"red circle": [250, 0, 750, 500]})  # half the width off: IoU 1/3
+    scores = score_t2i({"a.png": shifted, "b.png": perfect("b.png")}, TRUTH)
+    assert scores["mean_iou"] == pytest.approx((1 / 3 + 2) / 3, abs=0.01)
+    assert scores["iou50_share"] == pytest.approx(2 / 3)
+    scores = score_t2i({"b.png": perfect("b.png")}, TRUTH)
+    assert scores["object_recall"] == pytest.approx(2 / 3) and scores["object_precision"] == 1.0
+    assert scores["description_word_accuracy"] == pytest.approx(0.5)
+
+
+def test_a_wrongly_named_object_is_a_miss_and_an_extra_object_lowers_precision():
+    record = t2i_record("b.png", {"blue square": [0, 300, 300, 600], "red diamond": [700, 300, 999, 600],
+                                  "yellow star": [0, 0, 10, 10]})
+    scores = score_t2i({"b.png": record}, {"b.png": TRUTH["b.png"]})
+    assert scores["object_recall"] == 0.5 and scores["object_precision"] == pytest.approx(1 / 3)
+
+
+def test_word_accuracy_and_object_naming():
+    assert word_accuracy("A red circle.", "a red circle") == 1.0
+    assert word_accuracy("a blue circle", "a red circle") == pytest.approx(2 / 3)
+    assert word_accuracy("", "a red circle") == 0.0
+    assert names_object("The red circle at the top left.", "red circle")
+    assert not names_object("the red circles", "red circle")
+
+
+def test_edit_scores_region_object_type_and_steps():
+    truth = {"e#row=0": {"kind": "multiturn", "edits": [
+        {"obj": "red circle", "edit_type": "color", "region": [0, 0, 500, 500]},
+        {"obj": "the whole image", "edit_type": "style", "region": [0, 0, 999, 999]}]}}
+
+    def op(target, edit_type, box):
+        return SimpleNamespace(target_object=target, edit_type=edit_type, regions=[Box(x1=box[0], y1=box[1], x2=box[2], y2=box[3])])
+
+    good = SimpleNamespace(steps=[op("red circle", "color", [0, 0, 500, 500]), op("the whole image", "style", [0, 0, 999, 999])])
+    scores = score_edits({"e#row=0": good}, truth, multiturn=True)
+    assert scores["region_mean_iou"] == 1.0 and scores["object_accuracy"] == 1.0 and scores["step_count_accuracy"] == 1.0
+    bad = SimpleNamespace(steps=[op("blue circle", "add", [500, 500, 999, 999])])
+    scores = score_edits({"e#row=0": bad}, truth, multiturn=True)
+    assert scores["region_mean_iou"] == 0.0 and scores["object_accuracy"] == 0.0 and scores["edit_type_accuracy"] == 0.0
+    assert scores["step_count_accuracy"] == 0.0

@@ -1,0 +1,97 @@
+"""The world generator: deterministic, self-consistent truth (boxes on the pixels, unique phrases)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from got_data.errors import InputError
+from got_data.world.edits import EDIT_KINDS, WHOLE_IMAGE_PHRASE, random_sequence
+from got_data.world.scene import BACKGROUNDS, COLORS, IMAGE_SIZES, location_words, random_scene
+from got_data.world.sets import edit_from_dict, edit_to_dict, read_truth, write_world_set
+
+
+def test_same_seed_same_set_other_seed_other_set(tmp_path):
+    write_world_set(tmp_path / "a", "edit", 6, seed=3)
+    write_world_set(tmp_path / "b", "edit", 6, seed=3)
+    write_world_set(tmp_path / "c", "edit", 6, seed=4)
+    assert (tmp_path / "a/truth.jsonl").read_text() == (tmp_path / "b/truth.jsonl").read_text()
+    assert (tmp_path / "a/truth.jsonl").read_text() != (tmp_path / "c/truth.jsonl").read_text()
+    assert (tmp_path / "a/pairs/00002/target.png").read_bytes() == (tmp_path / "b/pairs/00002/target.png").read_bytes()
+
+
+def test_sizes_cover_both_orientations_and_exceed_the_model_budget():
+    assert any(w > h for w, h in IMAGE_SIZES) and any(h > w for w, h in IMAGE_SIZES)
+    assert any(w * h > 224 * 224 for w, h in IMAGE_SIZES)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_truth_boxes_sit_on_the_object_pixels(seed):
+    scene = random_scene(random.Random(seed))
+    pixels = np.asarray(scene.render()).astype(int)
+    background = np.array(BACKGROUNDS[scene.background])
+    phrases = [o.phrase for o in scene.objects]
+    assert 1 <= len(phrases) <= 4 and len(set(phrases)) == len(phrases)
+    for obj in scene.objects:
+        x1, y1, x2, y2 = obj.box
+        assert 0 <= x1 < x2 <= scene.width and 0 <= y1 < y2 <= scene.height
+        inside = pixels[y1:y2, x1:x2]
+        colored = np.all(inside == np.array(COLORS[obj.color]), axis=-1)
+        assert colored.mean() > 0.4  # the shape fills its box (a triangle half of it)
+        ys, xs = np.nonzero(colored)
+        assert xs.min() <= 1 and xs.max() >= inside.shape[1] - 2  # touches both sides: the box is tight
+        outside = pixels.copy()
+        outside[y1:y2, x1:x2] = background
+        assert not np.all(outside == np.array(COLORS[obj.color]), axis=-1).any() or any(
+            o.color == obj.color and o is not obj for o in scene.objects)
+        assert f"{obj.phrase} is {location_words(obj.box, scene.width, scene.height)}" in scene.description()
+        assert obj.phrase in scene.summary() and obj.phrase in scene.prompt()
+
+
+@pytest.mark.parametrize("kind", sorted(EDIT_KINDS))
+def test_every_edit_kind_changes_the_picture_and_names_its_object(kind):
+    rng = random.Random(kind)
+    edit = None
+    while edit is None:
+        edit = EDIT_KINDS[kind](rng, random_scene(rng, count=3))
+    assert edit.before.render().tobytes() != edit.after.render().tobytes()
+    if edit.obj == WHOLE_IMAGE_PHRASE:
+        assert edit.region.as_tuple() == (0, 0, 999, 999)
+    else:
+        assert edit.obj in edit.instruction
+        scene = edit.after if kind == "add" else edit.before
+        assert edit.region == scene.rel_box(scene.find(edit.obj))
+    if kind == "replace":
+        assert edit.new_object in edit.instruction and edit.after.find(edit.new_object) is not None
+    assert edit_from_dict(edit_to_dict(edit)) == edit
+
+
+def test_sequence_turns_name_distinct_objects_and_chain_scenes():
+    rng = random.Random(5)
+    for _ in range(30):
+        edits = random_sequence(rng, random_scene(rng), 3)
+        assert len({e.obj for e in edits}) == 3 and len({e.instruction for e in edits}) == 3
+        assert all(a.after == b.before for a, b in zip(edits, edits[1:]))
+
+
+def test_written_sets_are_pipeline_inputs_with_truth_per_input_ref(tmp_path):
+    images = write_world_set(tmp_path / "t", "t2i", 5, seed=1)
+    truth = read_truth(tmp_path / "t")
+    assert sorted(p.name for p in images.iterdir()) == sorted(truth)
+    for ref, row in truth.items():
+        with Image.open(images / ref) as im:
+            assert im.size == (row["scene"]["width"], row["scene"]["height"])
+    manifest = write_world_set(tmp_path / "m", "multiturn", 4, seed=1)
+    truth = read_truth(tmp_path / "m")
+    assert sorted(truth) == [f"sequences.jsonl#row={n}" for n in range(4)] and manifest.is_file()
+    assert all(2 <= len(row["edits"]) <= 3 for row in truth.values())
+
+
+def test_unknown_kind_and_missing_truth_are_clear_errors(tmp_path):
+    with pytest.raises(InputError, match="unknown world set kind"):
+        write_world_set(tmp_path, "video", 1)
+    with pytest.raises(InputError, match="got-data world make"):
+        read_truth(tmp_path / "nowhere")
