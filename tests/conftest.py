@@ -3,7 +3,8 @@
 Engines take ~30 s each to start on CPU, so each pool starts once per session and every test
 that needs it shares it. Tests marked `own_ray` start their own Ray instance (in a subprocess);
 they are moved to the front of the run so they never overlap the session engines (this machine
-takes at most two vLLM engines at once).
+takes at most two vLLM engines at once). Tests marked `world_models` come next: they serve the trained
+world models under the same roles, and stop them before the tiny pools start.
 """
 
 from __future__ import annotations
@@ -32,10 +33,16 @@ TEST_MAX_IN_FLIGHT = 32
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "own_ray: starts its own Ray instance (runs before session engines)")
+    config.addinivalue_line("markers", "world_models: serves the trained world models (runs before the tiny pools start)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: 0 if item.get_closest_marker("own_ray") else 1)  # stable sort
+    def order(item: pytest.Item) -> int:
+        if item.get_closest_marker("own_ray"):
+            return 0
+        return 1 if item.get_closest_marker("world_models") else 2
+
+    items.sort(key=order)  # stable sort
 
 
 @pytest.fixture(scope="session")

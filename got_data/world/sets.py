@@ -25,6 +25,8 @@ from got_data.world.scene import IMAGE_SIZES, Scene, Shape, random_scene
 KINDS = ("t2i", "edit", "multiturn")
 TRUTH_FILE = "truth.jsonl"
 INPUT_NAMES = {"t2i": "images", "edit": "edits.jsonl", "multiturn": "sequences.jsonl"}
+# The pipeline spec of each kind sized for the world's trained tiny models.
+WORLD_SPECS = {"t2i": "t2i-world.yaml", "edit": "edit-world.yaml", "multiturn": "multiturn-world.yaml"}
 
 
 def scene_to_dict(scene: Scene) -> dict[str, Any]:

@@ -14,7 +14,6 @@ Everything is seeded: the same config gives the same checkpoint on the same mach
 from __future__ import annotations
 
 import json
-import logging
 import math
 import random
 import time
@@ -25,10 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from got_data.world.oracle import QWEN2_VL, Example
+from got_data.world.sets import WORLD_SPECS
 
-log = logging.getLogger(__name__)
-
-WORLD_SPECS = {"t2i": "t2i-world.yaml", "edit": "edit-world.yaml", "multiturn": "multiturn-world.yaml"}
 
 
 @dataclass
