@@ -113,35 +113,99 @@ class EngineActor:
     async def generate(self, request: ModelRequest, *images: Any) -> dict:
         """Serve one request; a `length` finish under a JSON schema is retried once with twice
         the budget, then reported as a failure with reason "length"."""
+        return await self._serve(request, list(images), None)
+
+    async def generate_batch(self, requests: list[ModelRequest], images: list[list[Any]]):
+        """Serve several requests in one Ray call (the pool coalesces concurrent requests to save
+        per-call overhead). A streaming generator: it yields `[(index, result), ...]` as requests
+        finish, so a short request is not held back by a long one sent in the same call.
+
+        Like `vllm.LLM`, it fetches the batch's images once (each distinct ObjectRef once) and
+        renders the batch's prompts in one go, then hands the rendered inputs to the engine; it
+        does not pay AsyncLLM's thread-pool hop per request for rendering. A lost image, or a
+        prompt the batch render refuses, fails or falls back for that request only."""
+        fetched = await self._fetch_images(requests, images)
+        rendered = self._render_batch(requests, fetched)
+        tasks = {}
+        for index, (request, pics) in enumerate(zip(requests, fetched)):
+            if isinstance(pics, dict):  # already a failure result
+                task = asyncio.ensure_future(_done(pics))
+            else:
+                task = asyncio.ensure_future(self._serve(request, pics, rendered[index]))
+            tasks[task] = index
+        pending = set(tasks)
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                yield [(tasks[task], task.result()) for task in done]
+        finally:
+            for task in pending:
+                task.cancel()
+
+    async def _fetch_images(self, requests: list[ModelRequest], images: list[list[Any]]) -> list:
+        """Each request's images with every ObjectRef resolved (each distinct ref fetched once);
+        a request whose image is lost gets a retryable failure result instead."""
+        refs = list({ref: None for refs in images for ref in refs if isinstance(ref, ray.ObjectRef)})
+        values = dict(zip(refs, await asyncio.gather(*refs, return_exceptions=True))) if refs else {}
+        out: list = []
+        for request, refs in zip(requests, images):
+            resolved = [values[r] if isinstance(r, ray.ObjectRef) else r for r in refs]
+            bad = next((v for v in resolved if isinstance(v, BaseException)), None)
+            if bad is None:
+                out.append(resolved)
+            else:
+                out.append(_failure(request, f"image unavailable: {type(bad).__name__}", attempts=1, retryable=True))
+        return out
+
+    def _render_batch(self, requests: list[ModelRequest], fetched: list) -> list[Any]:
+        """Engine inputs for the batch, rendered together; None where a request is left to the
+        per-request path (its prompt does not build, or the batch render raised)."""
+        from vllm.renderers.inputs.preprocess import parse_model_prompt
+
+        rendered: list[Any] = [None] * len(requests)
+        todo, prompts = [], []
+        for index, (request, pics) in enumerate(zip(requests, fetched)):
+            if isinstance(pics, dict):
+                continue
+            try:
+                prompts.append(parse_model_prompt(self.engine.model_config, self._prompt(request, pics)))
+            except Exception:  # noqa: BLE001 - the per-request path reports it
+                continue
+            todo.append(index)
+        if not todo:
+            return rendered
+        try:
+            inputs = self.engine.renderer.render_cmpl(prompts, self.engine.renderer.default_cmpl_tok_params)
+        except Exception:  # noqa: BLE001 - e.g. one bad image: each request then renders alone
+            return rendered
+        for index, engine_input in zip(todo, inputs):
+            rendered[index] = engine_input
+        return rendered
+
+    def _prompt(self, request: ModelRequest, images: list) -> dict[str, Any]:
+        built = self.builder.build(request.messages, len(images))
+        prompt: dict[str, Any] = {"prompt_token_ids": built.token_ids}
+        if images:
+            prompt["multi_modal_data"] = {"image": images if len(images) > 1 else images[0]}
+        return prompt
+
+    async def _serve(self, request: ModelRequest, images: list, rendered: Any) -> dict:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            return await self._generate(request, list(images))
+            return await self._generate(request, images, rendered)
         finally:
             self.in_flight -= 1
             self.served += 1
 
-    async def generate_batch(self, requests: list[ModelRequest], images: list[list[Any]]) -> list[dict]:
-        """Serve several requests in one Ray call (the pool coalesces concurrent requests to save
-        per-call overhead); they run concurrently in the engine. Image ObjectRefs are fetched here."""
-
-        async def one(request: ModelRequest, refs: list[Any]) -> dict:
+    async def _generate(self, request: ModelRequest, images: list, rendered: Any = None) -> dict:
+        if rendered is not None:
+            prompt = rendered
+        else:
             try:
-                resolved = [await ref if isinstance(ref, ray.ObjectRef) else ref for ref in refs]
-            except Exception as exc:  # a lost image object fails this request only
-                return _failure(request, f"image unavailable: {type(exc).__name__}", attempts=1, retryable=True)
-            return await self.generate(request, *resolved)
-
-        return list(await asyncio.gather(*(one(r, i) for r, i in zip(requests, images))))
-
-    async def _generate(self, request: ModelRequest, images: list) -> dict:
-        try:
-            built = self.builder.build(request.messages, len(images))
-        except PromptError as exc:
-            return _failure(request, f"bad prompt: {exc}", attempts=1, retryable=False)
-        prompt: dict[str, Any] = {"prompt_token_ids": built.token_ids}
-        if images:
-            prompt["multi_modal_data"] = {"image": images if len(images) > 1 else images[0]}
+                prompt = self._prompt(request, images)
+            except PromptError as exc:
+                return _failure(request, f"bad prompt: {exc}", attempts=1, retryable=False)
         budget = request.max_tokens
         tries = 2 if request.structured else 1
         final = None
@@ -192,6 +256,10 @@ class EngineActor:
         if self.engine is not None:
             self.engine.shutdown()
             self.engine = None
+
+
+async def _done(result: dict) -> dict:
+    return result
 
 
 def _failure(request: ModelRequest, error: str, attempts: int, retryable: bool) -> dict:

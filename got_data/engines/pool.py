@@ -322,23 +322,28 @@ class ModelPool:
             return
         futures = [f for _, _, f in batch]
         try:
-            ref = slot.actor.generate_batch.remote([p for p, _, _ in batch], [i for _, i, _ in batch])
+            stream = slot.actor.generate_batch.options(num_returns="streaming").remote(
+                [p for p, _, _ in batch], [i for _, i, _ in batch])
         except Exception as exc:  # e.g. arguments that cannot be serialized
             for future in futures:
                 future.set_exception(exc)
             return
 
         async def deliver() -> None:
+            # The actor yields results as requests finish; each is handed over at once.
             try:
-                results = await ref
+                async for ref in stream:
+                    for index, result in await ref:
+                        if not futures[index].done():
+                            futures[index].set_result(result)
             except Exception as exc:
                 for future in futures:
                     if not future.done():
                         future.set_exception(exc)
                 return
-            for future, result in zip(futures, results):
+            for future in futures:  # the stream ended without an answer: never expected
                 if not future.done():
-                    future.set_result(result)
+                    future.set_exception(RuntimeError("the engine actor returned no result for this request"))
 
         self._loop.create_task(deliver())
 
