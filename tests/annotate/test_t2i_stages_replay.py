@@ -34,7 +34,7 @@ class ReplayModels:
         self.calls: list[tuple[str, dict]] = []
 
     async def ask(self, stage, work, values, images=None, section="user", json_schema=None, regex=None,
-                  skip_special_tokens=True, reject_on_failure=True):
+                  skip_special_tokens=True, reject_on_failure=True, tag=None):
         stage.prompt.render(section, **values)  # the template must render with what the stage passes
         self.calls.append((stage.name, values))
         work.usage.add(stage.name, 10, 5)
