@@ -1,4 +1,4 @@
-"""The wheel must carry every subpackage and the top-level pipelines/ and prompts/ folders."""
+"""The wheel must carry every subpackage, the top-level pipelines/ and prompts/ folders and the world models."""
 
 import tomllib
 from pathlib import Path
@@ -39,6 +39,8 @@ def test_an_installed_wheel_finds_specs_prompts_and_sample_images(tmp_path):
         "s = load_spec('t2i.yaml'); assert 'site' in str(s.source), s.source;"
         "[r.resolve_resource('prompts', st.prompt) for st in s.stages if st.prompt];"
         "assert len(list(sample_images_dir().glob('*.jpg'))) >= 6;"
+        "from got_data.world.checkpoints import world_models; m = world_models();"
+        "assert 'site' in str(m.vlm) and (m.vlm / 'model.safetensors').is_file() and (m.llm / 'tokenizer.json').is_file();"
         "print('ok')"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env={"PYTHONPATH": str(site)},
