@@ -156,8 +156,10 @@ def _generation_config(tokenizer):
     )
 
 
-def vlm_model(tokenizer, text: dict, vision: dict, seed: int):
-    """A Qwen2-VL model of the given sizes, random weights from `seed`, float32."""
+def vlm_model(tokenizer, text: dict, vision: dict, seed: int, rope_theta: float = 1_000_000.0,
+              mrope_section: tuple[int, int, int] = (16, 8, 8)):
+    """A Qwen2-VL model of the given sizes, random weights from `seed`, float32. `mrope_section` splits
+    the head's rotary frequencies between the temporal, height and width positions of image tokens."""
     import torch
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
@@ -167,8 +169,8 @@ def vlm_model(tokenizer, text: dict, vision: dict, seed: int):
         vocab_size=_padded_vocab(tokenizer),
         rope_parameters={
             "rope_type": "default",
-            "rope_theta": 1_000_000.0,
-            "mrope_section": [16, 8, 8],  # sums to head_dim / 2
+            "rope_theta": rope_theta,
+            "mrope_section": list(mrope_section),  # sums to head_dim / 2
         },
         bos_token_id=None,
         eos_token_id=ids["<|im_end|>"],

@@ -2,7 +2,13 @@
 
 Everything about a scene is a pure function of its fields, so the true description, prompt and boxes
 never disagree with the pixels. Phrases ("red circle") are unique within a scene: colour and shape
-together name exactly one object, which is what lets grounding be scored without ambiguity.
+together name exactly one object, which is what lets grounding be scored without ambiguity. Objects
+are kept in reading order (top band to bottom, left to right), so a description's order is learnable.
+
+The background carries a faint ramp (red channel across, blue channel down, relative to the image's
+size). A model of a few hundred thousand parameters has no absolute position for image tokens
+otherwise (Qwen2-VL's vision tower uses relative rotary positions only); with the ramp, a patch's own
+pixels say roughly where it is, which is what lets the world's tiny models learn to ground on a CPU.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 from got_data.records.boxes import Box, pixels_to_rel
@@ -24,9 +31,9 @@ COLORS: dict[str, tuple[int, int, int]] = {
 }
 SHAPES = ("circle", "square", "triangle", "diamond")
 BACKGROUNDS: dict[str, tuple[int, int, int]] = {
-    "white": (250, 250, 250),
-    "gray": (200, 200, 200),
-    "beige": (236, 222, 190),
+    "white": (236, 236, 236),
+    "gray": (190, 190, 190),
+    "beige": (230, 214, 180),
 }
 # Sizes (width, height) the world renders at: squares and both orientations, and some larger than a
 # model's pixel budget so the decode downscale and the processor resize both act.
@@ -34,6 +41,7 @@ IMAGE_SIZES: tuple[tuple[int, int], ...] = (
     (224, 224), (320, 240), (240, 320), (448, 252), (512, 512), (640, 480), (360, 640), (800, 600),
 )
 MAX_OBJECTS = 4
+RAMP = 28  # background ramp: +-RAMP/2 on the red channel across, on the blue channel down
 
 
 @dataclass(frozen=True)
@@ -64,10 +72,11 @@ class Scene:
         return next((o for o in self.objects if o.phrase == phrase), None)
 
     def with_objects(self, objects: list[Shape]) -> "Scene":
-        return replace(self, objects=tuple(objects))
+        """The scene holding `objects`, in reading order."""
+        return replace(self, objects=tuple(sorted(objects, key=lambda o: reading_order(o.box, self.width, self.height))))
 
     def render(self) -> Image.Image:
-        image = Image.new("RGB", (self.width, self.height), BACKGROUNDS[self.background])
+        image = Image.fromarray(background_pixels(self.background, self.width, self.height))
         draw = ImageDraw.Draw(image)
         for obj in self.objects:
             _draw(draw, obj)
@@ -97,6 +106,21 @@ class Scene:
         """The concise prompt: the objects and the background, no places."""
         names = _join([f"{_article(o.phrase)} {o.phrase}" for o in self.objects]) or "an empty picture"
         return f"{names} on a {self.background} background"
+
+
+def background_pixels(name: str, width: int, height: int) -> np.ndarray:
+    """The background colour with its ramp, as an RGB array."""
+    pixels = np.empty((height, width, 3), dtype=np.int16)
+    pixels[:] = BACKGROUNDS[name]
+    pixels[:, :, 0] += np.round(np.linspace(-RAMP / 2, RAMP / 2, width)).astype(np.int16)[None, :]
+    pixels[:, :, 2] += np.round(np.linspace(-RAMP / 2, RAMP / 2, height)).astype(np.int16)[:, None]
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def reading_order(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, float]:
+    """Sort key: the 3x3 grid row of the box centre, then its x."""
+    cy = (box[1] + box[3]) / 2 / height
+    return (0 if cy < 1 / 3 else 2 if cy > 2 / 3 else 1, (box[0] + box[2]) / 2)
 
 
 def location_words(box: tuple[int, int, int, int], width: int, height: int) -> str:

@@ -41,6 +41,11 @@ class RoleTraining:
     warmup_steps: int = 100
     vision_embed_dim: int = 0  # vlm only
     vision_depth: int = 0
+    # vlm only: a small rotary base and a wide height/width share of the frequencies, so the few rows
+    # and columns of image tokens get distinct M-RoPE angles (with Qwen2-VL's 1e6 and [16, 8, 8] at
+    # head_dim 64, eight rows turn the height section by under 0.01 rad: position-blind).
+    rope_theta: float = 20.0
+    mrope_section: tuple[int, int, int] = (8, 12, 12)
     stage_weights: dict[str, float] = field(default_factory=dict)  # default 1.0 per stage
 
 
@@ -50,10 +55,10 @@ class WorldTrainingConfig:
     counts: dict[str, int] = field(default_factory=lambda: {"t2i": 1500, "edit": 600, "multiturn": 300})
     vocab_size: int = 2048
     vlm: RoleTraining = field(default_factory=lambda: RoleTraining(
-        hidden_size=128, layers=3, intermediate_size=384, steps=3000, vision_embed_dim=128, vision_depth=2,
-        stage_weights={"ground": 3.0, "localize": 2.0}))
+        hidden_size=128, layers=4, intermediate_size=384, steps=3000, vision_embed_dim=128, vision_depth=2,
+        stage_weights={"ground": 4.0, "localize": 2.0}))
     llm: RoleTraining = field(default_factory=lambda: RoleTraining(
-        hidden_size=128, layers=2, intermediate_size=256, steps=1200))
+        hidden_size=128, layers=3, intermediate_size=384, steps=1500))
 
 
 def collect_examples(config: WorldTrainingConfig, work_dir: Path) -> dict[str, list[Example]]:
@@ -238,7 +243,8 @@ def train_world_models(out: str | Path, config: WorldTrainingConfig | None = Non
         role_started = time.monotonic()
         text = text_dims(plan.hidden_size, plan.layers, plan.intermediate_size)
         if role == "vlm":
-            model = vlm_model(tokenizer, text, vision_dims(plan.vision_embed_dim, plan.vision_depth), config.seed)
+            model = vlm_model(tokenizer, text, vision_dims(plan.vision_embed_dim, plan.vision_depth), config.seed,
+                              rope_theta=plan.rope_theta, mrope_section=plan.mrope_section)
             encoder = ExampleEncoder(tokenizer, QWEN2_VL, vlm_bounds.min_pixels, vlm_bounds.max_pixels)
         else:
             model = llm_model(tokenizer, text, config.seed)
