@@ -37,6 +37,7 @@ class Example:
     """One request and its perfect answer: a training example for the world's tiny models."""
 
     stage: str
+    key: str  # what was asked (input, stage, section, values): sorting by it fixes the order
     messages: list
     images: list[Image.Image]
     answer: str
@@ -143,7 +144,8 @@ class OraclePool:
         except OracleError as exc:
             return ModelResponse.failure(request.id, f"oracle: {exc}", attempts=1)
         if self.record:
-            self.recorded.append(Example(stage=request.context["stage"], messages=request.messages, images=images,
+            key = json.dumps(request.context, sort_keys=True, default=str)
+            self.recorded.append(Example(stage=request.context["stage"], key=key, messages=request.messages, images=images,
                                          answer=text, regex=request.regex, json_schema=request.json_schema))
         return ModelResponse(id=request.id, ok=True, text=text, finish_reason="stop", prompt_tokens=0,
                              output_tokens=0, latency_s=0.0, attempts=1)
@@ -177,5 +179,5 @@ def annotate_with_oracle(spec: PipelineSpec, kind: str, input_path: str | Path, 
     pools = {role: OraclePool(role, oracle, record=record) for role in spec.roles()}
     options = RunOptions(out_dir=Path(out_dir), show_progress=show_progress, samples_per_shard=1000)
     stats = PipelineRun(spec, open_world_input(kind, input_path), pools, options).run()
-    examples = [example for pool in pools.values() for example in pool.recorded]
-    return stats, examples
+    examples = sorted((example for pool in pools.values() for example in pool.recorded), key=lambda e: e.key)
+    return stats, examples  # sorted: requests complete in any order, training data must not depend on it
