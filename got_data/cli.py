@@ -202,8 +202,8 @@ def annotate_multiturn(
 def demo(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out/demo"),
 ) -> None:
-    """The embedded default: the T2I pipeline on the bundled sample images and the edit pipeline on the
-    bundled edit pairs, with the tiny models, then `validate` on each output and one record of each printed."""
+    """The embedded default: the T2I, edit and multi-turn pipelines on known-answer world scenes with the
+    world's trained tiny models, then `validate`, one record, a preview page and fidelity for each."""
     from got_data.demo import run_demo
 
     run_demo(out, console)

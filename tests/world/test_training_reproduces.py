@@ -1,0 +1,42 @@
+"""`got-data models train-tiny` still makes checkpoints as good as the committed ones (tens of minutes
+on CPU: slow-marked, run with `make test-all`)."""
+
+from __future__ import annotations
+
+import pytest
+from rich.console import Console
+
+pytestmark = [pytest.mark.slow, pytest.mark.engine, pytest.mark.world_models]
+
+TOLERANCE = 0.1
+MEASURES = {"t2i": ("mean_iou", "object_recall"), "edit": ("region_mean_iou", "object_accuracy")}
+
+
+def _scores(models, tmp_path, name: str) -> dict[str, dict]:
+    from got_data.eval.world_run import annotate_and_score, start_world_pools
+    from got_data.world.sets import write_world_set
+
+    pools = start_world_pools(models.vlm, models.llm, Console(quiet=True))
+    try:
+        out = {}
+        for kind in MEASURES:
+            inputs = write_world_set(tmp_path / f"{kind}-set", kind, 24, seed=777)
+            out[kind] = annotate_and_score(kind, inputs, tmp_path / f"{kind}-set", tmp_path / name / kind, pools,
+                                           Console(quiet=True), show_progress=False)
+        return out
+    finally:
+        for pool in pools.values():
+            pool.shutdown(force=True)
+
+
+def test_training_reproduces_the_committed_checkpoints(ray_session, tmp_path):
+    from got_data.engines.tiny import TinyModels
+    from got_data.world.checkpoints import world_models
+    from got_data.world.training import train_world_models
+
+    train_world_models(tmp_path / "trained")
+    fresh = _scores(TinyModels(vlm=tmp_path / "trained/vlm", llm=tmp_path / "trained/llm"), tmp_path, "fresh")
+    committed = _scores(world_models(), tmp_path, "committed")
+    for kind, measures in MEASURES.items():
+        for measure in measures:
+            assert fresh[kind][measure] >= committed[kind][measure] - TOLERANCE, (kind, measure, fresh, committed)
