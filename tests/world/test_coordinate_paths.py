@@ -12,9 +12,10 @@ from got_data.spec import load_spec
 from got_data.world.oracle import QWEN2_VL, QWEN25_VL, annotate_with_oracle
 from got_data.world.sets import read_truth, write_world_set
 
-# Qwen2-VL's relative boxes are exact up to rounding; Qwen2.5-VL's pixels on a resized copy lose up to
-# half a resized pixel per edge (a few thousandths of IoU on these sizes).
+# Qwen2-VL's relative boxes are exact up to rounding; Qwen2.5-VL's whole pixels on the resized copy lose
+# up to half a pixel per edge: ~2% of IoU at the world budget (224x224), ~5% at the tiny one (112x112).
 FLOORS = {QWEN2_VL: 0.995, QWEN25_VL: 0.95}
+SMALL_BUDGET_FLOOR = 0.9  # Qwen2.5-VL on t2i-tiny.yaml
 SPECS = {"t2i": ("t2i-world.yaml", "t2i-tiny.yaml"), "edit": ("edit-world.yaml",), "multiturn": ("multiturn-world.yaml",)}
 
 
@@ -28,14 +29,15 @@ def _run(tmp_path, kind: str, spec_name: str, family: str) -> dict:
 @pytest.mark.parametrize("kind,spec_name", [(k, s) for k, specs in SPECS.items() for s in specs])
 def test_perfect_answers_give_perfect_boxes(ray_session, tmp_path, kind, spec_name, family):
     scores = _run(tmp_path, kind, spec_name, family)
+    floor = SMALL_BUDGET_FLOOR if (family, spec_name) == (QWEN25_VL, "t2i-tiny.yaml") else FLOORS[family]
     assert scores["records"] == scores["inputs"] == 8
     if kind == "t2i":
         assert scores["object_recall"] == scores["object_precision"] == 1.0
-        assert scores["mean_iou"] >= FLOORS[family], scores
+        assert scores["mean_iou"] >= floor, scores
         assert scores["description_word_accuracy"] == 1.0
     else:
         assert scores["object_accuracy"] == scores["edit_type_accuracy"] == 1.0
-        assert scores["region_mean_iou"] >= FLOORS[family], scores
+        assert scores["region_mean_iou"] >= floor, scores
 
 
 def test_a_swapped_width_and_height_shows_as_an_iou_drop(ray_session, tmp_path, monkeypatch):
