@@ -41,6 +41,7 @@ def main() -> None:
     import ray
     from rich.console import Console
 
+    from got_data.eval.fidelity import score_run
     from got_data.eval.world_run import annotate_and_score, start_world_pools
     from got_data.spec import load_spec
     from got_data.world.checkpoints import world_models
@@ -60,8 +61,6 @@ def main() -> None:
             out = args.out / f"{kind}-oracle-{family}"
             annotate_with_oracle(load_spec(WORLD_SPECS[kind]), kind, sets[kind], read_truth(args.out / f"{kind}-set"),
                                  out, family=family)
-            from got_data.eval.fidelity import score_run
-
             rows.append((kind, f"oracle, {family} boxes", score_run(out, args.out / f"{kind}-set")))
     pools = start_world_pools(vlm, llm, console)
     try:
