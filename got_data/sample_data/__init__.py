@@ -1,4 +1,5 @@
-"""Small public-domain / CC0 photographs bundled for the demo and the tests (see LICENSES.md).
+"""Small public-domain / CC0 photographs bundled for the tests (see LICENSES.md); the demo uses the
+known-answer world (`got_data/world/`).
 
 Bundled rather than downloaded because nothing in this project fetches data at run or test time.
 """
