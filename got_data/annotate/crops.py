@@ -53,9 +53,3 @@ def crop_region(image: Any, size: tuple[int, int], box: Box) -> Any:
     if isinstance(image, Image.Image):
         return image.crop(rect)
     return _crop_task.remote(image, rect)
-
-
-def union_box(boxes: list[Box]) -> Box:
-    """The smallest box holding all of `boxes` (the region a multi-box edit touches)."""
-    return Box(x1=min(b.x1 for b in boxes), y1=min(b.y1 for b in boxes),
-               x2=max(b.x2 for b in boxes), y2=max(b.y2 for b in boxes))

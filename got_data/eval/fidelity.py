@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from got_data.errors import InputError
-from got_data.records.boxes import Box
+from got_data.records.boxes import Box, union_box
 from got_data.shards.reader import iter_samples
 from got_data.world.sets import read_truth
 
@@ -44,11 +44,6 @@ def word_accuracy(predicted: str, truth: str) -> float:
 def names_object(predicted: str, phrase: str) -> bool:
     """Whether predicted text names the true phrase ("the red circle" names "red circle")."""
     return f" {' '.join(words(phrase))} " in f" {' '.join(words(predicted))} "
-
-
-def union(boxes: list[Box]) -> Box:
-    return Box(x1=min(b.x1 for b in boxes), y1=min(b.y1 for b in boxes), x2=max(b.x2 for b in boxes),
-               y2=max(b.y2 for b in boxes))
 
 
 def _box(values: list[int]) -> Box:
@@ -76,13 +71,14 @@ def score_t2i(records: dict[str, Any], truth: dict[str, dict]) -> dict[str, Any]
         predicted_objects += len(record.objects)
         used: set[int] = set()
         for obj in scene["objects"]:
-            candidates = [i for i, o in enumerate(record.objects) if i not in used and names_object(o.phrase, obj["phrase"])]
+            truth_box = _box(obj["rel_box"])
+            candidates = {i: max(b.iou(truth_box) for b in o.boxes) for i, o in enumerate(record.objects)
+                          if i not in used and names_object(o.phrase, obj["phrase"])}
             if not candidates:
                 continue
-            truth_box = _box(obj["rel_box"])
-            best = max(candidates, key=lambda i: max(b.iou(truth_box) for b in record.objects[i].boxes))
+            best = max(candidates, key=candidates.get)
             used.add(best)
-            iou = max(b.iou(truth_box) for b in record.objects[best].boxes)
+            iou = candidates[best]
             matched += 1
             ious.append(iou)
             hits += iou >= IOU_HIT
@@ -108,7 +104,7 @@ def score_edits(records: dict[str, Any], truth: dict[str, dict], multiturn: bool
         ops = record.steps if multiturn else [record.edit]
         right_count += len(ops) == len(true_edits)
         for op, edit in zip(ops, true_edits):
-            iou = union(op.regions).iou(_box(edit["region"]))
+            iou = union_box(op.regions).iou(_box(edit["region"]))
             iou_values.append(iou)
             hits += iou >= IOU_HIT
             right_object += names_object(op.target_object, edit["obj"])

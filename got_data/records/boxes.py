@@ -72,6 +72,12 @@ class Box(BaseModel):
 WHOLE_IMAGE = Box(x1=0, y1=0, x2=REL_MAX, y2=REL_MAX)
 
 
+def union_box(boxes: list[Box]) -> Box:
+    """The smallest box holding all of `boxes` (the region a multi-box edit touches)."""
+    return Box(x1=min(b.x1 for b in boxes), y1=min(b.y1 for b in boxes),
+               x2=max(b.x2 for b in boxes), y2=max(b.y2 for b in boxes))
+
+
 def _to_rel(value: float, size: int) -> int:
     return min(REL_MAX, max(0, round(value / size * REL_SCALE)))
 

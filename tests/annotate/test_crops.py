@@ -2,8 +2,9 @@
 
 from PIL import Image
 
-from got_data.annotate.crops import MAX_CROP_ASPECT, MIN_CROP_SIDE, crop_pixels, crop_region, union_box
+from got_data.annotate.crops import MAX_CROP_ASPECT, MIN_CROP_SIDE, crop_pixels, crop_region
 from got_data.records import WHOLE_IMAGE, Box
+from got_data.records.boxes import union_box
 
 
 def test_plain_box_is_cut_as_is():

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 
 from got_data.annotate.answers import DescriptionAnswer, bounded_schema
-from got_data.annotate.crops import crop_region, union_box
+from got_data.annotate.crops import crop_region
 from got_data.annotate.stage import Stage
 from got_data.annotate.text import clean_model_text, first_words, parse_json_answer
+from got_data.records.boxes import union_box
 
 
 class CropDescribe(Stage):
