@@ -12,10 +12,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from got_data.annotate.stages.edit_parse import WHOLE_IMAGE_PHRASE
 from got_data.records.boxes import WHOLE_IMAGE, Box
-from got_data.world.scene import BACKGROUNDS, CELLS, COLORS, SHAPES, Scene, Shape, cell_words, new_object_kind, place_box
-
-WHOLE_IMAGE_PHRASE = "the whole image"
+from got_data.world.scene import (
+    BACKGROUNDS, CELLS, COLORS, SHAPES, Scene, Shape, cell_words, new_object_kind, place_box, with_article,
+)
 
 
 @dataclass(frozen=True)
@@ -36,20 +37,6 @@ class Edit:
     crop_after: str = ""
     concise: str = ""  # the shortest rewrite of the instruction
     explicit: str = ""  # a longer rewrite
-
-    @property
-    def is_global(self) -> bool:
-        return self.obj == WHOLE_IMAGE_PHRASE
-
-    def truth(self) -> dict:
-        return {
-            "kind": self.kind, "edit_type": self.edit_type, "instruction": self.instruction, "object": self.obj,
-            "new_object": self.new_object, "region": list(self.region.as_tuple()),
-        }
-
-
-def _article(phrase: str) -> str:
-    return "an" if phrase[0] in "aeiou" else "a"
 
 
 def _empty(scene: Scene) -> str:
@@ -74,7 +61,7 @@ def recolor(rng: random.Random, scene: Scene) -> Edit | None:
         kind="color", edit_type="color", instruction=f"Make the {obj.phrase} {color}.", before=scene,
         after=_swap(scene, obj, new), obj=obj.phrase, region=scene.rel_box(obj),
         object_text=f"The {obj.phrase} {place}.", change=f"It turns {color}.",
-        crop_before=f"{_article(obj.phrase)} {obj.phrase}", crop_after=f"{_article(new.phrase)} {new.phrase}",
+        crop_before=with_article(obj.phrase), crop_after=with_article(new.phrase),
         concise=f"{obj.phrase} to {color}", explicit=f"Change the colour of the {obj.phrase} {place} to {color}.",
     )
 
@@ -96,7 +83,7 @@ def move(rng: random.Random, scene: Scene) -> Edit | None:
             kind="move", edit_type="other", instruction=f"Move the {obj.phrase} {where}.", before=scene,
             after=_swap(scene, obj, replace(obj, box=box)), obj=obj.phrase, region=scene.rel_box(obj),
             object_text=f"The {obj.phrase} {here}.", change=f"It moves {where}.",
-            crop_before=f"{_article(obj.phrase)} {obj.phrase}", crop_after=_empty(scene),
+            crop_before=with_article(obj.phrase), crop_after=_empty(scene),
             concise=f"{obj.phrase} {where}", explicit=f"Take the {obj.phrase} {here} and put it {where}.",
         )
     return None
@@ -116,10 +103,10 @@ def add(rng: random.Random, scene: Scene) -> Edit | None:
         after = scene.with_objects([*scene.objects, new])
         where = cell_words(cell)
         return Edit(
-            kind="add", edit_type="add", instruction=f"Add {_article(new.phrase)} {new.phrase} {where}.",
+            kind="add", edit_type="add", instruction=f"Add {with_article(new.phrase)} {where}.",
             before=scene, after=after, obj=new.phrase, region=after.rel_box(new),
-            object_text=f"The empty spot {where}.", change=f"{_article(new.phrase).capitalize()} {new.phrase} appears there.",
-            crop_before=_empty(scene), crop_after=f"{_article(new.phrase)} {new.phrase}",
+            object_text=f"The empty spot {where}.", change=f"{with_article(new.phrase).capitalize()} appears there.",
+            crop_before=_empty(scene), crop_after=with_article(new.phrase),
             concise=f"add {new.phrase} {where}", explicit=f"Put a new {new.phrase} {where} of the picture.",
         )
     return None
@@ -134,7 +121,7 @@ def remove(rng: random.Random, scene: Scene) -> Edit | None:
         kind="remove", edit_type="remove", instruction=f"Remove the {obj.phrase}.", before=scene,
         after=_swap(scene, obj, None), obj=obj.phrase, region=scene.rel_box(obj),
         object_text=f"The {obj.phrase} {place}.", change=f"It disappears, leaving the {scene.background} background.",
-        crop_before=f"{_article(obj.phrase)} {obj.phrase}", crop_after=_empty(scene),
+        crop_before=with_article(obj.phrase), crop_after=_empty(scene),
         concise=f"remove {obj.phrase}", explicit=f"Delete the {obj.phrase} {place} from the picture.",
     )
 
@@ -151,11 +138,11 @@ def substitute(rng: random.Random, scene: Scene) -> Edit | None:
     new = replace(obj, color=color, shape=shape)
     place = scene.location(obj)
     return Edit(
-        kind="replace", edit_type="replace", instruction=f"Replace the {obj.phrase} with {_article(new.phrase)} {new.phrase}.",
+        kind="replace", edit_type="replace", instruction=f"Replace the {obj.phrase} with {with_article(new.phrase)}.",
         before=scene, after=_swap(scene, obj, new), obj=obj.phrase, new_object=new.phrase, region=scene.rel_box(obj),
-        object_text=f"The {obj.phrase} {place}.", change=f"It becomes {_article(new.phrase)} {new.phrase}.",
-        crop_before=f"{_article(obj.phrase)} {obj.phrase}", crop_after=f"{_article(new.phrase)} {new.phrase}",
-        concise=f"{obj.phrase} to {new.phrase}", explicit=f"Swap the {obj.phrase} {place} for {_article(new.phrase)} {new.phrase}.",
+        object_text=f"The {obj.phrase} {place}.", change=f"It becomes {with_article(new.phrase)}.",
+        crop_before=with_article(obj.phrase), crop_after=with_article(new.phrase),
+        concise=f"{obj.phrase} to {new.phrase}", explicit=f"Swap the {obj.phrase} {place} for {with_article(new.phrase)}.",
     )
 
 

@@ -91,20 +91,20 @@ class Scene:
 
     def description(self) -> str:
         """Several sentences: every object with its place, then the background (the T2I paragraph)."""
-        sentences = [f"{_article(o.phrase).capitalize()} {o.phrase} is {self.location(o)}." for o in self.objects]
+        sentences = [f"{with_article(o.phrase).capitalize()} is {self.location(o)}." for o in self.objects]
         style = " The picture is black and white." if self.grayscale else ""
         return " ".join(sentences) + f" The background is {self.background}.{style}"
 
     def summary(self) -> str:
         """One sentence naming every object with its place (the edit pipelines' short description)."""
-        parts = [f"{_article(o.phrase)} {o.phrase} {self.location(o)}" for o in self.objects]
+        parts = [f"{with_article(o.phrase)} {self.location(o)}" for o in self.objects]
         things = _join(parts) if parts else "nothing"
         style = " in black and white" if self.grayscale else ""
         return f"{things.capitalize()} on a {self.background} background{style}."
 
     def prompt(self) -> str:
         """The concise prompt: the objects and the background, no places."""
-        names = _join([f"{_article(o.phrase)} {o.phrase}" for o in self.objects]) or "an empty picture"
+        names = _join([with_article(o.phrase) for o in self.objects]) or "an empty picture"
         return f"{names} on a {self.background} background"
 
 
@@ -117,18 +117,24 @@ def background_pixels(name: str, width: int, height: int) -> np.ndarray:
     return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
+def _grid_cell(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int]:
+    """(column, row) of the box centre on the 3x3 grid, each 0, 1 or 2."""
+    def third(value: float) -> int:
+        return 0 if value < 1 / 3 else 2 if value > 2 / 3 else 1
+
+    return third((box[0] + box[2]) / 2 / width), third((box[1] + box[3]) / 2 / height)
+
+
 def reading_order(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, float]:
     """Sort key: the 3x3 grid row of the box centre, then its x."""
-    cy = (box[1] + box[3]) / 2 / height
-    return (0 if cy < 1 / 3 else 2 if cy > 2 / 3 else 1, (box[0] + box[2]) / 2)
+    return _grid_cell(box, width, height)[1], (box[0] + box[2]) / 2
 
 
 def location_words(box: tuple[int, int, int, int], width: int, height: int) -> str:
     """Where a box's centre falls on a 3x3 grid: "at the top left", "in the middle", "on the right"."""
-    cx = (box[0] + box[2]) / 2 / width
-    cy = (box[1] + box[3]) / 2 / height
-    col = "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else ""
-    row = "top" if cy < 1 / 3 else "bottom" if cy > 2 / 3 else ""
+    column, row_index = _grid_cell(box, width, height)
+    col = ("left", "", "right")[column]
+    row = ("top", "", "bottom")[row_index]
     if row and col:
         return f"at the {row} {col}"
     if row:
@@ -138,8 +144,9 @@ def location_words(box: tuple[int, int, int, int], width: int, height: int) -> s
     return "in the middle"
 
 
-def _article(phrase: str) -> str:
-    return "an" if phrase[0] in "aeiou" else "a"
+def with_article(phrase: str) -> str:
+    """"a red circle", "an orange square"."""
+    return f"{'an' if phrase[0] in 'aeiou' else 'a'} {phrase}"
 
 
 def _join(parts: list[str]) -> str:
