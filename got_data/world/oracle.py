@@ -55,19 +55,22 @@ class WorldOracle:
 
     def __init__(self, truth: dict[str, dict], family: str = QWEN2_VL,
                  pixel_bounds: tuple[int | None, int | None] = (None, None)):
-        self.truth = truth
+        # Parsed once: every input is asked several times (one request per stage, phrase and turn).
+        self.truth: dict[str, Scene | list[Edit]] = {
+            ref: scene_from_dict(row["scene"]) if row["kind"] == "t2i" else [edit_from_dict(e) for e in row["edits"]]
+            for ref, row in truth.items()
+        }
         self.family = family
         self.min_pixels, self.max_pixels = pixel_bounds
 
     def answer(self, context: dict, images: list[Image.Image], json_schema: dict | None) -> str:
-        row = self.truth.get(context.get("input_ref"))
-        if row is None:
+        truth = self.truth.get(context.get("input_ref"))
+        if truth is None:
             raise OracleError(f"no truth for input {context.get('input_ref')!r}")
         stage, values = context["stage"], context.get("values", {})
-        if row["kind"] == "t2i":
-            return self._t2i(stage, scene_from_dict(row["scene"]), values, images)
-        edits = [edit_from_dict(e) for e in row["edits"]]
-        return self._edit(stage, context, edits, values, images, json_schema)
+        if isinstance(truth, Scene):
+            return self._t2i(stage, truth, values, images)
+        return self._edit(stage, context, truth, values, images, json_schema)
 
     def _t2i(self, stage: str, scene: Scene, values: dict, images: list) -> str:
         if stage == "recaption":

@@ -212,7 +212,6 @@ def train_world_models(out: str | Path, config: WorldTrainingConfig | None = Non
     import tempfile
 
     import ray
-    import torch
 
     from got_data.engines.tiny import build_tokenizer, llm_model, save_llm, save_vlm, text_dims, vision_dims, vlm_model
     from got_data.resources import resource_dir
@@ -222,7 +221,6 @@ def train_world_models(out: str | Path, config: WorldTrainingConfig | None = Non
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     own_ray = not ray.is_initialized()
     if own_ray:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=400 * 1024**2)
