@@ -95,7 +95,19 @@ def build_edit_item(
                     multiturn=multiturn)
 
 
-class EditManifestSource(Source):
+class _EditManifest(Source):
+    """What both edit manifests share: the file, the dataset name, the instruction bound, the count."""
+
+    def __init__(self, path: str | os.PathLike[str], dataset: str | None, max_instruction_chars: int) -> None:
+        self.file = ManifestFile(path)
+        self.dataset = dataset or dataset_name(self.file.path)
+        self.max_instruction_chars = max_instruction_chars
+
+    def count(self) -> int:
+        return self.file.count()
+
+
+class EditManifestSource(_EditManifest):
     """Single-turn edit pairs, one per manifest row. The edit-type column is optional: used when the
     manifest has it, row by row in JSONL (a non-default name must exist in the first row or schema)."""
 
@@ -109,9 +121,7 @@ class EditManifestSource(Source):
         dataset: str | None = None,
         max_instruction_chars: int = DEFAULT_MAX_CAPTION_CHARS,
     ) -> None:
-        self.file = ManifestFile(path)
-        self.dataset = dataset or dataset_name(self.file.path)
-        self.max_instruction_chars = max_instruction_chars
+        super().__init__(path, dataset, max_instruction_chars)
         self.columns = {"source": source_column, "target": target_column, "instruction": instruction_column}
         for what, column in self.columns.items():
             self.file.require(column, what, f"the {what} column option")
@@ -135,11 +145,8 @@ class EditManifestSource(Source):
             turn = (row.get(self.columns["instruction"]), target, edit_type)
             yield build_edit_item(self.dataset, ref, source, [turn], False, self.max_instruction_chars)
 
-    def count(self) -> int:
-        return self.file.count()
 
-
-class MultiTurnManifestSource(Source):
+class MultiTurnManifestSource(_EditManifest):
     """Multi-turn edit sequences: a source image column and a turns column, each turn an object
     {"instruction", "image", "edit_type"?} (a JSON string holding that list is accepted too)."""
 
@@ -151,9 +158,7 @@ class MultiTurnManifestSource(Source):
         dataset: str | None = None,
         max_instruction_chars: int = DEFAULT_MAX_CAPTION_CHARS,
     ) -> None:
-        self.file = ManifestFile(path)
-        self.dataset = dataset or dataset_name(self.file.path)
-        self.max_instruction_chars = max_instruction_chars
+        super().__init__(path, dataset, max_instruction_chars)
         self.source_column = source_column
         self.turns_column = turns_column
         self.file.require(source_column, "source", "the source column option")
@@ -171,9 +176,6 @@ class MultiTurnManifestSource(Source):
             source = self.file.image(row.get(self.source_column), self.source_column)
             parts = [(t.get("instruction"), self.file.image(t.get("image"), "image"), t.get("edit_type")) for t in turns]
             yield build_edit_item(self.dataset, ref, source, parts, True, self.max_instruction_chars)
-
-    def count(self) -> int:
-        return self.file.count()
 
 
 def _turn_list(value: Any) -> list[dict] | None:
