@@ -10,7 +10,7 @@ from PIL import Image
 
 from got_data.errors import InputError
 from got_data.world.edits import EDIT_KINDS, WHOLE_IMAGE_PHRASE, random_sequence
-from got_data.world.scene import BACKGROUNDS, COLORS, IMAGE_SIZES, location_words, random_scene
+from got_data.world.scene import BACKGROUNDS, COLORS, IMAGE_SIZES, location_words, random_scene, with_position_ramp
 from got_data.world.sets import edit_from_dict, edit_to_dict, read_truth, write_world_set
 
 
@@ -28,27 +28,50 @@ def test_sizes_cover_both_orientations_and_exceed_the_model_budget():
     assert any(w * h > 224 * 224 for w, h in IMAGE_SIZES)
 
 
+def _painted(color: tuple[int, int, int], width: int, height: int) -> np.ndarray:
+    """What a whole picture of one colour looks like once the position ramp is on it."""
+    return with_position_ramp(np.full((height, width, 3), color, dtype=np.uint8)).astype(int)
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_truth_boxes_sit_on_the_object_pixels(seed):
     scene = random_scene(random.Random(seed))
     pixels = np.asarray(scene.render()).astype(int)
-    background = np.array(BACKGROUNDS[scene.background])
+    background = _painted(BACKGROUNDS[scene.background], scene.width, scene.height)
     phrases = [o.phrase for o in scene.objects]
     assert 1 <= len(phrases) <= 4 and len(set(phrases)) == len(phrases)
     for obj in scene.objects:
         x1, y1, x2, y2 = obj.box
         assert 0 <= x1 < x2 <= scene.width and 0 <= y1 < y2 <= scene.height
-        inside = pixels[y1:y2, x1:x2]
-        colored = np.all(inside == np.array(COLORS[obj.color]), axis=-1)
-        assert colored.mean() > 0.4  # the shape fills its box (a triangle half of it)
-        ys, xs = np.nonzero(colored)
+        painted = _painted(COLORS[obj.color], scene.width, scene.height)
+        colored = np.all(pixels == painted, axis=-1)
+        inside = colored[y1:y2, x1:x2]
+        assert inside.mean() > 0.4  # the shape fills its box (a triangle half of it)
+        ys, xs = np.nonzero(inside)
         assert xs.min() <= 1 and xs.max() >= inside.shape[1] - 2  # touches both sides: the box is tight
-        outside = pixels.copy()
-        outside[y1:y2, x1:x2] = background
-        assert not np.all(outside == np.array(COLORS[obj.color]), axis=-1).any() or any(
-            o.color == obj.color and o is not obj for o in scene.objects)
+        outside = colored.copy()
+        outside[y1:y2, x1:x2] = False
+        assert not outside.any() or any(o.color == obj.color and o is not obj for o in scene.objects)
         assert f"{obj.phrase} is {location_words(obj.box, scene.width, scene.height)}" in scene.description()
         assert obj.phrase in scene.summary() and obj.phrase in scene.prompt()
+    assert np.all(pixels[0, 0] == background[0, 0]) or any(o.box[0] == 0 and o.box[1] == 0 for o in scene.objects)
+
+
+def test_the_position_ramp_runs_red_across_and_blue_down():
+    scene = random_scene(random.Random(1), size=(320, 240), count=1)
+    pixels = np.asarray(scene.render()).astype(int)
+    top_left, top_right, bottom_left = pixels[0, 0], pixels[0, -1], pixels[-1, 0]
+    assert top_right[0] > top_left[0] and top_right[2] == top_left[2]
+    assert bottom_left[2] > top_left[2] and bottom_left[0] == top_left[0]
+
+
+def test_a_set_with_a_fixed_object_count_and_the_default_sets_unchanged_by_it(tmp_path):
+    write_world_set(tmp_path / "one", "t2i", 12, seed=5, objects=1)
+    assert all(len(row["scene"]["objects"]) == 1 for row in read_truth(tmp_path / "one").values())
+    write_world_set(tmp_path / "a", "t2i", 6, seed=5)
+    write_world_set(tmp_path / "b", "t2i", 6, seed=5, objects=None)
+    assert (tmp_path / "a/truth.jsonl").read_text() == (tmp_path / "b/truth.jsonl").read_text()
+    assert (tmp_path / "a/truth.jsonl").read_text() != (tmp_path / "one/truth.jsonl").read_text()
 
 
 @pytest.mark.parametrize("kind", sorted(EDIT_KINDS))
