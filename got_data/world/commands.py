@@ -60,6 +60,7 @@ def train_tiny(
     seed: Annotated[int, typer.Option(help="same seed, same checkpoints (on the same machine)")] = 0,
     vlm_steps: Annotated[Optional[int], typer.Option(help="training steps of the vlm (default: the recipe's)")] = None,
     llm_steps: Annotated[Optional[int], typer.Option(help="training steps of the llm (default: the recipe's)")] = None,
+    only: Annotated[Optional[str], typer.Option(help="train just this role (vlm or llm); the other checkpoint in OUT stays")] = None,
 ) -> None:
     """Train the known-answer world's tiny Qwen2-VL (vlm stages) and Qwen2 (llm stages) on CPU from
     oracle-answered world sets. The committed checkpoints came from this command with its defaults."""
@@ -67,6 +68,9 @@ def train_tiny(
 
     from got_data.world.training import WorldTrainingConfig, train_world_models
 
+    if only not in (None, "vlm", "llm"):
+        raise typer.BadParameter(f"--only takes vlm or llm, not {only!r}")
+    roles = (only,) if only else ("vlm", "llm")
     config = WorldTrainingConfig(seed=seed)
     if vlm_steps is not None:
         config.vlm.steps = vlm_steps
@@ -81,5 +85,5 @@ def train_tiny(
             loss = " ".join(f"{k}={v:.2f}" for k, v in sorted(losses.items()))
             progress.update(tasks[role], completed=step, description=f"train {role} [{loss}]")
 
-        result = train_world_models(out, config, progress=report)
+        result = train_world_models(out, config, roles=roles, progress=report)
     console.print(f"trained in {result['seconds']:.0f} s: {out / 'vlm'}, {out / 'llm'} (report: {out / 'training.json'})")

@@ -63,17 +63,18 @@ def _save(image_scene: Scene, path: Path) -> str:
 
 
 def write_world_set(out: str | Path, kind: str, count: int, seed: int = 0,
-                    sizes: tuple[tuple[int, int], ...] = IMAGE_SIZES, turns: tuple[int, int] = (2, 3)) -> Path:
+                    sizes: tuple[tuple[int, int], ...] = IMAGE_SIZES, turns: tuple[int, int] = (2, 3),
+                    objects: int | None = None) -> Path:
     """Write `count` inputs of `kind` under `out` and their truth; returns the path to annotate
-    (the images folder or the manifest)."""
+    (the images folder or the manifest). `objects` fixes the objects per scene (default 1-4)."""
     if kind not in KINDS:
         raise InputError(f"unknown world set kind {kind!r}; use one of {KINDS}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(f"got-data-world/{kind}/{seed}")
+    rng = random.Random(f"got-data-world/{kind}/{seed}" + (f"/objects={objects}" if objects else ""))
     truth_lines, manifest_lines = [], []
     for n in range(count):
-        scene = random_scene(rng, size=sizes[n % len(sizes)])
+        scene = random_scene(rng, size=sizes[n % len(sizes)], count=objects)
         if kind == "t2i":
             ref = f"scene-{n:05d}.png"
             _save(scene, out / "images" / ref)

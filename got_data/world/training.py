@@ -5,6 +5,11 @@ with `annotate_with_oracle`, which records every request (messages as the stages
 images as the pools would receive them) with its perfect answer. So the models learn the exact
 prompts, answer formats and grammars the pipelines use, with nothing written twice.
 
+The VLM starts with a grounding phase on one-object scenes: with one object the box depends on
+position alone, and the model learns to read the world's position ramp in about a thousand steps;
+trained on 1-4 objects from the start, where it must also pick the named object, its box digits
+stayed at chance (docs/PERFORMANCE.md). The mixed phase then teaches every stage on the full sets.
+
 Prompts are tokenized by the same `PromptBuilder` the engine actors use; each `<|image_pad|>` is
 expanded to the image's merged patch count as vLLM does. The loss is on answer tokens only. Batches
 hold one stage each (similar lengths), stages drawn in turn so short answers are not drowned out.
@@ -19,7 +24,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,39 +52,56 @@ class RoleTraining:
     rope_theta: float = 20.0
     mrope_section: tuple[int, int, int] = (8, 12, 12)
     stage_weights: dict[str, float] = field(default_factory=dict)  # default 1.0 per stage
+    # vlm only: steps and batch of the first phase, grounding on one-object scenes (0: no such phase)
+    grounding_steps: int = 0
+    grounding_batch_size: int = 32
 
 
 @dataclass
 class WorldTrainingConfig:
     seed: int = 0
     counts: dict[str, int] = field(default_factory=lambda: {"t2i": 1500, "edit": 600, "multiturn": 300})
+    one_object_scenes: int = 4000  # a T2I set of one-object scenes for the vlm's grounding phase
     vocab_size: int = 2048
     vlm: RoleTraining = field(default_factory=lambda: RoleTraining(
         hidden_size=128, layers=4, intermediate_size=384, steps=3000, vision_embed_dim=128, vision_depth=2,
-        stage_weights={"ground": 4.0, "localize": 2.0}))
+        stage_weights={"ground": 4.0, "localize": 2.0}, grounding_steps=1500))
     llm: RoleTraining = field(default_factory=lambda: RoleTraining(
         hidden_size=128, layers=3, intermediate_size=384, steps=1500))
 
 
+GROUNDING_PHASE = "vlm grounding phase"  # key of the one-object scenes' grounding examples
+
+
 def collect_examples(config: WorldTrainingConfig, work_dir: Path) -> dict[str, list[Example]]:
-    """Oracle-annotated world sets -> recorded examples by role ("vlm", "llm"). Ray must be up."""
+    """Oracle-annotated world sets -> recorded examples by role ("vlm", "llm"), and under
+    `GROUNDING_PHASE` the grounding examples of the one-object scenes. Ray must be up."""
     from got_data.spec import load_spec
-    from got_data.world.oracle import annotate_with_oracle
-    from got_data.world.sets import read_truth, write_world_set
 
     by_role: dict[str, list[Example]] = defaultdict(list)
     for kind, count in config.counts.items():
         if count <= 0:
             continue
-        folder = work_dir / f"{kind}-set"
-        path = write_world_set(folder, kind, count, seed=config.seed)
         spec = load_spec(WORLD_SPECS[kind])
-        _, examples = annotate_with_oracle(spec, kind, path, read_truth(folder), work_dir / f"{kind}-out",
-                                           family=QWEN2_VL, record=True)
         roles = {stage.name: stage.role for stage in spec.stages}
-        for example in examples:
+        for example in _oracle_examples(kind, count, config.seed, work_dir / kind):
             by_role[roles[example.stage]].append(example)
+    if config.one_object_scenes > 0:
+        by_role[GROUNDING_PHASE] = [e for e in _oracle_examples("t2i", config.one_object_scenes, config.seed,
+                                                                 work_dir / "one-object", objects=1)
+                                    if e.stage == "ground"]
     return dict(by_role)
+
+
+def _oracle_examples(kind: str, count: int, seed: int, folder: Path, objects: int | None = None) -> list[Example]:
+    from got_data.spec import load_spec
+    from got_data.world.oracle import annotate_with_oracle
+    from got_data.world.sets import read_truth, write_world_set
+
+    path = write_world_set(folder / "set", kind, count, seed=seed, objects=objects)
+    _, examples = annotate_with_oracle(load_spec(WORLD_SPECS[kind]), kind, path, read_truth(folder / "set"),
+                                       folder / "out", family=QWEN2_VL, record=True)
+    return examples
 
 
 def tokenizer_corpus(examples: list[Example], prompts_dir: Path) -> list[str]:
@@ -230,7 +252,7 @@ def train_world_models(out: str | Path, config: WorldTrainingConfig | None = Non
     finally:
         if own_ray:
             ray.shutdown()
-    everything = [e for role_examples in examples.values() for e in role_examples]
+    everything = [e for role in ("vlm", "llm") for e in examples.get(role, [])]
     tokenizer = build_tokenizer(config.vocab_size, corpus=tokenizer_corpus(everything, resource_dir("prompts")),
                                 split_digits=True)
     vlm_bounds = load_spec(WORLD_SPECS["t2i"]).models["vlm"]
@@ -247,6 +269,11 @@ def train_world_models(out: str | Path, config: WorldTrainingConfig | None = Non
         else:
             model = llm_model(tokenizer, text, config.seed)
             encoder = ExampleEncoder(tokenizer, "qwen2")
+        if role == "vlm" and plan.grounding_steps and examples.get(GROUNDING_PHASE):
+            first = replace(plan, steps=plan.grounding_steps, batch_size=plan.grounding_batch_size, stage_weights={})
+            report["grounding_phase"] = train_role(
+                model, encoder, [encoder.encode(e) for e in examples[GROUNDING_PHASE]], first, config.seed,
+                progress=(lambda s, n, l: progress("vlm grounding", s, n, l)) if progress else None)
         encoded = [encoder.encode(e) for e in examples[role]]
         losses = train_role(model, encoder, encoded, plan, config.seed,
                             progress=(lambda s, n, l, r=role: progress(r, s, n, l)) if progress else None)
@@ -258,5 +285,9 @@ def train_world_models(out: str | Path, config: WorldTrainingConfig | None = Non
         report[role] = {"parameters": sum(p.numel() for p in model.parameters()), "steps": plan.steps,
                         "seconds": time.monotonic() - role_started, "final_loss": losses}
     report["seconds"] = time.monotonic() - started
-    (out / "training.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    report_path = out / "training.json"
+    if report_path.exists():  # retraining some roles keeps what the report says of the others
+        earlier = json.loads(report_path.read_text())
+        report.update({role: earlier[role] for role in ("vlm", "llm") if role not in roles and role in earlier})
+    report_path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
