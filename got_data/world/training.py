@@ -26,11 +26,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from got_data.world.oracle import QWEN2_VL, Example
 from got_data.world.sets import WORLD_SPECS
 
+if TYPE_CHECKING:
+    from got_data.spec import PipelineSpec
 
 
 @dataclass
@@ -84,23 +86,25 @@ def collect_examples(config: WorldTrainingConfig, work_dir: Path) -> dict[str, l
             continue
         spec = load_spec(WORLD_SPECS[kind])
         roles = {stage.name: stage.role for stage in spec.stages}
-        for example in _oracle_examples(kind, count, config.seed, work_dir / kind):
+        for example in _oracle_examples(spec, kind, count, config.seed, work_dir / kind):
             by_role[roles[example.stage]].append(example)
     if config.one_object_scenes > 0:
-        by_role[GROUNDING_PHASE] = [e for e in _oracle_examples("t2i", config.one_object_scenes, config.seed,
+        # The whole T2I pipeline runs so the grounding requests are exactly the stage's; only those are kept.
+        spec = load_spec(WORLD_SPECS["t2i"])
+        by_role[GROUNDING_PHASE] = [e for e in _oracle_examples(spec, "t2i", config.one_object_scenes, config.seed,
                                                                  work_dir / "one-object", objects=1)
                                     if e.stage == "ground"]
     return dict(by_role)
 
 
-def _oracle_examples(kind: str, count: int, seed: int, folder: Path, objects: int | None = None) -> list[Example]:
-    from got_data.spec import load_spec
+def _oracle_examples(spec: PipelineSpec, kind: str, count: int, seed: int, folder: Path,
+                     objects: int | None = None) -> list[Example]:
     from got_data.world.oracle import annotate_with_oracle
     from got_data.world.sets import read_truth, write_world_set
 
     path = write_world_set(folder / "set", kind, count, seed=seed, objects=objects)
-    _, examples = annotate_with_oracle(load_spec(WORLD_SPECS[kind]), kind, path, read_truth(folder / "set"),
-                                       folder / "out", family=QWEN2_VL, record=True)
+    _, examples = annotate_with_oracle(spec, kind, path, read_truth(folder / "set"), folder / "out",
+                                       family=QWEN2_VL, record=True)
     return examples
 
 
