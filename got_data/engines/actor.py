@@ -59,6 +59,12 @@ def engine_args_for(config: PoolConfig) -> dict[str, Any]:
         # (gpu_memory_utilization), which fails as soon as a second engine or job is running.
         # A fixed KV-cache size skips that check.
         args["kv_cache_memory_bytes"] = int(float(os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")) * 2**30)
+        # A seeded request whose prompt is split over two steps (chunked prefill) has its first
+        # sampled token discarded, and vLLM then rewinds the request's torch generator, which a
+        # CPU generator cannot do: the engine dies ("CPU Generator does not use offset"). Whole
+        # prompts per step avoid it; a prompt never exceeds max_model_len, so the budget holds one.
+        args["enable_chunked_prefill"] = False
+        args["max_num_batched_tokens"] = max(config.max_model_len, 2048)
     args.update(config.engine_kwargs)
     return args
 
@@ -126,20 +132,25 @@ class EngineActor:
         prompt the batch render refuses, fails or falls back for that request only."""
         fetched = await self._fetch_images(requests, images)
         rendered = self._render_batch(requests, fetched)
-        tasks = {}
+        finished: asyncio.Queue = asyncio.Queue()
+        tasks = []
         for index, (request, pics) in enumerate(zip(requests, fetched)):
             if isinstance(pics, dict):  # already a failure result
-                task = asyncio.ensure_future(_done(pics))
-            else:
-                task = asyncio.ensure_future(self._serve(request, pics, rendered[index]))
-            tasks[task] = index
-        pending = set(tasks)
+                finished.put_nowait((index, pics))
+                continue
+            task = asyncio.get_running_loop().create_task(self._serve(request, pics, rendered[index]))
+            task.add_done_callback(lambda t, index=index: finished.put_nowait((index, t)))
+            tasks.append(task)
+        remaining = len(requests)
         try:
-            while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                yield [(tasks[task], task.result()) for task in done]
+            while remaining:
+                ready = [await finished.get()]
+                while not finished.empty():
+                    ready.append(finished.get_nowait())
+                remaining -= len(ready)
+                yield [(index, done.result() if isinstance(done, asyncio.Task) else done) for index, done in ready]
         finally:
-            for task in pending:
+            for task in tasks:
                 task.cancel()
 
     async def _fetch_images(self, requests: list[ModelRequest], images: list[list[Any]]) -> list:
@@ -251,6 +262,12 @@ class EngineActor:
                 out[key] += metric.value
         out.update(in_flight=self.in_flight, max_in_flight=self.max_in_flight, served=self.served)
         return out
+
+    async def reset_caches(self) -> None:
+        """Drop the engine's prefix, multimodal and encoder caches (benchmarks compare cold passes)."""
+        await self.engine.reset_prefix_cache()
+        await self.engine.reset_mm_cache()
+        await self.engine.reset_encoder_cache()
 
     async def shutdown(self) -> None:
         if self.engine is not None:

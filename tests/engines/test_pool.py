@@ -81,6 +81,20 @@ def test_256_at_once_stay_within_bound(vlm_pool, vlm_config):
     assert actor["engine"]["served"] - before == 256
 
 
+def test_seeded_sampling_survives_prompts_longer_than_a_step(vlm_pool):
+    """Seeded requests whose prompts together exceed a step's token budget: with chunked prefill
+    vLLM's CPU build killed the engine ("CPU Generator does not use offset")."""
+    images = make_images(8, seed=5)
+    question = " ".join(f"Is there a shape number {n} in the picture?" for n in range(24))
+    requests = [image_request(f"seeded{i}", images[i % 8], question, max_tokens=8, temperature=1.0, seed=7)
+                for i in range(48)]
+    restarts = vlm_pool.stats()["actors"][0]["restarts"]
+    responses = vlm_pool.generate_many(requests)
+    assert all(r.ok for r in responses), [r.error for r in responses if not r.ok][:3]
+    assert sum(r.prompt_tokens for r in responses[:32]) > 2 * 2048  # more than one step can take
+    assert vlm_pool.stats()["actors"][0]["restarts"] == restarts
+
+
 def test_two_stages_share_one_vlm_pool(vlm_pool, vlm_config):
     images = make_images(6, seed=2)
     # Stages share a long guideline, so prompts span several KV blocks before the text differs.
