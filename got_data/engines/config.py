@@ -43,7 +43,7 @@ class PoolConfig:
     max_images_per_prompt: int = 4
     # Requests that become ready together go to an actor in one Ray call of at most this many:
     # per-call overhead is then paid once per batch, not once per request.
-    max_batch_per_call: int = 16
+    max_batch_per_call: int = 256
 
     def resolved(self) -> "PoolConfig":
         """A copy with the family detected and every field checked; raises PoolConfigError."""

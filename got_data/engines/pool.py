@@ -69,6 +69,10 @@ class ModelPool:
         self._closed = False
         self._slots: list[_Slot] = []
         self._scaling = False
+        # Requests waiting for the hop to the pool's loop, and answers waiting for the hop back,
+        # per caller event loop (each list is touched only by the loop that owns that side).
+        self._outgoing: dict[asyncio.AbstractEventLoop, list] = {}
+        self._incoming: dict[asyncio.AbstractEventLoop, list] = {}
         self._use_gpus = ray.cluster_resources().get("GPU", 0) >= config.tensor_parallel_size
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"pool-{config.role}", daemon=True)
@@ -204,9 +208,52 @@ class ModelPool:
     # ---- requests --------------------------------------------------------------------------
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
-        """Answer one request; model and actor failures come back as `ok=False`, never raised."""
-        future = asyncio.run_coroutine_threadsafe(self._generate(request), self._loop)
-        return await asyncio.wrap_future(future)
+        """Answer one request; model and actor failures come back as `ok=False`, never raised.
+
+        Requests a caller's event loop makes in one turn (a stage gathering its requests) cross to
+        the pool's loop in one hop, and answers finished in one turn of the pool's loop come back
+        in one hop: a thread wake-up per request costs more than a tiny model's decode step."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        outgoing = self._outgoing.get(loop)
+        if outgoing is None:
+            outgoing = self._outgoing[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        outgoing.append((request, future))
+        return await future
+
+    def _hand_over(self, caller: asyncio.AbstractEventLoop) -> None:
+        """(caller's loop) Send this turn's requests to the pool's loop."""
+        batch = self._outgoing.pop(caller, [])
+        if self._closed:
+            for request, future in batch:
+                if not future.done():
+                    future.set_result(ModelResponse.failure(request.id, f"the {self.config.role} pool is shut down"))
+            return
+        self._loop.call_soon_threadsafe(self._start_requests, batch, caller)
+
+    def _start_requests(self, batch: list, caller: asyncio.AbstractEventLoop) -> None:
+        """(pool's loop) Serve each request; its answer is queued for the caller's loop."""
+        for request, future in batch:
+            task = self._loop.create_task(self._generate(request))
+            task.add_done_callback(lambda done, future=future: self._answer(caller, future, done))
+
+    def _answer(self, caller: asyncio.AbstractEventLoop, future: asyncio.Future, done: asyncio.Task) -> None:
+        """(pool's loop) Queue one answer; the first of a turn schedules the hop back."""
+        if caller.is_closed():
+            return
+        incoming = self._incoming.get(caller)
+        if incoming is None:
+            incoming = self._incoming[caller] = []
+            self._loop.call_soon(self._send_back, caller)
+        incoming.append((future, done))
+
+    def _send_back(self, caller: asyncio.AbstractEventLoop) -> None:
+        batch = self._incoming.pop(caller, [])
+        try:
+            caller.call_soon_threadsafe(_settle, batch)
+        except RuntimeError:  # the caller's loop closed meanwhile: nobody is waiting
+            pass
 
     def generate_many(self, requests: Iterable[ModelRequest]) -> list[ModelResponse]:
         """Blocking convenience: all requests at once, responses in request order."""
@@ -375,6 +422,11 @@ class ModelPool:
                 "max_in_flight_per_actor": self.config.max_in_flight_per_actor,
                 "actors": actors, "engine": totals}
 
+    def reset_caches(self) -> None:
+        """Empty every live engine's prefix and multimodal caches, so a benchmark's passes start
+        equally cold; serving is unaffected apart from the lost reuse."""
+        ray.get([actor.reset_caches.remote() for actor in self.actors()], timeout=60)
+
     def actors(self) -> list:
         """Handles of the live engine actors (for operations: inspecting or killing one)."""
         return [s.actor for s in self._slots if s.live.is_set() and not s.given_up and s.actor is not None]
@@ -383,6 +435,19 @@ class ModelPool:
         """Which model answers: path or hub id, a revision, the family."""
         return {"role": self.config.role, "name": self.config.model, "family": self.config.family,
                 "revision": model_revision(self.config.model)}
+
+
+def _settle(batch: list) -> None:
+    """(caller's loop) Hand each finished task's outcome to the future its caller awaits."""
+    for future, done in batch:
+        if future.done():  # the caller gave up waiting
+            continue
+        if done.cancelled():
+            future.cancel()
+        elif done.exception() is not None:
+            future.set_exception(done.exception())
+        else:
+            future.set_result(done.result())
 
 
 def model_revision(model: str) -> str:

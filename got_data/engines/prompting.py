@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ from got_data.engines.errors import PromptError
 from got_data.engines.types import Message
 from got_data.records.boxes import smart_resize
 
+_CACHED_TEXT_CHARS = 2000
 _SENTINEL = re.compile("\ue000(\\d+)\ue001")
 
 
@@ -78,6 +80,22 @@ class PromptBuilder:
             from got_data.engines.tiny import CHAT_TEMPLATE
 
             self.chat_template = CHAT_TEMPLATE  # the Qwen ChatML layout
+        self._make_caches()
+
+    def _make_caches(self) -> None:
+        # Per-builder caches: an engine actor builds thousands of prompts that share their template
+        # layout and pieces, and often their text (every recaption request without a caption).
+        self._render_layout = lru_cache(maxsize=256)(self._render_layout_uncached)
+        self._encode_template = lru_cache(maxsize=1024)(self._encode_template_uncached)
+        self._encode_short_text = lru_cache(maxsize=4096)(self._encode_text_uncached)
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("_render_layout", "_encode_template", "_encode_short_text")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._make_caches()
 
     @classmethod
     def from_pretrained(cls, model: str | Path, family: str) -> "PromptBuilder":
@@ -135,21 +153,15 @@ class PromptBuilder:
         """Prompt token ids ending with the assistant turn's opening."""
         normalized = self.normalize(messages, num_images)
         texts: list[str] = []
-        templated: list[dict] = []
+        layout: list[tuple[str, tuple[str, ...]]] = []
         for message in normalized:
-            parts = []
+            kinds = []
             for part in message["content"]:
+                kinds.append(part["type"])
                 if part["type"] == "text":
-                    parts.append({"type": "text", "text": f"\ue000{len(texts)}\ue001"})
                     texts.append(part["text"])
-                else:
-                    parts.append(dict(part))
-            # Text-only templates (Qwen2.5) expect string content.
-            content = parts if self.spec.vision else "".join(p["text"] for p in parts)
-            templated.append({"role": message["role"], "content": content})
-        rendered = self.tokenizer.apply_chat_template(
-            templated, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
-        )
+            layout.append((message["role"], tuple(kinds)))
+        rendered = self._render_layout(tuple(layout))
         pieces = _SENTINEL.split(rendered)
         # split() alternates: template text, sentinel index, template text, ...
         seen = [int(i) for i in pieces[1::2]]
@@ -166,15 +178,41 @@ class PromptBuilder:
                 spans.append((start, len(ids)))
         return BuiltPrompt(token_ids=ids, text_spans=spans)
 
-    def _encode_template(self, piece: str) -> list[int]:
-        if not piece:
-            return []
-        return list(self.tokenizer(piece, add_special_tokens=False)["input_ids"])
+    def _render_layout_uncached(self, layout: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
+        """The chat template rendered for messages of these roles and part kinds, with the n-th
+        text part replaced by a sentinel holding n."""
+        texts = 0
+        templated: list[dict] = []
+        for role, kinds in layout:
+            parts = []
+            for kind in kinds:
+                if kind == "text":
+                    parts.append({"type": "text", "text": f"\ue000{texts}\ue001"})
+                    texts += 1
+                else:
+                    parts.append({"type": kind})
+            # Text-only templates (Qwen2.5) expect string content.
+            content = parts if self.spec.vision else "".join(p["text"] for p in parts)
+            templated.append({"role": role, "content": content})
+        return self.tokenizer.apply_chat_template(
+            templated, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
+        )
 
-    def _encode_text(self, text: str) -> list[int]:
+    def _encode_template_uncached(self, piece: str) -> tuple[int, ...]:
+        if not piece:
+            return ()
+        return tuple(self.tokenizer(piece, add_special_tokens=False)["input_ids"])
+
+    def _encode_text(self, text: str) -> tuple[int, ...]:
+        # Only short texts are cached, so a run of huge captions cannot fill memory.
+        if len(text) <= _CACHED_TEXT_CHARS:
+            return self._encode_short_text(text)
+        return self._encode_text_uncached(text)
+
+    def _encode_text_uncached(self, text: str) -> tuple[int, ...]:
         if not text:
-            return []
-        return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+            return ()
+        return tuple(self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
 
     def control_token_ids(self) -> set[int]:
         """Ids of every special/added token of the tokenizer (what user text must never contain)."""
