@@ -5,6 +5,7 @@ Runs as a Ray task so decoding and resizing scale with the cluster's CPUs, not t
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -40,9 +41,8 @@ def _model_copy(prepared: PreparedImage, max_pixels: int | None):
     return img
 
 
-@ray.remote(num_cpus=0.25, num_returns=2)
-def decode_task(image: ImageSource, max_input_pixels: int, model_max_pixels: int | None):
-    """Returns (DecodeResult, PIL image for the models or None). Never raises for bad input."""
+def _decode_one(image: ImageSource, max_input_pixels: int, model_max_pixels: int | None) -> tuple:
+    """(DecodeResult, PIL image for the models or None). Never raises for bad input."""
     try:
         prepared = prepare_image(image.read(), max_pixels=max_input_pixels)
     except ImageRejected as exc:
@@ -51,3 +51,64 @@ def decode_task(image: ImageSource, max_input_pixels: int, model_max_pixels: int
         return DecodeResult(None, None, exc.reason, exc.detail), None
     model_image = _model_copy(prepared, model_max_pixels)
     return DecodeResult(prepared, (model_image.width, model_image.height)), model_image
+
+
+@ray.remote(num_cpus=0.25)
+def decode_group_task(images: list[ImageSource], max_input_pixels: int, model_max_pixels: int | None) -> tuple:
+    """(DecodeResult, model image) of each image, flattened, each its own return object, so a
+    request references only its own image. Called with num_returns=2 * len(images)."""
+    return tuple(part for image in images for part in _decode_one(image, max_input_pixels, model_max_pixels))
+
+
+class DecodeGroups:
+    """Decodes on Ray workers, one task per group of images rather than per image.
+
+    Inputs that ask for decoding in the same turn of the event loop (the runner starts many at
+    once) share tasks of up to `group_size` images. A Ray task costs tens of milliseconds of
+    scheduling on a small machine, and decoding a photo a few; 24 one-image tasks took 0.5-1 s
+    here, three 8-image tasks 0.05 s."""
+
+    def __init__(self, max_input_pixels: int, model_max_pixels: int | None, group_size: int = 8) -> None:
+        self.max_input_pixels = max_input_pixels
+        self.model_max_pixels = model_max_pixels
+        self.group_size = group_size
+        self._waiting: list[tuple[list[ImageSource], asyncio.Future]] = []
+
+    async def decode(self, images: list[ImageSource]) -> list[tuple[Any, Any]]:
+        """(DecodeResult ref, model image ref) for each image, in order."""
+        if not images:
+            return []
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if not self._waiting:
+            loop.call_soon(self._submit)
+        self._waiting.append((images, future))
+        return await future
+
+    def _submit(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        group: list[tuple[list[ImageSource], asyncio.Future]] = []
+        for entry in waiting:
+            group.append(entry)
+            if sum(len(images) for images, _ in group) >= self.group_size:
+                self._submit_group(group)
+                group = []
+        if group:
+            self._submit_group(group)
+
+    def _submit_group(self, group: list[tuple[list[ImageSource], asyncio.Future]]) -> None:
+        images = [image for entry_images, _ in group for image in entry_images]
+        try:
+            refs = decode_group_task.options(num_returns=2 * len(images)).remote(
+                images, self.max_input_pixels, self.model_max_pixels)
+        except Exception as exc:  # e.g. a source that cannot be serialized
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        at = 0
+        for entry_images, future in group:
+            pairs = [(refs[at + 2 * k], refs[at + 2 * k + 1]) for k in range(len(entry_images))]
+            at += 2 * len(entry_images)
+            if not future.done():
+                future.set_result(pairs)

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 import got_data
 from got_data.annotate.answers import answer_model
-from got_data.annotate.decode import DecodedImage, DecodeResult, decode_task
+from got_data.annotate.decode import DecodedImage, DecodeGroups, DecodeResult
 from got_data.annotate.gateway import ModelGateway
 from got_data.annotate.journal import Journal, RejectRow
 from got_data.annotate.stage import Stage, StageReject
@@ -105,6 +105,7 @@ class PipelineRun:
         self.gateway = ModelGateway(pools, bounds)
         self.provenance = static_provenance(spec, self.stages, pools)
         self.model_max_pixels = spec.models["vlm"].max_pixels if "vlm" in spec.models else None
+        self.decoder = DecodeGroups(options.max_input_pixels, self.model_max_pixels)
         options.out_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(options.out_dir, options.shard_name)
         self.journal.reconcile(lambda tar: [s.record.source.input_ref for s in iter_samples(tar)])
@@ -121,8 +122,7 @@ class PipelineRun:
     async def _decode(self, item: Any) -> dict[str, DecodedImage]:
         """Decode every image of the input on Ray workers; StageReject("decode") names the bad one."""
         roles = item.image_sources()
-        calls = {role: decode_task.remote(src, self.options.max_input_pixels, self.model_max_pixels)
-                 for role, src in roles.items()}
+        calls = dict(zip(roles, await self.decoder.decode(list(roles.values()))))
         results: dict[str, DecodeResult] = dict(zip(calls, await asyncio.gather(*(c[0] for c in calls.values()))))
         for role, result in results.items():
             if result.image is None:
