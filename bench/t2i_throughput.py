@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import shutil
 import subprocess
@@ -109,7 +110,7 @@ def throughput(args) -> None:
     init_ray(None, len(spec.roles()))
     pools = start_pools(spec, ModelChoice(), quiet)
     work = Path(tempfile.mkdtemp(prefix="got-bench-"))
-    runs = iter(range(1_000_000))
+    runs = itertools.count()
 
     def pipeline(pools_used) -> tuple[float, dict]:
         run = PipelineRun(spec, open_source(str(images)), pools_used,

@@ -88,11 +88,13 @@ class DecodeGroups:
     def _submit(self) -> None:
         waiting, self._waiting = self._waiting, []
         group: list[tuple[list[ImageSource], asyncio.Future]] = []
+        count = 0
         for entry in waiting:
             group.append(entry)
-            if sum(len(images) for images, _ in group) >= self.group_size:
+            count += len(entry[0])
+            if count >= self.group_size:
                 self._submit_group(group)
-                group = []
+                group, count = [], 0
         if group:
             self._submit_group(group)
 

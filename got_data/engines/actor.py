@@ -275,10 +275,6 @@ class EngineActor:
             self.engine = None
 
 
-async def _done(result: dict) -> dict:
-    return result
-
-
 def _failure(request: ModelRequest, error: str, attempts: int, retryable: bool) -> dict:
     return {
         "id": request.id, "ok": False, "text": "", "finish_reason": None, "prompt_tokens": 0,

@@ -240,8 +240,6 @@ class ModelPool:
 
     def _answer(self, caller: asyncio.AbstractEventLoop, future: asyncio.Future, done: asyncio.Task) -> None:
         """(pool's loop) Queue one answer; the first of a turn schedules the hop back."""
-        if caller.is_closed():
-            return
         incoming = self._incoming.get(caller)
         if incoming is None:
             incoming = self._incoming[caller] = []
@@ -423,8 +421,8 @@ class ModelPool:
                 "actors": actors, "engine": totals}
 
     def reset_caches(self) -> None:
-        """Empty every live engine's prefix and multimodal caches, so a benchmark's passes start
-        equally cold; serving is unaffected apart from the lost reuse."""
+        """Empty every live engine's prefix, multimodal and encoder caches, so a benchmark's passes
+        start equally cold; serving is unaffected apart from the lost reuse."""
         ray.get([actor.reset_caches.remote() for actor in self.actors()], timeout=60)
 
     def actors(self) -> list:
