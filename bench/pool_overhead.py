@@ -6,7 +6,8 @@ Prints a table; target: median b/a >= 0.90.
 
 Why rounds: on a shared 2-core machine one timed pass of a second or two swings by 2x, so (a) and
 (b) run alternately (a b, b a, a b, ...) and the ratio is taken per round and as a median. Each
-round draws new images, so neither engine answers from a cache the other lacked. Throughput is
+round draws new images, so neither engine answers from a cache the other lacked, and each pass waits
+for the other engine's idle spin to end. Throughput is
 measured after both engines are up and warmed, except for `ray.data.llm`, whose engine starts
 inside the timed pipeline (it has no separate start step); its row includes start-up.
 """
@@ -29,6 +30,9 @@ for _key, _value in {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TRAN
 MIN_PIXELS, MAX_PIXELS = 28 * 28 * 4, 28 * 28 * 16
 QUESTIONS = ("Describe the image.", "List the objects.", "Where is the largest object?", "What colors dominate?")
 WARMUP = 32
+# vLLM's engine processes spin (sched_yield) for 1 s after their last step before they sleep; a pass
+# started sooner shares both cores with the other engine's spin, which slows whichever runs second.
+IDLE_GAP = 1.5
 
 
 def images(n: int, seed: int = 0):
@@ -126,6 +130,7 @@ def run_alternating(args) -> dict:
         row = {"order": "".join("ab"[name == "pool"] for name in order)}
         for name in order:
             inputs = runners[name].prepare(pics)
+            time.sleep(IDLE_GAP)
             start = time.perf_counter()
             row[f"{name}_tokens"] = runners[name].run(inputs, pairs)
             row[name] = time.perf_counter() - start

@@ -132,6 +132,33 @@ def test_two_stages_share_one_vlm_pool(vlm_pool, vlm_config):
     assert after["mm_cache_hits"] - before["mm_cache_hits"] >= len(images)
 
 
+def test_one_call_of_many_chunks_answers_each_request_once(vlm_pool, ray_session):
+    """More requests than the actor renders at a time, in one call: a bad prompt in the second
+    render chunk and an image whose producing task failed in the third fail alone; every request
+    gets exactly one answer."""
+    from got_data.engines.actor import RENDER_CHUNK
+
+    count = 2 * RENDER_CHUNK + 6
+    images = [ray_session.put(image) for image in make_images(count, seed=3)]
+    requests = [image_request(f"r{i}", ref, "What is this?", max_tokens=3) for i, ref in enumerate(images)]
+    bad, lost = RENDER_CHUNK + 8, 2 * RENDER_CHUNK + 2
+    two_parts = [{"role": "user", "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": "?"}]}]
+    requests[bad] = ModelRequest(id=f"r{bad}", messages=two_parts, images=[images[bad]], max_tokens=3)
+
+    @ray_session.remote(max_retries=0)
+    def broken_decode():
+        raise OSError("truncated image")
+
+    requests[lost] = image_request(f"r{lost}", broken_decode.remote(), "What is this?", max_tokens=3)
+    responses = vlm_pool.generate_many(requests)
+    assert [r.id for r in responses] == [f"r{i}" for i in range(count)]
+    failed = {i for i, r in enumerate(responses) if not r.ok}
+    assert failed == {bad, lost}, [responses[i].error for i in failed]
+    assert "bad prompt" in responses[bad].error
+    assert "image unavailable" in responses[lost].error
+    assert all(r.output_tokens > 0 for i, r in enumerate(responses) if i not in failed)
+
+
 def test_failures_come_back_as_results(llm_pool):
     [image] = make_images(1)
     too_long = text_request("long", "word " * 3000, max_tokens=4)
