@@ -21,10 +21,6 @@ from got_data.engines.errors import PromptError
 from got_data.engines.prompting import PromptBuilder
 from got_data.engines.types import ModelRequest
 
-# Requests rendered together before they go to the engine: big enough that batch rendering pays,
-# small enough that the engine is not left idle while a large call renders (env override for tuning).
-RENDER_CHUNK = int(os.environ.get("GOT_DATA_RENDER_CHUNK", "32"))
-
 ENGINE_METRICS = {
     "vllm:prefix_cache_queries": "prefix_cache_queries",
     "vllm:prefix_cache_hits": "prefix_cache_hits",
@@ -131,11 +127,11 @@ class EngineActor:
         finish, so a short request is not held back by a long one sent in the same call.
 
         Like `vllm.LLM`, it fetches the batch's images once (each distinct ObjectRef once). It
-        renders the prompts in chunks of `RENDER_CHUNK` and hands each chunk to the engine as soon
-        as it is rendered, so the engine starts on the first requests while the rest still render
-        (rendering all first left the engine idle for a third of a 512-request batch); it does not
-        pay AsyncLLM's thread-pool hop per request for rendering. A lost image, or a prompt the
-        batch render refuses, fails or falls back for that request only."""
+        renders the prompts in chunks of `config.render_chunk` and hands each chunk to the engine
+        as soon as it is rendered, so the engine starts on the first requests while the rest still
+        render (rendering all first left the engine idle for a third of a 512-request batch); it
+        does not pay AsyncLLM's thread-pool hop per request for rendering. A lost image, or a
+        prompt the batch render refuses, fails or falls back for that request only."""
         fetched = await self._fetch_images(requests, images)
         finished: asyncio.Queue = asyncio.Queue()
         tasks: list[asyncio.Task] = []
@@ -158,8 +154,9 @@ class EngineActor:
         """Render and start the requests chunk by chunk; each finished one lands in `finished` as
         (index, task), a request already failed as (index, result)."""
         loop = asyncio.get_running_loop()
-        for start in range(0, len(requests), RENDER_CHUNK):
-            chunk = range(start, min(start + RENDER_CHUNK, len(requests)))
+        size = self.config.render_chunk
+        for start in range(0, len(requests), size):
+            chunk = range(start, min(start + size, len(requests)))
             rendered = self._render_batch([requests[i] for i in chunk], [fetched[i] for i in chunk])
             for index, engine_input in zip(chunk, rendered):
                 pics = fetched[index]

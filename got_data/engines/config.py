@@ -44,6 +44,9 @@ class PoolConfig:
     # Requests that become ready together go to an actor in one Ray call of at most this many:
     # per-call overhead is then paid once per batch, not once per request.
     max_batch_per_call: int = 256
+    # The actor renders a call's prompts this many at a time and hands each chunk to the engine at
+    # once, so the engine starts on the first while the rest render.
+    render_chunk: int = 32
 
     def resolved(self) -> "PoolConfig":
         """A copy with the family detected and every field checked; raises PoolConfigError."""
@@ -58,7 +61,7 @@ class PoolConfig:
         if lo < 1 or hi < lo:
             raise PoolConfigError(f"pool size must satisfy 1 <= min <= max, got min={lo} max={hi}")
         for name in ("tensor_parallel_size", "max_in_flight_per_actor", "max_model_len", "max_attempts",
-                     "max_batch_per_call"):
+                     "max_batch_per_call", "render_chunk"):
             if getattr(self, name) < 1:
                 raise PoolConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         return replace(self, family=family)

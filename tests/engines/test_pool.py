@@ -132,16 +132,15 @@ def test_two_stages_share_one_vlm_pool(vlm_pool, vlm_config):
     assert after["mm_cache_hits"] - before["mm_cache_hits"] >= len(images)
 
 
-def test_one_call_of_many_chunks_answers_each_request_once(vlm_pool, ray_session):
+def test_one_call_of_many_chunks_answers_each_request_once(vlm_pool, vlm_config, ray_session):
     """More requests than the actor renders at a time, in one call: a bad prompt in the second
     render chunk and an image whose producing task failed in the third fail alone; every request
     gets exactly one answer."""
-    from got_data.engines.actor import RENDER_CHUNK
-
-    count = 2 * RENDER_CHUNK + 6
+    chunk = vlm_config.render_chunk
+    count = 2 * chunk + 6
     images = [ray_session.put(image) for image in make_images(count, seed=3)]
     requests = [image_request(f"r{i}", ref, "What is this?", max_tokens=3) for i, ref in enumerate(images)]
-    bad, lost = RENDER_CHUNK + 8, 2 * RENDER_CHUNK + 2
+    bad, lost = chunk + 8, 2 * chunk + 2
     two_parts = [{"role": "user", "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": "?"}]}]
     requests[bad] = ModelRequest(id=f"r{bad}", messages=two_parts, images=[images[bad]], max_tokens=3)
 
