@@ -123,8 +123,9 @@ class EngineActor:
 
     async def generate_batch(self, requests: list[ModelRequest], images: list[list[Any]]):
         """Serve several requests in one Ray call (the pool coalesces concurrent requests to save
-        per-call overhead). A streaming generator: it yields `[(index, result), ...]` as requests
-        finish, so a short request is not held back by a long one sent in the same call.
+        per-call overhead). A streaming generator: once every chunk is started, it yields
+        `[(index, result), ...]` as requests finish, so a short request is not held back by a long
+        one sent in the same call.
 
         Like `vllm.LLM`, it fetches the batch's images once (each distinct ObjectRef once). It
         renders the prompts in chunks of `config.render_chunk` and hands each chunk to the engine
@@ -135,9 +136,12 @@ class EngineActor:
         fetched = await self._fetch_images(requests, images)
         finished: asyncio.Queue = asyncio.Queue()
         tasks: list[asyncio.Task] = []
-        feeder = asyncio.get_running_loop().create_task(self._start_in_chunks(requests, fetched, finished, tasks))
         remaining = len(requests)
         try:
+            for start in range(0, len(requests), self.config.render_chunk):
+                self._start_chunk(range(start, min(start + self.config.render_chunk, len(requests))),
+                                  requests, fetched, finished, tasks)
+                await asyncio.sleep(0)  # let this chunk's requests reach the engine before the next renders
             while remaining:
                 ready = [await finished.get()]
                 while not finished.empty():
@@ -145,28 +149,23 @@ class EngineActor:
                 remaining -= len(ready)
                 yield [(index, done.result() if isinstance(done, asyncio.Task) else done) for index, done in ready]
         finally:
-            feeder.cancel()
             for task in tasks:
                 task.cancel()
 
-    async def _start_in_chunks(self, requests: list[ModelRequest], fetched: list, finished: asyncio.Queue,
-                               tasks: list[asyncio.Task]) -> None:
-        """Render and start the requests chunk by chunk; each finished one lands in `finished` as
-        (index, task), a request already failed as (index, result)."""
+    def _start_chunk(self, chunk: range, requests: list[ModelRequest], fetched: list, finished: asyncio.Queue,
+                     tasks: list[asyncio.Task]) -> None:
+        """Render the chunk's prompts together and start each request; a finished one lands in
+        `finished` as (index, task), a request already failed as (index, result)."""
         loop = asyncio.get_running_loop()
-        size = self.config.render_chunk
-        for start in range(0, len(requests), size):
-            chunk = range(start, min(start + size, len(requests)))
-            rendered = self._render_batch([requests[i] for i in chunk], [fetched[i] for i in chunk])
-            for index, engine_input in zip(chunk, rendered):
-                pics = fetched[index]
-                if isinstance(pics, dict):  # already a failure result
-                    finished.put_nowait((index, pics))
-                    continue
-                task = loop.create_task(self._serve(requests[index], pics, engine_input))
-                task.add_done_callback(lambda t, index=index: finished.put_nowait((index, t)))
-                tasks.append(task)
-            await asyncio.sleep(0)  # let this chunk's requests reach the engine before the next renders
+        rendered = self._render_batch([requests[i] for i in chunk], [fetched[i] for i in chunk])
+        for index, engine_input in zip(chunk, rendered):
+            pics = fetched[index]
+            if isinstance(pics, dict):  # already a failure result
+                finished.put_nowait((index, pics))
+                continue
+            task = loop.create_task(self._serve(requests[index], pics, engine_input))
+            task.add_done_callback(lambda t, index=index: finished.put_nowait((index, t)))
+            tasks.append(task)
 
     async def _fetch_images(self, requests: list[ModelRequest], images: list[list[Any]]) -> list:
         """Each request's images with every ObjectRef resolved (each distinct ref fetched once);
