@@ -24,6 +24,7 @@ def main() -> None:
     from PIL import Image
     from transformers import AutoTokenizer, Qwen2VLForConditionalGeneration
 
+    from got_data.annotate.gateway import request_messages
     from got_data.annotate.grounding import GroundingParseError, parse_qwen2_vl
     from got_data.annotate.stage import load_prompt_for
     from got_data.records.boxes import smart_resize
@@ -58,14 +59,11 @@ def main() -> None:
         image = scene.render()
         height, width = smart_resize(image.height, image.width, **bounds)
         image = image.resize((width, height), Image.BICUBIC)
-        system, user = prompt.render(phrase=target.phrase)
-        messages = ([{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []) + [
-            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": user}]}]
-        encoded = encoder.encode(Example(stage="ground", key="", messages=messages, images=[image], answer="",
+        messages = request_messages(*prompt.render(phrase=target.phrase), image_count=1)
+        ids = encoder.prompt_ids(Example(stage="ground", key="", messages=messages, images=[image], answer="",
                                          regex=None, json_schema=None))
-        length = encoded.labels.count(-100)
-        batch = encoder.batch([Encoded(stage="ground", input_ids=encoded.input_ids[:length],
-                                       labels=encoded.labels[:length], images=[image])])
+        length = len(ids)
+        batch = encoder.batch([Encoded(stage="ground", input_ids=ids, labels=[-100] * length, images=[image])])
         batch.pop("labels")
         with torch.no_grad():
             answer = tokenizer.decode(model.generate(**batch, max_new_tokens=24, do_sample=False)[0, length:],

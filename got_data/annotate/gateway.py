@@ -11,6 +11,17 @@ from got_data.annotate.stage import Stage, StageReject
 from got_data.engines.types import ModelRequest
 
 
+def request_messages(system: str | None, user: str, image_count: int) -> list[dict[str, Any]]:
+    """The chat messages of a stage request: the system text if any, then the images before the user text
+    (so requests about one image share their prefix in the engine's cache)."""
+    messages: list[dict[str, Any]] = []
+    if system:
+        messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
+    content = [{"type": "image"} for _ in range(image_count)] + [{"type": "text", "text": user}]
+    messages.append({"role": "user", "content": content})
+    return messages
+
+
 class ModelGateway:
     def __init__(self, pools: Mapping[str, Any], pixel_bounds: Mapping[str, tuple[int | None, int | None]]):
         self.pools = pools
@@ -38,11 +49,7 @@ class ModelGateway:
         assert stage.prompt is not None and stage.role is not None
         system, user = stage.prompt.render(section, **values)
         images = images or []
-        messages: list[dict[str, Any]] = []
-        if system:
-            messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
-        content = [{"type": "image"} for _ in images] + [{"type": "text", "text": user}]
-        messages.append({"role": "user", "content": content})
+        messages = request_messages(system, user, len(images))
         request = ModelRequest(
             id=f"{work.item.input_ref}|{stage.name}|{next(self._ids)}",
             messages=messages,

@@ -154,7 +154,8 @@ class ExampleEncoder:
         h, w = smart_resize(image.height, image.width, **self.bounds)
         return (h // 28) * (w // 28)
 
-    def encode(self, example: Example) -> Encoded:
+    def prompt_ids(self, example: Example) -> list[int]:
+        """The request's token ids as the model sees them: each image placeholder expanded."""
         prompt = self.builder.build(example.messages, len(example.images)).token_ids
         expanded: list[int] = []
         images = iter(example.images)
@@ -163,6 +164,10 @@ class ExampleEncoder:
                 expanded.extend([self.image_pad] * self.image_tokens(next(images)))
             else:
                 expanded.append(token)
+        return expanded
+
+    def encode(self, example: Example) -> Encoded:
+        expanded = self.prompt_ids(example)
         answer = list(self.tokenizer(example.answer, add_special_tokens=False)["input_ids"]) + [self.end]
         return Encoded(stage=example.stage, input_ids=expanded + answer, labels=[-100] * len(expanded) + answer,
                        images=example.images)
