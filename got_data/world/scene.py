@@ -86,6 +86,14 @@ class Scene:
             image = image.convert("L").convert("RGB")
         return image
 
+    def label_mask(self) -> Image.Image:
+        """Which object each pixel shows: 0 for the background, i for `objects[i - 1]` (an "L" image)."""
+        mask = Image.new("L", (self.width, self.height), 0)
+        draw = ImageDraw.Draw(mask)
+        for index, obj in enumerate(self.objects, start=1):
+            _draw(draw, obj, fill=index)
+        return mask
+
     # ---- the true text -----------------------------------------------------------------------
 
     def location(self, obj: Shape) -> str:
@@ -157,9 +165,9 @@ def _join(parts: list[str]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def _draw(draw: ImageDraw.ImageDraw, obj: Shape) -> None:
+def _draw(draw: ImageDraw.ImageDraw, obj: Shape, fill: int | tuple[int, int, int] | None = None) -> None:
     x1, y1, x2, y2 = obj.box
-    fill = COLORS[obj.color]
+    fill = COLORS[obj.color] if fill is None else fill
     if obj.shape == "circle":
         draw.ellipse((x1, y1, x2 - 1, y2 - 1), fill=fill)
     elif obj.shape == "square":

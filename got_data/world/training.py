@@ -5,10 +5,12 @@ with `annotate_with_oracle`, which records every request (messages as the stages
 images as the pools would receive them) with its perfect answer. So the models learn the exact
 prompts, answer formats and grammars the pipelines use, with nothing written twice.
 
-The VLM starts with a grounding phase on one-object scenes: with one object the box depends on
-position alone, and the model learns to read the world's position ramp in about a thousand steps;
-trained on 1-4 objects from the start, where it must also pick the named object, its box digits
-stayed at chance (docs/PERFORMANCE.md). The mixed phase then teaches every stage on the full sets.
+The VLM is trained in three phases (docs/PERFORMANCE.md says what each fixed):
+1. vision: the tower learns what every image token shows (`vision_phase`), then stays frozen;
+2. grounding: the ground stage's requests on 1-4-object scenes, with one head per supervised layer
+   taught to look at the image tokens under the answer's box. Without that signal the model boxed
+   *an* object and picked which at chance; with it, it picks the named one;
+3. mixed: every stage on the full sets, the same attention signal on ground and localize answers.
 
 Prompts are tokenized by the same `PromptBuilder` the engine actors use; each `<|image_pad|>` is
 expanded to the image's merged patch count as vLLM does. The loss is on answer tokens only. Batches
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from got_data.world.oracle import QWEN2_VL, Example
 from got_data.world.sets import WORLD_SPECS
+from got_data.world.vision_phase import TOKEN_PIXELS, VisionPhase
 
 if TYPE_CHECKING:
     from got_data.spec import PipelineSpec
@@ -48,36 +51,44 @@ class RoleTraining:
     warmup_steps: int = 100
     vision_embed_dim: int = 0  # vlm only
     vision_depth: int = 0
-    # vlm only: a small rotary base and a wide height/width share of the frequencies, so the few rows
-    # and columns of image tokens get distinct M-RoPE angles (with Qwen2-VL's 1e6 and [16, 8, 8] at
-    # head_dim 64, eight rows turn the height section by under 0.01 rad: position-blind).
-    rope_theta: float = 20.0
+    # vlm only. Qwen2-VL's own base: its slow frequencies barely turn over a prompt, so a phrase can
+    # match image tokens by content wherever they sit. (A base of 20 made every frequency turn fast:
+    # position was easier to read from rotations, but words could not find the object they name.)
+    # Where things are comes from the pixels' ramp through the vision tower instead.
+    rope_theta: float = 1_000_000.0
     mrope_section: tuple[int, int, int] = (8, 12, 12)
     stage_weights: dict[str, float] = field(default_factory=dict)  # default 1.0 per stage
-    # vlm only: steps and batch of the first phase, grounding on one-object scenes (0: no such phase)
+    # vlm only: steps and batch of the grounding phase (0: no such phase)
     grounding_steps: int = 0
     grounding_batch_size: int = 32
+    # vlm only: weight of the attention signal on grounding answers, and the layers whose first head
+    # gets it (layer 0 cannot: it has not yet read the phrase)
+    attention_weight: float = 0.0
+    attention_layers: tuple[int, ...] = ()
 
 
 @dataclass
 class WorldTrainingConfig:
     seed: int = 0
     counts: dict[str, int] = field(default_factory=lambda: {"t2i": 1500, "edit": 600, "multiturn": 300})
-    one_object_scenes: int = 4000  # a T2I set of one-object scenes for the vlm's grounding phase
+    grounding_scenes: int = 8000  # a T2I set of 1-4-object scenes for the vlm's grounding phase
     vocab_size: int = 2048
+    vision: VisionPhase = field(default_factory=VisionPhase)
     vlm: RoleTraining = field(default_factory=lambda: RoleTraining(
         hidden_size=128, layers=4, intermediate_size=384, steps=3000, vision_embed_dim=128, vision_depth=2,
-        stage_weights={"ground": 4.0, "localize": 2.0}, grounding_steps=1500))
+        stage_weights={"ground": 4.0, "localize": 2.0}, grounding_steps=2000, attention_weight=1.0,
+        attention_layers=(1, 2, 3)))
     llm: RoleTraining = field(default_factory=lambda: RoleTraining(
         hidden_size=128, layers=3, intermediate_size=384, steps=1500))
 
 
-GROUNDING_PHASE = "vlm grounding phase"  # key of the one-object scenes' grounding examples
+GROUNDING_PHASE = "vlm grounding phase"  # key of the grounding scenes' examples
+ATTENDED_STAGES = ("ground", "localize")  # answers that are one box of the one image asked about
 
 
 def collect_examples(config: WorldTrainingConfig, work_dir: Path) -> dict[str, list[Example]]:
     """Oracle-annotated world sets -> recorded examples by role ("vlm", "llm"), and under
-    `GROUNDING_PHASE` the grounding examples of the one-object scenes. Ray must be up."""
+    `GROUNDING_PHASE` the grounding examples of the grounding scenes. Ray must be up."""
     from got_data.spec import load_spec
 
     by_role: dict[str, list[Example]] = defaultdict(list)
@@ -88,21 +99,20 @@ def collect_examples(config: WorldTrainingConfig, work_dir: Path) -> dict[str, l
         roles = {stage.name: stage.role for stage in spec.stages}
         for example in _oracle_examples(spec, kind, count, config.seed, work_dir / kind):
             by_role[roles[example.stage]].append(example)
-    if config.one_object_scenes > 0:
+    if config.grounding_scenes > 0:
         # The whole T2I pipeline runs so the grounding requests are exactly the stage's; only those are kept.
         spec = load_spec(WORLD_SPECS["t2i"])
-        by_role[GROUNDING_PHASE] = [e for e in _oracle_examples(spec, "t2i", config.one_object_scenes, config.seed,
-                                                                 work_dir / "one-object", objects=1)
+        by_role[GROUNDING_PHASE] = [e for e in _oracle_examples(spec, "t2i", config.grounding_scenes, config.seed + 1,
+                                                                 work_dir / "grounding")
                                     if e.stage == "ground"]
     return dict(by_role)
 
 
-def _oracle_examples(spec: PipelineSpec, kind: str, count: int, seed: int, folder: Path,
-                     objects: int | None = None) -> list[Example]:
+def _oracle_examples(spec: PipelineSpec, kind: str, count: int, seed: int, folder: Path) -> list[Example]:
     from got_data.world.oracle import annotate_with_oracle
     from got_data.world.sets import read_truth, write_world_set
 
-    path = write_world_set(folder / "set", kind, count, seed=seed, objects=objects)
+    path = write_world_set(folder / "set", kind, count, seed=seed)
     _, examples = annotate_with_oracle(spec, kind, path, read_truth(folder / "set"), folder / "out",
                                        family=QWEN2_VL, record=True)
     return examples
@@ -129,6 +139,7 @@ class Encoded:
     input_ids: list[int]
     labels: list[int]
     images: list[Any]  # PIL images, processed per batch (keeps memory flat)
+    attend: list[int] = field(default_factory=list)  # positions of the image tokens the answer's box covers
 
 
 class ExampleEncoder:
@@ -169,8 +180,31 @@ class ExampleEncoder:
     def encode(self, example: Example) -> Encoded:
         expanded = self.prompt_ids(example)
         answer = list(self.tokenizer(example.answer, add_special_tokens=False)["input_ids"]) + [self.end]
+        attend = self.box_tokens(example, expanded) if example.stage in ATTENDED_STAGES else []
         return Encoded(stage=example.stage, input_ids=expanded + answer, labels=[-100] * len(expanded) + answer,
-                       images=example.images)
+                       images=example.images, attend=attend)
+
+    def box_tokens(self, example: Example, prompt_ids: list[int]) -> list[int]:
+        """Positions in `prompt_ids` of the image tokens under the answer's box: those it covers by a
+        quarter, else the one under its centre."""
+        from got_data.annotate.grounding import parse_qwen2_vl
+        from got_data.records.boxes import smart_resize
+
+        box = parse_qwen2_vl(example.answer)[0]
+        height, width = smart_resize(example.images[0].height, example.images[0].width, **self.bounds)
+        rows, cols = height // TOKEN_PIXELS, width // TOKEN_PIXELS
+        pads = [i for i, token in enumerate(prompt_ids) if token == self.image_pad]
+        covered = []
+        for r in range(rows):
+            for c in range(cols):
+                across = min(box.x2, (c + 1) * 1000 / cols) - max(box.x1, c * 1000 / cols)
+                down = min(box.y2, (r + 1) * 1000 / rows) - max(box.y1, r * 1000 / rows)
+                if across > 0 and down > 0 and across * down >= 0.25 * (1000 / cols) * (1000 / rows):
+                    covered.append(r * cols + c)
+        if not covered:
+            centre_col = min(cols - 1, int((box.x1 + box.x2) / 2 * cols / 1000))
+            covered = [min(rows - 1, int((box.y1 + box.y2) / 2 * rows / 1000)) * cols + centre_col]
+        return [pads[i] for i in covered]
 
     def batch(self, items: list[Encoded]) -> dict[str, Any]:
         import torch
@@ -189,6 +223,23 @@ class ExampleEncoder:
             batch["pixel_values"] = processed["pixel_values"]
             batch["image_grid_thw"] = processed["image_grid_thw"]
         return batch
+
+
+def attention_loss(attentions: tuple[Any, ...], layers: tuple[int, ...], items: list[Encoded], labels: Any) -> Any:
+    """Mean over `layers` of -log(the first head's attention on the answer box's image tokens), at
+    every position that predicts an answer token."""
+    import torch
+
+    target = torch.zeros(labels.shape, dtype=torch.bool)
+    for row, item in enumerate(items):
+        target[row, item.attend] = True
+    predicting = torch.zeros(labels.shape, dtype=torch.bool)
+    predicting[:, :-1] = labels[:, 1:] != -100
+    loss = 0.0
+    for layer in layers:
+        on_box = (attentions[layer][:, 0] * target[:, None, :]).sum(-1)  # [batch, query positions]
+        loss = loss - torch.log(on_box[predicting] + 1e-6).mean()
+    return loss / len(layers)
 
 
 def train_role(model: Any, encoder: ExampleEncoder, examples: list[Encoded], plan: RoleTraining, seed: int,
@@ -219,16 +270,22 @@ def train_role(model: Any, encoder: ExampleEncoder, examples: list[Encoded], pla
     for step in range(plan.steps):
         stage = rng.choices(stages, weights=weights)[0]
         pool = by_stage[stage]
-        batch = encoder.batch([pool[rng.randrange(len(pool))] for _ in range(plan.batch_size)])
-        loss = model(**batch).loss
+        items = [pool[rng.randrange(len(pool))] for _ in range(plan.batch_size)]
+        batch = encoder.batch(items)
+        attended = plan.attention_weight > 0 and stage in ATTENDED_STAGES
+        out = model(**batch, output_attentions=attended)
+        loss = out.loss
+        if attended:
+            loss = loss + plan.attention_weight * attention_loss(out.attentions, plan.attention_layers, items,
+                                                                 batch["labels"])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
-        recent[stage].append(loss.item())
+        recent[stage].append(out.loss.item())
         if step >= tail_from:
-            tail[stage].append(loss.item())
+            tail[stage].append(out.loss.item())
         if progress is not None and (step + 1) % 50 == 0:
             progress(step + 1, plan.steps, {s: sum(v[-10:]) / len(v[-10:]) for s, v in recent.items() if v})
     model.eval()
@@ -247,6 +304,7 @@ def train_world_models(out: str | Path, config: WorldTrainingConfig | None = Non
     from got_data.engines.tiny import build_tokenizer, llm_model, save_llm, save_vlm, text_dims, vision_dims, vlm_model
     from got_data.resources import resource_dir
     from got_data.spec import load_spec
+    from got_data.world.vision_phase import train_vision_tower
 
     config = config or WorldTrainingConfig()
     out = Path(out)
@@ -275,6 +333,12 @@ def train_world_models(out: str | Path, config: WorldTrainingConfig | None = Non
             model = vlm_model(tokenizer, text, vision_dims(plan.vision_embed_dim, plan.vision_depth), config.seed,
                               rope_theta=plan.rope_theta, mrope_section=plan.mrope_section)
             encoder = ExampleEncoder(tokenizer, QWEN2_VL, vlm_bounds.min_pixels, vlm_bounds.max_pixels)
+            if config.vision.steps:
+                report["vision_phase"] = train_vision_tower(
+                    model, config.vision, encoder.bounds, config.seed,
+                    progress=(lambda s, n, l: progress("vlm vision", s, n, l)) if progress else None)
+            if plan.attention_weight:
+                model.set_attn_implementation("eager")  # the attention signal needs the weights
         else:
             model = llm_model(tokenizer, text, config.seed)
             encoder = ExampleEncoder(tokenizer, "qwen2")
@@ -288,6 +352,7 @@ def train_world_models(out: str | Path, config: WorldTrainingConfig | None = Non
                             progress=(lambda s, n, l, r=role: progress(r, s, n, l)) if progress else None)
         folder = out / role
         if role == "vlm":
+            model.set_attn_implementation("sdpa")
             save_vlm(model, tokenizer, folder, vlm_bounds.min_pixels, vlm_bounds.max_pixels)
         else:
             save_llm(model, tokenizer, folder)

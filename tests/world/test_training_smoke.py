@@ -6,20 +6,24 @@ from __future__ import annotations
 import json
 
 from got_data.world.training import GROUNDING_PHASE, RoleTraining, WorldTrainingConfig, train_world_models
+from got_data.world.vision_phase import VisionPhase
 
 
 def test_a_few_steps_make_loadable_checkpoints_and_a_report(ray_session, tmp_path):
     from transformers import AutoTokenizer, Qwen2ForCausalLM, Qwen2VLForConditionalGeneration
 
     config = WorldTrainingConfig(
-        counts={"t2i": 4, "edit": 3, "multiturn": 2}, one_object_scenes=3, vocab_size=700,
-        vlm=RoleTraining(hidden_size=64, layers=1, intermediate_size=64, steps=3, batch_size=2, warmup_steps=1,
-                         vision_embed_dim=64, vision_depth=1, grounding_steps=2, grounding_batch_size=2),
+        counts={"t2i": 4, "edit": 3, "multiturn": 2}, grounding_scenes=3, vocab_size=700,
+        vision=VisionPhase(steps=2, batch_size=2, warmup_steps=1, held_out=4),
+        vlm=RoleTraining(hidden_size=64, layers=2, intermediate_size=64, steps=3, batch_size=2, warmup_steps=1,
+                         vision_embed_dim=64, vision_depth=1, grounding_steps=2, grounding_batch_size=2,
+                         attention_weight=1.0, attention_layers=(1,)),
         llm=RoleTraining(hidden_size=64, layers=1, intermediate_size=64, steps=3, batch_size=2, warmup_steps=1),
     )
     report = train_world_models(tmp_path / "models", config)
     assert report["examples"]["vlm"] > 10 and report["examples"]["llm"] > 5
-    assert report["examples"][GROUNDING_PHASE] == 3 and set(report["grounding_phase"]) == {"ground"}
+    assert report["examples"][GROUNDING_PHASE] >= 3 and set(report["grounding_phase"]) == {"ground"}
+    assert report["vision_phase"]["final_loss"] > 0 and 0 <= report["vision_phase"]["color"] <= 1
     saved = json.loads((tmp_path / "models/training.json").read_text())
     assert saved["vlm"]["steps"] == 3 and set(saved["vlm"]["final_loss"]) <= {"recaption", "ground", "describe", "localize", "crop_describe"}
     vlm = Qwen2VLForConditionalGeneration.from_pretrained(tmp_path / "models/vlm")
