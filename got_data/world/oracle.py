@@ -13,7 +13,7 @@ image come from transformers' own `smart_resize` and the true pixel box, not fro
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,9 @@ class Example:
     answer: str
     regex: str | None
     json_schema: dict | None
+    # objects the answer names, in order, with their relative boxes on the image: where a trained
+    # model should look while it writes about each (`world.training.attention_loss`)
+    mentions: list[tuple[str, list[int]]] = field(default_factory=list)
 
 
 def compact(data: Any) -> str:
@@ -71,6 +74,18 @@ class WorldOracle:
         if isinstance(truth, Scene):
             return self._t2i(stage, truth, values, images)
         return self._edit(stage, context, truth, values, images, json_schema)
+
+    def mentions(self, context: dict) -> list[tuple[str, list[int]]]:
+        """(phrase, relative box) of each object a describing answer names: recaption, describe."""
+        truth = self.truth.get(context.get("input_ref"))
+        stage = context.get("stage")
+        if isinstance(truth, Scene) and stage == "recaption":
+            scene = truth
+        elif isinstance(truth, list) and stage == "describe":
+            scene = truth[0].before if context.get("section") == "user" else truth[-1].after
+        else:
+            return []
+        return [(o.phrase, list(scene.rel_box(o).as_tuple())) for o in scene.objects]
 
     def _t2i(self, stage: str, scene: Scene, values: dict, images: list) -> str:
         if stage == "recaption":
@@ -149,7 +164,8 @@ class OraclePool:
         if self.record:
             key = json.dumps(request.context, sort_keys=True, default=str)
             self.recorded.append(Example(stage=request.context["stage"], key=key, messages=request.messages, images=images,
-                                         answer=text, regex=request.regex, json_schema=request.json_schema))
+                                         answer=text, regex=request.regex, json_schema=request.json_schema,
+                                         mentions=self.oracle.mentions(request.context)))
         return ModelResponse(id=request.id, ok=True, text=text, finish_reason="stop", prompt_tokens=0,
                              output_tokens=0, latency_s=0.0, attempts=1)
 

@@ -10,7 +10,8 @@ The VLM is trained in three phases (docs/PERFORMANCE.md says what each fixed):
 2. grounding: the ground stage's requests on 1-4-object scenes, with one head per supervised layer
    taught to look at the image tokens under the answer's box. Without that signal the model boxed
    *an* object and picked which at chance; with it, it picks the named one;
-3. mixed: every stage on the full sets, the same attention signal on ground and localize answers.
+3. mixed: every stage on the full sets, the same attention signal on ground and localize answers,
+   and on describing answers (recaption, describe) while they write about each object.
 
 Prompts are tokenized by the same `PromptBuilder` the engine actors use; each `<|image_pad|>` is
 expanded to the image's merged patch count as vLLM does. The loss is on answer tokens only. Batches
@@ -76,7 +77,8 @@ class WorldTrainingConfig:
     vision: VisionPhase = field(default_factory=VisionPhase)
     vlm: RoleTraining = field(default_factory=lambda: RoleTraining(
         hidden_size=128, layers=4, intermediate_size=384, steps=3000, vision_embed_dim=128, vision_depth=2,
-        stage_weights={"ground": 4.0, "localize": 2.0}, grounding_steps=2000, attention_weight=1.0,
+        stage_weights={"ground": 3.0, "localize": 2.0, "recaption": 2.0, "describe": 1.5}, grounding_steps=2000,
+        attention_weight=1.0,
         attention_layers=(1, 2, 3)))
     llm: RoleTraining = field(default_factory=lambda: RoleTraining(
         hidden_size=128, layers=3, intermediate_size=384, steps=1500))
@@ -84,6 +86,7 @@ class WorldTrainingConfig:
 
 GROUNDING_PHASE = "vlm grounding phase"  # key of the grounding scenes' examples
 ATTENDED_STAGES = ("ground", "localize")  # answers that are one box of the one image asked about
+# (describing answers get their attention targets from the oracle's `Example.mentions`)
 
 
 def collect_examples(config: WorldTrainingConfig, work_dir: Path) -> dict[str, list[Example]]:
@@ -139,7 +142,9 @@ class Encoded:
     input_ids: list[int]
     labels: list[int]
     images: list[Any]  # PIL images, processed per batch (keeps memory flat)
-    attend: list[int] = field(default_factory=list)  # positions of the image tokens the answer's box covers
+    # (answer positions, image-token positions): where the first head of each supervised layer should
+    # look while predicting those answer tokens
+    attend: list[tuple[list[int], list[int]]] = field(default_factory=list)
 
 
 class ExampleEncoder:
@@ -179,18 +184,29 @@ class ExampleEncoder:
 
     def encode(self, example: Example) -> Encoded:
         expanded = self.prompt_ids(example)
-        answer = list(self.tokenizer(example.answer, add_special_tokens=False)["input_ids"]) + [self.end]
-        attend = self.box_tokens(example, expanded) if example.stage in ATTENDED_STAGES else []
+        tokens = self.tokenizer(example.answer, add_special_tokens=False, return_offsets_mapping=True)
+        answer = list(tokens["input_ids"]) + [self.end]
+        attend = []
+        if example.stage in ATTENDED_STAGES:
+            from got_data.annotate.grounding import parse_qwen2_vl
+
+            box = parse_qwen2_vl(example.answer)[0]
+            attend = [(list(range(len(expanded) - 1, len(expanded) + len(answer) - 1)), self.box_tokens(box, example, expanded))]
+        elif example.mentions and example.images:
+            from got_data.records.boxes import Box
+
+            for start, end, box in mention_spans(example.answer, example.mentions):
+                # the position before a token predicts it
+                predicting = [len(expanded) + i - 1 for i, (a, b) in enumerate(tokens["offset_mapping"]) if a < end and b > start]
+                attend.append((predicting, self.box_tokens(Box(**dict(zip(("x1", "y1", "x2", "y2"), box))), example, expanded)))
         return Encoded(stage=example.stage, input_ids=expanded + answer, labels=[-100] * len(expanded) + answer,
                        images=example.images, attend=attend)
 
-    def box_tokens(self, example: Example, prompt_ids: list[int]) -> list[int]:
-        """Positions in `prompt_ids` of the image tokens under the answer's box: those it covers by a
+    def box_tokens(self, box: Any, example: Example, prompt_ids: list[int]) -> list[int]:
+        """Positions in `prompt_ids` of the first image's tokens under `box`: those it covers by a
         quarter, else the one under its centre."""
-        from got_data.annotate.grounding import parse_qwen2_vl
         from got_data.records.boxes import smart_resize
 
-        box = parse_qwen2_vl(example.answer)[0]
         height, width = smart_resize(example.images[0].height, example.images[0].width, **self.bounds)
         rows, cols = height // TOKEN_PIXELS, width // TOKEN_PIXELS
         pads = [i for i, token in enumerate(prompt_ids) if token == self.image_pad]
@@ -225,20 +241,39 @@ class ExampleEncoder:
         return batch
 
 
-def attention_loss(attentions: tuple[Any, ...], layers: tuple[int, ...], items: list[Encoded], labels: Any) -> Any:
-    """Mean over `layers` of -log(the first head's attention on the answer box's image tokens), at
-    every position that predicts an answer token."""
+_MENTION_ENDS = (",", ".", " and ", " on a ", '"')
+
+
+def mention_spans(answer: str, mentions: list[tuple[str, list[int]]]) -> list[tuple[int, int, list[int]]]:
+    """(start, end, box) of every place `answer` names a mentioned object: from its article to the
+    end of what is said of it ("A red circle is at the top left", "a blue square")."""
+    spans = []
+    lowered = answer.lower()
+    for phrase, box in mentions:
+        at = lowered.find(phrase)
+        while at >= 0:
+            start = next((at - len(a) for a in ("an ", "a ") if lowered[max(0, at - len(a)):at] == a), at)
+            ends = [i for i in (lowered.find(mark, at + len(phrase)) for mark in _MENTION_ENDS) if i >= 0]
+            spans.append((start, min(ends) if ends else len(answer), box))
+            at = lowered.find(phrase, at + len(phrase))
+    return spans
+
+
+def attention_loss(attentions: tuple[Any, ...], layers: tuple[int, ...], items: list[Encoded]) -> Any:
+    """Mean over `layers` of -log(the first head's attention on the image tokens each item's `attend`
+    names), at the answer positions it names."""
     import torch
 
-    target = torch.zeros(labels.shape, dtype=torch.bool)
+    length = attentions[layers[0]].shape[-1]
+    target = torch.zeros(len(items), length, length, dtype=torch.bool)
     for row, item in enumerate(items):
-        target[row, item.attend] = True
-    predicting = torch.zeros(labels.shape, dtype=torch.bool)
-    predicting[:, :-1] = labels[:, 1:] != -100
+        for queries, keys in item.attend:
+            target[row, torch.tensor(queries)[:, None], torch.tensor(keys)[None, :]] = True
+    asked = target.any(-1)  # [batch, query positions]
     loss = 0.0
     for layer in layers:
-        on_box = (attentions[layer][:, 0] * target[:, None, :]).sum(-1)  # [batch, query positions]
-        loss = loss - torch.log(on_box[predicting] + 1e-6).mean()
+        on_target = (attentions[layer][:, 0] * target).sum(-1)
+        loss = loss - torch.log(on_target[asked] + 1e-6).mean()
     return loss / len(layers)
 
 
@@ -272,12 +307,11 @@ def train_role(model: Any, encoder: ExampleEncoder, examples: list[Encoded], pla
         pool = by_stage[stage]
         items = [pool[rng.randrange(len(pool))] for _ in range(plan.batch_size)]
         batch = encoder.batch(items)
-        attended = plan.attention_weight > 0 and stage in ATTENDED_STAGES
+        attended = plan.attention_weight > 0 and any(item.attend for item in items)
         out = model(**batch, output_attentions=attended)
         loss = out.loss
         if attended:
-            loss = loss + plan.attention_weight * attention_loss(out.attentions, plan.attention_layers, items,
-                                                                 batch["labels"])
+            loss = loss + plan.attention_weight * attention_loss(out.attentions, plan.attention_layers, items)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

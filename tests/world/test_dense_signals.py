@@ -84,9 +84,12 @@ def test_the_answer_box_picks_the_image_tokens_it_covers(encoder):
     encoded = encoder.encode(example)
     pads = [i for i, t in enumerate(encoded.input_ids) if t == encoder.image_pad]
     assert len(pads) == 16
-    assert encoded.attend == [pads[i] for i in (0, 1, 4, 5)]
+    (queries, keys), = encoded.attend
+    assert keys == [pads[i] for i in (0, 1, 4, 5)]
+    answer_from = len(encoded.input_ids) - len([t for t in encoded.labels if t != -100])
+    assert queries == list(range(answer_from - 1, len(encoded.input_ids) - 1))  # every position predicting the answer
     small = encoder.encode(_ground_example("(760,760),(790,790)"))  # under a quarter of any token: its centre's
-    assert small.attend == [pads[15]]
+    assert small.attend[0][1] == [pads[15]]
     from dataclasses import replace
 
     assert encoder.encode(replace(example, stage="recaption")).attend == []
@@ -100,10 +103,26 @@ def test_attention_loss_rewards_looking_at_the_box(encoder):
     batch = encoder.batch([item])
     length = batch["input_ids"].shape[1]
     on_box = torch.zeros(1, 2, length, length)
-    on_box[0, :, :, item.attend] = 0.25
+    on_box[0, :, :, item.attend[0][1]] = 0.25
     uniform_on_image = torch.zeros(1, 2, length, length)
     pads = (batch["input_ids"][0] == encoder.image_pad).nonzero().squeeze(1)
     uniform_on_image[0, :, :, pads] = 1 / 16
-    labels = batch["labels"]
-    assert attention_loss((on_box,), (0,), [item], labels).item() == pytest.approx(0.0, abs=1e-4)
-    assert attention_loss((uniform_on_image,), (0,), [item], labels).item() == pytest.approx(math.log(4), abs=1e-4)
+    assert attention_loss((on_box,), (0,), [item]).item() == pytest.approx(0.0, abs=1e-4)
+    assert attention_loss((uniform_on_image,), (0,), [item]).item() == pytest.approx(math.log(4), abs=1e-4)
+
+
+def test_describing_answers_look_at_each_object_while_writing_about_it(encoder):
+    from dataclasses import replace
+
+    from got_data.world.training import mention_spans
+
+    answer = '{"prompt":"a green square and a red circle on a gray background","description":"A green square is at the top left. A red circle is at the bottom right. The background is gray."}'
+    mentions = [("green square", [0, 0, 500, 500]), ("red circle", [750, 750, 999, 999])]
+    spans = [(answer[a:b], box) for a, b, box in mention_spans(answer, mentions)]
+    assert spans == [("a green square", mentions[0][1]), ("A green square is at the top left", mentions[0][1]),
+                     ("a red circle", mentions[1][1]), ("A red circle is at the bottom right", mentions[1][1])]
+    encoded = encoder.encode(replace(_ground_example(answer), stage="recaption", mentions=mentions))
+    pads = [i for i, t in enumerate(encoded.input_ids) if t == encoder.image_pad]
+    assert [keys for _, keys in encoded.attend] == [[pads[i] for i in (0, 1, 4, 5)]] * 2 + [[pads[15]]] * 2
+    written = encoder.tokenizer.decode([encoded.input_ids[q + 1] for q in encoded.attend[1][0]])
+    assert written.strip() == "A green square is at the top left"
