@@ -43,7 +43,10 @@ REPO_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 
 
 def _fail(exc: GotDataError) -> None:
-    console.print(f"[red]error:[/red] {exc}")
+    from rich.markup import escape
+
+    # soft_wrap: one line however narrow the terminal (a long path wrapped mid-message otherwise)
+    console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
     raise typer.Exit(2) from exc
 
 
