@@ -20,6 +20,7 @@ from typing import Any
 from PIL import Image
 
 from got_data.engines.types import ModelRequest, ModelResponse
+from got_data.records.boxes import Box
 from got_data.spec import PipelineSpec
 from got_data.world.edits import Edit
 from got_data.world.scene import Scene
@@ -45,7 +46,7 @@ class Example:
     json_schema: dict | None
     # objects the answer names, in order, with their relative boxes on the image: where a trained
     # model should look while it writes about each (`world.training.attention_loss`)
-    mentions: list[tuple[str, list[int]]] = field(default_factory=list)
+    mentions: list[tuple[str, Box]] = field(default_factory=list)
 
 
 def compact(data: Any) -> str:
@@ -75,7 +76,7 @@ class WorldOracle:
             return self._t2i(stage, truth, values, images)
         return self._edit(stage, context, truth, values, images, json_schema)
 
-    def mentions(self, context: dict) -> list[tuple[str, list[int]]]:
+    def mentions(self, context: dict) -> list[tuple[str, Box]]:
         """(phrase, relative box) of each object a describing answer names: recaption, describe."""
         truth = self.truth.get(context.get("input_ref"))
         stage = context.get("stage")
@@ -85,7 +86,7 @@ class WorldOracle:
             scene = truth[0].before if context.get("section") == "user" else truth[-1].after
         else:
             return []
-        return [(o.phrase, list(scene.rel_box(o).as_tuple())) for o in scene.objects]
+        return [(o.phrase, scene.rel_box(o)) for o in scene.objects]
 
     def _t2i(self, stage: str, scene: Scene, values: dict, images: list) -> str:
         if stage == "recaption":

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from got_data.records.boxes import Box
 from got_data.world.oracle import QWEN2_VL, Example
 from got_data.world.sets import WORLD_SPECS
 from got_data.world.vision_phase import TOKEN_PIXELS, VisionPhase
@@ -62,8 +63,8 @@ class RoleTraining:
     # vlm only: steps and batch of the grounding phase (0: no such phase)
     grounding_steps: int = 0
     grounding_batch_size: int = 32
-    # vlm only: weight of the attention signal on grounding answers, and the layers whose first head
-    # gets it (layer 0 cannot: it has not yet read the phrase)
+    # vlm only: weight of the attention signal (grounding and describing answers, see `attention_loss`),
+    # and the layers whose first head gets it (layer 0 cannot: it has not yet read the phrase)
     attention_weight: float = 0.0
     attention_layers: tuple[int, ...] = ()
 
@@ -164,11 +165,16 @@ class ExampleEncoder:
 
             self.processor = Qwen2VLImageProcessor(**self.bounds)
 
-    def image_tokens(self, image: Any) -> int:
+    def token_grid(self, image: Any) -> tuple[int, int]:
+        """(rows, columns) of merged tokens the model sees for `image`."""
         from got_data.records.boxes import smart_resize
 
         h, w = smart_resize(image.height, image.width, **self.bounds)
-        return (h // 28) * (w // 28)
+        return h // TOKEN_PIXELS, w // TOKEN_PIXELS
+
+    def image_tokens(self, image: Any) -> int:
+        rows, cols = self.token_grid(image)
+        return rows * cols
 
     def prompt_ids(self, example: Example) -> list[int]:
         """The request's token ids as the model sees them: each image placeholder expanded."""
@@ -187,40 +193,21 @@ class ExampleEncoder:
         tokens = self.tokenizer(example.answer, add_special_tokens=False, return_offsets_mapping=True)
         answer = list(tokens["input_ids"]) + [self.end]
         attend = []
+        if example.stage in ATTENDED_STAGES or (example.mentions and example.images):
+            grid = self.token_grid(example.images[0])
+            pads = [i for i, token in enumerate(expanded) if token == self.image_pad]
         if example.stage in ATTENDED_STAGES:
             from got_data.annotate.grounding import parse_qwen2_vl
 
             box = parse_qwen2_vl(example.answer)[0]
-            attend = [(list(range(len(expanded) - 1, len(expanded) + len(answer) - 1)), self.box_tokens(box, example, expanded))]
+            attend = [(list(range(len(expanded) - 1, len(expanded) + len(answer) - 1)), box_tokens(box, grid, pads))]
         elif example.mentions and example.images:
-            from got_data.records.boxes import Box
-
             for start, end, box in mention_spans(example.answer, example.mentions):
                 # the position before a token predicts it
                 predicting = [len(expanded) + i - 1 for i, (a, b) in enumerate(tokens["offset_mapping"]) if a < end and b > start]
-                attend.append((predicting, self.box_tokens(Box(**dict(zip(("x1", "y1", "x2", "y2"), box))), example, expanded)))
+                attend.append((predicting, box_tokens(box, grid, pads)))
         return Encoded(stage=example.stage, input_ids=expanded + answer, labels=[-100] * len(expanded) + answer,
                        images=example.images, attend=attend)
-
-    def box_tokens(self, box: Any, example: Example, prompt_ids: list[int]) -> list[int]:
-        """Positions in `prompt_ids` of the first image's tokens under `box`: those it covers by a
-        quarter, else the one under its centre."""
-        from got_data.records.boxes import smart_resize
-
-        height, width = smart_resize(example.images[0].height, example.images[0].width, **self.bounds)
-        rows, cols = height // TOKEN_PIXELS, width // TOKEN_PIXELS
-        pads = [i for i, token in enumerate(prompt_ids) if token == self.image_pad]
-        covered = []
-        for r in range(rows):
-            for c in range(cols):
-                across = min(box.x2, (c + 1) * 1000 / cols) - max(box.x1, c * 1000 / cols)
-                down = min(box.y2, (r + 1) * 1000 / rows) - max(box.y1, r * 1000 / rows)
-                if across > 0 and down > 0 and across * down >= 0.25 * (1000 / cols) * (1000 / rows):
-                    covered.append(r * cols + c)
-        if not covered:
-            centre_col = min(cols - 1, int((box.x1 + box.x2) / 2 * cols / 1000))
-            covered = [min(rows - 1, int((box.y1 + box.y2) / 2 * rows / 1000)) * cols + centre_col]
-        return [pads[i] for i in covered]
 
     def batch(self, items: list[Encoded]) -> dict[str, Any]:
         import torch
@@ -241,10 +228,27 @@ class ExampleEncoder:
         return batch
 
 
+def box_tokens(box: Box, grid: tuple[int, int], pads: list[int]) -> list[int]:
+    """Of an image's token positions `pads` (rows of `grid` tokens), those under `box`: the tokens
+    it covers by a quarter, else the one under its centre."""
+    rows, cols = grid
+    covered = []
+    for r in range(rows):
+        for c in range(cols):
+            across = min(box.x2, (c + 1) * 1000 / cols) - max(box.x1, c * 1000 / cols)
+            down = min(box.y2, (r + 1) * 1000 / rows) - max(box.y1, r * 1000 / rows)
+            if across > 0 and down > 0 and across * down >= 0.25 * (1000 / cols) * (1000 / rows):
+                covered.append(r * cols + c)
+    if not covered:
+        centre_col = min(cols - 1, int((box.x1 + box.x2) / 2 * cols / 1000))
+        covered = [min(rows - 1, int((box.y1 + box.y2) / 2 * rows / 1000)) * cols + centre_col]
+    return [pads[i] for i in covered]
+
+
 _MENTION_ENDS = (",", ".", " and ", " on a ", '"')
 
 
-def mention_spans(answer: str, mentions: list[tuple[str, list[int]]]) -> list[tuple[int, int, list[int]]]:
+def mention_spans(answer: str, mentions: list[tuple[str, Box]]) -> list[tuple[int, int, Box]]:
     """(start, end, box) of every place `answer` names a mentioned object: from its article to the
     end of what is said of it ("A red circle is at the top left", "a blue square")."""
     spans = []

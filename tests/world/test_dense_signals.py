@@ -117,7 +117,9 @@ def test_describing_answers_look_at_each_object_while_writing_about_it(encoder):
     from got_data.world.training import mention_spans
 
     answer = '{"prompt":"a green square and a red circle on a gray background","description":"A green square is at the top left. A red circle is at the bottom right. The background is gray."}'
-    mentions = [("green square", [0, 0, 500, 500]), ("red circle", [750, 750, 999, 999])]
+    from got_data.records.boxes import Box
+
+    mentions = [("green square", Box(x1=0, y1=0, x2=500, y2=500)), ("red circle", Box(x1=750, y1=750, x2=999, y2=999))]
     spans = [(answer[a:b], box) for a, b, box in mention_spans(answer, mentions)]
     assert spans == [("a green square", mentions[0][1]), ("A green square is at the top left", mentions[0][1]),
                      ("a red circle", mentions[1][1]), ("A red circle is at the bottom right", mentions[1][1])]
