@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from PIL import Image
 
 from got_data.errors import InputError, ShardError
 from got_data.records import Box, EditOp, EditRecord, ImageInfo, MultiTurnRecord, T2IRecord
 from got_data.records.codec import ParsedGot, parse_got
+from got_data.shards.image_formats import open_claimed
 from got_data.shards.layout import partial_path, resolve_shard_paths
 from got_data.shards.reader import AnyRecord, ShardSample, iter_samples
 
@@ -142,7 +142,7 @@ def embeddable_image(data: bytes, info: ImageInfo) -> tuple[str, bytes]:
     """(mime type, bytes) to embed: the stored bytes, or a JPEG thumbnail when the image is large."""
     if max(info.width, info.height) <= THUMBNAIL_SIDE:
         return _MIME[info.format], data
-    with Image.open(io.BytesIO(data)) as image:
+    with open_claimed(data, info.member) as image:
         image.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))
         thumb = image.convert("RGB")
     thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))

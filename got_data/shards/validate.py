@@ -8,7 +8,6 @@ issues carry a stable `kind` (see ERROR_KINDS) that scripts and tests can match 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import warnings
 from collections import Counter
@@ -21,6 +20,7 @@ from PIL import Image
 from got_data.errors import RecordError, ShardError
 from got_data.records import SCHEMA_VERSION, parse_record
 from got_data.shards.index import IndexRow, read_index
+from got_data.shards.image_formats import ImageFormatError, open_claimed
 from got_data.shards.layout import JSON_MEMBER, MANIFEST_FILE, index_path_for, resolve_shard_paths, shard_index
 from got_data.shards.manifest import read_manifest
 from got_data.shards.stream import RawSample, TarStream, TarTruncatedError, TarUnreadableError
@@ -34,6 +34,7 @@ ERROR_KINDS = (
     "bad_json",  # the record member is not UTF-8 JSON
     "schema",  # the record breaks the schema or an invariant (box range, spans, roles...)
     "key_mismatch",  # the record's key differs from the sample's key in the tar
+    "image_format",  # the image's bytes are not the format its member name claims (never parsed as another)
     "image_undecodable",  # Pillow cannot decode the image, or it exceeds the pixel limit
     "image_mismatch",  # the image's sha256, size or format differs from the record's ImageInfo
     "index_mismatch",  # the parquet index is missing or disagrees with the tar
@@ -164,13 +165,15 @@ class _SampleChecker:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(io.BytesIO(data)) as image:
+                with open_claimed(data, member) as image:
                     if image.width * image.height > self.max_image_pixels:
                         return problems + [
                             ("image_undecodable", f"{member}: {image.width}x{image.height} exceeds the pixel limit")
                         ]
                     actual = (image.format, image.width, image.height)
                     image.load()
+        except ImageFormatError as exc:
+            return problems + [("image_format", str(exc))]
         # Pillow signals corrupt input with many exception types (OSError, SyntaxError, ValueError,
         # DecompressionBomb*, zlib/struct errors); all of them mean the same thing here.
         except Exception as exc:  # noqa: BLE001
