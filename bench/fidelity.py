@@ -43,6 +43,7 @@ def main() -> None:
 
     from got_data.eval.fidelity import score_run
     from got_data.eval.world_run import annotate_and_score, start_world_pools
+    from got_data.local_ray import start_local_ray
     from got_data.spec import load_spec
     from got_data.world.checkpoints import world_models
     from got_data.world.oracle import QWEN2_VL, QWEN25_VL, annotate_with_oracle
@@ -54,8 +55,7 @@ def main() -> None:
     vlm, llm = args.vlm or models.vlm, args.llm or models.llm
     rows: list[tuple[str, str, dict]] = []
     sets = {kind: write_world_set(args.out / f"{kind}-set", kind, args.count, seed=args.seed) for kind in KINDS}
-    ray.init(num_cpus=max(os.cpu_count() or 1, 4), include_dashboard=False, log_to_driver=False,
-             object_store_memory=500 * 1024**2)
+    start_local_ray(max(os.cpu_count() or 1, 4), 500 * 1024**2)
     for kind in KINDS:
         for family in (QWEN2_VL, QWEN25_VL):
             out = args.out / f"{kind}-oracle-{family}"

@@ -117,8 +117,10 @@ class Pooled:
 def run_alternating(args) -> dict:
     import ray
 
+    from got_data.local_ray import start_local_ray
+
     cfg = config(args.model)
-    ray.init(num_cpus=2, object_store_memory=500 * 1024**2, include_dashboard=False, log_to_driver=False)
+    start_local_ray(2, 500 * 1024**2)
     runners = {"bare": Bare(cfg, args.max_tokens), "pool": Pooled(cfg, args.max_tokens)}
     pairs = workload(args)
     for runner in runners.values():
@@ -149,8 +151,9 @@ def run_ray_data(args) -> dict:
 
     from got_data.engines.actor import engine_args_for
     from got_data.engines.prompting import PromptBuilder
+    from got_data.local_ray import start_local_ray
 
-    ray.init(num_cpus=4, object_store_memory=500 * 1024**2, include_dashboard=False, log_to_driver=False)
+    start_local_ray(4, 500 * 1024**2)
     cfg = config(args.model)
     engine_kwargs = engine_args_for(cfg)
     engine_kwargs.pop("model")

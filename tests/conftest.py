@@ -56,8 +56,9 @@ def tiny_models():
 def ray_session():
     import ray
 
-    ray.init(num_cpus=3, object_store_memory=500 * 1024**2, include_dashboard=False,
-             log_to_driver=False, configure_logging=False)
+    from got_data.local_ray import start_local_ray
+
+    start_local_ray(3, 500 * 1024**2, configure_logging=False)
     yield ray
     ray.shutdown()
 

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from got_data.annotate.runner import PipelineRun, RunOptions
+from got_data.local_ray import start_local_ray
 from got_data.spec import PipelineSpec
 
 
@@ -22,16 +23,15 @@ class ModelChoice:
 
 
 def init_ray(address: str | None, roles: int) -> None:
-    """Join a cluster when given an address; else start a local Ray sized so the engines (one logical
-    CPU each) leave room for decode tasks."""
+    """Join a cluster when given an address; else start a local Ray, bound to loopback, sized so the
+    engines (one logical CPU each) leave room for decode tasks."""
     if ray.is_initialized():
         return
     if address:
         ray.init(address=address, log_to_driver=False)
         return
     cpus = max(os.cpu_count() or 1, roles + 2)
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
-             object_store_memory=int(os.environ.get("GOT_DATA_OBJECT_STORE_BYTES", 500 * 1024**2)))
+    start_local_ray(cpus, int(os.environ.get("GOT_DATA_OBJECT_STORE_BYTES", 500 * 1024**2)))
 
 
 def start_pools(spec: PipelineSpec, models: ModelChoice, console: Console) -> dict[str, Any]:

@@ -340,6 +340,7 @@ def train_world_models(out: str | Path, config: WorldTrainingConfig | None = Non
     import ray
 
     from got_data.engines.tiny import build_tokenizer, llm_model, save_llm, save_vlm, text_dims, vision_dims, vlm_model
+    from got_data.local_ray import start_local_ray
     from got_data.resources import resource_dir
     from got_data.spec import load_spec
     from got_data.world.vision_phase import train_vision_tower
@@ -350,7 +351,7 @@ def train_world_models(out: str | Path, config: WorldTrainingConfig | None = Non
     started = time.monotonic()
     own_ray = not ray.is_initialized()
     if own_ray:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=400 * 1024**2)
+        start_local_ray(2, 400 * 1024**2)
     try:
         with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
             examples = collect_examples(config, Path(tmp))

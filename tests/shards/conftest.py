@@ -75,6 +75,8 @@ def shards_ray(request: pytest.FixtureRequest) -> Iterator[Any]:
     if ray.is_initialized():
         yield ray
         return
-    ray.init(num_cpus=1, include_dashboard=False, object_store_memory=200 * 1024 * 1024, log_to_driver=False)
+    from got_data.local_ray import start_local_ray
+
+    start_local_ray(1, 200 * 1024 * 1024)
     yield ray
     ray.shutdown()
