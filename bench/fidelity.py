@@ -38,7 +38,6 @@ def main() -> None:
     parser.add_argument("--llm", default=None)
     args = parser.parse_args()
 
-    import ray
     from rich.console import Console
 
     from got_data.eval.fidelity import score_run
