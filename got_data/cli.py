@@ -16,6 +16,7 @@ from rich.console import Console
 from got_data.engines import commands as engine_commands
 from got_data.errors import GotDataError
 from got_data.shards.commands import validate
+from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy, parse_caps
 from got_data.train import commands as train_commands
 from got_data.view import DEFAULT_LIMIT, write_preview
 from got_data.world import commands as world_commands
@@ -89,6 +90,11 @@ class AnnotateSettings:
     dataset: str | None
     max_images_in_flight: int
     max_input_pixels: int
+    max_member_bytes: list[str] | None = None
+
+    def member_policy(self) -> MemberPolicy:
+        """The tar member caps for shard inputs: the defaults with each `--max-member-bytes EXT=SIZE` applied."""
+        return DEFAULT_POLICY.with_caps(parse_caps(self.max_member_bytes or []))
 
 
 def _shared_annotate_options(
@@ -102,6 +108,9 @@ def _shared_annotate_options(
     dataset: Annotated[Optional[str], typer.Option(help="dataset name recorded in each record")] = None,
     max_images_in_flight: Annotated[int, typer.Option(help="inputs between reader and writer at once")] = 32,
     max_input_pixels: Annotated[int, typer.Option(help="decompression-bomb guard: larger images are rejected")] = 64_000_000,
+    max_member_bytes: Annotated[Optional[list[str]], typer.Option(
+        metavar="EXT=SIZE", help="cap on a shard input's tar members by extension, e.g. jpg=20MB, json=1M, *=8M "
+        "for all others (repeatable; docs/CONFIG.md)")] = None,
 ) -> None:
     """Never called: its signature declares the options every annotate command shares."""
 
@@ -167,7 +176,8 @@ def annotate_t2i(
     """Text-to-image GoT: recaption -> entity extraction -> grounding -> assembly. Rerun to resume."""
     from got_data.ingest import open_source
 
-    return open_source(settings.input, image_column=image_column, caption_column=caption_column, dataset=settings.dataset)
+    return open_source(settings.input, image_column=image_column, caption_column=caption_column, dataset=settings.dataset,
+                       member_policy=settings.member_policy())
 
 
 @annotate_command("edit", "edit.yaml")
@@ -184,7 +194,7 @@ def annotate_edit(
 
     return open_edit_source(settings.input, source_column=source_column, target_column=target_column,
                             instruction_column=instruction_column, edit_type_column=edit_type_column,
-                            dataset=settings.dataset)
+                            dataset=settings.dataset, member_policy=settings.member_policy())
 
 
 @annotate_command("multiturn", "multiturn.yaml")

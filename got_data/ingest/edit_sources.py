@@ -44,6 +44,7 @@ from got_data.ingest.items import (
 )
 from got_data.ingest.manifest import ManifestFile, row_problem
 from got_data.ingest.webdataset import WebDatasetSource, iter_tar_samples
+from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy
 
 AMBIGUOUS_IMAGE = "ambiguous_image"
 # (image, problem): what a manifest cell, a folder or a shard gives for one image role.
@@ -262,13 +263,16 @@ class EditWebDatasetSource(WebDatasetSource):
         paths: Iterable[str | os.PathLike[str]],
         dataset: str | None = None,
         max_instruction_chars: int = DEFAULT_MAX_CAPTION_CHARS,
+        member_policy: MemberPolicy = DEFAULT_POLICY,
     ) -> None:
-        super().__init__(paths, dataset=dataset, max_caption_chars=max_instruction_chars)
+        super().__init__(paths, dataset=dataset, max_caption_chars=max_instruction_chars, member_policy=member_policy)
 
     def _samples(self, shard: Path) -> Iterator[EditItem]:  # type: ignore[override]
         shard_ref = os.path.relpath(shard.resolve(), self.root).replace(os.sep, "/")
-        for key, members in iter_tar_samples(shard, _wanted_edit_member):
-            yield self._edit_item(f"{shard_ref}#{key}", members)
+        for sample in iter_tar_samples(shard, _wanted_edit_member, self.member_policy):
+            ref = f"{shard_ref}#{sample.key}"
+            refused = sample.refusal()
+            yield edit_problem(self.dataset, ref, *refused) if refused else self._edit_item(ref, sample.members)
 
     def _edit_item(self, ref: str, members: dict[str, bytes]) -> EditItem:
         meta: dict = {}

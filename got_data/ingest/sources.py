@@ -25,6 +25,7 @@ from got_data.ingest.folder import FolderSource
 from got_data.ingest.items import URL_ADVICE, Source, is_image_name, is_url
 from got_data.ingest.manifest import DEFAULT_CAPTION_COLUMN, JSONL_SUFFIXES, PARQUET_SUFFIXES, ManifestSource
 from got_data.ingest.webdataset import WebDatasetSource
+from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy
 
 SHARD_SUFFIX = ".tar"
 _GLOB_CHARS = frozenset("*?[")
@@ -36,8 +37,9 @@ def open_source(
     caption_column: str | None = DEFAULT_CAPTION_COLUMN,
     dataset: str | None = None,
     max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
+    member_policy: MemberPolicy = DEFAULT_POLICY,
 ) -> Source:
-    """The Source for `spec`.
+    """The Source for `spec` (`member_policy`: what a shard's tar members may be, see tar_policy.py).
 
     - a folder of images (searched recursively; `.txt` sidecars are captions) -> FolderSource
     - a `.jsonl`/`.ndjson`/`.parquet` manifest -> ManifestSource (image/caption columns as given)
@@ -48,7 +50,8 @@ def open_source(
     if is_url(text):
         raise InputError(f"{text} is a URL. {URL_ADVICE}, then pass the local folder or shards.")
     if not os.path.exists(text) and ("{" in text or any(c in text for c in _GLOB_CHARS)):
-        return WebDatasetSource(_expand_shard_pattern(text), dataset=dataset, max_caption_chars=max_caption_chars)
+        return WebDatasetSource(_expand_shard_pattern(text), dataset=dataset, max_caption_chars=max_caption_chars,
+                                member_policy=member_policy)
     path = Path(text)
     if not path.exists():
         raise InputError(
@@ -57,7 +60,8 @@ def open_source(
     if path.is_dir():
         shards = _top_level_shards(path)
         if shards:
-            return WebDatasetSource(shards, dataset=dataset, max_caption_chars=max_caption_chars)
+            return WebDatasetSource(shards, dataset=dataset, max_caption_chars=max_caption_chars,
+                                    member_policy=member_policy)
         return FolderSource(path, dataset=dataset, max_caption_chars=max_caption_chars)
     suffix = path.suffix.lower()
     if suffix in JSONL_SUFFIXES + PARQUET_SUFFIXES:
@@ -66,7 +70,8 @@ def open_source(
             max_caption_chars=max_caption_chars,
         )
     if suffix == SHARD_SUFFIX:
-        return WebDatasetSource([path], dataset=dataset, max_caption_chars=max_caption_chars)
+        return WebDatasetSource([path], dataset=dataset, max_caption_chars=max_caption_chars,
+                                member_policy=member_policy)
     if is_image_name(path.name):
         raise InputError(f"{text} is a single image; pass the folder that holds it")
     raise InputError(
@@ -103,8 +108,9 @@ def open_edit_source(
     turns_column: str = "turns",
     dataset: str | None = None,
     max_instruction_chars: int = DEFAULT_MAX_CAPTION_CHARS,
+    member_policy: MemberPolicy = DEFAULT_POLICY,
 ) -> Source:
-    """The Source of edit inputs for `spec`.
+    """The Source of edit inputs for `spec` (`member_policy`: what a shard's tar members may be).
 
     Single-turn: a `.jsonl`/`.parquet` manifest -> EditManifestSource; a folder of `KEY/` pair folders
     -> EditFolderSource; `.tar` shards (a file, a folder of them, a glob or brace range) ->
@@ -128,16 +134,19 @@ def open_edit_source(
                                   instruction_column=instruction_column, edit_type_column=edit_type_column,
                                   dataset=dataset, max_instruction_chars=max_instruction_chars)
     if not path.exists() and ("{" in text or any(c in text for c in _GLOB_CHARS)):
-        return EditWebDatasetSource(_expand_shard_pattern(text), dataset=dataset, max_instruction_chars=max_instruction_chars)
+        return EditWebDatasetSource(_expand_shard_pattern(text), dataset=dataset, max_instruction_chars=max_instruction_chars,
+                                    member_policy=member_policy)
     if not path.exists():
         raise InputError(f"input {text} does not exist; pass an edit manifest, a folder of pair folders or .tar shards")
     if path.is_dir():
         shards = _top_level_shards(path)
         if shards:
-            return EditWebDatasetSource(shards, dataset=dataset, max_instruction_chars=max_instruction_chars)
+            return EditWebDatasetSource(shards, dataset=dataset, max_instruction_chars=max_instruction_chars,
+                                        member_policy=member_policy)
         return EditFolderSource(path, dataset=dataset, max_instruction_chars=max_instruction_chars)
     if path.suffix.lower() == SHARD_SUFFIX:
-        return EditWebDatasetSource([path], dataset=dataset, max_instruction_chars=max_instruction_chars)
+        return EditWebDatasetSource([path], dataset=dataset, max_instruction_chars=max_instruction_chars,
+                                    member_policy=member_policy)
     raise InputError(
         f"input {text}: unknown kind of file {path.suffix or '(no extension)'!r}; pass an edit manifest "
         f"({', '.join(JSONL_SUFFIXES + PARQUET_SUFFIXES)}), a folder of KEY/source.*, KEY/target.*, "

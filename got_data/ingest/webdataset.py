@@ -4,6 +4,10 @@ Shards are uncompressed tars, streamed (tarfile 'r|' mode), so a shard is read o
 sample's members are in memory at a time; members we do not use (embeddings, other metadata) are
 skipped without being read. A sample's members must be adjacent, as WebDataset requires. The
 caption is `KEY.txt` when present, else the "caption" field of `KEY.json`.
+
+Members we would read are first put to the tar member policy (`got_data/shards/tar_policy.py`): a
+link, a sparse or non-file member, one over its extension's cap, or a second member of the same name in
+a sample is never read, and the sample becomes a reject row with that reason.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import os
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from got_data.errors import InputError
@@ -25,6 +30,7 @@ from got_data.ingest.items import (
     dataset_name,
     problem_item,
 )
+from got_data.shards.tar_policy import DEFAULT_POLICY, DUPLICATE_MEMBER, MemberPolicy, Refusal
 
 _CAPTION_MEMBERS = ("txt", "json")
 
@@ -40,7 +46,9 @@ class WebDatasetSource(Source):
         paths: Iterable[str | os.PathLike[str]],
         dataset: str | None = None,
         max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
+        member_policy: MemberPolicy = DEFAULT_POLICY,
     ) -> None:
+        self.member_policy = member_policy
         self.shards = sorted(Path(p) for p in paths)
         if not self.shards:
             raise InputError("no shards given")
@@ -59,16 +67,17 @@ class WebDatasetSource(Source):
 
     def _samples(self, shard: Path) -> Iterator[InputItem]:
         shard_ref = os.path.relpath(shard.resolve(), self.root).replace(os.sep, "/")
-        for key, members in iter_tar_samples(shard, self._wanted):
-            yield self._item(shard_ref, key, members)
+        for sample in iter_tar_samples(shard, self._wanted, self.member_policy):
+            ref = f"{shard_ref}#{sample.key}"
+            refused = sample.refusal()
+            yield problem_item(self.dataset, ref, *refused) if refused else self._item(ref, sample.key, sample.members)
 
     @staticmethod
     def _wanted(ext: str) -> bool:
         """Which members are read (the rest are skipped unread)."""
         return ext in IMAGE_EXTENSIONS or ext in _CAPTION_MEMBERS
 
-    def _item(self, shard_ref: str, key: str, members: dict[str, bytes]) -> InputItem:
-        ref = f"{shard_ref}#{key}"
+    def _item(self, ref: str, key: str, members: dict[str, bytes]) -> InputItem:
         caption, caption_error = self._caption(members)
         image_ext = next((ext for ext in members if ext in IMAGE_EXTENSIONS), None)
         if image_ext is None:
@@ -93,40 +102,70 @@ class WebDatasetSource(Source):
         return caption_from_value(meta.get("caption"), self.max_caption_chars)
 
 
-def iter_tar_samples(shard: Path, wanted: Callable[[str], bool]) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """(key, {extension: bytes}) per sample of a shard, streamed; only members `wanted` are read.
+@dataclass
+class TarSample:
+    """One sample of an input tar: the members read, by extension, and those refused unread."""
 
-    Raises InputError when a sample's members are not adjacent or the tar is damaged or cut short.
+    key: str
+    members: dict[str, bytes] = field(default_factory=dict)
+    refused: list[Refusal] = field(default_factory=list)
+
+    def refusal(self) -> tuple[str, str] | None:
+        """(reason, detail) of the first refused member, for a reject row; None when none was refused."""
+        if not self.refused:
+            return None
+        first = self.refused[0]
+        more = f" (and {len(self.refused) - 1} more refused member(s))" if len(self.refused) > 1 else ""
+        return first.reason, first.detail + more
+
+
+def iter_tar_samples(
+    shard: Path, wanted: Callable[[str], bool], policy: MemberPolicy = DEFAULT_POLICY
+) -> Iterator[TarSample]:
+    """Every sample of a shard, streamed; only members `wanted` (by extension) and allowed by `policy` are read.
+
+    Directories are skipped. Raises InputError when a sample's members are not adjacent or the tar is
+    damaged or cut short.
     """
-    key: str | None = None
-    members: dict[str, bytes] = {}
+    sample: TarSample | None = None
     seen: set[str] = set()
     try:
         with tarfile.open(shard, mode="r|") as tar:
             for member in tar:
-                if not member.isfile():
+                if member.isdir():
                     continue
                 member_key, ext = split_member_name(member.name)
-                if member_key != key:
-                    if key is not None:
-                        yield key, members
+                if sample is None or member_key != sample.key:
+                    if sample is not None:
+                        yield sample
                     if member_key in seen:
                         raise InputError(
                             f"shard {shard}: the members of sample {member_key!r} are not adjacent; "
                             "rebuild the shard with its members sorted by name (e.g. tar --sort=name)"
                         )
                     seen.add(member_key)
-                    key, members = member_key, {}
+                    sample = TarSample(member_key)
                 if wanted(ext):
-                    extracted = tar.extractfile(member)
-                    if extracted is not None:
-                        members[ext] = extracted.read()
+                    _read_member(tar, member, ext, sample, policy)
             end_offset = tar.offset
         _check_end_of_archive(shard, end_offset, len(seen))
-        if key is not None:
-            yield key, members
+        if sample is not None:
+            yield sample
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise InputError(f"shard {shard} is damaged or not a tar file ({exc}); read {len(seen)} samples") from exc
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, ext: str, sample: TarSample, policy: MemberPolicy) -> None:
+    refusal = policy.refusal(member)
+    if refusal is None and ext in sample.members:
+        refusal = Refusal(member.name, DUPLICATE_MEMBER, f"{member.name} appears twice in the sample; which one is "
+                          "meant is unknown")
+    if refusal is not None:
+        sample.refused.append(refusal)
+        return
+    extracted = tar.extractfile(member)
+    assert extracted is not None, "a regular member always has data"
+    sample.members[ext] = extracted.read(member.size)
 
 
 def _check_end_of_archive(shard: Path, offset: int, samples_read: int) -> None:

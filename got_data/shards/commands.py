@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from got_data.errors import ShardError
+from got_data.errors import InputError, ShardError
+from got_data.shards.tar_policy import DEFAULT_POLICY, parse_caps
 from got_data.shards.validate import DEFAULT_MAX_IMAGE_PIXELS, ValidationReport, validate_paths
 
 
@@ -45,12 +46,17 @@ def validate(
     show: Annotated[int, typer.Option(help="how many offending keys to list")] = 5,
     max_image_pixels: Annotated[int, typer.Option(help="images above this many pixels count as undecodable")] = DEFAULT_MAX_IMAGE_PIXELS,
     json_out: Annotated[Path | None, typer.Option("--json", help="also write the full report as JSON here")] = None,
+    max_member_bytes: Annotated[Optional[list[str]], typer.Option(
+        metavar="EXT=SIZE", help="cap on tar members by extension, e.g. png=20MB, *=8M for all others (repeatable); "
+        "larger members are reported, never read")] = None,
 ) -> None:
     """Check every sample of the given shards; exit 1 if anything is invalid, 0 otherwise."""
     console = Console()
     try:
-        report = validate_paths(paths, max_image_pixels=max_image_pixels, keep_per_kind=max(show, 20))
-    except ShardError as exc:
+        policy = DEFAULT_POLICY.with_caps(parse_caps(max_member_bytes or []))
+        report = validate_paths(paths, max_image_pixels=max_image_pixels, keep_per_kind=max(show, 20),
+                                member_policy=policy)
+    except (ShardError, InputError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     render_report(report, console, show)

@@ -16,6 +16,7 @@ from got_data.errors import RecordError, ShardError
 from got_data.records import EditRecord, MultiTurnRecord, T2IRecord, parse_record
 from got_data.shards.layout import JSON_MEMBER, resolve_shard_paths
 from got_data.shards.stream import RawSample, TarStream
+from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy
 
 AnyRecord = T2IRecord | EditRecord | MultiTurnRecord
 
@@ -83,19 +84,25 @@ def decode_sample(wds_sample: dict[str, Any]) -> ShardSample:
 
 def _from_raw(raw: RawSample, shard: str) -> ShardSample:
     names = [suffix for suffix, _ in raw.members]
-    if raw.repeated or raw.irregular or len(set(names)) != len(names):
-        raise ShardError(f"{shard}: sample {raw.key} is not one contiguous run of distinct regular members")
+    if raw.refused:
+        first = raw.refused[0]
+        raise ShardError(f"{shard}: sample {raw.key}: member not read ({first.reason}): {first.detail}")
+    if raw.repeated or len(set(names)) != len(names):
+        raise ShardError(f"{shard}: sample {raw.key} is not one contiguous run of distinct members")
     members = dict(raw.members)
     return _build(raw.key, members.pop(JSON_MEMBER, None), members, shard)
 
 
-def iter_samples(paths: list[Path] | list[str] | Path | str) -> Iterator[ShardSample]:
+def iter_samples(
+    paths: list[Path] | list[str] | Path | str, member_policy: MemberPolicy = DEFAULT_POLICY
+) -> Iterator[ShardSample]:
     """Every sample of the given shards (files, folders, globs), shards in sorted order.
 
-    Streams: memory holds one sample at a time. Raises ShardError on a sample that does not validate
-    or a tar that is unreadable or truncated (run `got-data validate` for a full report).
+    Streams: memory holds one sample at a time, each member within `member_policy`'s caps. Raises
+    ShardError on a sample that does not validate, a member the policy refuses (link, sparse,
+    oversized), or a tar that is unreadable or truncated (run `got-data validate` for a full report).
     """
     for path in resolve_shard_paths(paths):
-        for raw in TarStream(path).samples():
+        for raw in TarStream(path, member_policy).samples():
             yield _from_raw(raw, str(path))
 

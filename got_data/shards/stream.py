@@ -3,7 +3,9 @@
 `tarfile` in stream mode ('r|') reads sequentially and holds one member at a time, but it stops
 silently at a header that is cut short or garbled after the first member. This module checks that the
 archive really ends with its end-of-archive zero blocks, so a truncated shard is reported as truncated
-instead of read as a shorter, valid-looking one.
+instead of read as a shorter, valid-looking one. Every member is first put to a `MemberPolicy`
+(`tar_policy.py`): links, sparse members, non-files and members over their cap are named in the
+sample's `refused` list and never read, so memory holds at most one sample within the caps.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import BinaryIO
 
 from got_data.errors import ShardError
 from got_data.shards.layout import split_member_name
+from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy, Refusal
 
 _BLOCK = 512
 _END_OF_ARCHIVE = b"\0" * (2 * _BLOCK)
@@ -38,14 +41,14 @@ class RawSample:
     """Consecutive tar members sharing one key, as (suffix, bytes) in archive order.
 
     `repeated` flags a key that already had an earlier, separate run of members in this tar (the
-    webdataset layout needs a sample's members to be adjacent). `irregular` names members that are
-    not regular files (directories, links) and so carry no data.
+    webdataset layout needs a sample's members to be adjacent). `refused` lists the members the
+    policy kept unread (links, sparse, non-files, oversized), with the reason.
     """
 
     key: str
     members: list[tuple[str, bytes]] = field(default_factory=list)
     repeated: bool = False
-    irregular: list[str] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
 
 
 class _HashingReader(io.RawIOBase):
@@ -74,8 +77,9 @@ class TarStream:
     Raises TarUnreadableError / TarTruncatedError (both ShardError) from `samples()`.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, policy: MemberPolicy = DEFAULT_POLICY) -> None:
         self.path = path
+        self.policy = policy
         self.sha256: str | None = None
         self.size = 0
 
@@ -109,12 +113,13 @@ class TarStream:
                         seen.add(current.key)
                         yield current
                     current = RawSample(key=key, repeated=key in seen)
-                if not info.isfile():
-                    current.irregular.append(info.name)
+                refusal = self.policy.refusal(info)
+                if refusal is not None:
+                    current.refused.append(refusal)
                     continue
                 member = tar.extractfile(info)
                 assert member is not None
-                current.members.append((suffix, member.read()))
+                current.members.append((suffix, member.read(info.size)))
         except (tarfile.ReadError, EOFError) as exc:
             raise TarTruncatedError(f"{self.path}: tar ends inside a member ({exc})") from exc
         except tarfile.TarError as exc:

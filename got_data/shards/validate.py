@@ -24,12 +24,14 @@ from got_data.shards.image_formats import ImageFormatError, open_claimed
 from got_data.shards.layout import JSON_MEMBER, MANIFEST_FILE, index_path_for, resolve_shard_paths, shard_index
 from got_data.shards.manifest import read_manifest
 from got_data.shards.stream import RawSample, TarStream, TarTruncatedError, TarUnreadableError
+from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy
 
 ERROR_KINDS = (
     "tar_unreadable",  # not a tar: zero bytes, another format, garbled header
     "tar_truncated",  # a member's data or the end-of-archive marker is missing
     "missing_member",  # the record lists an image the sample lacks
-    "orphan_member",  # a member no record claims (image without record, extra member, non-file entry)
+    "orphan_member",  # a member no record claims (image without record, extra member)
+    "member_refused",  # a link, sparse, non-file or oversized member: never read (tar_policy.py)
     "duplicate_key",  # a key's members are split across the tar, or a member repeats
     "bad_json",  # the record member is not UTF-8 JSON
     "schema",  # the record breaks the schema or an invariant (box range, spans, roles...)
@@ -116,7 +118,7 @@ class _SampleChecker:
         problems: list[tuple[str, str]] = []
         if raw.repeated:
             problems.append(("duplicate_key", "the key's members are not adjacent: it appears earlier in the tar"))
-        problems += [("orphan_member", f"{name} is not a regular file") for name in raw.irregular]
+        problems += [("member_refused", f"{refusal.reason}: {refusal.detail}") for refusal in raw.refused]
         members: dict[str, bytes] = {}
         for suffix, data in raw.members:
             if suffix in members:
@@ -202,7 +204,7 @@ class _SampleChecker:
         return json_row
 
 
-def _validate_shard(path: Path, report: ValidationReport, max_image_pixels: int) -> _ShardResult:
+def _validate_shard(path: Path, report: ValidationReport, max_image_pixels: int, policy: MemberPolicy) -> _ShardResult:
     result = _ShardResult(path=path)
     index: dict[tuple[str, str], IndexRow] | None
     try:
@@ -211,7 +213,7 @@ def _validate_shard(path: Path, report: ValidationReport, max_image_pixels: int)
         report.add("index_mismatch", path, None, str(exc))
         index = None
     checker = _SampleChecker(path, index, max_image_pixels)
-    stream = TarStream(path)
+    stream = TarStream(path, policy)
     try:
         for raw in stream.samples():
             result.samples += 1
@@ -279,9 +281,11 @@ def validate_paths(
     paths: list[Path] | list[str] | Path | str,
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     keep_per_kind: int = DEFAULT_KEEP_ISSUES,
+    member_policy: MemberPolicy = DEFAULT_POLICY,
 ) -> ValidationReport:
     """Validate shards (files, folders, globs). Never raises for a bad shard: every fault is an Issue.
 
+    Members `member_policy` refuses (links, sparse, over their cap) are reported, never read.
     Raises ShardError only when a path does not exist or a glob matches nothing. A folder's
     manifest.json, when present, is checked against its shards (fully when the folder itself is given).
     """
@@ -291,7 +295,7 @@ def validate_paths(
     by_folder: dict[Path, list[_ShardResult]] = {}
     for path in resolve_shard_paths(items):
         report.shards += 1
-        result = _validate_shard(path, report, max_image_pixels)
+        result = _validate_shard(path, report, max_image_pixels, member_policy)
         by_folder.setdefault(path.parent.resolve(), []).append(result)
     for folder in sorted(folders | set(by_folder)):
         if (folder / MANIFEST_FILE).exists():
