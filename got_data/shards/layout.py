@@ -24,6 +24,7 @@ MEMBER_MODE = 0o644
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _MEMBER_RE = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
 _SHARD_RE = re.compile(r"^(?P<name>.+)-(?P<index>\d{6,})\.tar$")
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # pipe:CMD, http://, s3://, file:...
 
 
 def check_name(name: str) -> str:
@@ -83,10 +84,13 @@ def next_shard_index(folder: Path, name: str = "got") -> int:
 
 
 def resolve_shard_paths(paths: list[Path] | list[str] | Path | str) -> list[Path]:
-    """Expand files, folders (their finished shards) and globs into a sorted, de-duplicated list.
+    """Expand files, folders (their finished shards) and globs into a sorted, de-duplicated list of
+    absolute real paths of local files.
 
-    Raises ShardError for a path that does not exist, a folder without shards or a glob that matches
-    nothing, so a typo is not mistaken for an empty dataset.
+    Real paths are what makes them safe to hand to webdataset, which runs a name starting with
+    `pipe:` as a shell command and opens other URL schemes: every path returned starts with '/'.
+    Raises ShardError for a path that does not exist (naming a URL as such), a folder without
+    shards or a glob that matches nothing, so a typo is not mistaken for an empty dataset.
     """
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     found: set[Path] = set()
@@ -97,16 +101,19 @@ def resolve_shard_paths(paths: list[Path] | list[str] | Path | str) -> list[Path
             tars = [m for m in matches if m.is_file() and m.name.endswith(".tar") and not m.name.startswith(".")]
             if not tars:
                 raise ShardError(f"no shard matches {text!r}")
-            found.update(tars)
+            found.update(m.resolve() for m in tars)
             continue
         path = Path(text)
         if path.is_dir():
             shards = list_shards(path)
             if not shards:
                 raise ShardError(f"{path} holds no finished shard ({{name}}-NNNNNN.tar)")
-            found.update(shards)
+            found.update(shard.resolve() for shard in shards)
         elif path.is_file():
-            found.add(path)
+            found.add(path.resolve())
+        elif _URL_RE.match(text):
+            raise ShardError(f"{text!r} is not a local file: shards are read from local paths only (URLs such as "
+                             "pipe:, http: or s3: are never opened); copy the shards here first")
         else:
             raise ShardError(f"{path} does not exist")
     return sorted(found)
