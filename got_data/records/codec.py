@@ -77,8 +77,15 @@ def find_control_tokens(text: str) -> list[str]:
 
 
 def strip_special_tokens(text: str) -> str:
-    """Remove every `<|...|>` token from untrusted or model-written text, so it cannot fake structure."""
-    return re.sub(r"[ \t]{2,}", " ", SPECIAL_TOKEN_RE.sub("", text))
+    """Remove every `<|...|>` token from untrusted or model-written text, so it cannot fake structure.
+
+    Repeats until nothing changes: removing `<|x|>` from `<|box_<|x|>start|>` joins a new token.
+    """
+    while True:
+        stripped = SPECIAL_TOKEN_RE.sub("", text)
+        if stripped == text:
+            return re.sub(r"[ \t]{2,}", " ", stripped)
+        text = stripped
 
 
 def render_got(plain: str, annotations: list[Annotation]) -> tuple[str, list[tuple[int, int]]]:
