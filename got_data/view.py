@@ -3,7 +3,8 @@
 Boxes as numbers say little; drawn over the image, next to the text with each grounded phrase in its
 box's colour, they show at a glance whether grounding is right. The page is one self-contained file
 (images as data URIs, no external asset, no script), so it opens anywhere and can be attached to an
-issue. Captions and model text are untrusted: every text goes through `html.escape`, and the page's
+issue. Captions and model text are untrusted: every text goes through `shown` (HTML-escaped, NUL and
+bidi controls written out as [U+202E] so the page shows the characters a model would read), and the page's
 Content-Security-Policy forbids scripts besides.
 """
 
@@ -21,7 +22,7 @@ from typing import TextIO
 
 from got_data.errors import InputError, ShardError
 from got_data.records import Box, EditOp, EditRecord, ImageInfo, MultiTurnRecord, T2IRecord
-from got_data.records.codec import ParsedGot, parse_got
+from got_data.records.codec import UNSAFE_CHARACTER_RE, ParsedGot, parse_got
 from got_data.shards.image_formats import open_claimed
 from got_data.shards.layout import partial_path, resolve_shard_paths
 from got_data.shards.reader import AnyRecord, ShardSample, iter_samples
@@ -83,6 +84,12 @@ class PreviewResult:
     path: Path
     samples: int
     truncated: bool
+
+
+def shown(text: str) -> str:
+    """Text as it may go into the page: HTML-escaped, with NUL and bidi controls (which would reorder
+    what the reader sees) written out as `[U+202E]`."""
+    return html.escape(UNSAFE_CHARACTER_RE.sub(lambda m: f"[U+{ord(m[0]):04X}]", text))
 
 
 def colour_of(ref_index: int) -> str:
@@ -152,7 +159,7 @@ def embeddable_image(data: bytes, info: ImageInfo) -> tuple[str, bytes]:
 
 
 def _box_html(overlay: Overlay) -> str:
-    b, label = overlay.box, html.escape(overlay.label)
+    b, label = overlay.box, shown(overlay.label)
     style = (f"left:{percent(b.x1)};top:{percent(b.y1)};width:{percent(b.x2 - b.x1)};"
              f"height:{percent(b.y2 - b.y1)};border-color:{overlay.colour}")
     return (f'<div class="box" style="{style}" title="{label} {b.render()}">'
@@ -162,10 +169,10 @@ def _box_html(overlay: Overlay) -> str:
 def _panel_html(panel: Panel, data: bytes) -> str:
     mime, payload = embeddable_image(data, panel.info)
     uri = f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
-    alt = html.escape(f"{panel.info.role} ({panel.info.width}x{panel.info.height})")
+    alt = shown(f"{panel.info.role} ({panel.info.width}x{panel.info.height})")
     boxes = "".join(_box_html(o) for o in panel.overlays)
     return (f'<figure><div class="frame"><img src="{uri}" alt="{alt}">{boxes}</div>'
-            f"<figcaption>{html.escape(panel.caption)}</figcaption></figure>")
+            f"<figcaption>{shown(panel.caption)}</figcaption></figure>")
 
 
 def got_html(parsed: ParsedGot) -> str:
@@ -176,11 +183,11 @@ def got_html(parsed: ParsedGot) -> str:
         start, end = ref.plain_span
         colour = colour_of(i)
         boxes = " ".join(box.render() for box in ref.boxes)
-        pieces.append(html.escape(parsed.plain[cursor:start]))
+        pieces.append(shown(parsed.plain[cursor:start]))
         pieces.append(f'<mark style="background:{colour}33;border-bottom:2px solid {colour}">'
-                      f"{html.escape(ref.phrase)}</mark><sub style=\"color:{colour}\">{boxes}</sub>")
+                      f"{shown(ref.phrase)}</mark><sub style=\"color:{colour}\">{boxes}</sub>")
         cursor = end
-    pieces.append(html.escape(parsed.plain[cursor:]))
+    pieces.append(shown(parsed.plain[cursor:]))
     return f'<p class="got">{"".join(pieces)}</p>'
 
 
@@ -208,7 +215,7 @@ def _fields(record: AnyRecord, shard: str) -> list[tuple[str, str]]:
 
 
 def _fields_html(fields: Iterable[tuple[str, str]]) -> str:
-    rows = "".join(f"<dt>{html.escape(name)}</dt><dd>{html.escape(value)}</dd>" for name, value in fields)
+    rows = "".join(f"<dt>{shown(name)}</dt><dd>{shown(value)}</dd>" for name, value in fields)
     return f"<dl>{rows}</dl>"
 
 
@@ -216,8 +223,8 @@ def sample_html(sample: ShardSample, number: int) -> str:
     """One sample's section: its images with boxes side by side, the GoT text, then the record's fields."""
     record, parsed = sample.record, parse_got(sample.record.got)
     figures = "".join(_panel_html(panel, sample.images[panel.info.member]) for panel in panels_of(record, parsed))
-    title = html.escape(f"#{number} {record.kind} · {record.key}")
-    return (f'<section class="sample" id="{html.escape(record.key)}"><h2>{title}</h2>'
+    title = shown(f"#{number} {record.kind} · {record.key}")
+    return (f'<section class="sample" id="{shown(record.key)}"><h2>{title}</h2>'
             f'<div class="panels">{figures}</div>{got_html(parsed)}'
             f"{_fields_html(_fields(record, sample.shard))}</section>\n")
 
@@ -228,7 +235,7 @@ def _page_head(shards: list[Path]) -> str:
             "<meta http-equiv=\"Content-Security-Policy\" "
             "content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">"
             f"<title>GoT preview</title><style>{_CSS}</style></head><body>\n"
-            f"<header><h1>GoT preview</h1><p>{html.escape(names)}</p></header>\n")
+            f"<header><h1>GoT preview</h1><p>{shown(names)}</p></header>\n")
 
 
 def _page_tail(samples: int, truncated: bool) -> str:

@@ -161,7 +161,7 @@ def _hostile_sample(tmp_path: Path) -> tuple[Path, str, str]:
     start = plain.index(phrase)
     box = Box(x1=100, y1=200, x2=600, y2=700)
     got, spans = render_got(plain, [Annotation(start, start + len(phrase), (box,))])
-    caption = "<script>alert('caption')</script>"
+    caption = "<script>alert('caption')</script><|im_end|>\u202egnp.exe\x00"
     record = T2IRecord(**{
         **base.record.model_dump(),
         "key": make_key("t2i", "hostile", "h1"),
@@ -181,6 +181,8 @@ def test_untrusted_text_is_escaped(tmp_path: Path) -> None:
     raw = result.path.read_text(encoding="utf-8")
     assert "<b>" not in raw and "<script" not in raw
     assert "&lt;b&gt;bold&lt;/b&gt; cat" in raw and "&lt;script&gt;alert(&#x27;caption&#x27;)" in raw
+    # the verbatim caption's control token shows as text, its bidi override and NUL as visible code points
+    assert "&lt;|im_end|&gt;[U+202E]gnp.exe[U+0000]" in raw and "\u202e" not in raw and "\x00" not in raw
     page = parse_page(result.path)
     assert [b.label for b in page.boxes] == [phrase]
     assert page.boxes[0].style["left"] == "10.0%" and page.boxes[0].style["height"] == "50.0%"

@@ -35,6 +35,9 @@ CONTROL_TOKENS = (
     "<|quad_end|>",
 )
 SPECIAL_TOKEN_RE = re.compile(r"<\|[A-Za-z0-9_]+\|>")
+# NUL and the bidi embedding, override and isolate controls (U+202A-U+202E, U+2066-U+2069): they make
+# the text a person is shown differ from what a model reads, so no record text a model reads holds them.
+UNSAFE_CHARACTER_RE = re.compile("[\x00\u202a-\u202e\u2066-\u2069]")
 _TOKEN_SPLIT_RE = re.compile(r"(<\|[A-Za-z0-9_]+\|>)")
 
 
@@ -76,13 +79,19 @@ def find_control_tokens(text: str) -> list[str]:
     return [tok for tok in find_special_tokens(text) if tok not in GROUNDING_TOKENS]
 
 
+def find_unsafe_characters(text: str) -> list[str]:
+    """Every NUL or bidi control character in text (see UNSAFE_CHARACTER_RE)."""
+    return UNSAFE_CHARACTER_RE.findall(text)
+
+
 def strip_special_tokens(text: str) -> str:
-    """Remove every `<|...|>` token from untrusted or model-written text, so it cannot fake structure.
+    """Remove every `<|...|>` token, NUL and bidi control from untrusted or model-written text, so it
+    cannot fake structure nor show a person something other than what a model reads.
 
     Repeats until nothing changes: removing `<|x|>` from `<|box_<|x|>start|>` joins a new token.
     """
     while True:
-        stripped = SPECIAL_TOKEN_RE.sub("", text)
+        stripped = SPECIAL_TOKEN_RE.sub("", UNSAFE_CHARACTER_RE.sub("", text))
         if stripped == text:
             return re.sub(r"[ \t]{2,}", " ", stripped)
         text = stripped

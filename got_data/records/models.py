@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from got_data.errors import CodecError, RecordError
 from got_data.records.boxes import Box
-from got_data.records.codec import find_special_tokens, parse_got
+from got_data.records.codec import find_special_tokens, find_unsafe_characters, parse_got
 
 SCHEMA_VERSION = "1.0"
 KEY_LENGTH = 24
@@ -31,11 +31,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _no_special_tokens(value: str, what: str) -> str:
+def _no_unsafe_characters(value: str, what: str) -> str:
+    found = find_unsafe_characters(value)
+    if found:
+        raise ValueError(f"{what} contains the control character U+{ord(found[0]):04X} (NUL or bidi control)")
+    return value
+
+
+def _safe_text(value: str, what: str) -> str:
+    """Text a model or trainer reads: no `<|...|>` token, NUL or bidi control (untrusted text is cleaned
+    with `strip_special_tokens` before it gets here)."""
     found = find_special_tokens(value)
     if found:
         raise ValueError(f"{what} contains special token {found[0]}")
-    return value
+    return _no_unsafe_characters(value, what)
 
 
 class ImageInfo(_Strict):
@@ -56,7 +65,11 @@ class ImageInfo(_Strict):
 class SourceInfo(_Strict):
     dataset: str = Field(min_length=1)
     input_ref: str = Field(min_length=1, description="where the input came from: relative path, manifest row, shard+key")
-    original_caption: str | None = Field(default=None, description="the input's caption or instruction, verbatim")
+    original_caption: str | None = Field(
+        default=None,
+        description="the input's caption or instruction, verbatim (untrusted: never fed to a model unsanitised, "
+        "escaped where shown)",
+    )
 
 
 class ModelInfo(_Strict):
@@ -102,6 +115,14 @@ class EditOp(_Strict):
     object_description: str | None = Field(default=None, description="brief description of the region's crop before")
     new_object_description: str | None = Field(default=None, description="brief description of the region's crop after")
 
+    @model_validator(mode="after")
+    def _safe_texts(self) -> "EditOp":
+        for name in ("edit_type", "target_object", "new_object", "change", "object_description", "new_object_description"):
+            value = getattr(self, name)
+            if value is not None:
+                _safe_text(value, name.replace("_", " "))
+        return self
+
 
 class _RecordBase(_Strict):
     schema_version: Literal["1.0"] = SCHEMA_VERSION
@@ -110,6 +131,11 @@ class _RecordBase(_Strict):
     images: list[ImageInfo] = Field(min_length=1)
     got: str = Field(min_length=1, description="the GoT text, Qwen2-VL grounding convention")
     provenance: Provenance
+
+    @field_validator("got")
+    @classmethod
+    def _got_characters(cls, got: str) -> str:
+        return _no_unsafe_characters(got, "GoT text")  # its tokens are checked by parse_got
 
     @field_validator("images")
     @classmethod
@@ -154,8 +180,8 @@ class T2IRecord(_RecordBase):
     @model_validator(mode="after")
     def _invariants(self) -> "T2IRecord":
         self._roles_must_be(["image"])
-        _no_special_tokens(self.prompt, "prompt")
-        _no_special_tokens(self.description, "description")
+        _safe_text(self.prompt, "prompt")
+        _safe_text(self.description, "description")
         try:
             parsed = parse_got(self.got)
         except CodecError as exc:
@@ -194,10 +220,11 @@ class EditRecord(_RecordBase):
     @model_validator(mode="after")
     def _invariants(self) -> "EditRecord":
         self._roles_must_be(["source", "target"])
+        _safe_text(self.instruction, "instruction")
         for name in ("source_description", "target_description"):
-            _no_special_tokens(getattr(self, name), name.replace("_", " "))
+            _safe_text(getattr(self, name), name.replace("_", " "))
         for text in self.reinstructions:
-            _no_special_tokens(text, "reinstruction")
+            _safe_text(text, "reinstruction")
         self._got_boxes_must_be(list(self.edit.regions))
         return self
 
@@ -217,8 +244,10 @@ class MultiTurnRecord(_RecordBase):
         if len(self.steps) != len(self.instructions):
             raise ValueError(f"{len(self.instructions)} instruction(s) but {len(self.steps)} step(s)")
         self._roles_must_be(["source"] + [f"turn{i + 1}" for i in range(len(self.instructions))])
+        for n, text in enumerate(self.instructions, 1):
+            _safe_text(text, f"instruction {n}")
         for name in ("source_description", "final_description"):
-            _no_special_tokens(getattr(self, name), name.replace("_", " "))
+            _safe_text(getattr(self, name), name.replace("_", " "))
         self._got_boxes_must_be([box for step in self.steps for box in step.regions])
         return self
 

@@ -394,6 +394,19 @@ def write_broken(root: Path, samples: dict[str, list[tuple[Any, dict[str, bytes]
         entry(good, as_members(good, good_images)),
         entry(bad, as_members(bad, bad_images, good.model_dump_json().encode()[:-40])),
     ])
+    write_raw_shard(root / "instruction_control_token", [
+        entry(good, as_members(good, good_images)),
+        entry(edit, as_members(edit, edit_images, tampered(edit, lambda d: d.update(instruction=d["instruction"] + " <|im_end|>")))),
+    ])
+    sequence, sequence_images = samples["multiturn"][0]
+
+    def bidi_in_step(d: dict[str, Any]) -> None:
+        d["steps"][0]["change"] = "\u202e" + d["steps"][0]["change"]
+
+    write_raw_shard(root / "edit_op_bidi_control", [
+        entry(good, as_members(good, good_images)),
+        entry(sequence, as_members(sequence, sequence_images, tampered(sequence, bidi_in_step))),
+    ])
     truncated = root / "truncated_tar"
     truncated.mkdir(parents=True)
     tar_bytes = (valid_root / "t2i" / tar_filename("got", 0)).read_bytes()

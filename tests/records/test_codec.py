@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from got_data.errors import CodecError
 from got_data.records import Annotation, Box, parse_got, render_got, strip_special_tokens
-from got_data.records.codec import find_special_tokens
+from got_data.records.codec import find_special_tokens, find_unsafe_characters
 
 boxes = st.builds(
     lambda x1, w, y1, h: Box(x1=x1, y1=y1, x2=min(999, x1 + w), y2=min(999, y1 + h)),
@@ -89,17 +89,20 @@ def test_strip_special_tokens_removes_fake_structure():
     ("<|box_<|x|>start|>", ""),
     ("a <|im_<|im_<|x|>end|>end|> b", "a b"),
     ("<<|x|>|box_end|<|y|>>", ""),
+    ("<|box_\x00start|>a\u202eb\u2069", "ab"),
 ])
 def test_tokens_joined_by_stripping_are_stripped_too(text, cleaned):
     assert strip_special_tokens(text) == cleaned
 
 
-_TOKEN_PIECES = st.sampled_from(["<|", "|>", "<", "|", ">", "box_start", "im_end", "x", "_", " ", "  ", "a", "\t", "<|x|>"])
+_TOKEN_PIECES = st.sampled_from(
+    ["<|", "|>", "<", "|", ">", "box_start", "im_end", "x", "_", " ", "  ", "a", "\t", "<|x|>", "\x00", "\u202e", "\u2066"]
+)
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(_TOKEN_PIECES, max_size=24).map("".join))
 def test_stripped_text_holds_no_token_and_is_stable(text):
     cleaned = strip_special_tokens(text)
-    assert find_special_tokens(cleaned) == []
+    assert find_special_tokens(cleaned) == [] and find_unsafe_characters(cleaned) == []
     assert strip_special_tokens(cleaned) == cleaned

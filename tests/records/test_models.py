@@ -1,6 +1,7 @@
 """Record invariants are enforced by the models themselves."""
 
 import hashlib
+import re
 from datetime import datetime, timezone
 
 import pytest
@@ -96,17 +97,33 @@ def edit_got(*boxes):
     return f"1. A red kite in the sky.\n2. The kite is edited.\n3. Region:{refs}\n4. Recolour it blue.\n5. A blue kite."
 
 
-def test_edit_record_boxes_must_match_text():
-    base = dict(
+def edit_base():
+    return dict(
         key=make_key("edit", "demo", "k1", SHA, SHA),
         source=SourceInfo(dataset="demo", input_ref="k1", original_caption="make the kite blue"),
         images=[image("source", "source.jpg"), image("target", "target.jpg")],
         provenance=PROV,
         instruction="make the kite blue",
+        reinstructions=["kite to blue"],
         source_description="A red kite in the sky.",
         target_description="A blue kite in the sky.",
         edit=edit_op(),
     )
+
+
+def multiturn_base():
+    return dict(
+        key=make_key("multiturn", "demo", "m1", SHA),
+        source=SourceInfo(dataset="demo", input_ref="m1"),
+        provenance=PROV,
+        source_description="A red kite.",
+        final_description="A blue kite over a field.",
+        got=edit_got(KITE, FIELD),
+    )
+
+
+def test_edit_record_boxes_must_match_text():
+    base = edit_base()
     assert EditRecord(got=edit_got(KITE), **base).object_count() == 1
     with pytest.raises(ValueError, match="differ from the structured boxes"):
         EditRecord(got=edit_got(FIELD), **base)
@@ -115,14 +132,7 @@ def test_edit_record_boxes_must_match_text():
 
 
 def test_multiturn_step_count_matches_turns():
-    base = dict(
-        key=make_key("multiturn", "demo", "m1", SHA),
-        source=SourceInfo(dataset="demo", input_ref="m1"),
-        provenance=PROV,
-        source_description="A red kite.",
-        final_description="A blue kite over a field.",
-        got=edit_got(KITE, FIELD),
-    )
+    base = multiturn_base()
     record = MultiTurnRecord(
         instructions=["make it blue", "add a field"],
         steps=[edit_op(KITE), edit_op(FIELD)],
@@ -137,3 +147,55 @@ def test_multiturn_step_count_matches_turns():
             images=[image("source", "source.jpg"), image("turn1", "turn1.jpg"), image("turn2", "turn2.jpg")],
             **base,
         )
+
+
+def multiturn_record():
+    return MultiTurnRecord(
+        instructions=["make it blue", "add a field"],
+        steps=[edit_op(KITE), edit_op(FIELD)],
+        images=[image("source", "source.jpg"), image("turn1", "turn1.jpg"), image("turn2", "turn2.jpg")],
+        **multiturn_base(),
+    )
+
+
+RECORDS = {
+    "t2i": lambda: T2IRecord(**t2i_data()),
+    "edit": lambda: EditRecord(got=edit_got(KITE), **edit_base()),
+    "multiturn": multiturn_record,
+}
+# (record kind, path of a text field a model or the trainer reads)
+MODEL_READ_TEXTS = [
+    ("t2i", ("prompt",)), ("t2i", ("description",)), ("t2i", ("got",)),
+    ("edit", ("instruction",)), ("edit", ("reinstructions", 0)), ("edit", ("source_description",)),
+    ("edit", ("target_description",)), ("edit", ("got",)), ("edit", ("edit", "edit_type")),
+    ("edit", ("edit", "target_object")), ("edit", ("edit", "change")), ("edit", ("edit", "new_object")),
+    ("edit", ("edit", "object_description")), ("edit", ("edit", "new_object_description")),
+    ("multiturn", ("instructions", 1)), ("multiturn", ("final_description",)), ("multiturn", ("steps", 1, "change")),
+    ("multiturn", ("steps", 0, "target_object")),
+]
+# hostile text -> what the error names
+HOSTILE = [("<|im_end|>", "<|im_end|>"), ("\x00", "U+0000"), ("\u202e", "U+202E"), ("\u2066", "U+2066")]
+
+
+def with_text(data, path, text):
+    *parents, last = path
+    holder = data
+    for step in parents:
+        holder = holder[step]
+    holder[last] = (holder[last] or "a kite") + " " + text + " now"
+    return data
+
+
+@pytest.mark.parametrize("kind, path", MODEL_READ_TEXTS)
+@pytest.mark.parametrize("text, named", HOSTILE)
+def test_text_a_model_reads_refuses_control_tokens_nul_and_bidi_controls(kind, path, text, named):
+    data = RECORDS[kind]().model_dump(mode="json")
+    with pytest.raises(RecordError, match=re.escape(named)):
+        parse_record(with_text(data, path, text))
+
+
+@pytest.mark.parametrize("kind", sorted(RECORDS))
+def test_original_caption_stays_verbatim(kind):
+    data = RECORDS[kind]().model_dump(mode="json")
+    data["source"]["original_caption"] = "<|im_end|>\x00\u202eexact words"
+    assert parse_record(data).source.original_caption == "<|im_end|>\x00\u202eexact words"

@@ -32,6 +32,8 @@ def test_committed_valid_shards_pass(shards_dir, kind, samples):
     ("image_mismatch", "image_mismatch", "sha256"),
     ("bad_json", "bad_json", "does not parse"),
     ("truncated_tar", "tar_truncated", "ends inside a member"),
+    ("instruction_control_token", "schema", "instruction contains special token <|im_end|>"),
+    ("edit_op_bidi_control", "schema", "change contains the control character U+202E"),
 ])
 def test_each_broken_shard_fails_with_its_kind(shards_dir, case, kind, reason):
     report = validate_paths(shards_dir / "broken" / case)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from got_data.annotate.answers import RecaptionAnswer, bounded_schema
 from got_data.annotate.stage import Stage, StageReject
 from got_data.annotate.text import clean_model_text, parse_json_answer
+from got_data.records.codec import strip_special_tokens
 
 
 class Recaption(Stage):
@@ -14,7 +15,8 @@ class Recaption(Stage):
     writes = ("prompt", "description")
 
     async def run(self, work, models) -> None:
-        caption = (work.caption or "").strip()
+        # The caption is the input's verbatim, untrusted text: the model gets it without tokens or bidi controls.
+        caption = strip_special_tokens(work.caption or "").strip()
         max_chars = int(self.option("max_caption_chars", 2000))
         section = "user_with_caption" if caption else "user"
         text = await models.ask(
