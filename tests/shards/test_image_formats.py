@@ -12,6 +12,7 @@ import pytest
 from PIL import EpsImagePlugin, Image
 
 from got_data.ingest.images import ACCEPTED_FORMATS
+from got_data.ingest.items import IMAGE_EXTENSIONS
 from got_data.shards import ShardWriter, validate_paths
 from got_data.shards.image_formats import (
     IMAGE_FORMAT_BY_EXTENSION,
@@ -94,8 +95,9 @@ def test_names_claiming_no_known_format_are_refused(name):
         claimed_format(name)
 
 
-def test_the_map_covers_exactly_the_formats_ingest_accepts():
+def test_the_map_covers_exactly_the_formats_and_extensions_ingest_accepts():
     assert set(IMAGE_FORMAT_BY_EXTENSION.values()) == set(ACCEPTED_FORMATS)
+    assert set(IMAGE_FORMAT_BY_EXTENSION) == IMAGE_EXTENSIONS
 
 
 def test_open_claimed_opens_the_claimed_format(valid_samples):
