@@ -90,6 +90,7 @@ class AnnotateSettings:
     dataset: str | None
     max_images_in_flight: int
     max_input_pixels: int
+    force: bool = False
     max_member_bytes: list[str] | None = None
 
     def member_policy(self) -> MemberPolicy:
@@ -111,6 +112,8 @@ def _shared_annotate_options(
     max_member_bytes: Annotated[Optional[list[str]], typer.Option(
         metavar="EXT=SIZE", help="cap on a shard input's tar members by extension, e.g. jpg=20MB, json=1M, *=8M "
         "for all others (repeatable; docs/CONFIG.md)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="take over an --out folder that holds other files or "
+                                                        "another job's output (default: refuse)")] = False,
 ) -> None:
     """Never called: its signature declares the options every annotate command shares."""
 
@@ -156,7 +159,7 @@ def annotate_command(name: str, default_config: str) -> Callable[[Callable[..., 
                                  max_images_in_flight=settings.max_images_in_flight,
                                  max_input_pixels=settings.max_input_pixels)
             models = ModelChoice(vlm=settings.vlm, llm=settings.llm)
-            annotate(spec, source, options, models, ray_address=settings.ray_address)
+            annotate(spec, source, options, models, ray_address=settings.ray_address, force=settings.force)
 
         command.__name__ = f"annotate_{name}"
         command.__doc__ = open_input.__doc__

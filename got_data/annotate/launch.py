@@ -11,9 +11,13 @@ import ray
 from rich.console import Console
 from rich.table import Table
 
+from got_data.annotate.out_marker import RunIdentity, claim_output_dir
 from got_data.annotate.runner import PipelineRun, RunOptions
 from got_data.local_ray import start_local_ray
 from got_data.spec import PipelineSpec
+
+
+TINY_MODELS = "got-data tiny random-weight models"  # what a role without --vlm/--llm gets
 
 
 @dataclass
@@ -88,8 +92,16 @@ def annotate(
     models: ModelChoice,
     ray_address: str | None = None,
     pools: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Run a pipeline end to end; pools passed in are used (and left running), else started here."""
+    """Run a pipeline end to end; pools passed in are used (and left running), else started here.
+
+    The output folder is claimed for this job first (`out_marker`), before Ray or a pool starts."""
+    if pools is not None:
+        names = {role: str(pool.model_info().get("name")) for role, pool in pools.items()}
+    else:
+        names = {"vlm": models.vlm or TINY_MODELS, "llm": models.llm or TINY_MODELS}
+    claim_output_dir(Path(options.out_dir), RunIdentity.of(spec, source, names), force=force)
     init_ray(ray_address, len(spec.roles()))
     own = pools is None
     pools = pools if pools is not None else start_pools(spec, models, options.console)

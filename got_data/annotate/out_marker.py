@@ -1,0 +1,122 @@
+"""Which run an output folder belongs to, so `--out` never adopts or overwrites another job's files.
+
+The first run into a folder writes `_state/run.json`: the pipeline, one hash per part of the spec that
+changes what is written (stages and their options, prompts, sampling, models) and a hash of the input's
+identity (where it lives, not what it holds: more inputs appended to the same folder or manifest still
+resume). A later run into the folder must match it; pool sizes and other throughput knobs may change.
+A non-empty folder without the marker, or with another job's, is refused with one line naming what
+differs, unless the user passes `--force` to take it over. The marker holds hashes only: no host path
+is published with the shards.
+
+All of this runs before Ray or any pool starts, so a wrong `--out` costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from got_data.errors import ShardError
+from got_data.resources import resolve_resource
+from got_data.spec import PipelineSpec
+
+MARKER = Path("_state") / "run.json"
+MARKER_VERSION = 1
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
+
+
+def _prompt_texts(name: str) -> dict[str, str]:
+    """A stage's prompt file and its model-family variants (`stem.<family>.txt`), by file name."""
+    path = resolve_resource("prompts", name)
+    stem = path.name.removesuffix(".txt")
+    files = [path, *sorted(path.parent.glob(f"{stem}.*.txt"))]
+    return {f.name: f.read_text(encoding="utf-8") for f in files}
+
+
+def _location(source: Any) -> str:
+    """Where an input source reads from: its folder (folders, shard sets) or its manifest file."""
+    for attribute in ("root", "path"):
+        value = getattr(source, attribute, None)
+        if value is not None:
+            return os.path.realpath(value)
+    manifest = getattr(source, "file", None)
+    if manifest is not None:
+        return os.path.realpath(manifest.path)
+    raise ShardError(f"cannot tell where the input {type(source).__name__} lives, so a resume could not be checked")
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """What must stay the same for a rerun to resume into the same output folder."""
+
+    pipeline: str
+    stages: str
+    prompts: str
+    sampling: str
+    models: str
+    input: str
+    version: int = MARKER_VERSION
+
+    @classmethod
+    def of(cls, spec: PipelineSpec, source: Any, models: dict[str, str]) -> RunIdentity:
+        """`models`: the model each role uses (a path, hub id or pool model name), by role."""
+        pixels = {role: (m.min_pixels, m.max_pixels) for role, m in spec.models.items()}
+        return cls(
+            pipeline=f"{spec.name}/{spec.record_kind}",
+            stages=_digest([(s.name, s.role, s.output_schema, s.options) for s in spec.stages]),
+            prompts=_digest({s.name: _prompt_texts(s.prompt) for s in spec.stages if s.prompt}),
+            sampling=_digest({s.name: s.sampling.model_dump() for s in spec.stages if s.role}),
+            models=_digest({role: [models.get(role), pixels.get(role)] for role in spec.roles()}),
+            input=_digest(f"{type(source).__name__}:{_location(source)}"),
+        )
+
+    def differences(self, other: dict[str, Any]) -> list[str]:
+        return [name for name, value in asdict(self).items() if other.get(name) != value]
+
+
+_WHAT = {"pipeline": "the pipeline", "stages": "the stages or their options", "prompts": "the prompts",
+         "sampling": "the sampling", "models": "the models", "input": "the input", "version": "the marker version"}
+
+
+def claim_output_dir(out: Path, identity: RunIdentity, force: bool = False) -> bool:
+    """Check that `out` is new, empty or this job's, then mark it as this job's. Returns True when the
+    folder already held this job's output (a resume). Raises ShardError with one actionable line."""
+    if out.exists() and not out.is_dir():
+        raise ShardError(f"--out {out} is a file; pass a folder (new, empty, or an earlier run of this job)")
+    marker = out / MARKER
+    advice = "pass a new --out, or --force to take the folder over"
+    resuming = False
+    if marker.is_file():
+        try:
+            recorded = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise ShardError(f"--out {out}: its run marker {marker} is unreadable ({exc}); {advice}") from exc
+        differs = identity.differences(recorded if isinstance(recorded, dict) else {})
+        if differs and not force:
+            what = ", ".join(_WHAT[d] for d in differs)
+            raise ShardError(f"--out {out} holds another job's output ({what} differ); a resume must use the same "
+                             f"spec, prompts, models and input: {advice}")
+        resuming = not differs
+    elif out.is_dir() and any(out.iterdir()) and not force:
+        made_by = ("was written by a got-data version without run markers" if (out / MARKER.parent).is_dir()
+                   else "was not written by got-data annotate")
+        raise ShardError(f"--out {out} is not empty and {made_by} (no {MARKER}); {advice}")
+    _write(marker, identity)
+    return resuming
+
+
+def _write(marker: Path, identity: RunIdentity) -> None:
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    tmp = marker.with_name(f".{marker.name}.partial")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(asdict(identity), fh, sort_keys=True, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, marker)
