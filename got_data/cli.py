@@ -91,6 +91,7 @@ class AnnotateSettings:
     max_images_in_flight: int
     max_input_pixels: int
     force: bool = False
+    retry_rejects: list[str] | None = None
     max_member_bytes: list[str] | None = None
 
     def member_policy(self) -> MemberPolicy:
@@ -114,6 +115,9 @@ def _shared_annotate_options(
         "for all others (repeatable; docs/CONFIG.md)")] = None,
     force: Annotated[bool, typer.Option("--force", help="take over an --out folder that holds other files or "
                                                         "another job's output (default: refuse)")] = False,
+    retry_rejects: Annotated[Optional[list[str]], typer.Option(
+        metavar="REASON", help="redo the inputs an earlier run rejected with this reason (repeatable); transient "
+        "rejects (model_failure) are always redone")] = None,
 ) -> None:
     """Never called: its signature declares the options every annotate command shares."""
 
@@ -157,7 +161,8 @@ def annotate_command(name: str, default_config: str) -> Callable[[Callable[..., 
             options = RunOptions(out_dir=settings.out, limit=settings.limit, console=console,
                                  samples_per_shard=settings.samples_per_shard,
                                  max_images_in_flight=settings.max_images_in_flight,
-                                 max_input_pixels=settings.max_input_pixels)
+                                 max_input_pixels=settings.max_input_pixels,
+                                 retry_rejects=tuple(settings.retry_rejects or ()))
             models = ModelChoice(vlm=settings.vlm, llm=settings.llm)
             annotate(spec, source, options, models, ray_address=settings.ray_address, force=settings.force)
 

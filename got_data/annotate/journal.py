@@ -6,6 +6,11 @@ per rejected input, flushed and fsynced as it happens). A kill can cut a last li
 that input is redone) or finish a tar whose journal line never got written: `reconcile` reads such a
 tar's records back, so its inputs still count as done. An input is done when a finished shard holds
 it or a reject names it, never both.
+
+A reject is final (a broken image stays broken) or transient (a pool that died, a timeout: the input
+itself may be fine). A rerun retries the transient ones and any reason the user names
+(`--retry-rejects REASON`): their rows leave the journal when it loads, so each such input is redone
+and lands again in exactly one place.
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ from got_data.shards.layout import list_shards, shard_index, tar_filename
 STATE_DIR = "_state"
 
 
+# Reasons that say nothing against the input: a rerun retries them.
+TRANSIENT_REASONS = frozenset({"model_failure"})
+
+
 @dataclass(frozen=True)
 class RejectRow:
     key: str
@@ -31,8 +40,13 @@ class RejectRow:
     reason: str
     detail: str
 
+    @property
+    def transient(self) -> bool:
+        return self.reason in TRANSIENT_REASONS
 
-REJECT_SCHEMA = pa.schema([(name, pa.string()) for name in ("key", "input_ref", "stage", "reason", "detail")])
+
+REJECT_SCHEMA = pa.schema([*((name, pa.string()) for name in ("key", "input_ref", "stage", "reason", "detail")),
+                           ("transient", pa.bool_())])
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -49,7 +63,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 class Journal:
-    def __init__(self, out_dir: Path, shard_name: str):
+    def __init__(self, out_dir: Path, shard_name: str, retry_reasons: frozenset[str] = frozenset()):
         self.out_dir = out_dir
         self.shard_name = shard_name
         self.state_dir = out_dir / STATE_DIR
@@ -58,14 +72,19 @@ class Journal:
         self.rejects_path = self.state_dir / "rejects.jsonl"
         self.shards: dict[int, dict] = {}
         self.rejects: dict[str, RejectRow] = {}
-        self._load()
+        self.retrying: dict[str, int] = {}  # reason -> rejects this run redoes
+        self._load(retry_reasons)
 
-    def _load(self) -> None:
+    def _load(self, retry_reasons: frozenset[str]) -> None:
         for row in _read_jsonl(self.shards_path):
             if (self.out_dir / tar_filename(self.shard_name, row["index"])).exists():
                 self.shards[row["index"]] = row  # the last line for an index wins
         for row in _read_jsonl(self.rejects_path):
-            self.rejects.setdefault(row["input_ref"], RejectRow(**row))
+            reject = RejectRow(**row)
+            if reject.transient or reject.reason in retry_reasons:
+                self.retrying[reject.reason] = self.retrying.get(reject.reason, 0) + 1
+                continue
+            self.rejects.setdefault(reject.input_ref, reject)
         # Rewrite both files clean, so a torn last line never sits before new appends.
         self._rewrite(self.shards_path, list(self.shards.values()))
         self._rewrite(self.rejects_path, [asdict(r) for r in self.rejects.values()])
@@ -117,7 +136,7 @@ class Journal:
 
     def write_rejects_parquet(self, path: Path) -> None:
         rows = sorted(self.rejects.values(), key=lambda r: r.input_ref)
-        table = pa.Table.from_pylist([asdict(r) for r in rows], schema=REJECT_SCHEMA)
+        table = pa.Table.from_pylist([{**asdict(r), "transient": r.transient} for r in rows], schema=REJECT_SCHEMA)
         tmp = path.with_name(f".{path.name}.partial")
         pq.write_table(table, tmp)
         os.replace(tmp, path)

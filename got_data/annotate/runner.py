@@ -58,6 +58,7 @@ class RunOptions:
     shard_name: str = "got"
     max_images_in_flight: int = 32
     max_input_pixels: int = 64_000_000
+    retry_rejects: tuple[str, ...] = ()  # reject reasons to redo on a rerun, beside the transient ones
     show_progress: bool = True
     console: Console = field(default_factory=Console)
 
@@ -119,7 +120,12 @@ class PipelineRun:
         self.model_max_pixels = spec.models["vlm"].max_pixels if "vlm" in spec.models else None
         self.decoder = DecodeGroups(options.max_input_pixels, self.model_max_pixels)
         options.out_dir.mkdir(parents=True, exist_ok=True)
-        self.journal = Journal(options.out_dir, options.shard_name)
+        self.journal = Journal(options.out_dir, options.shard_name, frozenset(options.retry_rejects))
+        if self.journal.retrying:
+            counts = ", ".join(f"{reason} {n}" for reason, n in sorted(self.journal.retrying.items()))
+            options.console.print(f"retrying earlier rejects: {counts}")
+        for reason in sorted(set(options.retry_rejects) - set(self.journal.retrying)):
+            options.console.print(f"[yellow]--retry-rejects {reason}: no reject has that reason[/yellow]")
         self.journal.reconcile(lambda tar: [s.record.source.input_ref for s in iter_samples(tar)])
         self.stats = RunStats([s.spec.name for s in self.stages])
         self._key_to_ref: dict[str, str] = {}

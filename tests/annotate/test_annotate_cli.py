@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from got_data.cli import app
 
 SHARED = ("--out", "--config", "--vlm", "--llm", "--limit", "--samples-per-shard", "--ray-address", "--dataset",
-          "--max-images-in-flight", "--max-input-pixels", "--force")
+          "--max-images-in-flight", "--max-input-pixels", "--force", "--retry-rejects")
 OWN = {
     "t2i": ("--image-column", "--caption-column"),
     "edit": ("--source-column", "--target-column", "--instruction-column", "--edit-type-column"),

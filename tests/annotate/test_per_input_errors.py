@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from got_data.annotate.runner import PipelineRun, RunOptions
 from got_data.annotate.stage import Stage
 from got_data.annotate.stages import STAGES
+from got_data.engines.types import ModelResponse
 from got_data.errors import CodecError, RecordError
 from got_data.records.codec import find_special_tokens
 from got_data.spec import StageSpec, load_spec
@@ -39,9 +41,9 @@ def world_input(world_set: Path) -> Path:
     return next(p for p in world_set.iterdir() if p.name != "truth.jsonl")
 
 
-def run_pipeline(spec, world_set: Path, out: Path, oracle: WorldOracle) -> dict:
-    pools = {role: OraclePool(role, oracle) for role in spec.roles()}
-    options = RunOptions(out_dir=out, show_progress=False)
+def run_pipeline(spec, world_set: Path, out: Path, oracle: WorldOracle, pool=OraclePool, **options) -> dict:
+    pools = {role: pool(role, oracle) for role in spec.roles()}
+    options = RunOptions(out_dir=out, show_progress=False, **options)
     return PipelineRun(spec, open_world_input("t2i", world_input(world_set)), pools, options).run()
 
 
@@ -120,3 +122,41 @@ def test_any_other_exception_is_a_bug_and_stops_the_run(ray_session, world_set, 
     monkeypatch.setattr(FaultyStage, "faults", {sorted(truth)[1]: KeyError("a bug in got-data")})
     with pytest.raises(KeyError, match="a bug in got-data"):
         run_pipeline(spec_with_faulty_stage(), world_set, tmp_path / "out", WorldOracle(truth))
+
+
+class DeadPoolFor(OraclePool):
+    """A pool whose engine fails every request about some inputs, as a pool whose actor died answers."""
+
+    dead_for: set[str] = set()
+
+    async def generate(self, request):
+        if request.context.get("input_ref") in self.dead_for:
+            return ModelResponse.failure(request.id, "actor died: the engine process exited", attempts=3)
+        return await super().generate(request)
+
+
+def test_a_rerun_retries_transient_rejects_and_chosen_reasons(ray_session, world_set, tmp_path, monkeypatch):
+    truth = read_truth(world_set)
+    refs = sorted(truth)
+    out = tmp_path / "out"
+    monkeypatch.setitem(STAGES, "faulty", FaultyStage)
+    monkeypatch.setattr(FaultyStage, "faults", {refs[4]: CodecError("unclosed box at character 3")})
+    monkeypatch.setattr(DeadPoolFor, "dead_for", {refs[1]})
+    run_pipeline(spec_with_faulty_stage(), world_set, out, WorldOracle(truth), pool=DeadPoolFor)
+    assert outcome(out)[1] == {refs[1]: ("recaption", "model_failure"), refs[4]: ("faulty", "codec_error")}
+    table = pq.read_table(out / "rejects.parquet").to_pylist()
+    assert {row["input_ref"]: row["transient"] for row in table} == {refs[1]: True, refs[4]: False}
+
+    # The pool is back and the stage bug fixed: a plain rerun redoes only the transient reject.
+    monkeypatch.setattr(DeadPoolFor, "dead_for", set())
+    monkeypatch.setattr(FaultyStage, "faults", {})
+    stats = run_pipeline(spec_with_faulty_stage(), world_set, out, WorldOracle(truth), pool=DeadPoolFor)
+    samples, rejects = outcome(out)
+    assert rejects == {refs[4]: ("faulty", "codec_error")} and refs[1] in samples
+    assert stats["run"]["skipped_already_done"] == INPUTS - 1
+
+    # Asked to, it redoes a final reason too; every input still lands exactly once.
+    run_pipeline(spec_with_faulty_stage(), world_set, out, WorldOracle(truth), pool=DeadPoolFor,
+                 retry_rejects=("codec_error",))
+    samples, rejects = outcome(out)
+    assert rejects == {} and set(samples) == set(refs)

@@ -71,7 +71,8 @@ def test_output_validates_and_carries_provenance(bundled_run):
     assert set(stats["run"]["tokens_per_stage"]) >= {"recaption", "extract_entities"}
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["total_samples"] == stats["totals"]["samples"]
-    assert pq.read_table(out / "rejects.parquet").column_names == ["key", "input_ref", "stage", "reason", "detail"]
+    assert pq.read_table(out / "rejects.parquet").column_names == ["key", "input_ref", "stage", "reason", "detail",
+                                                                   "transient"]
 
 
 def test_rerun_of_a_finished_output_does_nothing(bundled_run, vlm_pool, llm_pool):
