@@ -45,7 +45,8 @@ def main() -> None:
     from got_data.local_ray import start_local_ray
     from got_data.spec import load_spec
     from got_data.world.checkpoints import world_models
-    from got_data.world.oracle import QWEN2_VL, QWEN25_VL, annotate_with_oracle
+    from got_data.families import QWEN2_VL, QWEN25_VL
+    from got_data.world.oracle import annotate_with_oracle
     from got_data.world.sets import WORLD_SPECS, read_truth, write_world_set
 
     console = Console()

@@ -30,7 +30,8 @@ def main() -> None:
     from got_data.records.boxes import smart_resize
     from got_data.spec import load_spec
     from got_data.world.checkpoints import world_models
-    from got_data.world.oracle import QWEN2_VL, Example
+    from got_data.families import QWEN2_VL
+    from got_data.world.oracle import Example
     from got_data.world.scene import random_scene
     from got_data.world.sets import WORLD_SPECS
     from got_data.world.training import Encoded, ExampleEncoder

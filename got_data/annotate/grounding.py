@@ -12,8 +12,6 @@ import re
 
 from got_data.records.boxes import BOX_TEXT_RE, Box, qwen25_abs_to_rel
 
-QWEN2_VL = "qwen2-vl"
-QWEN25_VL = "qwen2.5-vl"
 # Only the relative-coordinate regex the grounding stage constrains Qwen2-VL's answer to.
 QWEN2_VL_BOX_REGEX = r"\([0-9]{1,3},[0-9]{1,3}\),\([0-9]{1,3},[0-9]{1,3}\)"
 _JSON_BLOCK = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)

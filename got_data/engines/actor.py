@@ -16,10 +16,11 @@ from typing import Any
 
 import ray
 
-from got_data.engines.config import VISION_FAMILIES, PoolConfig
+from got_data.engines.config import PoolConfig
 from got_data.engines.errors import PromptError
 from got_data.engines.prompting import PromptBuilder
 from got_data.engines.types import ModelRequest
+from got_data.families import family
 
 ENGINE_METRICS = {
     "vllm:prefix_cache_queries": "prefix_cache_queries",
@@ -46,7 +47,7 @@ def engine_args_for(config: PoolConfig) -> dict[str, Any]:
         # No grammar freedom for whitespace: a model cannot spend its budget on blanks.
         structured_outputs_config=StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True),
     )
-    if config.family in VISION_FAMILIES:
+    if family(config.family).vision:
         args["limit_mm_per_prompt"] = {"image": config.max_images_per_prompt, "video": 0}
         if config.mm_processor_kwargs():
             args["mm_processor_kwargs"] = config.mm_processor_kwargs()

@@ -8,15 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from got_data.engines.errors import PoolConfigError
+from got_data.families import Family, UnknownFamilyError, family_for_model_type
+from got_data.families import family as model_family
 
 ROLES = ("vlm", "llm")
-FAMILIES = ("qwen2-vl", "qwen2.5-vl", "qwen2")
-VISION_FAMILIES = ("qwen2-vl", "qwen2.5-vl")
-_MODEL_TYPE_TO_FAMILY = {
-    "qwen2_vl": "qwen2-vl",
-    "qwen2_5_vl": "qwen2.5-vl",
-    "qwen2": "qwen2",
-}
 
 
 @dataclass
@@ -52,10 +47,11 @@ class PoolConfig:
         """A copy with the family detected and every field checked; raises PoolConfigError."""
         if self.role not in ROLES:
             raise PoolConfigError(f"unknown role {self.role!r}; expected one of {ROLES}")
-        family = self.family if self.family != "auto" else detect_family(self.model)
-        if family not in FAMILIES:
-            raise PoolConfigError(f"unknown model family {family!r}; expected one of {FAMILIES}")
-        if self.role == "vlm" and family not in VISION_FAMILIES:
+        try:
+            family = model_family(self.family) if self.family != "auto" else detect_family(self.model)
+        except UnknownFamilyError as exc:
+            raise PoolConfigError(str(exc)) from None
+        if self.role == "vlm" and not family.vision:
             raise PoolConfigError(f"role 'vlm' needs a vision family, but {self.model} is {family!r}")
         lo, hi = self.size_bounds()
         if lo < 1 or hi < lo:
@@ -64,7 +60,7 @@ class PoolConfig:
                      "max_batch_per_call", "render_chunk"):
             if getattr(self, name) < 1:
                 raise PoolConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        return replace(self, family=family)
+        return replace(self, family=family.value)
 
     def size_bounds(self) -> tuple[int, int]:
         """(min, max) actors; both equal `num_actors` unless min/max are given."""
@@ -101,12 +97,9 @@ def read_model_config(model: str) -> dict:
     return json.loads(config_file.read_text())
 
 
-def detect_family(model: str) -> str:
+def detect_family(model: str) -> Family:
     """Family from config.json's model_type."""
-    model_type = read_model_config(model).get("model_type")
     try:
-        return _MODEL_TYPE_TO_FAMILY[model_type]
-    except KeyError:
-        raise PoolConfigError(
-            f"model {model!r} has model_type {model_type!r}; supported: {sorted(_MODEL_TYPE_TO_FAMILY)}"
-        ) from None
+        return family_for_model_type(read_model_config(model).get("model_type"))
+    except UnknownFamilyError as exc:
+        raise PoolConfigError(f"model {model!r}: {exc}") from None

@@ -17,32 +17,18 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from got_data.engines.errors import PromptError
 from got_data.engines.types import Message
+from got_data.families import NAMES, UnknownFamilyError
+from got_data.families import family as model_family
 from got_data.records.boxes import smart_resize
 
 _CACHED_TEXT_CHARS = 2000
 _SENTINEL = re.compile("\ue000(\\d+)\ue001")
 
 
-@dataclass(frozen=True)
-class FamilySpec:
-    """What differs between the supported model families."""
-
-    name: str
-    vision: bool
-    # Qwen2-VL writes boxes relative to the image in [0, 1000); Qwen2.5-VL in absolute pixels of
-    # the image as the processor resized it (see `resized_image_size`).
-    box_coordinates: Literal["relative_1000", "absolute_resized"] | None
-
-
-FAMILY_SPECS = {
-    "qwen2-vl": FamilySpec("qwen2-vl", vision=True, box_coordinates="relative_1000"),
-    "qwen2.5-vl": FamilySpec("qwen2.5-vl", vision=True, box_coordinates="absolute_resized"),
-    "qwen2": FamilySpec("qwen2", vision=False, box_coordinates=None),
-}
 
 QWEN_CONTROL_TOKENS = (
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
@@ -71,10 +57,11 @@ class PromptBuilder:
     """Builds prompt token ids for one model family with that model's tokenizer and template."""
 
     def __init__(self, tokenizer: Any, family: str, chat_template: str | None = None) -> None:
-        if family not in FAMILY_SPECS:
-            raise PromptError(f"unknown family {family!r}; expected one of {sorted(FAMILY_SPECS)}")
+        try:
+            self.family = model_family(family)
+        except UnknownFamilyError as exc:
+            raise PromptError(str(exc)) from None
         self.tokenizer = tokenizer
-        self.spec = FAMILY_SPECS[family]
         self.chat_template = chat_template or getattr(tokenizer, "chat_template", None)
         if not self.chat_template:
             from got_data.engines.tiny import CHAT_TEMPLATE
@@ -103,7 +90,7 @@ class PromptBuilder:
 
         tokenizer = AutoTokenizer.from_pretrained(str(model))
         template = getattr(tokenizer, "chat_template", None)
-        if not template and FAMILY_SPECS.get(family, FAMILY_SPECS["qwen2"]).vision:
+        if not template and family in NAMES and model_family(family).vision:
             # Some VL checkpoints keep the template only with the processor.
             from transformers import AutoProcessor
 
@@ -145,8 +132,8 @@ class PromptBuilder:
             marked = num_images
         if marked != num_images:
             raise PromptError(f"messages mark {marked} image(s) but the request carries {num_images}")
-        if marked and not self.spec.vision:
-            raise PromptError(f"family {self.spec.name!r} takes no images, the request carries {marked}")
+        if marked and not self.family.vision:
+            raise PromptError(f"family {self.family.value!r} takes no images, the request carries {marked}")
         return out
 
     def build(self, messages: list[Message], num_images: int = 0) -> BuiltPrompt:
@@ -192,7 +179,7 @@ class PromptBuilder:
                 else:
                     parts.append({"type": kind})
             # Text-only templates (Qwen2.5) expect string content.
-            content = parts if self.spec.vision else "".join(p["text"] for p in parts)
+            content = parts if self.family.vision else "".join(p["text"] for p in parts)
             templated.append({"role": role, "content": content})
         return self.tokenizer.apply_chat_template(
             templated, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True

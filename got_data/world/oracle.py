@@ -20,13 +20,13 @@ from typing import Any
 from PIL import Image
 
 from got_data.engines.types import ModelRequest, ModelResponse
+from got_data.families import QWEN2, QWEN2_VL, family
 from got_data.records.boxes import Box
 from got_data.spec import PipelineSpec
 from got_data.world.edits import Edit
 from got_data.world.scene import Scene
 from got_data.world.sets import edit_from_dict, scene_from_dict
 
-QWEN2_VL, QWEN25_VL, QWEN2 = "qwen2-vl", "qwen2.5-vl", "qwen2"
 
 
 class OracleError(LookupError):
@@ -123,7 +123,7 @@ class WorldOracle:
         if obj is None:
             raise OracleError(f"no {phrase!r} in the scene")
         x1, y1, x2, y2 = obj.box
-        if self.family == QWEN25_VL:
+        if family(self.family).absolute_boxes:
             from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
             bounds = {k: v for k, v in (("min_pixels", self.min_pixels), ("max_pixels", self.max_pixels)) if v}

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from got_data.records.boxes import Box
-from got_data.world.oracle import QWEN2_VL, Example
+from got_data.families import QWEN2, QWEN2_VL
+from got_data.world.oracle import Example
 from got_data.world.sets import WORLD_SPECS
 from got_data.world.vision_phase import TOKEN_PIXELS, VisionPhase
 
@@ -160,7 +161,7 @@ class ExampleEncoder:
         self.end = tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.processor = None
         self.bounds = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v}
-        if self.builder.spec.vision:
+        if self.builder.family.vision:
             from transformers import Qwen2VLImageProcessor
 
             self.processor = Qwen2VLImageProcessor(**self.bounds)
@@ -380,7 +381,7 @@ def train_world_models(out: str | Path, config: WorldTrainingConfig | None = Non
                 model.set_attn_implementation("eager")  # the attention signal needs the weights
         else:
             model = llm_model(tokenizer, text, config.seed)
-            encoder = ExampleEncoder(tokenizer, "qwen2")
+            encoder = ExampleEncoder(tokenizer, QWEN2)
         if role == "vlm" and plan.grounding_steps and examples.get(GROUNDING_PHASE):
             first = replace(plan, steps=plan.grounding_steps, batch_size=plan.grounding_batch_size, stage_weights={})
             report["grounding_phase"] = train_role(

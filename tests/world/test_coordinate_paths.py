@@ -9,7 +9,8 @@ import pytest
 from got_data.eval.fidelity import score_run
 from got_data.records.boxes import pixels_to_rel, smart_resize
 from got_data.spec import load_spec
-from got_data.world.oracle import QWEN2_VL, QWEN25_VL, annotate_with_oracle
+from got_data.families import QWEN2_VL, QWEN25_VL
+from got_data.world.oracle import annotate_with_oracle
 from got_data.world.sets import read_truth, write_world_set
 
 # Qwen2-VL's relative boxes are exact up to rounding; Qwen2.5-VL's whole pixels on the resized copy lose

@@ -6,12 +6,12 @@ import asyncio
 
 from got_data.annotate.grounding import (
     QWEN2_VL_BOX_REGEX,
-    QWEN25_VL,
     GroundingParseError,
     parse_qwen2_vl,
     parse_qwen25_vl,
 )
 from got_data.annotate.stage import Stage, StageReject
+from got_data.families import family
 from got_data.records import Box
 
 QWEN25_BOX_SCHEMA = {
@@ -45,7 +45,7 @@ async def ground_phrase(stage, work, models, phrase: str, image, image_size: tup
     """Boxes of `phrase` on `image` (seen by the model at `image_size`) in GoT coordinates, asked in
     the stage's model family's own convention. An answer without a usable box (or a failed request)
     gives [] and a (phrase, reason) entry in `work.dropped`. Shared by every stage that grounds a phrase."""
-    qwen25 = stage.family == QWEN25_VL
+    qwen25 = stage.family is not None and family(stage.family).absolute_boxes
     text = await models.ask(
         stage, work, values={"phrase": phrase}, images=[image],
         json_schema=QWEN25_BOX_SCHEMA if qwen25 else None, regex=None if qwen25 else QWEN2_VL_BOX_REGEX,
