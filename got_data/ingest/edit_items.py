@@ -18,18 +18,13 @@ from dataclasses import dataclass
 
 from got_data.ingest.items import ImageSource
 from got_data.records.codec import strip_special_tokens
+from got_data.records.edits import EDIT_TYPES, GLOBAL_EDIT_TYPES
 from got_data.records.models import SourceInfo
 
 # Reasons an edit item can carry in `problem`, on top of the image ones in items.py.
 EMPTY_INSTRUCTION = "empty_instruction"
 NO_TURNS = "no_turns"
 
-EDIT_TYPES = (
-    "add", "remove", "replace", "attribute", "color", "expression", "weather", "lighting", "background", "style",
-    "other",
-)
-# Edits of the picture as a whole: their region is the whole image, (0,0),(999,999).
-GLOBAL_EDIT_TYPES = frozenset({"style", "weather", "lighting", "background"})
 
 # Checked in this order, so "background swap" is a background edit, not a replace.
 _EDIT_TYPE_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -166,3 +166,32 @@ def rel_to_qwen25_abs(
     """Relative Box -> the absolute box Qwen2.5-VL would write on its resized copy of the image."""
     resized_h, resized_w = smart_resize(height, width, min_pixels=min_pixels, max_pixels=max_pixels)
     return rel_to_pixels(box, resized_w, resized_h)
+
+
+# Crops of a box (crop_describe, the world vision phase): the Qwen-VL processors refuse very thin images
+# and learn nothing from a few pixels, so a crop is widened to a minimum side and a bounded aspect ratio.
+MIN_CROP_SIDE = 28
+MAX_CROP_ASPECT = 8.0
+
+
+def _widen(lo: int, hi: int, want: int, limit: int) -> tuple[int, int]:
+    """[lo, hi) grown symmetrically to length `want`, kept inside [0, limit)."""
+    want = min(want, limit)
+    if hi - lo >= want:
+        return lo, hi
+    lo = max(0, min(lo - (want - (hi - lo)) // 2, limit - want))
+    return lo, lo + want
+
+
+def crop_pixels(box: Box, width: int, height: int, min_side: int = MIN_CROP_SIDE,
+                max_aspect: float = MAX_CROP_ASPECT) -> tuple[int, int, int, int]:
+    """The pixel rectangle to cut for a relative box on a width x height image."""
+    x1, y1, x2, y2 = rel_to_pixels(box, width, height)
+    x1, x2 = _widen(x1, max(x2, x1 + 1), min_side, width)
+    y1, y2 = _widen(y1, max(y2, y1 + 1), min_side, height)
+    w, h = x2 - x1, y2 - y1
+    if w > h * max_aspect:
+        y1, y2 = _widen(y1, y2, int(w / max_aspect) + 1, height)
+    elif h > w * max_aspect:
+        x1, x2 = _widen(x1, x2, int(h / max_aspect) + 1, width)
+    return x1, y1, x2, y2

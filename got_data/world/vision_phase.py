@@ -76,7 +76,7 @@ def _at_model_size(image: Image.Image, mask: Image.Image, bounds: dict[str, int]
 
 def vision_sample(rng: random.Random, bounds: dict[str, int]) -> tuple[Image.Image, TokenTargets]:
     """One training picture at the model's size and its token targets."""
-    from got_data.annotate.crops import crop_pixels
+    from got_data.records.boxes import crop_pixels
 
     scene = random_scene(rng)
     draw = rng.random()

@@ -10,9 +10,8 @@ import asyncio
 from got_data.annotate.answers import EditParseAnswer, candidate_phrases, edit_parse_schema
 from got_data.annotate.stage import Stage, StageReject
 from got_data.annotate.text import clean_model_text, parse_json_answer
-from got_data.ingest.edit_items import EDIT_TYPES, GLOBAL_EDIT_TYPES
+from got_data.records.edits import EDIT_TYPES, GLOBAL_EDIT_TYPES, WHOLE_IMAGE_PHRASE
 
-WHOLE_IMAGE_PHRASE = "the whole image"
 
 
 class EditParse(Stage):

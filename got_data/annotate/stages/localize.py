@@ -9,7 +9,7 @@ import asyncio
 
 from got_data.annotate.grounding import merge_near_duplicates
 from got_data.annotate.stage import Stage, StageReject
-from got_data.annotate.stages.edit_parse import WHOLE_IMAGE_PHRASE
+from got_data.records.edits import WHOLE_IMAGE_PHRASE
 from got_data.annotate.stages.ground import ground_phrase
 from got_data.records import WHOLE_IMAGE
 
