@@ -25,6 +25,7 @@ from got_data.shards.validate import validate_paths
 from got_data.spec import load_spec
 from tests.annotate.outputs import outcome
 from tests.ingest.bad_images import write_bad_inputs
+from tests.ingest.test_tar_members import hostile_shard
 
 pytestmark = pytest.mark.engine
 
@@ -98,6 +99,18 @@ def test_bad_inputs_land_once_with_their_reason(vlm_pool, llm_pool, tmp_path):
             assert rejects.get(ref, (None, None))[1] == want, (ref, rejects.get(ref))
     for sample in iter_samples(out) if samples else []:
         assert not find_control_tokens(sample.record.got)
+
+
+def test_hostile_tar_members_of_an_input_shard_end_as_ingest_rejects(vlm_pool, llm_pool, tmp_path):
+    shard = hostile_shard(tmp_path / "shards" / "00000.tar")
+    out = tmp_path / "out"
+    run(shard, out, {"vlm": vlm_pool, "llm": llm_pool})
+    samples, rejects = outcome(out)
+    assert set(samples) | set(rejects) == {f"00000.tar#{n:03d}" for n in range(8)}
+    assert {ref: reason for ref, (stage, reason) in rejects.items() if stage == "ingest"} == {
+        "00000.tar#001": "sparse_member", "00000.tar#002": "link_member", "00000.tar#003": "link_member",
+        "00000.tar#004": "duplicate_member", "00000.tar#005": "irregular_member", "00000.tar#007": "oversized_member",
+    }
 
 
 def test_resume_after_sigkill_gives_the_same_keys(bundled_run, tiny_models, tmp_path):
