@@ -93,6 +93,8 @@ class AnnotateSettings:
     force: bool = False
     retry_rejects: list[str] | None = None
     max_member_bytes: list[str] | None = None
+    allow_paths_outside: list[Path] | None = None
+    strip_metadata: bool = False
 
     def member_policy(self) -> MemberPolicy:
         """The tar member caps for shard inputs: the defaults with each `--max-member-bytes EXT=SIZE` applied."""
@@ -118,6 +120,13 @@ def _shared_annotate_options(
     retry_rejects: Annotated[Optional[list[str]], typer.Option(
         metavar="REASON", help="redo the inputs an earlier run rejected with this reason (repeatable); transient "
         "rejects (model_failure) are always redone")] = None,
+    allow_paths_outside: Annotated[Optional[list[Path]], typer.Option(
+        "--allow-paths-outside", metavar="ROOT",
+        help="also read files under ROOT (repeatable); by default only files inside the input folder or the "
+             "manifest's folder are read")] = None,
+    strip_metadata: Annotated[bool, typer.Option(
+        "--strip-metadata", help="drop EXIF (GPS, camera), XMP, comments and bytes after the image's end "
+                                 "from the published images (ICC colour profiles are kept)")] = False,
 ) -> None:
     """Never called: its signature declares the options every annotate command shares."""
 
@@ -162,7 +171,8 @@ def annotate_command(name: str, default_config: str) -> Callable[[Callable[..., 
                                  samples_per_shard=settings.samples_per_shard,
                                  max_images_in_flight=settings.max_images_in_flight,
                                  max_input_pixels=settings.max_input_pixels,
-                                 retry_rejects=tuple(settings.retry_rejects or ()))
+                                 retry_rejects=tuple(settings.retry_rejects or ()),
+                                 strip_metadata=settings.strip_metadata)
             models = ModelChoice(vlm=settings.vlm, llm=settings.llm)
             annotate(spec, source, options, models, ray_address=settings.ray_address, force=settings.force)
 
@@ -185,7 +195,7 @@ def annotate_t2i(
     from got_data.ingest import open_source
 
     return open_source(settings.input, image_column=image_column, caption_column=caption_column, dataset=settings.dataset,
-                       member_policy=settings.member_policy())
+                       member_policy=settings.member_policy(), allow_outside=settings.allow_paths_outside or ())
 
 
 @annotate_command("edit", "edit.yaml")
@@ -202,7 +212,8 @@ def annotate_edit(
 
     return open_edit_source(settings.input, source_column=source_column, target_column=target_column,
                             instruction_column=instruction_column, edit_type_column=edit_type_column,
-                            dataset=settings.dataset, member_policy=settings.member_policy())
+                            dataset=settings.dataset, member_policy=settings.member_policy(),
+                            allow_outside=settings.allow_paths_outside or ())
 
 
 @annotate_command("multiturn", "multiturn.yaml")
@@ -215,7 +226,7 @@ def annotate_multiturn(
     from got_data.ingest import open_edit_source
 
     return open_edit_source(settings.input, multiturn=True, source_column=source_column, turns_column=turns_column,
-                            dataset=settings.dataset)
+                            dataset=settings.dataset, allow_outside=settings.allow_paths_outside or ())
 
 
 @app.command("demo")

@@ -27,3 +27,15 @@ class InputError(GotDataError):
 
 class ModelError(GotDataError):
     """A model could not be loaded or served."""
+
+
+class InputRefused(InputError):
+    """One input cannot be used: `reason` is the stable word its reject row carries, `detail` says why."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+    def __reduce__(self):  # keep reason/detail when Ray pickles the exception
+        return (type(self), (self.reason, self.detail))

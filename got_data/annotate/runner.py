@@ -25,6 +25,7 @@ from got_data.annotate.answers import answer_model
 from got_data.annotate.decode import DecodedImage, DecodeGroups, DecodeResult
 from got_data.annotate.gateway import ModelGateway
 from got_data.annotate.journal import Journal, RejectRow
+from got_data.annotate.reject_detail import public_detail
 from got_data.annotate.stage import Stage, StageReject
 from got_data.annotate.stages import STAGES
 from got_data.annotate.stats import RunStats
@@ -59,6 +60,7 @@ class RunOptions:
     max_images_in_flight: int = 32
     max_input_pixels: int = 64_000_000
     retry_rejects: tuple[str, ...] = ()  # reject reasons to redo on a rerun, beside the transient ones
+    strip_metadata: bool = False  # drop EXIF, XMP, comments, trailing bytes from the published images
     show_progress: bool = True
     console: Console = field(default_factory=Console)
 
@@ -118,7 +120,8 @@ class PipelineRun:
         self.gateway = ModelGateway(pools, bounds)
         self.provenance = static_provenance(spec, self.stages, pools)
         self.model_max_pixels = spec.models["vlm"].max_pixels if "vlm" in spec.models else None
-        self.decoder = DecodeGroups(options.max_input_pixels, self.model_max_pixels)
+        self.decoder = DecodeGroups(options.max_input_pixels, self.model_max_pixels,
+                                    strip_metadata=options.strip_metadata)
         options.out_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(options.out_dir, options.shard_name, frozenset(options.retry_rejects))
         if self.journal.retrying:
@@ -134,7 +137,8 @@ class PipelineRun:
         self.journal.shard_done(info.index, [self._key_to_ref.pop(k) for k in info.keys])
 
     def _reject(self, item: Any, key: str, stage: str, reason: str, detail: str) -> None:
-        self.journal.reject(RejectRow(key=key, input_ref=item.input_ref, stage=stage, reason=reason, detail=detail[:2000]))
+        self.journal.reject(RejectRow(key=key, input_ref=item.input_ref, stage=stage, reason=reason,
+                                      detail=public_detail(detail)))
         self.stats.rejects[f"{stage}/{reason}"] += 1
 
     async def _decode(self, item: Any) -> dict[str, DecodedImage]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import subprocess
 import threading
 import time
@@ -430,8 +431,8 @@ class ModelPool:
         return [s.actor for s in self._slots if s.live.is_set() and not s.given_up and s.actor is not None]
 
     def model_info(self) -> dict:
-        """Which model answers: path or hub id, a revision, the family."""
-        return {"role": self.config.role, "name": self.config.model, "family": self.config.family,
+        """Which model answers, as records publish it: its name (never a host path), a revision, the family."""
+        return {"role": self.config.role, "name": model_name(self.config.model), "family": self.config.family,
                 "revision": model_revision(self.config.model)}
 
 
@@ -446,6 +447,20 @@ def _settle(batch: list) -> None:
             future.set_exception(done.exception())
         else:
             future.set_result(done.result())
+
+
+def model_name(model: str) -> str:
+    """What records call a model: a hub id as given; a local folder by its name, a Hugging Face cache
+    snapshot (`.../models--Org--Name/snapshots/SHA`) by its hub id. Records are published, so the
+    host path of a checkpoint never goes in them; `model_revision` pins which weights they were."""
+    if not (os.path.isabs(model) or model.startswith(".") or Path(model).is_dir()):
+        return model
+    parts = Path(os.path.realpath(model)).parts
+    if "snapshots" in parts[:-1] and parts.index("snapshots") > 0:
+        repo = parts[parts.index("snapshots") - 1]
+        if repo.startswith("models--"):
+            return repo.removeprefix("models--").replace("--", "/")
+    return parts[-1] if len(parts) > 1 else "model"
 
 
 def model_revision(model: str) -> str:

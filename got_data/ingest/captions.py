@@ -12,6 +12,8 @@ from __future__ import annotations
 import codecs
 import os
 
+from got_data.ingest.paths import PathRefused, open_regular
+
 DEFAULT_MAX_CAPTION_CHARS = 4000
 
 Caption = tuple[str | None, str | None]  # (caption, caption_error)
@@ -45,12 +47,17 @@ def caption_from_bytes(
 
 
 def read_caption_file(path: str | os.PathLike[str], max_chars: int = DEFAULT_MAX_CAPTION_CHARS) -> Caption:
-    """Read a sidecar caption, reading no more than the kept characters can need (4 bytes each)."""
+    """Read a sidecar caption, reading no more than the kept characters can need (4 bytes each).
+
+    `path` should be one the source's InputRoots confined; only a regular file is read even so.
+    """
     limit = 4 * max_chars + 4  # + a possible BOM
     try:
-        with open(path, "rb") as f:
+        with open_regular(os.fspath(path)) as f:
             total = os.fstat(f.fileno()).st_size
             data = f.read(limit)
+    except PathRefused as exc:
+        return None, f"unreadable: {exc.detail}"
     except OSError as exc:
         return None, f"unreadable: {exc.strerror or exc}"
     return caption_from_bytes(data, max_chars=max_chars, total_bytes=total)

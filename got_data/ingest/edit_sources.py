@@ -10,7 +10,10 @@ manifests of multi-turn edit sequences.
   `KEY.instruction.txt` or `KEY.txt` or the "instruction" field of `KEY.json` (which may also hold
   "edit_type").
 
-Every input ends as one EditItem, bad ones with a `problem`, so nothing is lost silently.
+Every input ends as one EditItem, bad ones with a `problem`, so nothing is lost silently. Files
+are read only inside the input folder, the manifest's folder or an allowed folder (InputRoots): an
+image, `instruction.txt` or `edit_type.txt` that links elsewhere or is not a regular file rejects
+its input (`outside_input_root`, `not_a_regular_file`) unread.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from got_data.ingest.items import (
     dataset_name,
 )
 from got_data.ingest.manifest import ManifestFile, row_problem
+from got_data.ingest.paths import InputRoots, PathRefused
 from got_data.ingest.webdataset import WebDatasetSource, iter_tar_samples
 from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy
 
@@ -99,8 +103,9 @@ def build_edit_item(
 class _EditManifest(Source):
     """What both edit manifests share: the file, the dataset name, the instruction bound, the count."""
 
-    def __init__(self, path: str | os.PathLike[str], dataset: str | None, max_instruction_chars: int) -> None:
-        self.file = ManifestFile(path)
+    def __init__(self, path: str | os.PathLike[str], dataset: str | None, max_instruction_chars: int,
+                 allow_outside: Iterable[str | os.PathLike[str]]) -> None:
+        self.file = ManifestFile(path, allow_outside)
         self.dataset = dataset or dataset_name(self.file.path)
         self.max_instruction_chars = max_instruction_chars
 
@@ -121,8 +126,9 @@ class EditManifestSource(_EditManifest):
         edit_type_column: str | None = "edit_type",
         dataset: str | None = None,
         max_instruction_chars: int = DEFAULT_MAX_CAPTION_CHARS,
+        allow_outside: Iterable[str | os.PathLike[str]] = (),
     ) -> None:
-        super().__init__(path, dataset, max_instruction_chars)
+        super().__init__(path, dataset, max_instruction_chars, allow_outside)
         self.columns = {"source": source_column, "target": target_column, "instruction": instruction_column}
         for what, column in self.columns.items():
             self.file.require(column, what, f"the {what} column option")
@@ -158,8 +164,9 @@ class MultiTurnManifestSource(_EditManifest):
         turns_column: str = "turns",
         dataset: str | None = None,
         max_instruction_chars: int = DEFAULT_MAX_CAPTION_CHARS,
+        allow_outside: Iterable[str | os.PathLike[str]] = (),
     ) -> None:
-        super().__init__(path, dataset, max_instruction_chars)
+        super().__init__(path, dataset, max_instruction_chars, allow_outside)
         self.source_column = source_column
         self.turns_column = turns_column
         self.file.require(source_column, "source", "the source column option")
@@ -197,17 +204,20 @@ _ROLE_STEMS = ("source", "target")
 
 class EditFolderSource(Source):
     """Every folder under `root` holding `source.*`, `target.*` or `instruction.txt` is one pair;
-    input_ref is the folder's path relative to root. Hidden entries and symlinked folders are skipped."""
+    input_ref is the folder's path relative to root. Hidden entries and symlinked folders are skipped;
+    files are read only under `root` or a folder in `allow_outside`."""
 
     def __init__(
         self,
         root: str | os.PathLike[str],
         dataset: str | None = None,
         max_instruction_chars: int = DEFAULT_MAX_CAPTION_CHARS,
+        allow_outside: Iterable[str | os.PathLike[str]] = (),
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise InputError(f"{self.root} is not a folder")
+        self.roots = InputRoots.under(self.root, allow_outside)
         self.dataset = dataset or dataset_name(self.root)
         self.max_instruction_chars = max_instruction_chars
 
@@ -224,7 +234,7 @@ class EditFolderSource(Source):
                 entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
         except OSError as exc:
             raise InputError(f"cannot list folder {folder}: {exc.strerror or exc}") from exc
-        files = {e.name: e.path for e in entries if e.is_file()}
+        files = {e.name: e.path for e in entries if not e.is_dir(follow_symlinks=False)}
         if rel and any(_is_pair_file(name) for name in files):
             yield rel.rstrip("/"), files
         for entry in entries:
@@ -232,27 +242,37 @@ class EditFolderSource(Source):
                 yield from self._pair_folders(Path(entry.path), f"{rel}{entry.name}/")
 
     def _item(self, rel: str, files: dict[str, str]) -> EditItem:
-        cells = {stem: _folder_image(files, stem) for stem in _ROLE_STEMS}
-        instruction: Any = (None, "no instruction.txt in the folder")
-        if "instruction.txt" in files:
-            instruction = read_caption_file(files["instruction.txt"], self.max_instruction_chars)
-        edit_type = read_caption_file(files["edit_type.txt"], 100)[0] if "edit_type.txt" in files else None
+        try:
+            cells = {stem: self._image(rel, files, stem) for stem in _ROLE_STEMS}
+            instruction: Any = (None, "no instruction.txt in the folder")
+            if "instruction.txt" in files:
+                instruction = read_caption_file(self._confine(rel, files, "instruction.txt"), self.max_instruction_chars)
+            edit_type = None
+            if "edit_type.txt" in files:
+                edit_type = read_caption_file(self._confine(rel, files, "edit_type.txt"), 100)[0]
+        except PathRefused as exc:
+            return edit_problem(self.dataset, rel, exc.reason, exc.detail)
         turn = (instruction, cells["target"], edit_type)
         return build_edit_item(self.dataset, rel, cells["source"], [turn], False, self.max_instruction_chars)
+
+    def _confine(self, rel: str, files: dict[str, str], name: str) -> str:
+        return self.roots.confine(files[name], shown=f"{rel}/{name}")
+
+    def _image(self, rel: str, files: dict[str, str], stem: str) -> ImageCell:
+        found = sorted(name for name in files if _is_pair_file(name) and name.partition(".")[0] == stem)
+        if not found:
+            return None, (MISSING_FILE, f"no {stem}.* image in the folder")
+        if len(found) > 1:
+            return None, (AMBIGUOUS_IMAGE, f"{len(found)} {stem} images ({', '.join(found)}); keep one")
+        try:
+            return PathImage(self._confine(rel, files, found[0]), ref=f"{rel}/{found[0]}"), None
+        except PathRefused as exc:
+            return None, (exc.reason, exc.detail)
 
 
 def _is_pair_file(name: str) -> bool:
     stem, _, ext = name.partition(".")
     return name == "instruction.txt" or (stem in _ROLE_STEMS and ext.lower() in IMAGE_EXTENSIONS)
-
-
-def _folder_image(files: dict[str, str], stem: str) -> ImageCell:
-    found = sorted(name for name in files if _is_pair_file(name) and name.partition(".")[0] == stem)
-    if not found:
-        return None, (MISSING_FILE, f"no {stem}.* image in the folder")
-    if len(found) > 1:
-        return None, (AMBIGUOUS_IMAGE, f"{len(found)} {stem} images ({', '.join(found)}); keep one")
-    return PathImage(files[found[0]]), None
 
 
 class EditWebDatasetSource(WebDatasetSource):
@@ -264,11 +284,13 @@ class EditWebDatasetSource(WebDatasetSource):
         dataset: str | None = None,
         max_instruction_chars: int = DEFAULT_MAX_CAPTION_CHARS,
         member_policy: MemberPolicy = DEFAULT_POLICY,
+        allow_outside: Iterable[str | os.PathLike[str]] = (),
     ) -> None:
-        super().__init__(paths, dataset=dataset, max_caption_chars=max_instruction_chars, member_policy=member_policy)
+        super().__init__(paths, dataset=dataset, max_caption_chars=max_instruction_chars, member_policy=member_policy,
+                         allow_outside=allow_outside)
 
     def _samples(self, shard: Path) -> Iterator[EditItem]:  # type: ignore[override]
-        shard_ref = os.path.relpath(shard.resolve(), self.root).replace(os.sep, "/")
+        shard_ref = self.shard_ref(shard)
         for sample in iter_tar_samples(shard, _wanted_edit_member, self.member_policy):
             ref = f"{shard_ref}#{sample.key}"
             refused = sample.refusal()

@@ -10,6 +10,11 @@ here instead of failing later in a model worker. Only the formats we accept are 
 
 Grayscale stays grayscale (an 8-bit "L" JPEG or PNG is a plain image every decoder reads), so no
 `grayscale_to_rgb` step is ever recorded; `to_pil()` gives RGB for the models.
+
+Float samples (32-bit float TIFFs, mode "F") have no fixed white: samples within [0, 1] are
+scaled by 255, any other range is stretched from its minimum to its maximum (`float_to_8bit`);
+NaN or infinite samples reject the image. With `strip_metadata`, the stored bytes lose EXIF, XMP,
+comments and trailing data (metadata.py) and `strip_metadata` is recorded.
 """
 
 from __future__ import annotations
@@ -17,14 +22,15 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from got_data.errors import GotDataError
+from got_data.errors import InputRefused
 from got_data.ingest.items import ImageReadError, InputItem
+from got_data.ingest.metadata import MetadataError, strip_image_metadata
 from got_data.records.models import ImageInfo
 
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -58,16 +64,11 @@ _SIGNATURES = (
 )
 
 
-class ImageRejected(GotDataError):
+class ImageRejected(InputRefused):
     """An input image that cannot be used; `reason` is one of REJECT_REASONS (or an input problem reason)."""
 
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-    def __reduce__(self):  # keep reason/detail when Ray pickles the exception
-        return (type(self), (self.reason, self.detail))
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}"
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ def load_input_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_side: int = DEFAULT_MIN_SIDE,
     max_aspect: float = DEFAULT_MAX_ASPECT,
+    strip_metadata: bool = False,
 ) -> PreparedImage:
     """Read and prepare an item's image; every way it can fail is an ImageRejected with a reason."""
     if item.problem is not None:
@@ -114,7 +116,8 @@ def load_input_image(
         raw = item.image.read()
     except ImageReadError as exc:
         raise ImageRejected(exc.reason, exc.detail) from exc
-    return prepare_image(raw, max_pixels=max_pixels, min_side=min_side, max_aspect=max_aspect)
+    return prepare_image(raw, max_pixels=max_pixels, min_side=min_side, max_aspect=max_aspect,
+                         strip_metadata=strip_metadata)
 
 
 def prepare_image(
@@ -122,8 +125,10 @@ def prepare_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_side: int = DEFAULT_MIN_SIDE,
     max_aspect: float = DEFAULT_MAX_ASPECT,
+    strip_metadata: bool = False,
 ) -> PreparedImage:
-    """Check `raw` and give the bytes to store: unchanged when already plain, else normalised.
+    """Check `raw` and give the bytes to store: unchanged when already plain, else normalised;
+    with `strip_metadata`, without metadata either way.
 
     Relies on PIL's default `ImageFile.LOAD_TRUNCATED_IMAGES = False`; code that sets it True
     process-wide would let truncated files through.
@@ -135,11 +140,25 @@ def prepare_image(
     _decode(img, raw)
     original_sha256 = hashlib.sha256(raw).hexdigest()
     if _keepable(img, raw):
-        return PreparedImage(
+        prepared = PreparedImage(
             data=raw, format="JPEG" if img.format in _LOSSY_FORMATS else "PNG", width=img.width, height=img.height,
             sha256=original_sha256, original_sha256=original_sha256, normalization=[],
         )
-    return _normalize(img, raw, original_sha256)
+    else:
+        prepared = _normalize(img, raw, original_sha256)
+    return _without_metadata(prepared) if strip_metadata else prepared
+
+
+def _without_metadata(prepared: PreparedImage) -> PreparedImage:
+    """The prepared image with its metadata dropped, the step recorded when any bytes went."""
+    try:
+        data = strip_image_metadata(prepared.data, prepared.format)
+    except MetadataError as exc:
+        raise ImageRejected(CORRUPT_IMAGE, f"its metadata cannot be stripped ({exc})") from exc
+    if data == prepared.data:
+        return prepared
+    return replace(prepared, data=data, sha256=hashlib.sha256(data).hexdigest(),
+                   normalization=[*prepared.normalization, "strip_metadata"])
 
 
 def _open(raw: bytes, max_pixels: int) -> Image.Image:
@@ -255,9 +274,26 @@ def _normalize(img: Image.Image, raw: bytes, original_sha256: str) -> PreparedIm
     )
 
 
+def _float_to_8bit(samples: np.ndarray) -> Image.Image:
+    """Float samples to 8-bit gray: [0, 1] scaled by 255, any other range stretched min..max."""
+    if not np.isfinite(samples).all():
+        raise ImageRejected(CORRUPT_IMAGE, "the float image has NaN or infinite samples")
+    low, high = float(samples.min()), float(samples.max())
+    if low >= 0.0 and high <= 1.0:
+        scaled = samples * 255.0
+    elif high > low:
+        scaled = (samples - low) * (255.0 / (high - low))
+    else:
+        scaled = np.zeros_like(samples)  # one value everywhere, outside [0, 1]: no range to show
+    return Image.fromarray(np.clip(scaled, 0, 255).round().astype(np.uint8), mode="L")
+
+
 def _to_plain_mode(img: Image.Image, raw: bytes, steps: list[str]) -> Image.Image:
     """Convert to 8-bit RGB or L without transparency, recording each conversion."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+    if img.mode == "F":
+        img = _float_to_8bit(np.asarray(img, dtype=np.float64))
+        steps.append("float_to_8bit")
+    elif img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         # 16-bit samples (or wider) scaled to 8 bits; PIL's convert("L") would clip instead of scale.
         samples = np.clip(np.asarray(img, dtype=np.float64), 0, 65535)
         img = Image.fromarray((samples / 257.0).round().astype(np.uint8), mode="L")

@@ -15,16 +15,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from got_data.errors import InputError
+from got_data.errors import InputRefused
+from got_data.ingest.paths import MISSING_FILE, NOT_A_REGULAR_FILE, OUTSIDE_INPUT_ROOT, PathRefused, open_regular
 from got_data.records.models import SourceInfo
 
 # Reasons an item can carry in `problem` (stable strings: they appear in rejects files).
-MISSING_FILE = "missing_file"
 URL_NOT_SUPPORTED = "url_not_supported"
 MISSING_IMAGE_PATH = "missing_image_path"
 INVALID_ROW = "invalid_row"
 UNREADABLE_FILE = "unreadable_file"
-PROBLEM_REASONS = (MISSING_FILE, URL_NOT_SUPPORTED, MISSING_IMAGE_PATH, INVALID_ROW, UNREADABLE_FILE)
+PROBLEM_REASONS = (
+    MISSING_FILE, URL_NOT_SUPPORTED, MISSING_IMAGE_PATH, INVALID_ROW, UNREADABLE_FILE, OUTSIDE_INPUT_ROOT,
+    NOT_A_REGULAR_FILE,
+)
 
 URL_ADVICE = "URLs are not fetched here; download the images first, e.g. with img2dataset"
 
@@ -49,16 +52,9 @@ def dataset_name(path: str | os.PathLike[str]) -> str:
     return name or "input"
 
 
-class ImageReadError(InputError):
-    """An input image's bytes could not be read; `reason` is missing_file or unreadable_file."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-
-    def __reduce__(self):  # keep reason/detail when Ray pickles the exception
-        return (type(self), (self.reason, self.detail))
+class ImageReadError(InputRefused):
+    """An input image's bytes could not be read; `reason` is missing_file, unreadable_file or
+    not_a_regular_file."""
 
 
 class ImageSource(ABC):
@@ -71,18 +67,25 @@ class ImageSource(ABC):
 
 @dataclass(frozen=True)
 class PathImage(ImageSource):
-    """An image on disk: holds only the path, so it costs nothing until read."""
+    """An image on disk: holds only the path, so it costs nothing until read.
+
+    `path` is a real path a source checked against its InputRoots; `ref` names it in messages
+    (relative to its root: rejects are published, host paths are not).
+    """
 
     path: str
+    ref: str = "the image file"
 
     def read(self) -> bytes:
         try:
-            with open(self.path, "rb") as f:
+            with open_regular(self.path) as f:
                 return f.read()
+        except PathRefused as exc:
+            raise ImageReadError(exc.reason, f"image file {self.ref}: {exc.detail}") from exc
         except FileNotFoundError as exc:
-            raise ImageReadError(MISSING_FILE, f"image file {self.path} no longer exists") from exc
+            raise ImageReadError(MISSING_FILE, f"image file {self.ref} no longer exists") from exc
         except OSError as exc:
-            raise ImageReadError(UNREADABLE_FILE, f"cannot read image file {self.path}: {exc.strerror or exc}") from exc
+            raise ImageReadError(UNREADABLE_FILE, f"cannot read image file {self.ref}: {exc.strerror or exc}") from exc
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
 """A manifest (JSONL or Parquet) with one row per image: an image column and an optional caption column.
 
-Image cells may hold a path (relative to the manifest's folder, or absolute), raw bytes, or a
-Hugging Face `Image` struct ({"bytes": ..., "path": ...}). URLs are never fetched: such a row becomes
+Image cells may hold a path (relative to the manifest's folder, or absolute, or a `file://` URI),
+raw bytes, or a Hugging Face `Image` struct ({"bytes": ..., "path": ...}). A path must resolve inside
+the manifest's folder or a folder the user allowed (InputRoots): a row pointing elsewhere becomes an
+item with problem `outside_input_root`, one naming a FIFO or device `not_a_regular_file`.
+URLs are never fetched: such a row becomes
 an item with problem `url_not_supported`, so a run over a half-downloaded manifest still processes
 the local rows and lists the rest in its rejects. Columns are checked when the source is opened,
 against the first JSONL row or the Parquet schema, so a wrong column name fails before any work.
@@ -12,11 +15,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,7 +26,6 @@ from got_data.errors import InputError
 from got_data.ingest.captions import DEFAULT_MAX_CAPTION_CHARS, caption_from_value
 from got_data.ingest.items import (
     INVALID_ROW,
-    MISSING_FILE,
     MISSING_IMAGE_PATH,
     URL_ADVICE,
     URL_NOT_SUPPORTED,
@@ -38,6 +38,7 @@ from got_data.ingest.items import (
     is_url,
     problem_item,
 )
+from got_data.ingest.paths import LOCAL_SCHEMES, InputRoots, PathRefused
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -49,13 +50,15 @@ class ManifestFile:
     """A JSONL or Parquet manifest: its columns, its rows (streamed) and how its image cells resolve.
 
     Shared by the T2I manifest source and the edit manifest sources, so every manifest accepts the
-    same formats and image cells and gives the same advice.
+    same formats and image cells and gives the same advice. Image paths are confined to the
+    manifest's folder plus `allow_outside`.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], allow_outside: Iterable[str | os.PathLike[str]] = ()) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"manifest {self.path} does not exist or is not a file")
+        self.roots = InputRoots.under(self.path.absolute().parent, allow_outside, what="the manifest's folder")
         suffix = self.path.suffix.lower()
         if suffix in JSONL_SUFFIXES:
             self.kind = "jsonl"
@@ -135,14 +138,13 @@ class ManifestFile:
             return None, (MISSING_IMAGE_PATH, f"column {column!r} is empty in this row")
         if not isinstance(value, str):
             return None, (INVALID_ROW, f"column {column!r} holds a {type(value).__name__}, not a path")
-        if value.startswith("file://"):
-            value = url2pathname(urlparse(value).path)
-        elif is_url(value):
+        if is_url(value) and value.split(":", 1)[0].lower() not in LOCAL_SCHEMES:
             return None, (URL_NOT_SUPPORTED, f"{value}: {URL_ADVICE}, then point the manifest at the local files")
-        path = Path(value) if os.path.isabs(value) else self.path.parent / value
-        if not path.is_file():
-            return None, (MISSING_FILE, f"{path} does not exist or is not a file")
-        return PathImage(str(path)), None
+        try:
+            real = self.roots.locate(value, self.path.absolute().parent)
+        except PathRefused as exc:
+            return None, (exc.reason, f"column {column!r}: {exc.detail}")
+        return PathImage(real, ref=self.roots.ref(real)), None
 
 
 def row_problem(row: Any) -> str | None:
@@ -168,8 +170,9 @@ class ManifestSource(Source):
         caption_column: str | None = DEFAULT_CAPTION_COLUMN,
         dataset: str | None = None,
         max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
+        allow_outside: Iterable[str | os.PathLike[str]] = (),
     ) -> None:
-        self.file = ManifestFile(path)
+        self.file = ManifestFile(path, allow_outside)
         self.path = self.file.path
         self.kind = self.file.kind
         self.dataset = dataset or dataset_name(self.path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from braceexpand import braceexpand
@@ -38,8 +39,11 @@ def open_source(
     dataset: str | None = None,
     max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
     member_policy: MemberPolicy = DEFAULT_POLICY,
+    allow_outside: Sequence[str | os.PathLike[str]] = (),
 ) -> Source:
     """The Source for `spec` (`member_policy`: what a shard's tar members may be, see tar_policy.py).
+    Files are read only inside the input (the folder, the manifest's folder, the shards' folder) or a
+    folder in `allow_outside` (see got_data/ingest/paths.py).
 
     - a folder of images (searched recursively; `.txt` sidecars are captions) -> FolderSource
     - a `.jsonl`/`.ndjson`/`.parquet` manifest -> ManifestSource (image/caption columns as given)
@@ -51,7 +55,7 @@ def open_source(
         raise InputError(f"{text} is a URL. {URL_ADVICE}, then pass the local folder or shards.")
     if not os.path.exists(text) and ("{" in text or any(c in text for c in _GLOB_CHARS)):
         return WebDatasetSource(_expand_shard_pattern(text), dataset=dataset, max_caption_chars=max_caption_chars,
-                                member_policy=member_policy)
+                                member_policy=member_policy, allow_outside=allow_outside)
     path = Path(text)
     if not path.exists():
         raise InputError(
@@ -61,17 +65,17 @@ def open_source(
         shards = _top_level_shards(path)
         if shards:
             return WebDatasetSource(shards, dataset=dataset, max_caption_chars=max_caption_chars,
-                                    member_policy=member_policy)
-        return FolderSource(path, dataset=dataset, max_caption_chars=max_caption_chars)
+                                    member_policy=member_policy, allow_outside=allow_outside)
+        return FolderSource(path, dataset=dataset, max_caption_chars=max_caption_chars, allow_outside=allow_outside)
     suffix = path.suffix.lower()
     if suffix in JSONL_SUFFIXES + PARQUET_SUFFIXES:
         return ManifestSource(
             path, image_column=image_column, caption_column=caption_column, dataset=dataset,
-            max_caption_chars=max_caption_chars,
+            max_caption_chars=max_caption_chars, allow_outside=allow_outside,
         )
     if suffix == SHARD_SUFFIX:
         return WebDatasetSource([path], dataset=dataset, max_caption_chars=max_caption_chars,
-                                member_policy=member_policy)
+                                member_policy=member_policy, allow_outside=allow_outside)
     if is_image_name(path.name):
         raise InputError(f"{text} is a single image; pass the folder that holds it")
     raise InputError(
@@ -92,7 +96,7 @@ def _expand_shard_pattern(pattern: str) -> list[str]:
 
 def _top_level_shards(folder: Path) -> list[Path]:
     """The folder's `.tar` files, if it is a folder of shards (tars and no images at its top level)."""
-    names = [e.name for e in os.scandir(folder) if e.is_file() and not e.name.startswith(".")]
+    names = [e.name for e in os.scandir(folder) if not e.is_dir(follow_symlinks=False) and not e.name.startswith(".")]
     if any(is_image_name(n) for n in names):
         return []
     return [folder / n for n in sorted(names) if n.lower().endswith(SHARD_SUFFIX)]
@@ -109,8 +113,10 @@ def open_edit_source(
     dataset: str | None = None,
     max_instruction_chars: int = DEFAULT_MAX_CAPTION_CHARS,
     member_policy: MemberPolicy = DEFAULT_POLICY,
+    allow_outside: Sequence[str | os.PathLike[str]] = (),
 ) -> Source:
-    """The Source of edit inputs for `spec` (`member_policy`: what a shard's tar members may be).
+    """The Source of edit inputs for `spec` (`member_policy`: what a shard's tar members may be; files
+    confined as in `open_source`).
 
     Single-turn: a `.jsonl`/`.parquet` manifest -> EditManifestSource; a folder of `KEY/` pair folders
     -> EditFolderSource; `.tar` shards (a file, a folder of them, a glob or brace range) ->
@@ -128,25 +134,23 @@ def open_edit_source(
                 "with a source column and a turns column"
             )
         return MultiTurnManifestSource(path, source_column=source_column, turns_column=turns_column, dataset=dataset,
-                                       max_instruction_chars=max_instruction_chars)
+                                       max_instruction_chars=max_instruction_chars, allow_outside=allow_outside)
+    limits = {"dataset": dataset, "max_instruction_chars": max_instruction_chars, "allow_outside": allow_outside}
+    shard_limits = {**limits, "member_policy": member_policy}
     if is_manifest:
         return EditManifestSource(path, source_column=source_column, target_column=target_column,
-                                  instruction_column=instruction_column, edit_type_column=edit_type_column,
-                                  dataset=dataset, max_instruction_chars=max_instruction_chars)
+                                  instruction_column=instruction_column, edit_type_column=edit_type_column, **limits)
     if not path.exists() and ("{" in text or any(c in text for c in _GLOB_CHARS)):
-        return EditWebDatasetSource(_expand_shard_pattern(text), dataset=dataset, max_instruction_chars=max_instruction_chars,
-                                    member_policy=member_policy)
+        return EditWebDatasetSource(_expand_shard_pattern(text), **shard_limits)
     if not path.exists():
         raise InputError(f"input {text} does not exist; pass an edit manifest, a folder of pair folders or .tar shards")
     if path.is_dir():
         shards = _top_level_shards(path)
         if shards:
-            return EditWebDatasetSource(shards, dataset=dataset, max_instruction_chars=max_instruction_chars,
-                                        member_policy=member_policy)
-        return EditFolderSource(path, dataset=dataset, max_instruction_chars=max_instruction_chars)
+            return EditWebDatasetSource(shards, **shard_limits)
+        return EditFolderSource(path, **limits)
     if path.suffix.lower() == SHARD_SUFFIX:
-        return EditWebDatasetSource([path], dataset=dataset, max_instruction_chars=max_instruction_chars,
-                                    member_policy=member_policy)
+        return EditWebDatasetSource([path], **shard_limits)
     raise InputError(
         f"input {text}: unknown kind of file {path.suffix or '(no extension)'!r}; pass an edit manifest "
         f"({', '.join(JSONL_SUFFIXES + PARQUET_SUFFIXES)}), a folder of KEY/source.*, KEY/target.*, "

@@ -30,6 +30,7 @@ from got_data.ingest.items import (
     dataset_name,
     problem_item,
 )
+from got_data.ingest.paths import InputRoots
 from got_data.shards.tar_policy import DEFAULT_POLICY, DUPLICATE_MEMBER, MemberPolicy, Refusal
 
 _CAPTION_MEMBERS = ("txt", "json")
@@ -38,7 +39,9 @@ _CAPTION_MEMBERS = ("txt", "json")
 class WebDatasetSource(Source):
     """The samples of one or more shards, shards in sorted path order, samples in tar order.
 
-    input_ref is `SHARD#KEY`, SHARD relative to the shards' common folder.
+    input_ref is `SHARD#KEY`, SHARD relative to the shards' common folder. Every shard must be a
+    regular file that resolves inside that folder (or a folder in `allow_outside`): a shard that
+    links elsewhere is refused when the source is opened, before any work.
     """
 
     def __init__(
@@ -47,17 +50,17 @@ class WebDatasetSource(Source):
         dataset: str | None = None,
         max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
         member_policy: MemberPolicy = DEFAULT_POLICY,
+        allow_outside: Iterable[str | os.PathLike[str]] = (),
     ) -> None:
         self.member_policy = member_policy
         self.shards = sorted(Path(p) for p in paths)
         if not self.shards:
             raise InputError("no shards given")
+        folder = os.path.commonpath([os.path.abspath(shard.parent) for shard in self.shards])
+        self.roots = InputRoots.under(folder, allow_outside, what="the shards' folder")
         for shard in self.shards:
-            if not shard.is_file():
-                raise InputError(f"shard {shard} does not exist or is not a file")
-        parents = [str(shard.resolve().parent) for shard in self.shards]
-        self.root = Path(os.path.commonpath(parents))
-        default_name = self.shards[0] if len(self.shards) == 1 else self.root
+            self.roots.confine(shard, shown=f"shard {shard.name}")
+        default_name = self.shards[0] if len(self.shards) == 1 else folder
         self.dataset = dataset or dataset_name(default_name)
         self.max_caption_chars = max_caption_chars
 
@@ -66,11 +69,15 @@ class WebDatasetSource(Source):
             yield from self._samples(shard)
 
     def _samples(self, shard: Path) -> Iterator[InputItem]:
-        shard_ref = os.path.relpath(shard.resolve(), self.root).replace(os.sep, "/")
+        shard_ref = self.shard_ref(shard)
         for sample in iter_tar_samples(shard, self._wanted, self.member_policy):
             ref = f"{shard_ref}#{sample.key}"
             refused = sample.refusal()
             yield problem_item(self.dataset, ref, *refused) if refused else self._item(ref, sample.key, sample.members)
+
+    def shard_ref(self, shard: Path) -> str:
+        """The shard's path relative to the root it lies in (input references never hold host paths)."""
+        return self.roots.ref(os.path.realpath(shard))
 
     @staticmethod
     def _wanted(ext: str) -> bool:

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from got_data.cli import app
 
 SHARED = ("--out", "--config", "--vlm", "--llm", "--limit", "--samples-per-shard", "--ray-address", "--dataset",
-          "--max-images-in-flight", "--max-input-pixels", "--force", "--retry-rejects")
+          "--max-images-in-flight", "--max-input-pixels", "--force", "--retry-rejects",
+          "--allow-paths-outside", "--strip-metadata")
 OWN = {
     "t2i": ("--image-column", "--caption-column"),
     "edit": ("--source-column", "--target-column", "--instruction-column", "--edit-type-column"),
@@ -40,4 +41,6 @@ def test_input_problems_exit_2_with_advice(tmp_path):
     fails_with(["edit", str(manifest)], "no source column 'source'")
     fails_with(["multiturn", str(tmp_path)], "multi-turn edits are read from a manifest")
     fails_with(["edit", str(manifest), "--config", "nope.yaml"], "nope.yaml not found")
+    fails_with(["t2i", str(manifest), "--allow-paths-outside", str(tmp_path / "typo")],
+               "--allow-paths-outside " + str(tmp_path / "typo") + ": not an existing folder")
     assert not (tmp_path / "out").exists()

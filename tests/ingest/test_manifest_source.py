@@ -12,6 +12,7 @@ import pytest
 from got_data.errors import InputError
 from got_data.ingest import BytesImage, ManifestSource, PathImage, load_input_image
 from got_data.ingest.items import INVALID_ROW, MISSING_FILE, MISSING_IMAGE_PATH, URL_NOT_SUPPORTED
+from got_data.ingest.paths import NOT_A_REGULAR_FILE
 from tests.ingest.bad_images import encode, gradient
 
 
@@ -59,7 +60,7 @@ def test_jsonl_with_custom_columns(images):
         assert item.image is None
     assert http.caption == "remote"  # kept, so the rejects file can show it
     assert missing.problem[0] == MISSING_FILE and "missing.jpg" in missing.problem[1]
-    assert folder.problem[0] == MISSING_FILE
+    assert folder.problem[0] == NOT_A_REGULAR_FILE and "imgs is a folder" in folder.problem[1]
     assert empty.problem[0] == MISSING_IMAGE_PATH and no_key.problem[0] == MISSING_IMAGE_PATH
     assert bad_json.problem[0] == INVALID_ROW and "line 9" in bad_json.problem[1]
     assert not_object.problem[0] == INVALID_ROW and number.problem[0] == INVALID_ROW

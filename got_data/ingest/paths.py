@@ -1,0 +1,140 @@
+"""Which files a job may read: the one policy every input source applies to every path it opens.
+
+A job reads only what it was given. Inputs come from other people (a manifest row, a sidecar
+caption, a symlink in a folder), so a path they name is resolved to its real path (symlinks
+followed, `..` collapsed) and must lie under an allowed root: the input folder, the manifest's own
+folder, or a folder the user allowed explicitly (`--allow-paths-outside ROOT`). A symlink is thus
+followed only when its target lies inside a root. Only regular files are read: a FIFO would block
+the reader, a device (`/dev/zero`) never ends, `/proc` files are not ours to publish.
+
+A refused path is a `PathRefused` with a stable reason (`outside_input_root`, `not_a_regular_file`,
+`missing_file`); sources turn it into the input's problem, so it becomes a reject row and the job
+goes on. Details name paths relative to their root only, never host paths: rejects are published.
+
+URIs: today only local paths and `file://` URIs inside a root are allowed (`LOCAL_SCHEMES`); any
+other scheme is refused by the sources as `url_not_supported`. When object storage arrives, a root
+becomes a (scheme, bucket, prefix) and `LOCAL_SCHEMES` grows into the allowed schemes; sources keep
+calling `InputRoots.locate` and nothing else changes for them.
+
+What this does not cover: a folder on the way to a checked file swapped for a symlink between the
+check and the read (the last component is opened without following links, and checked again to be
+a regular file, but the folders above it are not pinned). Whoever can write the input tree while a
+job runs can still race it; do not run on trees others write to concurrently.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import BinaryIO
+from urllib.parse import unquote, urlparse
+
+from got_data.errors import InputError, InputRefused
+
+# Reasons a path is refused (stable strings: they appear in rejects files).
+OUTSIDE_INPUT_ROOT = "outside_input_root"
+NOT_A_REGULAR_FILE = "not_a_regular_file"
+MISSING_FILE = "missing_file"
+PATH_REASONS = (OUTSIDE_INPUT_ROOT, NOT_A_REGULAR_FILE)
+
+LOCAL_SCHEMES = ("file",)  # URI schemes that name local paths; the paths then obey the roots like any other
+ALLOW_OPTION = "--allow-paths-outside"
+
+
+class PathRefused(InputRefused):
+    """A path the job may not read; `reason` is one of PATH_REASONS or missing_file."""
+
+
+@dataclass(frozen=True)
+class InputRoots:
+    """The folders a job may read from (real paths). `what` names the first one in messages."""
+
+    roots: tuple[str, ...]
+    what: str = "the input folder"
+
+    @classmethod
+    def under(cls, root: str | os.PathLike[str], allowed: Iterable[str | os.PathLike[str]] = (),
+              what: str = "the input folder") -> InputRoots:
+        """`root` (the input folder or the manifest's folder) plus the folders the user allowed.
+
+        Raises InputError when an allowed folder does not exist: a typo must not silently refuse
+        every row that pointed there.
+        """
+        extra = []
+        for folder in allowed:
+            real = os.path.realpath(folder)
+            if not os.path.isdir(real):
+                raise InputError(f"{ALLOW_OPTION} {os.fspath(folder)}: not an existing folder")
+            extra.append(real)
+        return cls(roots=(os.path.realpath(root), *extra), what=what)
+
+    def root_of(self, real: str) -> str | None:
+        """The allowed root `real` lies under, or None."""
+        for root in self.roots:
+            if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+                return root
+        return None
+
+    def ref(self, real: str) -> str:
+        """`real` relative to its root, for messages (never a host path)."""
+        root = self.root_of(real)
+        return os.path.relpath(real, root).replace(os.sep, "/") if root is not None else "(outside the roots)"
+
+    def confine(self, path: str | os.PathLike[str], shown: str | None = None) -> str:
+        """The real path of `path` when the job may read it as a regular file; else PathRefused.
+
+        `shown` is how messages name the path (default: relative to its root once resolved).
+        """
+        real = os.path.realpath(path)
+        if self.root_of(real) is None:
+            raise PathRefused(
+                OUTSIDE_INPUT_ROOT,
+                f"{shown or 'the path'} resolves outside {self.what}; inputs are read only from there "
+                f"(to read another folder, name it with {ALLOW_OPTION})",
+            )
+        name = shown or self.ref(real)
+        try:
+            mode = os.stat(real).st_mode
+        except FileNotFoundError:
+            raise PathRefused(MISSING_FILE, f"{name} does not exist") from None
+        except OSError as exc:
+            raise PathRefused(NOT_A_REGULAR_FILE, f"{name} cannot be inspected ({exc.strerror or exc})") from None
+        if not stat.S_ISREG(mode):
+            raise PathRefused(NOT_A_REGULAR_FILE, f"{name} is {_kind(mode)}, not a regular file")
+        return real
+
+    def locate(self, text: str, base: str | os.PathLike[str]) -> str:
+        """The real path a manifest cell names: a path relative to `base`, an absolute path or a
+        `file://` URI; it must pass `confine`. The cell's own text is not echoed (it may be a host path)."""
+        if urlparse(text).scheme in LOCAL_SCHEMES:
+            text = unquote(urlparse(text).path)
+        return self.confine(text if os.path.isabs(text) else os.path.join(base, text))
+
+
+def open_regular(path: str) -> BinaryIO:
+    """Open a checked real path for reading: no link followed at the last step, no blocking on a
+    FIFO, and refused unless it is (still) a regular file. Raises PathRefused or OSError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise PathRefused(NOT_A_REGULAR_FILE, f"it is {_kind(mode)}, not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a plain file"
