@@ -58,6 +58,7 @@ class WebDatasetSource(Source):
             raise InputError("no shards given")
         folder = os.path.commonpath([os.path.abspath(shard.parent) for shard in self.shards])
         self.roots = InputRoots.under(folder, allow_outside, what="the shards' folder")
+        self.root = Path(self.roots.roots[0])  # the shards' folder, real path (the run marker names the input by it)
         for shard in self.shards:
             self.roots.confine(shard, shown=f"shard {shard.name}")
         default_name = self.shards[0] if len(self.shards) == 1 else folder
