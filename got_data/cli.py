@@ -13,6 +13,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
+from got_data import spec_commands
 from got_data.engines import commands as engine_commands
 from got_data.errors import GotDataError
 from got_data.shards.commands import validate
@@ -32,6 +33,7 @@ annotate_app = typer.Typer(help="Run an annotation pipeline: inputs in, validate
 app.add_typer(schema_app, name="schema")
 app.add_typer(engine_commands.app, name="models")
 app.add_typer(annotate_app, name="annotate")
+app.add_typer(spec_commands.app, name="spec")
 world_app = typer.Typer(help="The known-answer world: generated scenes and edits with their true answers.",
                         no_args_is_help=True)
 eval_app = typer.Typer(help="Score annotation runs.", no_args_is_help=True)

@@ -39,3 +39,7 @@ class InputRefused(InputError):
 
     def __reduce__(self):  # keep reason/detail when Ray pickles the exception
         return (type(self), (self.reason, self.detail))
+
+
+class StageContractError(SpecError):
+    """A stage touched a work field its `reads`/`writes` do not declare (checked when auditing is on)."""

@@ -1,23 +1,26 @@
 """Declarative pipeline specs (`pipelines/*.yaml`), loaded and checked by pydantic.
 
-A spec says which stages run in which order, the model role each stage calls, its prompt file, its
-sampling parameters and the schema of its answer. The code of a stage lives in
-`got_data/annotate/stages/`; the spec only wires and tunes it.
+A spec says which stages run in which order, and tunes each: its sampling parameters and options
+(a role and a prompt default to the stage class's role and `<stage>.txt`). The code of a stage lives
+in `got_data/annotate/stages/` (or a user's stage module); the spec only wires and tunes it. A spec
+may extend another (`extends:`, `got_data/spec_overlay.py`). Loading checks everything that can be
+checked without a model: stage names, roles, options, prompts and the reads/writes chain.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from string import Template
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from got_data.errors import SpecError
 from got_data.resources import resolve_resource
+from got_data.spec_overlay import read_spec_tree, resolve_spec_path
 
 Role = Literal["vlm", "llm"]
 
@@ -35,11 +38,10 @@ class StageSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    role: Role | None = Field(default=None, description="model pool the stage calls; None for CPU-only stages")
-    prompt: str | None = Field(default=None, description="template file in prompts/")
+    role: Role | None = Field(default=None, description="model pool the stage calls; filled from the stage class")
+    prompt: str | None = Field(default=None, description="template file in prompts/; default `<name>.txt`")
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
-    output_schema: str | None = Field(default=None, description="name of the answer schema, for structured output")
-    options: dict[str, Any] = Field(default_factory=dict, description="stage-specific knobs, see the stage class")
+    options: dict[str, Any] = Field(default_factory=dict, description="checked against the stage's Options model")
 
 
 class ModelRoleSpec(BaseModel):
@@ -61,6 +63,7 @@ class PipelineSpec(BaseModel):
     models: dict[Role, ModelRoleSpec] = Field(default_factory=dict)
     stages: list[StageSpec] = Field(min_length=1)
     source: Path | None = Field(default=None, exclude=True)
+    prompt_dirs: list[Path] = Field(default_factory=list, exclude=True)  # `prompts/` beside the spec and its bases
 
     def roles(self) -> list[Role]:
         return sorted({s.role for s in self.stages if s.role is not None})
@@ -93,25 +96,56 @@ class PromptTemplate:
             raise SpecError(f"prompt {self.path.name} needs a value for ${exc.args[0]}") from exc
 
 
-def load_spec(path: str | Path) -> PipelineSpec:
-    """Load and check a pipeline spec: a user path, or the name of a bundled one (`t2i.yaml`)."""
-    resolved = resolve_resource("pipelines", path if str(path).endswith((".yaml", ".yml")) else f"{path}.yaml")
+# Keys today's loader refuses that an earlier one took, and what to write instead.
+RETIRED_STAGE_KEYS = {
+    "output_schema": "delete the line: each stage picks its own answer schema (got_data/annotate/answers.py)",
+}
+
+
+def load_spec(path: str | Path, stage_modules: Iterable[str] = ()) -> PipelineSpec:
+    """Load and check a pipeline spec: a user path, or the name of a bundled one (`t2i.yaml`).
+
+    `stage_modules` (and `GOT_DATA_STAGE_MODULES`) name modules defining more stages. Every problem is
+    a SpecError with a one-line message naming the file, the stage and the key."""
+    resolved = resolve_spec_path(path)
+    raw, files = read_spec_tree(resolved)
+    for n, stage in enumerate(raw.get("stages") or []):
+        for key, instead in RETIRED_STAGE_KEYS.items():
+            if isinstance(stage, dict) and key in stage:
+                raise SpecError(f"pipeline spec {resolved}: stage {stage.get('name', n)!r}: "
+                                f"{key!r} is no longer a spec key; {instead}")
     try:
-        raw = yaml.safe_load(resolved.read_text(encoding="utf-8"))
         spec = PipelineSpec.model_validate(raw)
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise SpecError(f"pipeline spec {resolved} is invalid: {exc}") from exc
+    except ValidationError as exc:
+        raise SpecError(f"pipeline spec {resolved} is invalid: {one_line(exc, raw)}") from exc
     spec.source = resolved
-    names = [s.name for s in spec.stages]
-    if len(set(names)) != len(names):
-        raise SpecError(f"pipeline spec {resolved}: stage names repeat: {names}")
-    for stage in spec.stages:
-        if stage.role is not None and stage.prompt is None:
-            raise SpecError(f"pipeline spec {resolved}: stage {stage.name!r} calls a model but names no prompt")
-        if stage.prompt is not None:
-            load_prompt(stage.prompt)
+    spec.prompt_dirs = [f.parent / "prompts" for f in files]
+    from got_data.annotate.spec_check import check_spec  # the stage registry imports this module
+
+    try:
+        check_spec(spec, stage_modules)
+    except SpecError as exc:
+        raise SpecError(f"pipeline spec {resolved}: {exc}") from exc
     return spec
 
 
-def load_prompt(name: str) -> PromptTemplate:
+def one_line(exc: ValidationError, raw: dict[str, Any]) -> str:
+    """pydantic's errors on one line, a stage named by its name: `stages[ground].sampling.top_p: ...`."""
+    parts = []
+    for error in exc.errors():
+        loc = list(error["loc"])
+        if len(loc) >= 2 and loc[0] == "stages" and isinstance(loc[1], int):
+            stages = raw.get("stages") or []
+            stage = stages[loc[1]] if loc[1] < len(stages) else None
+            loc[1] = f"[{stage.get('name') if isinstance(stage, dict) else loc[1]}]"
+        where = ".".join(str(p) for p in loc).replace(".[", "[")
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def load_prompt(name: str, search_dirs: Sequence[Path] = ()) -> PromptTemplate:
+    """A prompt template: from the first of `search_dirs` holding it, else a user path, else the bundled one."""
+    for folder in search_dirs:
+        if (folder / name).is_file():
+            return PromptTemplate(folder / name)
     return PromptTemplate(resolve_resource("prompts", name))

@@ -19,6 +19,7 @@ for _key, _value in {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
     "RAY_USAGE_STATS_ENABLED": "0",
+    "GOT_DATA_AUDIT_STAGE_IO": "1",  # a stage touching a work field it does not declare fails the test
 }.items():
     os.environ.setdefault(_key, _value)
 

@@ -1,7 +1,7 @@
 """Schemas of the structured answers stages ask the models for.
 
 They bound every string (maxLength) so even a model that never closes a string ends inside its
-token budget, and they are what `output_schema` names in a pipeline spec.
+token budget. Each stage picks its own (a spec does not name them): `ask_json` parses answers into them.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from got_data.errors import SpecError
 
 
 class RecaptionAnswer(BaseModel):
@@ -32,7 +30,7 @@ def bounded_schema(model: type[BaseModel], max_chars: dict[str, int]) -> dict[st
 class EntityAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    entities: list[str] = Field(max_length=12, description="object phrases, each copied verbatim from the description")
+    entities: list[str] = Field(description="object phrases, each copied verbatim from the description")
 
 
 class DescriptionAnswer(BaseModel):
@@ -73,19 +71,6 @@ class EditChainAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     steps: list[EditChainStep] = Field(min_length=1)
-
-
-ANSWER_SCHEMAS: dict[str, type[BaseModel]] = {
-    "recaption": RecaptionAnswer, "entities": EntityAnswer, "description": DescriptionAnswer,
-    "edit_parse": EditParseAnswer, "reinstruct": ReinstructAnswer, "edit_chain": EditChainAnswer,
-}
-
-
-def answer_model(name: str) -> type[BaseModel]:
-    try:
-        return ANSWER_SCHEMAS[name]
-    except KeyError as exc:
-        raise SpecError(f"unknown output_schema {name!r}; known: {sorted(ANSWER_SCHEMAS)}") from exc
 
 
 _CLAUSE_SPLIT = re.compile(r"[.,;:!?()\[\]\"]+|\s[-–—]\s")

@@ -21,16 +21,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import got_data
-from got_data.annotate.answers import answer_model
 from got_data.annotate.decode import DecodedImage, DecodeGroups, DecodeResult
 from got_data.annotate.gateway import ModelGateway
 from got_data.annotate.journal import Journal, RejectRow
 from got_data.annotate.reject_detail import public_detail
+from got_data.annotate.spec_check import check_spec
 from got_data.annotate.stage import Stage, StageReject
-from got_data.annotate.stages import STAGES
 from got_data.annotate.stats import RunStats
 from got_data.annotate.work import WORK_KINDS
-from got_data.errors import CodecError, InputError, RecordError, ShardError, SpecError
+from got_data.errors import CodecError, InputError, RecordError, ShardError
 from got_data.records import make_key
 from got_data.shards.manifest import write_manifest
 from got_data.shards.reader import iter_samples
@@ -76,17 +75,10 @@ def package_versions() -> dict[str, str]:
 
 
 def build_stages(spec: PipelineSpec, families: dict[str, str]) -> list[Stage]:
-    stages = []
-    for stage_spec in spec.stages:
-        cls = STAGES.get(stage_spec.name)
-        if cls is None:
-            raise SpecError(f"pipeline {spec.name!r}: no stage called {stage_spec.name!r}; known: {sorted(STAGES)}")
-        if cls.role != stage_spec.role:
-            raise SpecError(f"stage {stage_spec.name!r} calls the {cls.role!r} model, the spec says {stage_spec.role!r}")
-        if stage_spec.output_schema is not None:
-            answer_model(stage_spec.output_schema)  # a misspelt schema name fails here, not silently
-        stages.append(cls(stage_spec, family=families.get(stage_spec.role) if stage_spec.role else None))
-    return stages
+    """The spec's stages, checked again (a spec may have been changed in code since it loaded)."""
+    classes = check_spec(spec)
+    return [cls(s, family=families.get(s.role) if s.role else None, prompt_dirs=spec.prompt_dirs)
+            for s, cls in zip(spec.stages, classes)]
 
 
 def static_provenance(spec: PipelineSpec, stages: list[Stage], pools: dict[str, Any]) -> dict[str, Any]:

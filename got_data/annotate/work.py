@@ -1,7 +1,9 @@
 """Units of work that flow through the stages: one input and what stages add to it.
 
 A work kind is built by the runner from the input item and its decoded images (`from_decoded`), and
-hands the runner back a validated `record` and its shard members (`shard_images`).
+hands the runner back a validated `record` and its shard members (`shard_images`). It also says which
+fields the input gives (`provided`) and which properties derive from which fields (`derived`): the
+stages' `reads`/`writes` are checked against them (`got_data/annotate/stage_io.py`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ class Work:
     dropped: list[tuple[str, str]] = field(default_factory=list)  # (what, why) left out of the record
     record: Any = None
 
+    # Any stage may use these (the gateway reads `item` and counts `usage`; `record_fields` builds the record).
+    common: ClassVar[frozenset[str]] = frozenset(
+        {"item", "usage", "provenance", "started_at", "key", "kind", "record_fields", "finished_provenance",
+         "shard_images"})
+    provided: ClassVar[frozenset[str]] = frozenset()  # fields the input gives before any stage runs
+    derived: ClassVar[dict[str, tuple[str, ...]]] = {}  # property -> the fields it reads
+    nested: ClassVar[dict[str, type]] = {}  # list field -> its item type; `steps.X` names X of every item
+
     def finished_provenance(self) -> dict[str, Any]:
         provenance = dict(self.provenance)
         provenance["tokens"] = {k: v.model_dump() for k, v in self.usage.by_stage.items()}
@@ -49,6 +59,8 @@ class T2IWork(Work):
     entities: list[str] = field(default_factory=list)
     groundings: list[tuple[str, list]] = field(default_factory=list)
     record: T2IRecord | None = None
+
+    provided: ClassVar[frozenset[str]] = frozenset({"image", "model_image", "model_image_size", "caption"})
 
     @classmethod
     def from_decoded(cls, item: InputItem, images: dict[str, DecodedImage], provenance: dict[str, Any]) -> "T2IWork":
@@ -136,6 +148,15 @@ class EditWorkBase(Work):
     final_description: str = ""  # single-turn: the target's description
 
     kind: ClassVar[str]
+    provided: ClassVar[frozenset[str]] = frozenset(
+        {"images", "steps", "first", "last", "steps.instruction", "steps.given_edit_type", "steps.before",
+         "steps.after"})
+    derived: ClassVar[dict[str, tuple[str, ...]]] = {
+        "steps.is_global": ("steps.edit_type",),
+        "steps.regions": ("steps.groundings",),
+        "steps.target_object": ("steps.groundings", "steps.objects"),
+    }
+    nested: ClassVar[dict[str, type]] = {"steps": EditStep}
 
     @classmethod
     def from_decoded(cls, item: EditItem, images: dict[str, DecodedImage], provenance: dict[str, Any]) -> "EditWorkBase":

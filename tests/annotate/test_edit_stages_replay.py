@@ -59,7 +59,9 @@ class ReplayModels:
             return self.crops.pop(0) if self.crops else None
         if stage.name == "reinstruct":
             return self.rewrites
-        return self.chain
+        if stage.name == "assemble_edit":
+            return self.chain
+        raise KeyError(f"the replay has no answer for stage {stage.name!r}")
 
     def pixel_bounds(self, role):
         return (None, None)
@@ -330,3 +332,12 @@ def test_whole_image_is_offered_only_when_the_edit_may_be_global():
     assert "the whole image" in schema_objects([None])
     assert "the whole image" not in schema_objects(["color"])
     assert "the sofa" in schema_objects(["color"])
+
+
+@pytest.mark.parametrize("spec_name", [f"{kind}{size}.yaml" for kind in ("edit", "multiturn") for size in ("", "-tiny", "-world")])
+def test_the_replay_answers_every_model_stage_of_every_edit_spec(spec_name):
+    models = ReplayModels([parse("color", ["the sofa"])], {"the sofa": qwen2_vl_box("the sofa", "(100,400),(900,950)")},
+                          chain(("The sofa.", "It turns blue.")))
+    work = run_chain(models, ["Make the sofa blue"], [RED, BLUE], spec=spec_name)
+    assert work.record is not None
+    assert {c[0] for c in models.calls} == {s.name for s in load_spec(spec_name).stages if s.role}

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 
+from pydantic import Field
+
 from got_data.annotate.grounding import merge_near_duplicates
-from got_data.annotate.stage import Stage, StageReject
+from got_data.annotate.stage import Stage, StageOptions, StageReject
 from got_data.errors import RecordError
 from got_data.records import Annotation, GroundedObject, parse_record, render_got
 
@@ -23,10 +25,15 @@ def find_free_occurrence(text: str, phrase: str, taken: list[tuple[int, int]]) -
 class AssembleT2I(Stage):
     name = "assemble"
     reads = ("description", "groundings")
-    writes = ("record",)
+    writes = ("record", "dropped")
+
+    class Options(StageOptions):
+        merge_iou: float = Field(0.85, gt=0, le=1, description="boxes of one phrase overlapping more than this are merged")
+
+    options: Options
 
     async def run(self, work, models) -> None:
-        merge_iou = float(self.option("merge_iou", 0.85))
+        merge_iou = self.options.merge_iou
         annotations: list[Annotation] = []
         taken: list[tuple[int, int]] = []
         # Longer phrases first, so "the red car" claims its words before "car" does.

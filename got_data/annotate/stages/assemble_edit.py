@@ -7,10 +7,13 @@ text's boxes equal the structured boxes by construction and the record model che
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from got_data.annotate.answers import EditChainAnswer, edit_chain_schema
+from got_data.annotate.ask_json import BadAnswer, ask_json
 from got_data.annotate.edit_chain import ChainStep, multi_turn_got, single_turn_got
-from got_data.annotate.stage import Stage, StageReject
-from got_data.annotate.text import clean_model_text, parse_json_answer
+from got_data.annotate.stage import Stage, StageOptions, StageReject
+from got_data.annotate.text import clean_model_text
 from got_data.errors import CodecError, RecordError
 from got_data.records import parse_record
 
@@ -33,29 +36,35 @@ def edits_text(work) -> str:
 class AssembleEdit(Stage):
     name = "assemble_edit"
     role = "llm"
-    reads = ("source_description", "final_description", "steps")
-    writes = ("record",)
+    reads = ("source_description", "final_description", "steps.instruction", "steps.edit_type", "steps.objects",
+             "steps.new_object", "steps.groundings")
+    optional_reads = ("steps.object_description", "steps.new_object_description")
+    writes = ("record", "steps.object_text", "steps.change")
+
+    class Options(StageOptions):
+        max_object_chars: int = Field(200, gt=0, description="JSON maxLength of the object prose written per edit")
+        max_change_chars: int = Field(240, gt=0, description="JSON maxLength of the change prose written per edit (`max_tokens` must cover one pair per turn)")
+
+    options: Options
 
     async def run(self, work, models) -> None:
-        schema = edit_chain_schema(len(work.steps), int(self.option("max_object_chars", 200)),
-                                   int(self.option("max_change_chars", 240)))
-        text = await models.ask(
-            self, work, section="user" if len(work.steps) == 1 else "user_multiturn",
+        def one_step_per_edit(answer: EditChainAnswer) -> None:
+            if len(answer.steps) != len(work.steps):
+                raise BadAnswer(f"{len(answer.steps)} steps for {len(work.steps)} edits")
+
+        answer = await ask_json(
+            self, work, models, EditChainAnswer, section="user" if len(work.steps) == 1 else "user_multiturn",
             values={"source_description": work.source_description, "final_description": work.final_description,
                     "edits": edits_text(work), "count": str(len(work.steps))},
-            json_schema=schema,
+            json_schema=edit_chain_schema(len(work.steps), self.options.max_object_chars,
+                                          self.options.max_change_chars),
+            check=one_step_per_edit,
         )
-        try:
-            answer = parse_json_answer(EditChainAnswer, text)
-        except ValueError as exc:
-            raise StageReject(self.name, "unparsable_answer", text[:200]) from exc
-        if len(answer.steps) != len(work.steps):
-            raise StageReject(self.name, "unparsable_answer", f"{len(answer.steps)} steps for {len(work.steps)} edits")
         chain = []
         for step, written in zip(work.steps, answer.steps):
             step.object_text, step.change = clean_model_text(written.object), clean_model_text(written.change)
             if not step.object_text or not step.change:
-                raise StageReject(self.name, "empty_answer", text[:200])
+                raise StageReject(self.name, "empty_answer", answer.model_dump_json()[:200])
             chain.append(ChainStep(object_text=step.object_text, groundings=step.groundings, change=step.change))
         try:
             if work.kind == "edit":

@@ -3,15 +3,22 @@ a made-up change in its GoT, so byte-identical consecutive images are rejected (
 
 from __future__ import annotations
 
-from got_data.annotate.stage import Stage, StageReject
+from pydantic import Field
+
+from got_data.annotate.stage import Stage, StageOptions, StageReject
 
 
 class CompareImages(Stage):
     name = "compare_images"
-    reads = ("steps",)
+    reads = ("images", "steps.before", "steps.after")
+
+    class Options(StageOptions):
+        reject_identical: bool = Field(True, description="reject an edit whose image is byte-identical to the one before it (`identical_images`)")
+
+    options: Options
 
     async def run(self, work, models) -> None:
-        if not self.option("reject_identical", True):
+        if not self.options.reject_identical:
             return
         roles = list(work.images)
         for n, step in enumerate(work.steps):

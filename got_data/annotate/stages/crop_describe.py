@@ -6,18 +6,27 @@ from __future__ import annotations
 
 import asyncio
 
+from pydantic import Field
+
 from got_data.annotate.answers import DescriptionAnswer, bounded_schema
+from got_data.annotate.ask_json import ask_json
 from got_data.annotate.crops import crop_region
-from got_data.annotate.stage import Stage
-from got_data.annotate.text import clean_model_text, first_words, parse_json_answer
+from got_data.annotate.stage import Stage, StageOptions
+from got_data.annotate.text import clean_model_text, first_words
 from got_data.records.boxes import union_box
 
 
 class CropDescribe(Stage):
     name = "crop_describe"
     role = "vlm"
-    reads = ("steps.groundings", "steps.before", "steps.after")
+    reads = ("steps.instruction", "steps.objects", "steps.groundings", "steps.before", "steps.after")
     writes = ("steps.object_description", "steps.new_object_description", "dropped")
+
+    class Options(StageOptions):
+        max_chars: int = Field(80, gt=0, description="JSON maxLength of each crop description")
+        max_words: int = Field(8, gt=0, description="crop descriptions are cut to this many words")
+
+    options: Options
 
     async def run(self, work, models) -> None:
         await asyncio.gather(*(self._step(work, models, step) for step in work.steps))
@@ -31,17 +40,12 @@ class CropDescribe(Stage):
 
     async def _describe(self, work, models, step, image, region, when: str) -> str | None:
         crop = crop_region(image.model_image, image.model_size, region)
-        text = await models.ask(
-            self, work, values={"object": step.target_object, "instruction": step.instruction}, images=[crop],
-            json_schema=bounded_schema(DescriptionAnswer, {"description": self.option("max_chars", 80)}),
-            reject_on_failure=False, tag=when,
+        answer = await ask_json(
+            self, work, models, DescriptionAnswer,
+            values={"object": step.target_object, "instruction": step.instruction}, images=[crop],
+            json_schema=bounded_schema(DescriptionAnswer, {"description": self.options.max_chars}),
+            tag=when, on_bad="drop", dropped_as=f"{when} crop",
         )
-        if text is None:
-            work.dropped.append((f"{when} crop", "model_failure"))
+        if answer is None:
             return None
-        try:
-            answer = parse_json_answer(DescriptionAnswer, text)
-        except ValueError:
-            work.dropped.append((f"{when} crop", "unparsable_answer"))
-            return None
-        return first_words(clean_model_text(answer.description), int(self.option("max_words", 8))) or None
+        return first_words(clean_model_text(answer.description), self.options.max_words) or None

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+from pydantic import Field
+
 from got_data.annotate.answers import DescriptionAnswer, bounded_schema
-from got_data.annotate.stage import Stage, StageReject
-from got_data.annotate.text import clean_model_text, first_sentences, parse_json_answer
+from got_data.annotate.ask_json import ask_json
+from got_data.annotate.stage import Stage, StageOptions, StageReject
+from got_data.annotate.text import clean_model_text, first_sentences
 
 
 def instructions_text(work) -> str:
@@ -23,6 +26,12 @@ class Describe(Stage):
     reads = ("first", "last", "steps.instruction", "steps.objects")
     writes = ("source_description", "final_description")
 
+    class Options(StageOptions):
+        max_description_chars: int = Field(400, gt=0, description="JSON maxLength of each description (keep it reachable within `max_tokens`)")
+        max_sentences: int = Field(2, gt=0, description="descriptions are cut to this many sentences")
+
+    options: Options
+
     async def run(self, work, models) -> None:
         objects = ", ".join(dict.fromkeys(p for step in work.steps for p in step.objects))
         values = {"instructions": instructions_text(work), "objects": objects}
@@ -32,15 +41,11 @@ class Describe(Stage):
         )
 
     async def _describe(self, work, models, section: str, image, values: dict[str, str]) -> str:
-        text = await models.ask(
-            self, work, section=section, values=values, images=[image.model_image],
-            json_schema=bounded_schema(DescriptionAnswer, {"description": self.option("max_description_chars", 400)}),
+        answer = await ask_json(
+            self, work, models, DescriptionAnswer, section=section, values=values, images=[image.model_image],
+            json_schema=bounded_schema(DescriptionAnswer, {"description": self.options.max_description_chars}),
         )
-        try:
-            answer = parse_json_answer(DescriptionAnswer, text)
-        except ValueError as exc:
-            raise StageReject(self.name, "unparsable_answer", text[:200]) from exc
-        description = first_sentences(clean_model_text(answer.description), int(self.option("max_sentences", 2)))
+        description = first_sentences(clean_model_text(answer.description), self.options.max_sentences)
         if not description:
-            raise StageReject(self.name, "empty_answer", text[:200])
+            raise StageReject(self.name, "empty_answer", answer.model_dump_json()[:200])
         return description

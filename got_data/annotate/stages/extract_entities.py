@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
+from pydantic import Field
 
-from got_data.annotate.answers import candidate_phrases, entity_schema
-from got_data.annotate.stage import Stage, StageReject
+from got_data.annotate.answers import EntityAnswer, candidate_phrases, entity_schema
+from got_data.annotate.ask_json import ask_json
+from got_data.annotate.stage import Stage, StageOptions, StageReject
 
 
 class ExtractEntities(Stage):
@@ -14,23 +15,23 @@ class ExtractEntities(Stage):
     reads = ("description",)
     writes = ("entities",)
 
+    class Options(StageOptions):
+        max_entities: int = Field(12, gt=0, description="at most this many phrases per description")
+        max_phrase_words: int = Field(5, gt=0, description="answers are constrained to word runs of the description up to this long")
+
+    options: Options
+
     async def run(self, work, models) -> None:
-        max_entities = int(self.option("max_entities", 12))
-        candidates = candidate_phrases(work.description, max_words=int(self.option("max_phrase_words", 5)))
+        max_entities = self.options.max_entities
+        candidates = candidate_phrases(work.description, max_words=self.options.max_phrase_words)
         if not candidates:
             raise StageReject(self.name, "no_entities", "the description has no words")
-        text = await models.ask(
-            self, work, values={"description": work.description},
-            json_schema=entity_schema(candidates, max_items=max_entities),
-        )
-        try:
-            raw = json.loads(text, strict=False)["entities"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise StageReject(self.name, "unparsable_answer", text[:200]) from exc
+        answer = await ask_json(self, work, models, EntityAnswer, values={"description": work.description},
+                                json_schema=entity_schema(candidates, max_items=max_entities))
         entities: list[str] = []
-        for phrase in raw if isinstance(raw, list) else []:
-            if isinstance(phrase, str) and phrase.strip() and phrase in work.description and phrase not in entities:
+        for phrase in answer.entities:
+            if phrase.strip() and phrase in work.description and phrase not in entities:
                 entities.append(phrase)
         if not entities:
-            raise StageReject(self.name, "no_entities", text[:200])
+            raise StageReject(self.name, "no_entities", answer.model_dump_json()[:200])
         work.entities = entities[:max_entities]

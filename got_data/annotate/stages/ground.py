@@ -28,7 +28,7 @@ QWEN25_BOX_SCHEMA = {
 class Ground(Stage):
     name = "ground"
     role = "vlm"
-    reads = ("model_image", "entities")
+    reads = ("model_image", "model_image_size", "entities")
     writes = ("groundings", "dropped")
 
     async def run(self, work, models) -> None:

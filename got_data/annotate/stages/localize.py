@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 
+from pydantic import Field
+
 from got_data.annotate.grounding import merge_near_duplicates
-from got_data.annotate.stage import Stage, StageReject
+from got_data.annotate.stage import Stage, StageOptions, StageReject
 from got_data.records.edits import WHOLE_IMAGE_PHRASE
 from got_data.annotate.stages.ground import ground_phrase
 from got_data.records import WHOLE_IMAGE
@@ -20,6 +22,11 @@ class Localize(Stage):
     reads = ("steps.objects", "steps.edit_type", "steps.before", "steps.after")
     writes = ("steps.groundings", "dropped")
 
+    class Options(StageOptions):
+        merge_iou: float = Field(0.85, gt=0, le=1, description="boxes of one phrase overlapping more than this are merged")
+
+    options: Options
+
     async def run(self, work, models) -> None:
         await asyncio.gather(*(self._localize(work, models, n, step) for n, step in enumerate(work.steps, start=1)))
 
@@ -28,7 +35,7 @@ class Localize(Stage):
             step.groundings = [(step.objects[0], [WHOLE_IMAGE])]
             return
         image = step.after if step.edit_type == "add" else step.before
-        merge_iou = float(self.option("merge_iou", 0.85))
+        merge_iou = self.options.merge_iou
         phrases = [p for p in step.objects if p != WHOLE_IMAGE_PHRASE]  # a whole-image box next to objects says nothing
         results = await asyncio.gather(
             *(ground_phrase(self, work, models, phrase, image.model_image, image.model_size) for phrase in phrases)

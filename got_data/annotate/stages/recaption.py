@@ -2,35 +2,39 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from got_data.annotate.answers import RecaptionAnswer, bounded_schema
-from got_data.annotate.stage import Stage, StageReject
-from got_data.annotate.text import clean_model_text, parse_json_answer
+from got_data.annotate.ask_json import ask_json
+from got_data.annotate.stage import Stage, StageOptions, StageReject
+from got_data.annotate.text import clean_model_text
 from got_data.records.codec import strip_special_tokens
 
 
 class Recaption(Stage):
     name = "recaption"
     role = "vlm"
-    reads = ("image", "caption")
+    reads = ("model_image", "caption")
     writes = ("prompt", "description")
+
+    class Options(StageOptions):
+        max_caption_chars: int = Field(2000, gt=0, description="original captions are cut to this before they reach the model")
+        max_prompt_chars: int = Field(300, gt=0, description="JSON maxLength of the prompt (keep it reachable within `max_tokens`)")
+        max_description_chars: int = Field(1500, gt=0, description="JSON maxLength of the description (keep it reachable within `max_tokens`)")
+
+    options: Options
 
     async def run(self, work, models) -> None:
         # The caption is the input's verbatim, untrusted text: the model gets it without tokens or bidi controls.
         caption = strip_special_tokens(work.caption or "").strip()
-        max_chars = int(self.option("max_caption_chars", 2000))
-        section = "user_with_caption" if caption else "user"
-        text = await models.ask(
-            self, work, section=section, values={"caption": caption[:max_chars]}, images=[work.model_image],
-            json_schema=bounded_schema(RecaptionAnswer, {
-                "prompt": self.option("max_prompt_chars", 300),
-                "description": self.option("max_description_chars", 1500),
-            }),
+        answer = await ask_json(
+            self, work, models, RecaptionAnswer,
+            section="user_with_caption" if caption else "user",
+            values={"caption": caption[: self.options.max_caption_chars]}, images=[work.model_image],
+            json_schema=bounded_schema(RecaptionAnswer, {"prompt": self.options.max_prompt_chars,
+                                                         "description": self.options.max_description_chars}),
         )
-        try:
-            answer = parse_json_answer(RecaptionAnswer, text)
-        except ValueError as exc:
-            raise StageReject(self.name, "unparsable_answer", f"{exc}: {text[:200]}") from exc
         work.prompt = clean_model_text(answer.prompt)
         work.description = clean_model_text(answer.description)
         if not work.prompt or not work.description:
-            raise StageReject(self.name, "empty_answer", text[:200])
+            raise StageReject(self.name, "empty_answer", answer.model_dump_json()[:200])

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
+from pydantic import Field
+
 from got_data.annotate.answers import ReinstructAnswer, reinstruct_schema
-from got_data.annotate.stage import Stage
-from got_data.annotate.text import clean_model_text, parse_json_answer
+from got_data.annotate.ask_json import ask_json
+from got_data.annotate.stage import Stage, StageOptions
+from got_data.annotate.text import clean_model_text
 
 
 class Reinstruct(Stage):
@@ -17,24 +20,24 @@ class Reinstruct(Stage):
     reads = ("steps.instruction", "steps.edit_type", "steps.objects")
     writes = ("steps.reinstructions", "dropped")
 
+    class Options(StageOptions):
+        count: int = Field(3, gt=0, description="at most this many rewrites per instruction; the shortest is put first")
+        max_chars: int = Field(160, gt=0, description="JSON maxLength of each rewrite")
+
+    options: Options
+
     async def run(self, work, models) -> None:
         await asyncio.gather(*(self._rewrite(work, models, step) for step in work.steps))
 
     async def _rewrite(self, work, models, step) -> None:
-        text = await models.ask(
-            self, work,
+        answer = await ask_json(
+            self, work, models, ReinstructAnswer,
             values={"instruction": step.instruction, "edit_type": step.edit_type or "other",
                     "objects": ", ".join(step.objects)},
-            json_schema=reinstruct_schema(int(self.option("count", 3)), int(self.option("max_chars", 160))),
-            reject_on_failure=False,
+            json_schema=reinstruct_schema(self.options.count, self.options.max_chars),
+            on_bad="drop", dropped_as="reinstruction",
         )
-        if text is None:
-            work.dropped.append(("reinstruction", "model_failure"))
-            return
-        try:
-            answer = parse_json_answer(ReinstructAnswer, text)
-        except ValueError:
-            work.dropped.append(("reinstruction", "unparsable_answer"))
+        if answer is None:
             return
         rewrites: list[str] = []
         for rewrite in answer.rewrites:
