@@ -16,20 +16,25 @@ CONFIG_MD = Path(__file__).resolve().parent.parent / "docs" / "CONFIG.md"
 
 
 def options_tables() -> str:
-    """One table of the built-in stages: role, and per option the default and meaning."""
+    """Two tables of the built-in stages: what each reads and writes, then each option's default and meaning."""
     from got_data.annotate.stage import BUILTIN_STAGES_PACKAGE, stage_classes
 
-    lines = ["| stage | role | option | default | meaning |", "|---|---|---|---|---|"]
-    for name, cls in sorted(stage_classes().items()):
-        if not cls.__module__.startswith(BUILTIN_STAGES_PACKAGE + "."):
-            continue
-        role = cls.role or "CPU"
+    builtin = sorted((name, cls) for name, cls in stage_classes().items()
+                     if cls.__module__.startswith(BUILTIN_STAGES_PACKAGE + "."))
+    io = ["| stage | role | reads | reads if written | writes |", "|---|---|---|---|---|"]
+    options = ["| stage | option | default | meaning |", "|---|---|---|---|"]
+    for name, cls in builtin:
+        io.append(f"| {name} | {cls.role or 'CPU'} | {_names(cls.reads)} | {_names(cls.optional_reads)} | {_names(cls.writes)} |")
         fields = cls.Options.model_fields
         if not fields:
-            lines.append(f"| {name} | {role} | | | no options |")
+            options.append(f"| {name} | | | no options |")
         for key, info in fields.items():
-            lines.append(f"| {name} | {role} | `{key}` | {json.dumps(info.default)} | {info.description or ''} |")
-    return "\n".join(lines)
+            options.append(f"| {name} | `{key}` | {json.dumps(info.default)} | {info.description or ''} |")
+    return "\n".join(io) + "\n\n" + "\n".join(options)
+
+
+def _names(fields: tuple[str, ...]) -> str:
+    return ", ".join(f"`{f}`" for f in fields)
 
 
 def with_tables(text: str) -> str:
