@@ -21,6 +21,9 @@ from got_data.spec import PipelineSpec, StageSpec, load_prompt
 def check_spec(spec: PipelineSpec, stage_modules: Iterable[str] = ()) -> list[type[Stage]]:
     """The stage classes of the spec, in order; SpecError (one line) on the first problem."""
     registry = stage_classes(stage_modules)
+    names = [s.name for s in spec.stages]
+    if len(set(names)) != len(names):
+        raise SpecError(f"stage names repeat: {', '.join(names)}; each stage runs once")
     classes = []
     for stage_spec in spec.stages:
         cls = registry.get(stage_spec.name)

@@ -99,6 +99,13 @@ def test_a_stage_reading_what_nothing_wrote_is_refused(tmp_path):
         load_spec(path)
 
 
+def test_repeated_stage_names_are_refused():
+    spec = load_spec("t2i.yaml")
+    spec.stages.append(spec.stages[-1])
+    with pytest.raises(SpecError, match="stage names repeat"):
+        effective_spec(spec)
+
+
 def test_a_role_that_contradicts_the_stage_class_is_refused(tmp_path):
     path = write_spec(tmp_path, "bad.yaml", """\
         extends: t2i.yaml
