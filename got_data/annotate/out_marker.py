@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from got_data.annotate.spec_check import effective_spec, family_variants
 from got_data.errors import ShardError
-from got_data.resources import resolve_resource
-from got_data.spec import PipelineSpec
+from got_data.spec import PipelineSpec, load_prompt
 
 MARKER = Path("_state") / "run.json"
 MARKER_VERSION = 1
@@ -32,11 +32,9 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
 
 
-def _prompt_texts(name: str) -> dict[str, str]:
+def _prompt_texts(name: str, prompt_dirs: list[Path]) -> dict[str, str]:
     """A stage's prompt file and its model-family variants (`stem.<family>.txt`), by file name."""
-    path = resolve_resource("prompts", name)
-    stem = path.name.removesuffix(".txt")
-    files = [path, *sorted(path.parent.glob(f"{stem}.*.txt"))]
+    files = [load_prompt(name, prompt_dirs).path, *family_variants(name, prompt_dirs)]
     return {f.name: f.read_text(encoding="utf-8") for f in files}
 
 
@@ -70,8 +68,8 @@ class RunIdentity:
         pixels = {role: (m.min_pixels, m.max_pixels) for role, m in spec.models.items()}
         return cls(
             pipeline=f"{spec.name}/{spec.record_kind}",
-            stages=_digest([(s.name, s.role, s.output_schema, s.options) for s in spec.stages]),
-            prompts=_digest({s.name: _prompt_texts(s.prompt) for s in spec.stages if s.prompt}),
+            stages=_digest([(s["name"], s["role"], s["options"]) for s in effective_spec(spec)["stages"]]),
+            prompts=_digest({s.name: _prompt_texts(s.prompt, spec.prompt_dirs) for s in spec.stages if s.prompt}),
             sampling=_digest({s.name: s.sampling.model_dump() for s in spec.stages if s.role}),
             models=_digest({role: [models.get(role), pixels.get(role)] for role in spec.roles()}),
             input=_digest(f"{type(source).__name__}:{_location(source)}"),

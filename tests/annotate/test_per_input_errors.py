@@ -16,7 +16,6 @@ import pytest
 
 from got_data.annotate.runner import PipelineRun, RunOptions
 from got_data.annotate.stage import Stage
-from got_data.annotate.stages import STAGES
 from got_data.engines.types import ModelResponse
 from got_data.errors import CodecError, RecordError
 from got_data.records.codec import find_special_tokens
@@ -80,7 +79,8 @@ def test_a_hostile_echo_never_stops_the_run_nor_reaches_a_record(ray_session, wo
 
 
 class FaultyStage(Stage):
-    """Stands for a stage whose input-specific fault surfaces as one of the project's errors (or a bug)."""
+    """Stands for a stage whose input-specific fault surfaces as one of the project's errors (or a bug).
+    Defining it registers it as the stage `faulty`."""
 
     name = "faulty"
     role = None
@@ -102,7 +102,6 @@ def spec_with_faulty_stage():
 def test_per_input_errors_become_reject_rows_and_the_run_goes_on(ray_session, world_set, tmp_path, monkeypatch):
     truth = read_truth(world_set)
     refs = sorted(truth)
-    monkeypatch.setitem(STAGES, "faulty", FaultyStage)
     monkeypatch.setattr(FaultyStage, "faults", {refs[0]: CodecError("unclosed box at character 3"),
                                                  refs[3]: RecordError("record has no 'target' image")})
     stats = run_pipeline(spec_with_faulty_stage(), world_set, tmp_path / "out", WorldOracle(truth))
@@ -118,7 +117,6 @@ def test_per_input_errors_become_reject_rows_and_the_run_goes_on(ray_session, wo
 
 def test_any_other_exception_is_a_bug_and_stops_the_run(ray_session, world_set, tmp_path, monkeypatch):
     truth = read_truth(world_set)
-    monkeypatch.setitem(STAGES, "faulty", FaultyStage)
     monkeypatch.setattr(FaultyStage, "faults", {sorted(truth)[1]: KeyError("a bug in got-data")})
     with pytest.raises(KeyError, match="a bug in got-data"):
         run_pipeline(spec_with_faulty_stage(), world_set, tmp_path / "out", WorldOracle(truth))
@@ -139,7 +137,6 @@ def test_a_rerun_retries_transient_rejects_and_chosen_reasons(ray_session, world
     truth = read_truth(world_set)
     refs = sorted(truth)
     out = tmp_path / "out"
-    monkeypatch.setitem(STAGES, "faulty", FaultyStage)
     monkeypatch.setattr(FaultyStage, "faults", {refs[4]: CodecError("unclosed box at character 3")})
     monkeypatch.setattr(DeadPoolFor, "dead_for", {refs[1]})
     run_pipeline(spec_with_faulty_stage(), world_set, out, WorldOracle(truth), pool=DeadPoolFor)
