@@ -24,7 +24,7 @@ def decoded_in_process(item, max_pixels):
 
     images = {}
     for role, source in item.image_sources().items():
-        result, model_image = _decode_one(source, 64_000_000, max_pixels)
+        result, model_image = _decode_one(source, 64_000_000, max_pixels, strip_metadata=False)
         images[role] = DecodedImage(result.image, model_image, result.model_size)
     return images
 
