@@ -98,10 +98,12 @@ def annotate(
 
     The output folder is claimed for this job first (`out_marker`), before Ray or a pool starts."""
     if pools is not None:
-        names = {role: str(pool.model_info().get("name")) for role, pool in pools.items()}
+        infos = {role: pool.model_info() for role, pool in pools.items()}
+        names = {role: f"{info.get('name')}@{info.get('revision')}" for role, info in infos.items()}
     else:
         names = {"vlm": models.vlm or TINY_MODELS, "llm": models.llm or TINY_MODELS}
-    claim_output_dir(Path(options.out_dir), RunIdentity.of(spec, source, names), force=force)
+    identity = RunIdentity.of(spec, source, names, strip_metadata=options.strip_metadata)
+    claim_output_dir(Path(options.out_dir), identity, force=force)
     init_ray(ray_address, len(spec.roles()))
     own = pools is None
     pools = pools if pools is not None else start_pools(spec, models, options.console)

@@ -60,11 +60,13 @@ class RunIdentity:
     sampling: str
     models: str
     input: str
+    images: str
     version: int = MARKER_VERSION
 
     @classmethod
-    def of(cls, spec: PipelineSpec, source: Any, models: dict[str, str]) -> RunIdentity:
-        """`models`: the model each role uses (a path, hub id or pool model name), by role."""
+    def of(cls, spec: PipelineSpec, source: Any, models: dict[str, str], strip_metadata: bool = False) -> RunIdentity:
+        """`models`: the model each role uses (a path, hub id or pool model name and revision), by role;
+        `strip_metadata`: whether published images lose their metadata (it changes every image member)."""
         pixels = {role: (m.min_pixels, m.max_pixels) for role, m in spec.models.items()}
         return cls(
             pipeline=f"{spec.name}/{spec.record_kind}",
@@ -73,6 +75,7 @@ class RunIdentity:
             sampling=_digest({s.name: s.sampling.model_dump() for s in spec.stages if s.role}),
             models=_digest({role: [models.get(role), pixels.get(role)] for role in spec.roles()}),
             input=_digest(f"{type(source).__name__}:{_location(source)}"),
+            images=_digest({"strip_metadata": strip_metadata}),
         )
 
     def differences(self, other: dict[str, Any]) -> list[str]:
@@ -80,7 +83,8 @@ class RunIdentity:
 
 
 _WHAT = {"pipeline": "the pipeline", "stages": "the stages or their options", "prompts": "the prompts",
-         "sampling": "the sampling", "models": "the models", "input": "the input", "version": "the marker version"}
+         "sampling": "the sampling", "models": "the models", "input": "the input",
+         "images": "the image options (--strip-metadata)", "version": "the marker version"}
 
 
 def claim_output_dir(out: Path, identity: RunIdentity, force: bool = False) -> bool:

@@ -1,0 +1,28 @@
+"""--strip-metadata changes every published image, so a resume must keep it (the run marker says so)."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from got_data.annotate.out_marker import RunIdentity, claim_output_dir
+from got_data.errors import ShardError
+from got_data.ingest import open_source
+from got_data.spec import load_spec
+
+MODELS = {"vlm": "Qwen/Qwen2-VL-7B-Instruct", "llm": "Qwen/Qwen2.5-7B-Instruct"}
+
+
+def test_a_resume_must_keep_strip_metadata(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(images / "a.jpg")
+    out = tmp_path / "out"
+
+    def identity(strip: bool) -> RunIdentity:
+        return RunIdentity.of(load_spec("t2i.yaml"), open_source(str(images)), MODELS, strip_metadata=strip)
+
+    claim_output_dir(out, identity(strip=True))
+    assert claim_output_dir(out, identity(strip=True)) is True
+    with pytest.raises(ShardError, match=r"the image options \(--strip-metadata\)"):
+        claim_output_dir(out, identity(strip=False))
