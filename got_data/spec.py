@@ -60,6 +60,9 @@ class PipelineSpec(BaseModel):
     name: str
     version: str
     record_kind: Literal["t2i", "edit", "multiturn"]
+    image_format: Literal["png", "jpeg", "keep"] = Field(
+        default="png", description="one stored format per run, so each image role has one member name (docs/CONFIG.md)"
+    )
     models: dict[Role, ModelRoleSpec] = Field(default_factory=dict)
     stages: list[StageSpec] = Field(min_length=1)
     source: Path | None = Field(default=None, exclude=True)

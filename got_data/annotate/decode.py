@@ -13,7 +13,7 @@ from typing import Any
 import ray
 
 from got_data.errors import InputRefused
-from got_data.ingest.images import PreparedImage, prepare_image
+from got_data.ingest.images import PreparedImage, StoreAs, prepare_image
 from got_data.ingest.items import ImageSource
 
 
@@ -42,10 +42,12 @@ def _model_copy(prepared: PreparedImage, max_pixels: int | None):
     return img
 
 
-def _decode_one(image: ImageSource, max_input_pixels: int, model_max_pixels: int | None, strip_metadata: bool) -> tuple:
+def _decode_one(image: ImageSource, max_input_pixels: int, model_max_pixels: int | None, strip_metadata: bool,
+                store_as: StoreAs = "keep") -> tuple:
     """(DecodeResult, PIL image for the models or None). Never raises for bad input."""
     try:
-        prepared = prepare_image(image.read(), max_pixels=max_input_pixels, strip_metadata=strip_metadata)
+        prepared = prepare_image(image.read(), max_pixels=max_input_pixels, strip_metadata=strip_metadata,
+                                 store_as=store_as)
     except InputRefused as exc:  # ImageReadError or ImageRejected: the reason and detail of a reject row
         return DecodeResult(None, None, exc.reason, exc.detail), None
     model_image = _model_copy(prepared, model_max_pixels)
@@ -54,11 +56,11 @@ def _decode_one(image: ImageSource, max_input_pixels: int, model_max_pixels: int
 
 @ray.remote(num_cpus=0.25)
 def decode_group_task(images: list[ImageSource], max_input_pixels: int, model_max_pixels: int | None,
-                      strip_metadata: bool = False) -> tuple:
+                      strip_metadata: bool = False, store_as: StoreAs = "keep") -> tuple:
     """(DecodeResult, model image) of each image, flattened, each its own return object, so a
     request references only its own image. Called with num_returns=2 * len(images)."""
     return tuple(part for image in images
-                 for part in _decode_one(image, max_input_pixels, model_max_pixels, strip_metadata))
+                 for part in _decode_one(image, max_input_pixels, model_max_pixels, strip_metadata, store_as))
 
 
 class DecodeGroups:
@@ -70,10 +72,11 @@ class DecodeGroups:
     here, three 8-image tasks 0.05 s."""
 
     def __init__(self, max_input_pixels: int, model_max_pixels: int | None, group_size: int = 8,
-                 strip_metadata: bool = False) -> None:
+                 strip_metadata: bool = False, store_as: StoreAs = "keep") -> None:
         self.max_input_pixels = max_input_pixels
         self.model_max_pixels = model_max_pixels
         self.strip_metadata = strip_metadata
+        self.store_as = store_as
         self.group_size = group_size
         self._waiting: list[tuple[list[ImageSource], asyncio.Future]] = []
 
@@ -105,7 +108,7 @@ class DecodeGroups:
         images = [image for entry_images, _ in group for image in entry_images]
         try:
             refs = decode_group_task.options(num_returns=2 * len(images)).remote(
-                images, self.max_input_pixels, self.model_max_pixels, self.strip_metadata)
+                images, self.max_input_pixels, self.model_max_pixels, self.strip_metadata, self.store_as)
         except Exception as exc:  # e.g. a source that cannot be serialized
             for _, future in group:
                 if not future.done():

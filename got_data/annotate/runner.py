@@ -113,7 +113,7 @@ class PipelineRun:
         self.provenance = static_provenance(spec, self.stages, pools)
         self.model_max_pixels = spec.models["vlm"].max_pixels if "vlm" in spec.models else None
         self.decoder = DecodeGroups(options.max_input_pixels, self.model_max_pixels,
-                                    strip_metadata=options.strip_metadata)
+                                    strip_metadata=options.strip_metadata, store_as=spec.image_format)
         options.out_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(options.out_dir, options.shard_name, frozenset(options.retry_rejects))
         if self.journal.retrying:

@@ -15,6 +15,11 @@ Float samples (32-bit float TIFFs, mode "F") have no fixed white: samples within
 scaled by 255, any other range is stretched from its minimum to its maximum (`float_to_8bit`);
 NaN or infinite samples reject the image. With `strip_metadata`, the stored bytes lose EXIF, XMP,
 comments and trailing data (metadata.py) and `strip_metadata` is recorded.
+
+A run may also ask for one stored format (`store_as`, the spec's `image_format`): then every shard
+member of a role has the same name (`jpg` or `png`), which loaders that infer columns from the first
+samples (HF `datasets`) need; an image in the other format is re-encoded (`reencode_png`: lossless,
+the decoded pixels; `reencode_jpeg`: quality 95) and the step recorded.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from got_data.errors import InputRefused
+from got_data.errors import InputRefused, SpecError
 from got_data.ingest.items import ImageReadError, InputItem
 from got_data.ingest.metadata import MetadataError, strip_image_metadata
 from got_data.records.models import ImageInfo
@@ -54,6 +59,8 @@ REJECT_REASONS = (
 # Restricting Image.open keeps PIL's riskier plugins (EPS via Ghostscript, ...) away from untrusted bytes.
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 _LOSSY_FORMATS = ("JPEG", "MPO")
+StoreAs = Literal["keep", "png", "jpeg"]
+STORE_AS_FORMAT: dict[str, Literal["JPEG", "PNG"]] = {"png": "PNG", "jpeg": "JPEG"}
 _KEEPABLE_MODES = ("RGB", "L")
 _ORIENTATION_TAG = 0x0112
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -107,6 +114,7 @@ def load_input_image(
     min_side: int = DEFAULT_MIN_SIDE,
     max_aspect: float = DEFAULT_MAX_ASPECT,
     strip_metadata: bool = False,
+    store_as: StoreAs = "keep",
 ) -> PreparedImage:
     """Read and prepare an item's image; every way it can fail is an ImageRejected with a reason."""
     if item.problem is not None:
@@ -117,7 +125,7 @@ def load_input_image(
     except ImageReadError as exc:
         raise ImageRejected(exc.reason, exc.detail) from exc
     return prepare_image(raw, max_pixels=max_pixels, min_side=min_side, max_aspect=max_aspect,
-                         strip_metadata=strip_metadata)
+                         strip_metadata=strip_metadata, store_as=store_as)
 
 
 def prepare_image(
@@ -126,9 +134,11 @@ def prepare_image(
     min_side: int = DEFAULT_MIN_SIDE,
     max_aspect: float = DEFAULT_MAX_ASPECT,
     strip_metadata: bool = False,
+    store_as: StoreAs = "keep",
 ) -> PreparedImage:
-    """Check `raw` and give the bytes to store: unchanged when already plain, else normalised;
-    with `strip_metadata`, without metadata either way.
+    """Check `raw` and give the bytes to store: unchanged when already plain (and, unless `store_as`
+    is "keep", already in that format), else normalised; with `strip_metadata`, without metadata
+    either way.
 
     Relies on PIL's default `ImageFile.LOAD_TRUNCATED_IMAGES = False`; code that sets it True
     process-wide would let truncated files through.
@@ -138,14 +148,17 @@ def prepare_image(
     img = _open(raw, max_pixels)
     _check_geometry(img.size, max_pixels, min_side, max_aspect)
     _decode(img, raw)
+    if store_as not in ("keep", *STORE_AS_FORMAT):
+        raise SpecError(f"image_format must be one of keep, png, jpeg; got {store_as!r}")
     original_sha256 = hashlib.sha256(raw).hexdigest()
-    if _keepable(img, raw):
+    kept_format = "JPEG" if img.format in _LOSSY_FORMATS else "PNG"
+    if _keepable(img, raw) and STORE_AS_FORMAT.get(store_as, kept_format) == kept_format:
         prepared = PreparedImage(
-            data=raw, format="JPEG" if img.format in _LOSSY_FORMATS else "PNG", width=img.width, height=img.height,
+            data=raw, format=kept_format, width=img.width, height=img.height,
             sha256=original_sha256, original_sha256=original_sha256, normalization=[],
         )
     else:
-        prepared = _normalize(img, raw, original_sha256)
+        prepared = _normalize(img, raw, original_sha256, STORE_AS_FORMAT.get(store_as))
     return _without_metadata(prepared) if strip_metadata else prepared
 
 
@@ -247,7 +260,10 @@ def _keepable(img: Image.Image, raw: bytes) -> bool:
     return False
 
 
-def _normalize(img: Image.Image, raw: bytes, original_sha256: str) -> PreparedImage:
+def _normalize(
+    img: Image.Image, raw: bytes, original_sha256: str, store_format: Literal["JPEG", "PNG"] | None
+) -> PreparedImage:
+    """Re-encode to `store_format`, or, when None, to PNG unless the input was lossy (then JPEG)."""
     source_format = img.format
     icc_profile = img.info.get("icc_profile")
     steps: list[str] = []
@@ -259,9 +275,12 @@ def _normalize(img: Image.Image, raw: bytes, original_sha256: str) -> PreparedIm
     img = _to_plain_mode(img, raw, steps)
     if "cmyk_to_rgb" in steps:
         icc_profile = None  # a CMYK profile does not describe the converted RGB samples
-    lossy = source_format in _LOSSY_FORMATS or (source_format == "WEBP" and not _webp_is_lossless(raw))
+    if store_format is None:
+        as_jpeg = source_format in _LOSSY_FORMATS or (source_format == "WEBP" and not _webp_is_lossless(raw))
+    else:
+        as_jpeg = store_format == "JPEG"
     out = io.BytesIO()
-    if lossy:
+    if as_jpeg:
         img.save(out, format="JPEG", quality=JPEG_QUALITY, icc_profile=icc_profile)
         steps.append("reencode_jpeg")
     else:
@@ -269,7 +288,7 @@ def _normalize(img: Image.Image, raw: bytes, original_sha256: str) -> PreparedIm
         steps.append("reencode_png")
     data = out.getvalue()
     return PreparedImage(
-        data=data, format="JPEG" if lossy else "PNG", width=img.width, height=img.height,
+        data=data, format="JPEG" if as_jpeg else "PNG", width=img.width, height=img.height,
         sha256=hashlib.sha256(data).hexdigest(), original_sha256=original_sha256, normalization=steps,
     )
 

@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from got_data.errors import RecordError, ShardError
 from got_data.records import EditRecord, MultiTurnRecord, T2IRecord, parse_record
-from got_data.shards.index import IndexRow, write_index
+from got_data.shards.index import MemberEntry, SampleRow, sample_row, write_index
 from got_data.shards.layout import (
     JSON_MEMBER,
     TAR_FORMAT,
@@ -79,7 +79,7 @@ class _OpenShard:
     tar: tarfile.TarFile
     keys: list[str] = field(default_factory=list)
     key_set: set[str] = field(default_factory=set)
-    rows: list[IndexRow] = field(default_factory=list)
+    rows: list[SampleRow] = field(default_factory=list)
 
 
 def check_sample(record: AnyRecord, images: dict[str, bytes]) -> bytes:
@@ -111,6 +111,11 @@ def check_sample(record: AnyRecord, images: dict[str, bytes]) -> bytes:
         if actual != info.sha256:
             raise ShardError(f"record {record.key}: image {member!r} has sha256 {actual}, the record says {info.sha256}")
     return data
+
+
+def _padded(size: int) -> int:
+    """Bytes a member's data takes in the tar: tarfile pads it to whole 512-byte blocks."""
+    return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -175,12 +180,12 @@ class ShardWriter:
         if record.key in shard.key_set:
             raise ShardError(f"key {record.key} repeats within shard {shard.final.name}")
         members = [(JSON_MEMBER, data)] + [(im.member, bytes(images[im.member])) for im in record.images]
-        kind, objects = record.kind, record.object_count()
+        entries = []
         for member, payload in members:
             shard.tar.addfile(member_tarinfo(f"{record.key}.{member}", len(payload)), io.BytesIO(payload))
-            shard.rows.append(
-                IndexRow(record.key, member, hashlib.sha256(payload).hexdigest(), len(payload), kind, objects)
-            )
+            data_offset = shard.tar.offset - _padded(len(payload))
+            entries.append(MemberEntry(member, data_offset, len(payload), hashlib.sha256(payload).hexdigest()))
+        shard.rows.append(sample_row(record, entries))
         shard.keys.append(record.key)
         shard.key_set.add(record.key)
         if len(shard.keys) >= self.samples_per_shard:

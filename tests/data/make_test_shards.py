@@ -3,6 +3,8 @@
 Deterministic: records are hand-written, images drawn with Pillow, shards made by the project's own
 ShardWriter, so rerunning it gives byte-identical tars (a test checks the committed copies for drift).
 Broken shards bypass the writer's checks: their tars are written with `tarfile` from tampered JSON.
+Their indexes are kept at version 1 (one row per tar member, as shards written before the per-sample
+version 2 have), so the validator and readers are proven to keep reading older shards.
 
     python tests/data/make_test_shards.py [OUT_DIR]     (default: tests/data/shards)
 """
@@ -19,6 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from PIL import Image, ImageDraw
 
 from got_data.records import (
@@ -40,7 +44,7 @@ from got_data.records import (
     render_got,
 )
 from got_data.shards import ShardWriter, write_manifest
-from got_data.shards.index import IndexRow, write_index
+from got_data.shards.index import IndexRow, read_index
 from got_data.shards.layout import TAR_FORMAT, index_filename, member_tarinfo, tar_filename
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "shards"
@@ -328,6 +332,19 @@ def valid_samples() -> dict[str, list[tuple[Any, dict[str, bytes]]]]:
     }
 
 
+V1_INDEX_SCHEMA = pa.schema([
+    pa.field("key", pa.string(), nullable=False), pa.field("member", pa.string(), nullable=False),
+    pa.field("sha256", pa.string(), nullable=False), pa.field("size", pa.int64(), nullable=False),
+    pa.field("kind", pa.string(), nullable=False), pa.field("object_count", pa.int32(), nullable=False),
+])
+
+
+def write_v1_index(path: Path, rows: list[IndexRow]) -> None:
+    """A version-1 index: one row per tar member, as got-data wrote it before the per-sample index."""
+    columns = {name: [getattr(row, name) for row in rows] for name in V1_INDEX_SCHEMA.names}
+    pq.write_table(pa.Table.from_pydict(columns, schema=V1_INDEX_SCHEMA), path, compression="zstd")
+
+
 def write_raw_shard(folder: Path, samples: list[tuple[str, str, int, list[tuple[str, bytes]]]]) -> None:
     """Write a shard and its index with tarfile directly, skipping every check the writer makes.
 
@@ -340,7 +357,7 @@ def write_raw_shard(folder: Path, samples: list[tuple[str, str, int, list[tuple[
             for suffix, data in members:
                 tar.addfile(member_tarinfo(f"{key}.{suffix}", len(data)), io.BytesIO(data))
                 rows.append(IndexRow(key, suffix, sha(data), len(data), kind, objects))
-    write_index(folder / index_filename("got", 0), rows)
+    write_v1_index(folder / index_filename("got", 0), rows)
 
 
 def as_members(record: Any, images: dict[str, bytes], record_json: bytes | None = None) -> list[tuple[str, bytes]]:
@@ -423,6 +440,8 @@ def generate(out: Path) -> Path:
         with ShardWriter(out / kind, samples_per_shard=len(items)) as writer:
             for record, images in items:
                 writer.write(record, images)
+        index = out / kind / index_filename("got", 0)
+        write_v1_index(index, read_index(index))
         write_manifest(out / kind)
     write_broken(out / "broken", samples, out)
     return out

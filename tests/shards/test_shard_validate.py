@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from got_data.shards import ERROR_KINDS, ShardWriter, validate_paths, write_manifest
 from got_data.shards.commands import validate
-from got_data.shards.index import read_index, write_index
+from got_data.shards.index import read_index
 from got_data.shards.layout import index_filename
 
 
@@ -109,10 +109,10 @@ def test_thousand_sample_shard(tmp_path, make_variant):
     assert (report.shards, report.samples, report.valid) == (1, 1000, 1000)
 
 
-def test_index_and_manifest_must_agree_with_the_tar(shards_dir, tmp_path):
+def test_index_and_manifest_must_agree_with_the_tar(shards_dir, tmp_path, shard_generator):
     folder = shard_copy(shards_dir, tmp_path)
     rows = read_index(folder / index_filename("got", 0))
-    write_index(folder / index_filename("got", 0), [dataclasses.replace(rows[0], size=1)] + rows[1:])
+    shard_generator.write_v1_index(folder / index_filename("got", 0), [dataclasses.replace(rows[0], size=1)] + rows[1:])
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["shards"][0]["samples"] = 4
     manifest["counts_by_kind"] = {"t2i": 4}
