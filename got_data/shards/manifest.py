@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import got_data
 from got_data.errors import ShardError
 from got_data.records import SCHEMA_VERSION
 from got_data.shards.index import read_index
-from got_data.shards.layout import JSON_MEMBER, MANIFEST_FILE, index_path_for, list_shards, partial_path
+from got_data.shards.layout import JSON_MEMBER, MANIFEST_FILE, index_path_for, list_shards, write_file_atomically
 
 _CHUNK = 1 << 20
 
@@ -55,18 +54,7 @@ def build_manifest(out_dir: Path | str, name: str = "got") -> dict[str, Any]:
 def write_manifest(out_dir: Path | str, name: str = "got") -> Path:
     """Write `manifest.json` for a folder's finished shards (atomically) and return its path."""
     manifest = build_manifest(out_dir, name)
-    final = Path(out_dir) / MANIFEST_FILE
-    partial = partial_path(final)
-    try:
-        with open(partial, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(partial, final)
-    except OSError as exc:
-        raise ShardError(f"cannot write {final}: {exc}") from exc
-    return final
+    return write_file_atomically(Path(out_dir) / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

@@ -34,6 +34,17 @@ from got_data.shards.layout import (
 )
 
 AnyRecord = T2IRecord | EditRecord | MultiTurnRecord
+# A run of a small input is split into at least this many shards: webdataset hands whole shards to
+# DataLoader workers, and a worker left without a shard stops the loader.
+MIN_SHARDS = 8
+
+
+def samples_per_shard_for(expected_samples: int | None, samples_per_shard: int, min_shards: int = MIN_SHARDS) -> int:
+    """Shard size for a run of about `expected_samples`: at most `samples_per_shard`, and small enough
+    that the run makes about `min_shards` shards (fewer when rejects thin it); unknown size: unchanged."""
+    if expected_samples is None or min_shards < 1:
+        return samples_per_shard
+    return max(1, min(samples_per_shard, expected_samples // min_shards))
 
 
 @dataclass(frozen=True)

@@ -180,3 +180,29 @@ def test_load_input_image_turns_every_failure_into_a_reason(tmp_path):
 
 def _close(a, b, tolerance=12):
     return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("case", OK_CASES, ids=lambda c: c.path)
+@pytest.mark.parametrize("store_as", ["png", "jpeg"])
+def test_one_stored_format_per_run_reencodes_only_the_other_format(case, store_as):
+    """store_as (the spec's image_format) gives every image the same format and so one member name."""
+    raw = case.make()
+    kept = prepare_image(raw)
+    prepared = prepare_image(raw, store_as=store_as)
+    fmt = {"png": "PNG", "jpeg": "JPEG"}[store_as]
+    assert prepared.format == Image.open(io.BytesIO(prepared.data)).format == fmt
+    assert prepared.member_ext == {"png": "png", "jpeg": "jpg"}[store_as]
+    if kept.format == fmt:
+        assert prepared == kept  # the same bytes and steps as without a run format
+    else:
+        steps = [s for s in kept.normalization if not s.startswith("reencode_")]
+        assert prepared.normalization == steps + [f"reencode_{store_as}"]
+        assert prepared.original_sha256 == kept.original_sha256
+        assert (prepared.width, prepared.height) == (kept.width, kept.height)
+        if store_as == "png" and not kept.normalization:  # lossless: exactly the input's decoded pixels
+            assert prepared.to_pil().tobytes() == kept.to_pil().tobytes()
+
+
+def test_an_unknown_stored_format_is_a_spec_error():
+    with pytest.raises(GotDataError, match="image_format"):
+        prepare_image(encode(gradient(), "PNG"), store_as="webp")  # type: ignore[arg-type]

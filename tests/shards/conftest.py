@@ -80,3 +80,14 @@ def shards_ray(request: pytest.FixtureRequest) -> Iterator[Any]:
     start_local_ray(1, 200 * 1024 * 1024)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def loader_outputs(shards_ray: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Real annotate outputs of each record kind from mixed inputs: world scenes, some stored as JPEG,
+    some as PNG; T2I images with and without a caption; multi-turn sequences of one to three turns.
+    The world oracle answers the stages (Ray decode tasks, real runner and writer, no vLLM)."""
+    from tests.shards.mixed_inputs import annotate_mixed
+
+    root = tmp_path_factory.mktemp("loader-outputs")
+    return {kind: annotate_mixed(root / kind, kind) for kind in ("t2i", "edit", "multiturn")}
