@@ -59,8 +59,9 @@ def test_hugging_face_datasets_loads_uniform_shards(shards_dir, kind, tmp_path):
 
 
 def test_hugging_face_datasets_needs_the_same_members_in_every_sample(shards_dir, tmp_path):
-    """Multi-turn samples carry one image per turn, so their member sets differ; `datasets` infers one
-    schema per tar and refuses that. Read such shards with webdataset or iter_samples instead."""
+    """Multi-turn samples carry one image per turn, so their member sets differ; without a dataset card
+    `datasets` infers one schema per tar and refuses that. Output folders carry the card that declares
+    every member (test_loaders.py); bare tars are read with webdataset, wids or iter_samples."""
     from datasets import load_dataset
 
     tar = str(shards_dir / "multiturn" / "got-000000.tar")
