@@ -61,7 +61,7 @@ def run_demo(out: Path, console: Console) -> None:
     console.rule("[bold]fidelity against the world's truth")
     console.print(_summary(scores))
     console.print(f"[bold]output:[/bold] {out.resolve()}/{{{','.join(DEMO_COUNTS)}}}  (shards, *.index.parquet, "
-                  "manifest.json, rejects.parquet, stats.json, fidelity.json, preview.html)")
+                  "manifest.json, wids.json, README.md, rejects.parquet, stats.json, fidelity.json, preview.html)")
 
 
 def _summary(scores: dict[str, dict]) -> Table:
