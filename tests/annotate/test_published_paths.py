@@ -54,7 +54,7 @@ def test_published_records_and_rejects_hold_no_host_path_secret_or_metadata(vlm_
     os.mkfifo(inputs / "pipe.jpg")
     out = tmp_path / "out"
     options = RunOptions(out_dir=out, samples_per_shard=2, show_progress=False, strip_metadata=True,
-                         console=Console(file=open(os.devnull, "w")))
+                         console=Console(quiet=True))
     annotate(load_spec(TEST_SPEC), open_source(str(inputs)), options, ModelChoice(),
              pools={"vlm": vlm_pool, "llm": llm_pool})
 

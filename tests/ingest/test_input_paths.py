@@ -22,7 +22,11 @@ from got_data.ingest import (
     open_edit_source,
     open_source,
 )
-from got_data.ingest.edit_sources import EditFolderSource, EditManifestSource, MultiTurnManifestSource
+from got_data.ingest.edit_sources import (
+    EditFolderSource,
+    EditManifestSource,
+    MultiTurnManifestSource,
+)
 from got_data.ingest.items import MISSING_FILE
 from got_data.ingest.paths import NOT_A_REGULAR_FILE, OUTSIDE_INPUT_ROOT
 from tests.ingest.bad_images import encode, gradient
