@@ -16,14 +16,16 @@ other scheme is refused by the sources as `url_not_supported`. When object stora
 becomes a (scheme, bucket, prefix) and `LOCAL_SCHEMES` grows into the allowed schemes; sources keep
 calling `InputRoots.locate` and nothing else changes for them.
 
-What this does not cover: a folder on the way to a checked file swapped for a symlink between the
-check and the read (the last component is opened without following links, and checked again to be
-a regular file, but the folders above it are not pinned). Whoever can write the input tree while a
-job runs can still race it; do not run on trees others write to concurrently.
+Between the check and the read the tree may change (a folder swapped for a link): `open_regular`
+walks the checked real path from `/` one component at a time without following any link, so what
+it opens is the file the check saw a path to, or nothing. Not covered: hard links and bind mounts
+(they are not links to follow; whoever can make them inside the input could copy the file there),
+and a file rewritten in place while the job runs.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterable
@@ -113,11 +115,25 @@ class InputRoots:
         return self.confine(text if os.path.isabs(text) else os.path.join(base, text))
 
 
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+# O_PATH: a folder on the way needs search permission only, as in an ordinary open of the whole path.
+_FOLDER = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY
+
+
 def open_regular(path: str) -> BinaryIO:
-    """Open a checked real path for reading: no link followed at the last step, no blocking on a
-    FIFO, and refused unless it is (still) a regular file. Raises PathRefused or OSError."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    """Open a checked real path for reading: every component opened without following a link (a
+    link that appeared since the check is refused as `outside_input_root`), no blocking on a FIFO,
+    and refused unless it is (still) a regular file. Raises PathRefused or OSError."""
+    parts = [part for part in os.path.abspath(path).split(os.sep) if part]
+    if not parts:
+        raise PathRefused(NOT_A_REGULAR_FILE, "it is a folder, not a regular file")
+    fd = os.open(os.sep, _FOLDER | _CLOEXEC)
     try:
+        for folder in parts[:-1]:
+            fd, parent = _open_beneath(folder, _FOLDER, fd), fd
+            os.close(parent)
+        fd, parent = _open_beneath(parts[-1], os.O_RDONLY | os.O_NONBLOCK, fd), fd
+        os.close(parent)
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise PathRefused(NOT_A_REGULAR_FILE, f"it is {_kind(mode)}, not a regular file")
@@ -126,6 +142,23 @@ def open_regular(path: str) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def _open_beneath(name: str, flags: int, dir_fd: int) -> int:
+    """`name` inside the open folder `dir_fd`, never through a link."""
+    try:
+        return os.open(name, flags | os.O_NOFOLLOW | _CLOEXEC, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(name, dir_fd):
+            raise PathRefused(OUTSIDE_INPUT_ROOT, "a symbolic link appeared on its path after it was checked") from None
+        raise
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def _kind(mode: int) -> str:

@@ -13,6 +13,7 @@ import pytest
 
 from got_data.cli import AnnotateSettings, annotate_edit, annotate_t2i
 from got_data.errors import InputError
+from got_data.ingest.captions import read_caption_file
 from got_data.ingest import (
     FolderSource,
     ImageRejected,
@@ -93,6 +94,22 @@ def test_a_file_swapped_for_a_fifo_after_listing_is_refused_when_read(root):
     with pytest.raises(ImageRejected) as caught:
         load_input_image(item)
     assert caught.value.reason == NOT_A_REGULAR_FILE and str(root) not in caught.value.detail
+
+
+def test_a_folder_swapped_for_a_link_after_listing_is_not_followed(root, outside):
+    (root / "sub").mkdir()
+    (root / "sub" / "x.jpg").write_bytes(encode(gradient(size=(64, 40)), "JPEG"))
+    (root / "sub" / "x.txt").write_text("inside")
+    item = next(i for i in FolderSource(root) if i.input_ref == "sub/x.jpg")
+    (root / "sub").rename(root / ".old")
+    (root / "sub").symlink_to(outside, target_is_directory=True)  # outside/x.jpg is now at the listed path
+    with pytest.raises(ImageRejected) as caught:
+        load_input_image(item)
+    assert caught.value.reason == OUTSIDE_INPUT_ROOT and "appeared" in caught.value.detail
+    (outside / "x.txt").write_text(SECRET)
+    assert read_caption_file(str(root / ".old" / "x.txt")) == ("inside", None)
+    caption, error = read_caption_file(str(root / "sub" / "x.txt"))
+    assert caption is None and "symbolic link" in error
 
 
 def write_jsonl(path, rows):
