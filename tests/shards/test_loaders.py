@@ -11,6 +11,7 @@ import random
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from PIL import Image
 
 from got_data.records import parse_record
@@ -22,7 +23,6 @@ from got_data.shards.wids_index import write_wids_index
 from got_data.shards.writer import MIN_SHARDS, samples_per_shard_for
 
 KINDS = ("t2i", "edit", "multiturn")
-pytestmark = pytest.mark.engine
 
 
 def samples_of(out):
@@ -35,6 +35,7 @@ def load_hf(folder, cache):
     return load_dataset(str(folder), split="train", cache_dir=str(cache))
 
 
+@pytest.mark.engine  # loader_outputs runs the pipelines on Ray
 @pytest.mark.parametrize("kind", KINDS)
 def test_mixed_inputs_give_one_member_name_per_role_losslessly(loader_outputs, kind):
     out = loader_outputs[kind]
@@ -57,6 +58,7 @@ def test_mixed_inputs_give_one_member_name_per_role_losslessly(loader_outputs, k
         assert None in captions and any(isinstance(c, str) for c in captions)
 
 
+@pytest.mark.engine  # loader_outputs runs the pipelines on Ray
 def test_a_jpeg_input_is_stored_as_png_with_the_same_pixels(loader_outputs):
     out = loader_outputs["t2i"]
     images_dir = out.parent / "set" / "images"
@@ -72,6 +74,7 @@ def test_a_jpeg_input_is_stored_as_png_with_the_same_pixels(loader_outputs):
     assert checked
 
 
+@pytest.mark.engine  # loader_outputs runs the pipelines on Ray
 @pytest.mark.parametrize("kind", KINDS)
 def test_hf_load_dataset_on_the_output_folder_gives_images_and_records(loader_outputs, kind, tmp_path):
     out = loader_outputs[kind]
@@ -96,6 +99,7 @@ def test_hf_load_dataset_on_the_output_folder_gives_images_and_records(loader_ou
         assert len({len(s.record.steps) for s in samples.values()}) > 1, "the sequences vary in length"
 
 
+@pytest.mark.engine  # loader_outputs runs the pipelines on Ray
 def test_hf_types_hold_when_the_first_samples_have_nulls_and_fewer_turns(loader_outputs, tmp_path):
     """One shard whose first samples have no caption (null) and the fewest turns, later ones a caption
     and more turns: what breaks `datasets`' type inference from the first samples."""
@@ -113,13 +117,12 @@ def test_hf_types_hold_when_the_first_samples_have_nulls_and_fewer_turns(loader_
         assert [parse_record(row["json"]) for row in rows] == [s.record for s in samples]
 
 
+@pytest.mark.engine  # loader_outputs runs the pipelines on Ray
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_card_states_counts_models_prompts_and_a_licence_to_fill(loader_outputs, kind):
     out = loader_outputs[kind]
     card = (out / "README.md").read_text()
     front = card.split("---")[1]
-    import yaml
-
     meta = yaml.safe_load(front)
     assert meta["license"] == "unknown" and "FILL IN" in front
     assert meta["configs"][0]["data_files"] == [{"split": "train", "path": "got-*.tar"}]
@@ -132,6 +135,7 @@ def test_the_card_states_counts_models_prompts_and_a_licence_to_fill(loader_outp
         assert f"| {stage} | `{sha}` |" in card
 
 
+@pytest.mark.engine  # loader_outputs runs the pipelines on Ray
 @pytest.mark.parametrize("kind", KINDS)
 def test_wids_random_access_with_the_written_index(loader_outputs, kind, tmp_path, monkeypatch):
     import wids
@@ -151,6 +155,7 @@ def test_wids_random_access_with_the_written_index(loader_outputs, kind, tmp_pat
             assert raw[f".{info.member}"].read() == samples[keys[i]].images[info.member]
 
 
+@pytest.mark.engine  # loader_outputs runs the pipelines on Ray
 def test_a_small_run_makes_enough_shards_for_dataloader_workers(loader_outputs):
     import torch
     import webdataset as wds
@@ -172,6 +177,7 @@ def test_shard_size_shrinks_for_small_inputs_only():
     assert samples_per_shard_for(80, 1000, min_shards=0) == 1000
 
 
+@pytest.mark.engine  # loader_outputs runs the pipelines on Ray
 def test_wids_index_and_card_follow_the_shards_on_disk(loader_outputs, tmp_path):
     samples = list(samples_of(loader_outputs["edit"]).values())
     with ShardWriter(tmp_path, samples_per_shard=3) as writer:
