@@ -75,7 +75,7 @@ class RunIdentity:
             sampling=_digest({s.name: s.sampling.model_dump() for s in spec.stages if s.role}),
             models=_digest({role: [models.get(role), pixels.get(role)] for role in spec.roles()}),
             input=_digest(f"{type(source).__name__}:{_location(source)}"),
-            images=_digest({"strip_metadata": strip_metadata}),
+            images=_digest({"strip_metadata": strip_metadata, "image_format": spec.image_format}),
         )
 
     def differences(self, other: dict[str, Any]) -> list[str]:
@@ -84,7 +84,7 @@ class RunIdentity:
 
 _WHAT = {"pipeline": "the pipeline", "stages": "the stages or their options", "prompts": "the prompts",
          "sampling": "the sampling", "models": "the models", "input": "the input",
-         "images": "the image options (--strip-metadata)", "version": "the marker version"}
+         "images": "the image options (--strip-metadata, image_format)", "version": "the marker version"}
 
 
 def claim_output_dir(out: Path, identity: RunIdentity, force: bool = False) -> bool:

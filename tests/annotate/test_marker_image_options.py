@@ -24,5 +24,17 @@ def test_a_resume_must_keep_strip_metadata(tmp_path):
 
     claim_output_dir(out, identity(strip=True))
     assert claim_output_dir(out, identity(strip=True)) is True
-    with pytest.raises(ShardError, match=r"the image options \(--strip-metadata\)"):
+    with pytest.raises(ShardError, match=r"the image options \(--strip-metadata, image_format\)"):
         claim_output_dir(out, identity(strip=False))
+
+
+def test_a_resume_must_keep_the_image_format(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(images / "a.jpg")
+    out = tmp_path / "out"
+    png = load_spec("t2i.yaml")
+    jpeg = png.model_copy(update={"image_format": "jpeg"})
+    claim_output_dir(out, RunIdentity.of(png, open_source(str(images)), MODELS))
+    with pytest.raises(ShardError, match="the image options"):
+        claim_output_dir(out, RunIdentity.of(jpeg, open_source(str(images)), MODELS))
