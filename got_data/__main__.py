@@ -1,3 +1,5 @@
-from got_data.cli import app
+import sys
 
-app()
+from got_data.cli import main
+
+sys.exit(main())

@@ -3,8 +3,8 @@ them, so `got-data --help` and `got-data validate` start fast."""
 
 from __future__ import annotations
 
-import functools
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +13,11 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
+import got_data
 from got_data import spec_commands
+from got_data.cli_output import EXIT_CODES_HELP, EXIT_USAGE, guarded, print_error
 from got_data.engines import commands as engine_commands
-from got_data.errors import GotDataError
+from got_data.errors import InputError
 from got_data.shards.commands import validate
 from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy, parse_caps
 from got_data.train import commands as train_commands
@@ -25,6 +27,7 @@ from got_data.world import commands as world_commands
 app = typer.Typer(
     name="got-data",
     help="Build reasoning-chain (GoT) datasets for image generation and editing, check them, train on them.",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
@@ -39,40 +42,37 @@ world_app = typer.Typer(help="The known-answer world: generated scenes and edits
 eval_app = typer.Typer(help="Score annotation runs.", no_args_is_help=True)
 app.add_typer(world_app, name="world")
 app.add_typer(eval_app, name="eval")
-app.command("validate", help="Check shards: members, JSON, schema and invariants, images, index, manifest.")(validate)
+app.command("validate", help="Check shards: members, JSON, schema and invariants, images, index, manifest. "
+            "Exit 1 when any sample is invalid.", epilog=EXIT_CODES_HELP)(validate)
 
 console = Console()
 REPO_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 
 
-def _fail(exc: GotDataError) -> None:
-    from rich.markup import escape
-
-    # soft_wrap: one line however narrow the terminal (a long path wrapped mid-message otherwise)
-    console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-    raise typer.Exit(2) from exc
+def _show_version(value: bool) -> None:
+    if value:
+        console.print(f"got-data {got_data.__version__}", highlight=False)
+        raise typer.Exit()
 
 
-def _guarded(command: Callable[..., None]) -> Callable[..., None]:
-    """The command with got-data errors reported as one red line and exit code 2, not a traceback."""
-
-    @functools.wraps(command)
-    def run(*args: Any, **kwargs: Any) -> None:
-        try:
-            command(*args, **kwargs)
-        except GotDataError as exc:
-            _fail(exc)
-
-    return run
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                          help="print the got-data version and exit")] = False,
+) -> None:
+    """Options of `got-data` itself (before any command)."""
 
 
 @schema_app.command("export")
+@guarded
 def schema_export(
     out: Annotated[Path, typer.Option(help="folder to write the schema files into")] = REPO_SCHEMAS,
 ) -> None:
     """Write one JSON Schema per record kind (and the tagged union) into OUT."""
     from got_data.records.schema_export import export_schemas
 
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a folder to write the schema files into")
     for path in export_schemas(out):
         console.print(f"wrote {path}")
 
@@ -181,7 +181,7 @@ def annotate_command(name: str, default_config: str) -> Callable[[Callable[..., 
         command.__name__ = f"annotate_{name}"
         command.__doc__ = open_input.__doc__
         command.__signature__ = inspect.Signature(head + own + shared)  # type: ignore[attr-defined]
-        annotate_app.command(name)(_guarded(command))
+        annotate_app.command(name)(guarded(command))
         return open_input
 
     return register
@@ -232,7 +232,7 @@ def annotate_multiturn(
 
 
 @app.command("demo")
-@_guarded
+@guarded
 def demo(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out/demo"),
 ) -> None:
@@ -244,7 +244,7 @@ def demo(
 
 
 @app.command("view")
-@_guarded
+@guarded
 def view(
     source: Annotated[str, typer.Argument(metavar="OUT_DIR_OR_SHARDS",
                                                 help="output folder of an annotate run, shard tar, or glob")],
@@ -252,28 +252,56 @@ def view(
     limit: Annotated[int, typer.Option(min=1, help="show at most this many samples")] = DEFAULT_LIMIT,
 ) -> None:
     """Write one self-contained HTML page showing each sample's images with its boxes drawn over them,
-    the GoT text with grounded phrases highlighted, and the prompt or instructions."""
+    the GoT text with grounded phrases highlighted, and the prompt or instructions. A sample that does not
+    validate is shown with its validation error."""
+    if out is not None and out.is_dir():
+        raise InputError(f"--out {out} is a folder; give the HTML file to write, e.g. {out / 'preview.html'}")
     result = write_preview(source, out, limit)
     more = " (limit reached)" if result.truncated else ""
     console.print(f"wrote {result.path} ({result.samples} samples{more})")
 
 
 app.command("train", help="Fit the SSGM model (Qwen2.5-VL + LoRA, projectors, 12-channel UNet) on GoT shards.")(
-    _guarded(train_commands.train)
+    guarded(train_commands.train)
 )
 app.command("generate", help="Draw an image from a prompt or an (edited) GoT file, optionally editing a source image.")(
-    _guarded(train_commands.generate)
+    guarded(train_commands.generate)
 )
 
 
-world_app.command("make")(_guarded(world_commands.make))
-eval_app.command("fidelity")(_guarded(world_commands.fidelity))
-engine_commands.app.command("train-tiny")(_guarded(world_commands.train_tiny))
+world_app.command("make")(guarded(world_commands.make))
+eval_app.command("fidelity")(guarded(world_commands.fidelity))
+engine_commands.app.command("train-tiny")(guarded(world_commands.train_tiny))
 
 
-def main() -> None:
-    app()
+def _click_exceptions() -> Any:
+    """The click exception module typer raises from: its vendored copy (newer typer) or click itself."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The `got-data` entry point: usage errors as one line on stderr (exit 2), like got-data errors,
+    instead of click's multi-line usage panel."""
+    errors = _click_exceptions()
+    try:
+        result = app(args=argv, prog_name="got-data", standalone_mode=False)
+    except errors.NoArgsIsHelpError as exc:
+        exc.show()  # the command's help, as a bare `got-data` or `got-data schema` has always shown
+        return EXIT_USAGE
+    except errors.ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        command = ctx.command_path if ctx is not None else "got-data"
+        print_error(f"{exc.format_message()} (see '{command} --help')")
+        return EXIT_USAGE
+    except errors.Abort:
+        print_error("interrupted")
+        return 130
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":
-    app()
+    sys.exit(main())

@@ -122,7 +122,7 @@ def resolve_shard_paths(paths: list[Path] | list[str] | Path | str) -> list[Path
         if path.is_dir():
             shards = list_shards(path)
             if not shards:
-                raise ShardError(f"{path} holds no finished shard ({{name}}-NNNNNN.tar)")
+                raise ShardError(f"{path} holds no finished shard (no file named like got-000000.tar)")
             found.update(shard.resolve() for shard in shards)
         elif path.is_file():
             found.add(path.resolve())
