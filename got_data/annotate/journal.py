@@ -23,6 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from got_data.atomic import atomic_write
 from got_data.shards.layout import list_shards, shard_index, tar_filename
 
 STATE_DIR = "_state"
@@ -135,8 +136,7 @@ class Journal:
         self.rejects[row.input_ref] = row
 
     def write_rejects_parquet(self, path: Path) -> None:
+        """The journal's rejects as parquet, sorted by input; temp file, fsync, rename."""
         rows = sorted(self.rejects.values(), key=lambda r: r.input_ref)
         table = pa.Table.from_pylist([{**asdict(r), "transient": r.transient} for r in rows], schema=REJECT_SCHEMA)
-        tmp = path.with_name(f".{path.name}.partial")
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: pq.write_table(table, tmp))

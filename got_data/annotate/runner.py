@@ -9,6 +9,10 @@ between source and writer at once, so memory stays flat whatever the input size.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import sys
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -27,11 +31,13 @@ from got_data.annotate.journal import Journal, RejectRow
 from got_data.annotate.reject_detail import public_detail
 from got_data.annotate.spec_check import check_spec
 from got_data.annotate.stage import Stage, StageReject
-from got_data.annotate.stats import RunStats
+from got_data.annotate.stats import AnyRecord, DatasetStats, RunStats
+from got_data.annotate.stats_log import StatsLog, write_stats
 from got_data.annotate.work import WORK_KINDS
 from got_data.errors import CodecError, InputError, RecordError, ShardError
 from got_data.records import make_key
 from got_data.shards.dataset_card import write_dataset_card
+from got_data.shards.layout import tar_filename
 from got_data.shards.manifest import write_manifest
 from got_data.shards.reader import iter_samples
 from got_data.shards.wids_index import write_wids_index
@@ -126,10 +132,40 @@ class PipelineRun:
             options.console.print(f"[yellow]--retry-rejects {reason}: no reject has that reason[/yellow]")
         self.journal.reconcile(lambda tar: [s.record.source.input_ref for s in iter_samples(tar)])
         self.stats = RunStats([s.spec.name for s in self.stages])
+        self.stats_log = StatsLog(self.journal.state_dir)
+        self.stats_log.backfill(self.journal.shards, self._records_of_shard)
         self._key_to_ref: dict[str, str] = {}
+        self._unshipped: dict[str, AnyRecord] = {}  # written, shard not closed yet: its stats wait for it
+
+    def _records_of_shard(self, index: int) -> list[AnyRecord]:
+        tar = self.options.out_dir / tar_filename(self.options.shard_name, index)
+        return [sample.record for sample in iter_samples(tar)]
 
     def _on_shard_closed(self, info: ShardInfo) -> None:
         self.journal.shard_done(info.index, [self._key_to_ref.pop(k) for k in info.keys])
+        dataset = DatasetStats()
+        for key in info.keys:
+            dataset.add_record(self._unshipped.pop(key))
+        self.stats_log.shard_closed(info.index, dataset, self.stats.as_dict())
+        self._write_stats(self._running_totals(), complete=False)
+
+    def _running_totals(self) -> dict[str, Any]:
+        return {"samples": self.journal.samples(), "rejects": len(self.journal.rejects), "shards": len(self.journal.shards)}
+
+    def attempt_info(self) -> dict[str, Any]:
+        """What identifies this attempt in stats.json: command line, spec hash, models, packages."""
+        spec_json = self.spec.model_dump_json()
+        return {"argv": list(sys.argv), "pipeline": self.spec.name,
+                "spec_sha256": hashlib.sha256(spec_json.encode("utf-8")).hexdigest(),
+                "models": self.provenance["models"], "packages": self.provenance["packages"],
+                "got_data_version": got_data.__version__, "samples_per_shard": self.options.samples_per_shard,
+                "limit": self.options.limit}
+
+    def _write_stats(self, totals: dict[str, Any], complete: bool) -> dict[str, Any]:
+        reasons = Counter(f"{row.stage}/{row.reason}" for row in self.journal.rejects.values())
+        document = self.stats_log.document(self.stats.as_dict(), totals, self.journal.shards, reasons, complete)
+        write_stats(self.options.out_dir, document)
+        return document
 
     def _reject(self, item: Any, key: str, stage: str, reason: str, detail: str) -> None:
         self.journal.reject(RejectRow(key=key, input_ref=item.input_ref, stage=stage, reason=reason,
@@ -161,7 +197,11 @@ class PipelineRun:
         try:
             for stage in self.stages:
                 self.stats.entered[stage.spec.name] += 1
-                await stage.run(work, self.gateway)
+                began = time.perf_counter()
+                try:
+                    await stage.run(work, self.gateway)
+                finally:
+                    self.stats.add_latency(stage.spec.name, time.perf_counter() - began)
                 self.stats.passed[stage.spec.name] += 1
         except StageReject as rej:
             self._reject(item, work.key, rej.stage, rej.reason, rej.detail)
@@ -178,13 +218,16 @@ class PipelineRun:
         record = work.record
         assert record is not None, f"the last stage of {self.spec.name!r} must set work.record"
         self._key_to_ref[record.key] = item.input_ref
+        self._unshipped[record.key] = record
+        self.stats.records += 1  # counted before the write: a shard closing in it reports this record too
         try:
             writer.write(record, work.shard_images())
         except ShardError as exc:
             del self._key_to_ref[record.key]
+            del self._unshipped[record.key]
+            self.stats.records -= 1
             self._reject(item, record.key, "write", "invalid_sample", str(exc))
             return
-        self.stats.records += 1
         self.stats.boxes += record.object_count()
 
     async def _drive(self, writer: ShardWriter, progress: Progress | None, task_id: Any) -> None:
@@ -243,9 +286,14 @@ class PipelineRun:
         per_shard = samples_per_shard_for(total, opts.samples_per_shard, opts.min_shards)
         writer = ShardWriter(opts.out_dir, name=opts.shard_name, samples_per_shard=per_shard,
                              start_index=self.journal.next_shard_index(), on_shard_closed=self._on_shard_closed)
+        self.stats_log.begin(self.attempt_info())
         try:
             with writer:
                 asyncio.run(self._drive(writer, progress, task_id))
+        except BaseException:
+            self.stats_log.end(self.stats.as_dict(), "failed")
+            self._write_stats(self._running_totals(), complete=False)
+            raise
         finally:
             if progress is not None:
                 progress.stop()
@@ -264,5 +312,5 @@ class PipelineRun:
             "manifest": manifest.name,
             "finished_at": datetime.now(timezone.utc).isoformat(),
         }
-        self.stats.write(out / "stats.json", totals)
-        return self.stats.as_dict(totals)
+        self.stats_log.end(self.stats.as_dict(), "finished")
+        return self._write_stats(totals, complete=True)

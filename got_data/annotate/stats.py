@@ -1,19 +1,121 @@
-"""Counts a run keeps as it goes: per stage, rejects by reason, tokens, boxes; saved as stats.json."""
+"""What a run counts: the work of one attempt (`RunStats`) and the records it wrote (`DatasetStats`).
+
+Two kinds because a resumed run redoes work but not records: the work of every attempt is kept as
+it was (inputs, rejects, stages, tokens, latencies), while the record distributions are kept per
+finished shard and merged, so they describe exactly the shards on disk. `stats_log.py` stores both
+as the run goes; docs/STATS.md says what each field means.
+"""
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from got_data.annotate.stage import Usage
+from got_data.distributions import Histogram, Tally
+from got_data.records import EditOp, EditRecord, MultiTurnRecord, T2IRecord
+
+AnyRecord = T2IRecord | EditRecord | MultiTurnRecord
+# Image sizes are tallied rounded to this many pixels, so a web-scale run keeps a few hundred sizes.
+SIZE_STEP = 32
+_TALLIES = ("kinds", "boxes_per_record", "objects_per_record", "boxes_per_phrase", "image_sizes", "edit_types",
+            "turns_per_record")
+_HISTOGRAMS = ("box_area", "box_aspect", "prompt_chars", "got_chars", "description_chars")
+
+
+def _edit_ops(record: EditRecord | MultiTurnRecord) -> list[EditOp]:
+    return [record.edit] if isinstance(record, EditRecord) else list(record.steps)
+
+
+def _rounded(side: int) -> int:
+    return max(SIZE_STEP, round(side / SIZE_STEP) * SIZE_STEP)
+
+
+@dataclass
+class DatasetStats:
+    """Distributions over records: what people check before they train on the shards.
+
+    `prompt_chars` is the T2I prompt or the edit instruction(s); `description_chars` the plain
+    description (T2I) or the source and target/final descriptions; boxes are relative [0,1000) boxes,
+    their area a fraction of the image and their aspect width/height in pixels of the image they are on.
+    """
+
+    tallies: dict[str, Tally] = field(default_factory=lambda: {name: Tally() for name in _TALLIES})
+    histograms: dict[str, Histogram] = field(default_factory=lambda: {name: Histogram() for name in _HISTOGRAMS})
+
+    @property
+    def records(self) -> int:
+        return self.tallies["kinds"].count
+
+    def add_record(self, record: AnyRecord) -> None:
+        t, h = self.tallies, self.histograms
+        t["kinds"].add(record.kind)
+        t["objects_per_record"].add(record.object_count())
+        for info in record.images:
+            t["image_sizes"].add(f"{_rounded(info.width)}x{_rounded(info.height)}")
+        h["got_chars"].add(len(record.got))
+        first = record.images[0]
+        if isinstance(record, T2IRecord):
+            boxes = [box for obj in record.objects for box in obj.boxes]
+            for obj in record.objects:
+                t["boxes_per_phrase"].add(len(obj.boxes))
+            h["prompt_chars"].add(len(record.prompt))
+            h["description_chars"].add(len(record.description))
+            self._add_boxes(boxes, first.width, first.height)
+        else:
+            ops = _edit_ops(record)
+            instructions = [record.instruction] if isinstance(record, EditRecord) else record.instructions
+            final = record.target_description if isinstance(record, EditRecord) else record.final_description
+            t["turns_per_record"].add(len(ops))
+            for text in instructions:
+                h["prompt_chars"].add(len(text))
+            for text in (record.source_description, final):
+                h["description_chars"].add(len(text))
+            boxes = []
+            for n, op in enumerate(ops):
+                t["edit_types"].add(op.edit_type or "unspecified")
+                t["boxes_per_phrase"].add(len(op.regions))
+                boxes += op.regions
+                on = record.images[n] if n < len(record.images) else first
+                self._add_boxes(op.regions, on.width, on.height)
+        t["boxes_per_record"].add(len(boxes))
+
+    def _add_boxes(self, boxes: list, width: int, height: int) -> None:
+        for box in boxes:
+            w, h = box.x2 - box.x1, box.y2 - box.y1
+            self.histograms["box_area"].add(w * h / 1_000_000)
+            if w > 0 and h > 0:
+                self.histograms["box_aspect"].add((w * width) / (h * height))
+
+    def merge(self, other: DatasetStats) -> None:
+        for name, tally in other.tallies.items():
+            self.tallies.setdefault(name, Tally()).merge(tally)
+        for name, histogram in other.histograms.items():
+            self.histograms.setdefault(name, Histogram()).merge(histogram)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"records": self.records,
+                **{name: tally.to_dict() for name, tally in self.tallies.items()},
+                **{name: histogram.to_dict() for name, histogram in self.histograms.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DatasetStats:
+        stats = cls()
+        for name in _TALLIES:
+            if name in data:
+                stats.tallies[name] = Tally.from_dict(data[name])
+        for name in _HISTOGRAMS:
+            if name in data:
+                stats.histograms[name] = Histogram.from_dict(data[name])
+        return stats
 
 
 @dataclass
 class RunStats:
+    """The work of one attempt: inputs, rejects, stages entered and passed, tokens, per-stage latency."""
+
     stage_names: list[str]
     started: float = field(default_factory=time.monotonic)
     inputs: int = 0
@@ -24,6 +126,7 @@ class RunStats:
     rejects: Counter = field(default_factory=Counter)  # "stage/reason" -> count
     dropped_phrases: Counter = field(default_factory=Counter)
     tokens: dict[str, dict[str, int]] = field(default_factory=dict)
+    latency: dict[str, Histogram] = field(default_factory=dict)  # stage -> seconds per input
     boxes: int = 0
 
     def add_usage(self, usage: Usage) -> None:
@@ -33,6 +136,9 @@ class RunStats:
             total["prompt_tokens"] += u.prompt_tokens
             total["output_tokens"] += u.output_tokens
 
+    def add_latency(self, stage: str, seconds: float) -> None:
+        self.latency.setdefault(stage, Histogram()).add(max(seconds, 0.0))
+
     @property
     def reject_count(self) -> int:
         return sum(self.rejects.values())
@@ -40,26 +146,21 @@ class RunStats:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def as_dict(self, totals: dict[str, Any]) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         elapsed = self.elapsed()
         return {
-            "totals": totals,
-            "run": {
-                "inputs_seen": self.inputs,
-                "skipped_already_done": self.skipped_done,
-                "records": self.records,
-                "rejects": self.reject_count,
-                "elapsed_s": round(elapsed, 3),
-                "records_per_s": round(self.records / elapsed, 4) if elapsed > 0 else 0.0,
-                "boxes_per_record": round(self.boxes / self.records, 3) if self.records else 0.0,
-                "stages": {
-                    name: {"entered": self.entered[name], "passed": self.passed[name]} for name in self.stage_names
-                },
-                "rejects_by_reason": dict(sorted(self.rejects.items())),
-                "dropped_phrases_by_reason": dict(sorted(self.dropped_phrases.items())),
-                "tokens_per_stage": self.tokens,
+            "inputs_seen": self.inputs,
+            "skipped_already_done": self.skipped_done,
+            "records": self.records,
+            "rejects": self.reject_count,
+            "elapsed_s": round(elapsed, 3),
+            "records_per_s": round(self.records / elapsed, 4) if elapsed > 0 else 0.0,
+            "boxes_per_record": round(self.boxes / self.records, 3) if self.records else 0.0,
+            "stages": {
+                name: {"entered": self.entered[name], "passed": self.passed[name]} for name in self.stage_names
             },
+            "rejects_by_reason": dict(sorted(self.rejects.items())),
+            "dropped_phrases_by_reason": dict(sorted(self.dropped_phrases.items())),
+            "tokens_per_stage": self.tokens,
+            "latency_s": {stage: histogram.to_dict() for stage, histogram in sorted(self.latency.items())},
         }
-
-    def write(self, path: Path, totals: dict[str, Any]) -> None:
-        path.write_text(json.dumps(self.as_dict(totals), indent=2, sort_keys=True) + "\n", encoding="utf-8")

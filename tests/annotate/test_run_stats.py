@@ -1,0 +1,105 @@
+"""Statistics kept as the run goes: the real runner, decode tasks, stages and shard writer, answered by
+the world oracle (no engine), on a world set plus one empty image file.
+
+A kill is taken as the disk it leaves: the output folder is copied while the run is between two inputs
+after its second shard closed; that copy is resumed like a killed run's folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from got_data.annotate.runner import PipelineRun, RunOptions
+from got_data.shards.layout import list_shards
+from got_data.shards.reader import iter_samples
+from got_data.spec import load_spec
+from got_data.world.oracle import OraclePool, WorldOracle, open_world_input
+from got_data.world.sets import read_truth, write_world_set
+
+INPUTS = 8  # world scenes, plus one empty file
+PER_SHARD = 2
+
+
+def _pools(spec, truth):
+    vlm = spec.models["vlm"]
+    oracle = WorldOracle(truth, pixel_bounds=(vlm.min_pixels, vlm.max_pixels))
+    return {role: OraclePool(role, oracle) for role in spec.roles()}
+
+
+def _run(spec, truth, source, out: Path) -> dict:
+    options = RunOptions(out_dir=out, show_progress=False, samples_per_shard=PER_SHARD, max_images_in_flight=1)
+    return PipelineRun(spec, source, _pools(spec, truth), options).run()
+
+
+def _snapshot_after_two_shards(source, out: Path, copy: Path):
+    """The source, copying `out` as soon as two shards are finished (in-flight 1: the runner is idle)."""
+    for item in source:
+        if not copy.exists() and out.exists() and len(list_shards(out)) >= 2:
+            shutil.copytree(out, copy)
+        yield item
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(ray_session, tmp_path_factory):
+    work = tmp_path_factory.mktemp("run-stats")
+    images = write_world_set(work / "set", "t2i", INPUTS, seed=5)
+    (images / "zz-empty.png").write_bytes(b"")
+    spec, truth = load_spec("t2i-world.yaml"), read_truth(work / "set")
+    full, killed = work / "full", work / "killed"
+    _run(spec, truth, _snapshot_after_two_shards(open_world_input("t2i", images), full, killed), full)
+    assert killed.exists(), "the run never had two finished shards"
+    at_kill = json.loads((killed / "stats.json").read_text())
+    resumed = _run(spec, truth, open_world_input("t2i", images), killed)
+    return at_kill, resumed, killed
+
+
+def test_a_killed_run_leaves_stats_up_to_its_last_shard(killed_and_resumed):
+    at_kill, _, _ = killed_and_resumed
+    assert at_kill["complete"] is False
+    assert at_kill["totals"]["shards"] == 2 and at_kill["totals"]["samples"] == 2 * PER_SHARD
+    assert at_kill["dataset"]["records"] == 2 * PER_SHARD
+    (attempt,) = at_kill["attempts"]
+    assert attempt["status"] == "running" and attempt["ended_at"] is None
+    assert attempt["work"]["records"] == 2 * PER_SHARD
+
+
+def test_a_resumed_run_shows_both_attempts(killed_and_resumed):
+    _, stats, out = killed_and_resumed
+    first, second = stats["attempts"]
+    assert (first["number"], first["status"], first["ended_at"]) == (1, "interrupted", None)
+    assert first["work"]["records"] == 2 * PER_SHARD and first["last_shard_at"]
+    assert second["status"] == "finished" and second["ended_at"] >= second["started_at"]
+    assert second["work"] == stats["run"]
+    for attempt in (first, second):
+        assert attempt["spec_sha256"] == first["spec_sha256"] and len(attempt["spec_sha256"]) == 64
+        assert attempt["argv"] and attempt["pipeline"] == "t2i"
+        assert {m["role"] for m in attempt["models"]} == {"vlm", "llm"} and all(m["revision"] for m in attempt["models"])
+        assert "got-data" in attempt["packages"] and "ray" in attempt["packages"]
+    assert stats["complete"] is True and stats["totals"]["samples"] == INPUTS
+    assert stats["totals"]["rejects_by_reason"] == {"decode/empty_file": 1}
+    assert json.loads((out / "stats.json").read_text()) == stats
+
+
+def test_distributions_describe_exactly_the_shards_on_disk(killed_and_resumed):
+    _, stats, out = killed_and_resumed
+    records = [sample.record for sample in iter_samples(out)]
+    dataset = stats["dataset"]
+    assert dataset["records"] == len(records) == INPUTS
+    boxes = [sum(len(obj.boxes) for obj in r.objects) for r in records]
+    assert dataset["boxes_per_record"]["values"] == {str(n): boxes.count(n) for n in set(boxes)}
+    assert dataset["box_area"]["count"] == sum(boxes)
+    assert dataset["got_chars"]["min"] == min(len(r.got) for r in records)
+    assert dataset["got_chars"]["max"] == max(len(r.got) for r in records)
+    assert dataset["prompt_chars"]["total"] == sum(len(r.prompt) for r in records)
+
+
+def test_latency_percentiles_per_stage(killed_and_resumed):
+    _, stats, _ = killed_and_resumed
+    run = stats["run"]
+    for stage, counts in run["stages"].items():
+        latency = run["latency_s"][stage]
+        assert latency["count"] == counts["entered"] > 0
+        assert 0 <= latency["min"] <= latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
