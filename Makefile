@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_OFFLINE = 1
 export RAY_USAGE_STATS_ENABLED = 0
 
-.PHONY: setup demo test test-all bench schemas clean
+.PHONY: setup browser demo test test-all bench schemas clean
 
 setup: $(STAMP)
 
@@ -30,13 +30,22 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import got_data, torch, torchvision.ops; print('got-data set up:', got_data.__version__, 'torch', torch.__version__)"
 	touch $@
 
+# The report's page test opens it in a real headless browser: Debian's chromium, driven through
+# chromium-driver. Installed here where missing (CI starts from a fresh machine); root or sudo needed.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		echo "installing chromium and chromium-driver (the report's browser test)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; \
+	fi
+
 demo: setup
 	$(VENV)/bin/got-data demo
 
-test: setup
+test: setup browser
 	$(VENV)/bin/pytest -q -m "not slow"
 
-test-all: setup
+test-all: setup browser
 	$(VENV)/bin/pytest -q
 
 bench: setup

@@ -10,7 +10,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from got_data.shards.layout import partial_path
+PARTIAL_SUFFIX = ".partial"
+
+
+def partial_path(final: Path) -> Path:
+    """The hidden temporary name a file is written under before its atomic rename to `final`."""
+    return final.with_name(f".{final.name}{PARTIAL_SUFFIX}")
 
 
 def fsync_path(path: Path) -> None:

@@ -258,7 +258,25 @@ def view(
         raise InputError(f"--out {out} is a folder; give the HTML file to write, e.g. {out / 'preview.html'}")
     result = write_preview(source, out, limit)
     more = " (limit reached)" if result.truncated else ""
-    console.print(f"wrote {result.path} ({result.samples} samples{more})")
+    invalid = f", {result.invalid} invalid: shown with their errors" if result.invalid else ""
+    console.print(f"wrote {result.path} ({result.samples} samples{invalid}{more})")
+
+
+@app.command("report")
+@guarded
+def report(
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT_DIR", help="output folder of an annotate run")],
+    out: Annotated[Optional[Path], typer.Option(help="HTML page to write (default: OUT_DIR/report.html)")] = None,
+    sample: Annotated[int, typer.Option(min=0, help="records drawn at random for the sample table")] = 24,
+    seed: Annotated[int, typer.Option(help="seed of the random sample")] = 0,
+) -> None:
+    """Write one self-contained HTML page about an annotate run: headline numbers, attempts, models and
+    prompts, tokens and latency per stage, rejects, distributions beside the GoT paper's, and a random
+    sample of records linked to their preview (written beside it as REPORT-samples.html)."""
+    from got_data.report import write_report
+
+    result = write_report(out_dir, out, sample_size=sample, seed=seed)
+    console.print(f"wrote {result.path} ({result.sample} sampled records)", highlight=False)
 
 
 app.command("train", help="Fit the SSGM model (Qwen2.5-VL + LoRA, projectors, 12-channel UNet) on GoT shards.")(

@@ -79,7 +79,8 @@ class Histogram:
         summary: dict[str, Any] = {"count": self.count, "mean": _round(self.mean)}
         if self.count:
             summary.update({"min": self.low, "max": self.high})  # exact: they bound the percentiles
-            summary.update({f"p{q}": _round(self.percentile(q)) for q in PERCENTILES})
+            # rounded, then kept within the exact min and max, so min <= p50 <= p90 <= p99 <= max holds
+            summary.update({f"p{q}": min(max(_round(self.percentile(q)), self.low), self.high) for q in PERCENTILES})
         summary["zeros"] = self.zeros
         summary["buckets"] = {str(i): n for i, n in sorted(self.buckets.items())}
         summary["total"] = self.total

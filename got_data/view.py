@@ -5,7 +5,8 @@ box's colour, they show at a glance whether grounding is right. The page is one 
 (images as data URIs, no external asset, no script), so it opens anywhere and can be attached to an
 issue. Captions and model text are untrusted: every text goes through `shown` (HTML-escaped, NUL and
 bidi controls written out as [U+202E] so the page shows the characters a model would read), and the page's
-Content-Security-Policy forbids scripts besides.
+Content-Security-Policy forbids scripts besides. A sample that does not validate is shown with its
+error (and its record text) instead of stopping the page: a preview is where people look for them.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from PIL import Image
 
-from got_data.errors import InputError, ShardError
+from got_data.errors import GotDataError, InputError, ShardError
 from got_data.records import Box, EditOp, EditRecord, ImageInfo, MultiTurnRecord, T2IRecord
 from got_data.records.codec import UNSAFE_CHARACTER_RE, ParsedGot, parse_got
 from got_data.shards.image_formats import open_claimed
-from got_data.shards.layout import partial_path, resolve_shard_paths
-from got_data.shards.reader import AnyRecord, ShardSample, iter_samples
+from got_data.shards.layout import JSON_MEMBER, partial_path, resolve_shard_paths
+from got_data.shards.reader import AnyRecord, ShardSample, sample_from_raw
+from got_data.shards.stream import TarStream
 
 DEFAULT_PAGE = "preview.html"
 DEFAULT_LIMIT = 200
@@ -58,7 +61,12 @@ figcaption{font-size:.85rem;color:#444;margin-top:.3rem;max-width:320px}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem .8rem;font-size:.9rem;margin:.4rem 0}
 dt{color:#666}
 dd{margin:0;white-space:pre-wrap}
+.invalid{border-color:#e6194b}
+.invalid .error{color:#b00020;font-weight:600}
+.invalid pre{white-space:pre-wrap;font-size:.8rem;background:#f7f7f7;padding:.5rem;max-height:12rem;overflow:auto}
 """
+# How much of an invalid sample's record text the page shows.
+INVALID_RECORD_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -80,10 +88,21 @@ class Panel:
 
 
 @dataclass(frozen=True)
+class InvalidSample:
+    """A sample (or a whole shard, key None) that could not be shown, with why."""
+
+    key: str | None
+    shard: str
+    error: str
+    record_text: str = ""
+
+
+@dataclass(frozen=True)
 class PreviewResult:
     path: Path
     samples: int
     truncated: bool
+    invalid: int = 0
 
 
 def shown(text: str) -> str:
@@ -229,6 +248,45 @@ def sample_html(sample: ShardSample, number: int) -> str:
             f"{_fields_html(_fields(record, sample.shard))}</section>\n")
 
 
+def invalid_html(entry: InvalidSample, number: int) -> str:
+    """An invalid sample's section: its key, shard and error, and the start of its record text."""
+    what = entry.key if entry.key is not None else "(the whole shard)"
+    title = shown(f"#{number} invalid · {what}")
+    anchor = f' id="{shown(entry.key)}"' if entry.key is not None else ""
+    record = f"<pre>{shown(entry.record_text[:INVALID_RECORD_CHARS])}</pre>" if entry.record_text else ""
+    return (f'<section class="sample invalid"{anchor}><h2>{title}</h2>'
+            f'<p class="error">{shown(entry.error)}</p>'
+            f"{_fields_html([('shard', Path(entry.shard).name)])}{record}</section>\n")
+
+
+def shard_entries(shards: list[Path], keys: set[str] | None = None) -> Iterator[ShardSample | InvalidSample]:
+    """Every sample of the shards (only `keys` when given), valid or with its error; a tar that cannot be
+    read further ends in one InvalidSample and the next shard follows."""
+    for path in shards:
+        try:
+            for raw in TarStream(path).samples():
+                if keys is not None and raw.key not in keys:
+                    continue
+                try:
+                    yield sample_from_raw(raw, str(path))
+                except ShardError as exc:
+                    text = dict(raw.members).get(JSON_MEMBER, b"").decode("utf-8", errors="replace")
+                    yield InvalidSample(raw.key, str(path), str(exc), text)
+        except ShardError as exc:
+            yield InvalidSample(None, str(path), str(exc))
+
+
+def entry_html(entry: ShardSample | InvalidSample, number: int) -> tuple[str, bool]:
+    """(section, drawn): a valid sample whose images or text cannot be drawn shows that error instead."""
+    if isinstance(entry, InvalidSample):
+        return invalid_html(entry, number), False
+    try:
+        return sample_html(entry, number), True
+    # Pillow reports undecodable image bytes as OSError, ValueError or a DecompressionBombError.
+    except (GotDataError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        return invalid_html(InvalidSample(entry.key, entry.shard, f"cannot draw this sample: {exc}"), number), False
+
+
 def _page_head(shards: list[Path]) -> str:
     names = ", ".join(str(p) for p in shards[:5]) + (f" (+{len(shards) - 5} more)" if len(shards) > 5 else "")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -243,14 +301,16 @@ def _page_tail(samples: int, truncated: bool) -> str:
     return f"<footer><p>{samples} sample(s) shown{more}.</p></footer>\n</body></html>\n"
 
 
-def _write_samples(page: TextIO, samples: Iterator[ShardSample], limit: int) -> tuple[int, bool]:
-    count = 0
-    for sample in samples:
+def _write_samples(page: TextIO, entries: Iterator[ShardSample | InvalidSample], limit: int) -> tuple[int, bool, int]:
+    count = invalid = 0
+    for entry in entries:
         if count == limit:
-            return count, True
+            return count, True, invalid
         count += 1
-        page.write(sample_html(sample, count))
-    return count, False
+        section, drawn = entry_html(entry, count)
+        invalid += not drawn
+        page.write(section)
+    return count, False, invalid
 
 
 def default_page_path(source: Path | str, shards: list[Path]) -> Path:
@@ -259,11 +319,14 @@ def default_page_path(source: Path | str, shards: list[Path]) -> Path:
     return folder / DEFAULT_PAGE
 
 
-def write_preview(source: Path | str, out: Path | None = None, limit: int = DEFAULT_LIMIT) -> PreviewResult:
-    """Write the HTML page for the first `limit` samples of `source` (a shard folder, tar or glob).
+def write_preview(source: Path | str, out: Path | None = None, limit: int = DEFAULT_LIMIT,
+                  keys: set[str] | None = None) -> PreviewResult:
+    """Write the HTML page for the first `limit` samples of `source` (a shard folder, tar or glob), or
+    only those whose key is in `keys`.
 
     Streams: one sample is in memory at a time. The page appears under its final name only once it is
-    complete. Raises ShardError for unreadable shards or samples that do not validate.
+    complete. Samples that do not validate are shown with their error; raises ShardError only when
+    `source` names no shard or the page cannot be written.
     """
     if limit < 1:
         raise InputError(f"limit must be at least 1, got {limit}")
@@ -274,11 +337,11 @@ def write_preview(source: Path | str, out: Path | None = None, limit: int = DEFA
         page_path.parent.mkdir(parents=True, exist_ok=True)
         with open(partial, "w", encoding="utf-8") as page:
             page.write(_page_head(shards))
-            count, truncated = _write_samples(page, iter_samples(shards), limit)
+            count, truncated, invalid = _write_samples(page, shard_entries(shards, keys), limit)
             page.write(_page_tail(count, truncated))
         os.replace(partial, page_path)
     except OSError as exc:
         raise ShardError(f"cannot write {page_path}: {exc}") from exc
     finally:
         partial.unlink(missing_ok=True)
-    return PreviewResult(path=page_path, samples=count, truncated=truncated)
+    return PreviewResult(path=page_path, samples=count, truncated=truncated, invalid=invalid)

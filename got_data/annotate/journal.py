@@ -50,7 +50,8 @@ REJECT_SCHEMA = pa.schema([*((name, pa.string()) for name in ("key", "input_ref"
                            ("transient", pa.bool_())])
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows of an append-only JSONL log, up to a line a kill cut short (nothing after it is reliable)."""
     rows = []
     if not path.exists():
         return rows
@@ -61,6 +62,24 @@ def _read_jsonl(path: Path) -> list[dict]:
             except json.JSONDecodeError:
                 break  # a line cut short by a kill: everything after it is unreliable
     return rows
+
+
+def rewrite_jsonl(path: Path, rows: list[dict]) -> None:
+    """Replace a log with `rows` (temp file, fsync, rename), so no torn line sits before new appends."""
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(row, sort_keys=True) + "\n" for row in rows)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def append_jsonl(path: Path, row: dict) -> None:
+    """Append one row and fsync it: once this returns, a kill cannot lose it."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 class Journal:
@@ -77,27 +96,18 @@ class Journal:
         self._load(retry_reasons)
 
     def _load(self, retry_reasons: frozenset[str]) -> None:
-        for row in _read_jsonl(self.shards_path):
+        for row in read_jsonl(self.shards_path):
             if (self.out_dir / tar_filename(self.shard_name, row["index"])).exists():
                 self.shards[row["index"]] = row  # the last line for an index wins
-        for row in _read_jsonl(self.rejects_path):
+        for row in read_jsonl(self.rejects_path):
             reject = RejectRow(**row)
             if reject.transient or reject.reason in retry_reasons:
                 self.retrying[reject.reason] = self.retrying.get(reject.reason, 0) + 1
                 continue
             self.rejects.setdefault(reject.input_ref, reject)
         # Rewrite both files clean, so a torn last line never sits before new appends.
-        self._rewrite(self.shards_path, list(self.shards.values()))
-        self._rewrite(self.rejects_path, [asdict(r) for r in self.rejects.values()])
-
-    @staticmethod
-    def _rewrite(path: Path, rows: list[dict]) -> None:
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(row, sort_keys=True) + "\n" for row in rows)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        rewrite_jsonl(self.shards_path, list(self.shards.values()))
+        rewrite_jsonl(self.rejects_path, [asdict(r) for r in self.rejects.values()])
 
     def reconcile(self, read_input_refs) -> None:
         """Journal any finished tar the journal misses (killed between rename and journal line)."""
@@ -118,21 +128,15 @@ class Journal:
     def samples(self) -> int:
         return sum(len(row["inputs"]) for row in self.shards.values())
 
-    def _append(self, path: Path, row: dict) -> None:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row, sort_keys=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
     def shard_done(self, index: int, input_refs: list[str]) -> None:
         row = {"index": index, "inputs": list(input_refs)}
-        self._append(self.shards_path, row)
+        append_jsonl(self.shards_path, row)
         self.shards[index] = row
 
     def reject(self, row: RejectRow) -> None:
         if row.input_ref in self.rejects:
             return
-        self._append(self.rejects_path, asdict(row))
+        append_jsonl(self.rejects_path, asdict(row))
         self.rejects[row.input_ref] = row
 
     def write_rejects_parquet(self, path: Path) -> None:

@@ -14,6 +14,7 @@ from rich.table import Table
 from got_data.annotate.out_marker import RunIdentity, claim_output_dir
 from got_data.annotate.runner import PipelineRun, RunOptions
 from got_data.local_ray import start_local_ray
+from got_data.report import write_report
 from got_data.spec import PipelineSpec
 
 
@@ -114,5 +115,6 @@ def annotate(
             for pool in pools.values():
                 pool.shutdown()
     options.console.print(summary_table(stats))
-    options.console.print(f"output: {Path(options.out_dir).resolve()}")
+    report = write_report(options.out_dir)
+    options.console.print(f"output: {Path(options.out_dir).resolve()} (look at it: {report.path.name})")
     return stats

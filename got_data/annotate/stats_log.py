@@ -11,12 +11,12 @@ and a resumed run shows every attempt. Field meanings: docs/STATS.md.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from got_data.annotate.journal import append_jsonl, read_jsonl, rewrite_jsonl
 from got_data.annotate.stats import AnyRecord, DatasetStats
 from got_data.atomic import atomic_write_text
 
@@ -30,19 +30,6 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    if not path.exists():
-        return rows
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a line cut short by a kill ends what can be trusted
-    return rows
-
-
 class StatsLog:
     """Reads the log of earlier attempts, appends this attempt's lines, builds the stats document."""
 
@@ -50,7 +37,7 @@ class StatsLog:
         self.path = state_dir / LOG_FILE
         self.attempts: dict[int, dict[str, Any]] = {}
         self.shards: dict[int, dict[str, Any]] = {}  # shard index -> its DatasetStats as a dict
-        for row in _read_lines(self.path):
+        for row in read_jsonl(self.path):
             self._apply(row)
         self._rewrite()  # no torn last line may sit before new appends
         self.current: int | None = None
@@ -79,18 +66,10 @@ class StatsLog:
                          "last_shard_at": attempt["last_shard_at"], "work": attempt["work"]})
         rows += [{"type": "shard", "attempt": None, "shard": index, "at": None, "work": {}, "dataset": dataset}
                  for index, dataset in sorted(self.shards.items())]
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(row, sort_keys=True) + "\n" for row in rows)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        rewrite_jsonl(self.path, rows)
 
     def _append(self, row: dict[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row, sort_keys=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_jsonl(self.path, row)
         self._apply(row)
 
     def begin(self, info: dict[str, Any]) -> int:

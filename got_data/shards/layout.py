@@ -13,11 +13,11 @@ import re
 import tarfile
 from pathlib import Path
 
+from got_data.atomic import atomic_write_text, partial_path  # partial_path re-exported for the shard code
 from got_data.errors import ShardError
 
 JSON_MEMBER = "json"
 MANIFEST_FILE = "manifest.json"
-PARTIAL_SUFFIX = ".partial"
 TAR_FORMAT = tarfile.USTAR_FORMAT
 MEMBER_MODE = 0o644
 
@@ -57,22 +57,11 @@ def index_path_for(tar_path: Path) -> Path:
     return tar_path.with_name(tar_path.name[: -len(".tar")] + ".index.parquet")
 
 
-def partial_path(final: Path) -> Path:
-    """The hidden temporary name a file is written under before its atomic rename to `final`."""
-    return final.with_name(f".{final.name}{PARTIAL_SUFFIX}")
-
-
 def write_file_atomically(final: Path, text: str) -> Path:
     """Write `text` under the partial name, fsync, rename to `final`: readers never see half a file."""
-    partial = partial_path(final)
     try:
-        with open(partial, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(partial, final)
+        atomic_write_text(final, text)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise ShardError(f"cannot write {final}: {exc}") from exc
     return final
 

@@ -82,7 +82,8 @@ def decode_sample(wds_sample: dict[str, Any]) -> ShardSample:
     return _build(key, data, members, shard)
 
 
-def _from_raw(raw: RawSample, shard: str) -> ShardSample:
+def sample_from_raw(raw: RawSample, shard: str) -> ShardSample:
+    """A ShardSample from one raw tar sample; raises ShardError when it does not validate."""
     names = [suffix for suffix, _ in raw.members]
     if raw.refused:
         first = raw.refused[0]
@@ -104,5 +105,5 @@ def iter_samples(
     """
     for path in resolve_shard_paths(paths):
         for raw in TarStream(path, member_policy).samples():
-            yield _from_raw(raw, str(path))
+            yield sample_from_raw(raw, str(path))
 

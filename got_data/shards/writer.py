@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from got_data.atomic import fsync_path
 from got_data.errors import RecordError, ShardError
 from got_data.records import EditRecord, MultiTurnRecord, T2IRecord, parse_record
 from got_data.shards.index import MemberEntry, SampleRow, sample_row, write_index
@@ -127,14 +128,6 @@ def check_sample(record: AnyRecord, images: dict[str, bytes]) -> bytes:
 def _padded(size: int) -> int:
     """Bytes a member's data takes in the tar: tarfile pads it to whole 512-byte blocks."""
     return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ShardWriter:
@@ -254,7 +247,7 @@ class ShardWriter:
             write_index(index_partial, shard.rows)
             os.replace(index_partial, index_final)
             os.replace(shard.partial, shard.final)
-            _fsync_dir(self.out_dir)
+            fsync_path(self.out_dir)
         except BaseException as exc:
             self.abort()
             index_partial.unlink(missing_ok=True)
