@@ -2,8 +2,8 @@
 
 The reasons are found in the source, not in a hand-kept list: every `StageReject(stage, reason, ...)`,
 `ImageRejected(reason, ...)` / `ImageReadError(reason, ...)`, the runner's `_reject(item, key, stage,
-reason, ...)`, every `*_REASONS` tuple, and every `(REASON, detail)` problem pair in the ingest
-package whose first element is a module constant. A new reason without a row fails here.
+reason, ...)`, every `*_REASONS` tuple, every `(REASON, detail)` problem pair in the ingest
+package whose first element is a module constant, and what a `*_reason` function returns. A new reason without a row fails here.
 """
 
 from __future__ import annotations
@@ -66,7 +66,11 @@ def reasons_in_code() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
 
     def add(node: ast.expr, stage: str | None = None) -> None:
-        """The reason(s) `node` can be: a constant, or each constant of an `x or "fallback"`."""
+        """The reason(s) `node` can be: a constant, each constant of `x or "fallback"`, each branch of an if."""
+        if isinstance(node, ast.IfExp):
+            add(node.body, stage)
+            add(node.orelse, stage)
+            return
         for option in node.values if isinstance(node, ast.BoolOp) else [node]:
             reason = value(option)
             if reason is not None and _SNAKE.match(reason):
@@ -92,6 +96,9 @@ def reasons_in_code() -> dict[str, set[str]]:
             elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id.endswith("_REASONS") for t in node.targets):
                 for element in getattr(node.value, "elts", []):
                     add(element)
+            elif isinstance(node, ast.FunctionDef) and node.name.endswith("_reason"):
+                for ret in (n for n in ast.walk(node) if isinstance(n, ast.Return) and n.value is not None):
+                    add(ret.value)
             elif ingest and isinstance(node, ast.Tuple) and len(node.elts) == 2 and isinstance(node.elts[0], ast.Name):
                 add(node.elts[0])
     return found
