@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         command = ctx.command_path if ctx is not None else "got-data"
         print_error(f"{exc.format_message()} (see '{command} --help')")
         return EXIT_USAGE
-    except errors.Abort:
+    except typer.Abort:  # Ctrl-C
         print_error("interrupted")
         return 130
     return result if isinstance(result, int) else 0

@@ -51,6 +51,19 @@ def test_usage_errors_are_one_line_with_exit_2():
     assert_one_error_line(got_data_cli("no-such-command"), "no-such-command")
 
 
+def test_a_bug_keeps_its_own_traceback(monkeypatch, capsys):
+    """An error that is not got-data's own is a bug: main() must let it through unchanged (exit 1 with its
+    traceback), not mask it while matching the usage errors."""
+    from got_data import cli
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(cli, "app", broken)
+    with pytest.raises(ZeroDivisionError, match="a bug"):
+        cli.main(["--version"])
+
+
 def test_schema_export_onto_a_file_is_one_line_and_leaves_it(tmp_path):
     target = tmp_path / "schemas.json"
     target.write_text("mine\n")
