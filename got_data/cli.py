@@ -276,7 +276,7 @@ def report(
     from got_data.report import write_report
 
     result = write_report(out_dir, out, sample_size=sample, seed=seed)
-    console.print(f"wrote {result.path} ({result.sample} sampled records)", highlight=False)
+    console.print(f"wrote {result.path} ({result.sample} sampled records)", highlight=False, soft_wrap=True)
 
 
 app.command("train", help="Fit the SSGM model (Qwen2.5-VL + LoRA, projectors, 12-channel UNet) on GoT shards.")(
