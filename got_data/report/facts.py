@@ -97,10 +97,15 @@ def sample_keys(keys_by_shard: dict[Path, list[str]], size: int, seed: int) -> d
     return grouped
 
 
-def gather(out_dir: Path, sample_size: int, seed: int) -> RunFacts:
-    """Everything the report shows about `out_dir`; InputError when it is not an annotate output."""
+def require_output_folder(out_dir: Path) -> None:
+    """InputError unless `out_dir` is a folder (what an annotate run's --out is)."""
     if not out_dir.is_dir():
         raise InputError(f"{out_dir} is not a folder: give the --out folder of an annotate run")
+
+
+def gather(out_dir: Path, sample_size: int, seed: int) -> RunFacts:
+    """Everything the report shows about `out_dir`; InputError when it is not an annotate output."""
+    require_output_folder(out_dir)
     shards = list_shards(out_dir)
     stats = _read_json(out_dir / STATS_FILE)
     manifest = _read_json(out_dir / MANIFEST_FILE)

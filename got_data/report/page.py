@@ -26,7 +26,7 @@ from got_data.distributions import Histogram, Tally
 from got_data.errors import GotDataError, InputError, ShardError
 from got_data.records import EditRecord, MultiTurnRecord, T2IRecord
 from got_data.report import figures
-from got_data.report.facts import RunFacts, gather
+from got_data.report.facts import RunFacts, gather, require_output_folder
 from got_data.shards.reader import ShardSample
 from got_data.shards.image_formats import open_claimed
 from got_data.view import InvalidSample, shown, write_preview
@@ -268,6 +268,7 @@ def write_report(out_dir: Path | str, out: Path | None = None, sample_size: int 
     if sample_size < 0:
         raise InputError(f"the sample size must be 0 or more, got {sample_size}")
     out_dir = Path(out_dir)
+    require_output_folder(out_dir)
     path = Path(out) if out is not None else out_dir / REPORT_FILE
     if path.is_dir():
         raise InputError(f"--out {path} is a folder; give the HTML file to write, e.g. {path / REPORT_FILE}")
