@@ -19,11 +19,13 @@ import shutil
 import time
 from pathlib import Path
 
+from got_data.records import RECORD_KINDS
+
 for _key, _value in {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                      "RAY_USAGE_STATS_ENABLED": "0"}.items():
     os.environ.setdefault(_key, _value)
 
-KINDS = ("t2i", "edit", "multiturn")
+KINDS = RECORD_KINDS
 T2I_COLUMNS = ("object_recall", "object_precision", "mean_iou", "iou50_share", "prompt_word_accuracy",
                "description_word_accuracy")
 EDIT_COLUMNS = ("region_mean_iou", "region_iou50_share", "object_accuracy", "edit_type_accuracy", "step_count_accuracy")
@@ -42,10 +44,10 @@ def main() -> None:
 
     from got_data.eval.fidelity import score_run
     from got_data.eval.world_run import annotate_and_score, start_world_pools
+    from got_data.families import QWEN2_VL, QWEN25_VL
     from got_data.local_ray import start_local_ray
     from got_data.spec import load_spec
     from got_data.world.checkpoints import world_models
-    from got_data.families import QWEN2_VL, QWEN25_VL
     from got_data.world.oracle import annotate_with_oracle
     from got_data.world.sets import WORLD_SPECS, read_truth, write_world_set
 

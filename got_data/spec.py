@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from got_data.errors import SpecError
+from got_data.records.models import RecordKind
 from got_data.resources import resolve_resource
 from got_data.spec_overlay import read_spec_tree, resolve_spec_path
 
@@ -59,7 +60,7 @@ class PipelineSpec(BaseModel):
 
     name: str
     version: str
-    record_kind: Literal["t2i", "edit", "multiturn"]
+    record_kind: RecordKind
     image_format: Literal["png", "jpeg", "keep"] = Field(
         default="png", description="one stored format per run, so each image role has one member name (docs/CONFIG.md)"
     )

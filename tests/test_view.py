@@ -15,14 +15,14 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from got_data.cli import app
-from got_data.records import Annotation, Box, GroundedObject, ImageInfo, T2IRecord, make_key, parse_got, render_got
+from got_data.records import RECORD_KINDS, Annotation, Box, GroundedObject, ImageInfo, T2IRecord, make_key, parse_got, render_got
 from got_data.shards.reader import ShardSample, iter_samples
 from got_data.shards.validate import validate_paths
 from got_data.shards.writer import ShardWriter
 from got_data.view import THUMBNAIL_SIDE, embeddable_image, write_preview
 
 SHARDS_DIR = Path(__file__).resolve().parent / "data" / "shards"
-KINDS = ("t2i", "edit", "multiturn")
+KINDS = RECORD_KINDS
 
 
 @dataclass

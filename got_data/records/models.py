@@ -256,7 +256,11 @@ class MultiTurnRecord(_RecordBase):
 
 
 Record = Annotated[Union[T2IRecord, EditRecord, MultiTurnRecord], Field(discriminator="kind")]
+# The record kinds: the one registry every layer looks up (ingest, runner, view, CLI, world, training).
+# Per-kind tables elsewhere are keyed by these names; tests/test_record_kinds.py checks each covers them all.
+RecordKind = Literal["t2i", "edit", "multiturn"]
 RECORD_TYPES: dict[str, type[_RecordBase]] = {"t2i": T2IRecord, "edit": EditRecord, "multiturn": MultiTurnRecord}
+RECORD_KINDS: tuple[str, ...] = tuple(RECORD_TYPES)
 _RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
 
 

@@ -19,10 +19,11 @@ from typing import Any
 
 from got_data.errors import InputError
 from got_data.records.boxes import Box
+from got_data.records.models import RECORD_KINDS
 from got_data.world.edits import Edit, random_edit, random_sequence
 from got_data.world.scene import IMAGE_SIZES, Scene, Shape, random_scene
 
-KINDS = ("t2i", "edit", "multiturn")
+KINDS = RECORD_KINDS  # every record kind has a world set
 TRUTH_FILE = "truth.jsonl"
 INPUT_NAMES = {"t2i": "images", "edit": "edits.jsonl", "multiturn": "sequences.jsonl"}
 # The pipeline spec of each kind sized for the world's trained tiny models.

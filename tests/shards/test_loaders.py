@@ -14,7 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from got_data.records import parse_record
+from got_data.records import RECORD_KINDS, parse_record
 from got_data.shards import ShardWriter, decode_sample, iter_samples, validate_paths, write_manifest
 from got_data.shards.dataset_card import write_dataset_card
 from got_data.shards.index import read_sample_index
@@ -22,7 +22,7 @@ from got_data.shards.layout import index_path_for, list_shards
 from got_data.shards.wids_index import write_wids_index
 from got_data.shards.writer import MIN_SHARDS, samples_per_shard_for
 
-KINDS = ("t2i", "edit", "multiturn")
+KINDS = RECORD_KINDS
 
 
 def samples_of(out):
