@@ -54,7 +54,7 @@ def test_usage_errors_are_one_line_with_exit_2():
 def test_a_bug_keeps_its_own_traceback(monkeypatch, capsys):
     """An error that is not got-data's own is a bug: main() must let it through unchanged (exit 1 with its
     traceback), not mask it while matching the usage errors."""
-    from got_data import cli
+    from got_data.cli import root as cli
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")

@@ -6,7 +6,7 @@ import hashlib
 
 from typer.testing import CliRunner
 
-from got_data.engines.commands import app
+from got_data.cli.models import app
 from got_data.engines.tiny import MARKER, SPECIAL_TOKENS, build_tiny_models
 
 

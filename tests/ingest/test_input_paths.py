@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from got_data.cli import AnnotateSettings, annotate_edit, annotate_t2i
+from got_data.cli.annotate import AnnotateSettings, annotate_edit, annotate_t2i
 from got_data.errors import InputError
 from got_data.ingest.captions import read_caption_file
 from got_data.ingest import (

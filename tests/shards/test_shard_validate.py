@@ -11,8 +11,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from got_data.cli.validate import validate
 from got_data.shards import ERROR_KINDS, ShardWriter, validate_paths, write_manifest
-from got_data.shards.commands import validate
 from got_data.shards.index import read_index
 from got_data.shards.layout import index_filename
 

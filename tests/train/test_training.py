@@ -7,12 +7,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from got_data.cli.train import generate, got_text_path, train
 from got_data.errors import InputError
 from got_data.train.checkpoint import latest_checkpoint, list_checkpoints
-from got_data.train.commands import generate, got_text_path, train
 from got_data.train.config import config_from_dict
 from got_data.train.trainer import METRICS_FILE, Trainer
-
 from tests.train.conftest import tiny_config_dict, write_config
 
 STEPS = 22

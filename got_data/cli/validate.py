@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from got_data.atomic import atomic_write_text
-from got_data.cli_output import EXIT_INVALID_DATA, EXIT_OK, fail
+from got_data.cli.output import EXIT_INVALID_DATA, EXIT_OK, fail
 from got_data.errors import InputError, ShardError
 from got_data.records import SCHEMA_VERSION
 from got_data.shards.tar_policy import DEFAULT_POLICY, parse_caps

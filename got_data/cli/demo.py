@@ -35,9 +35,9 @@ def _fresh_output(out: Path) -> None:
 
 
 def run_demo(out: Path, console: Console) -> None:
+    from got_data.cli.world import fidelity_table
     from got_data.eval.world_run import annotate_and_score, start_world_pools
     from got_data.world.checkpoints import world_models
-    from got_data.world.commands import fidelity_table
     from got_data.world.sets import write_world_set
 
     _fresh_output(out)
@@ -77,7 +77,7 @@ def _summary(scores: dict[str, dict]) -> Table:
 
 
 def _validate_and_show(out: Path, console: Console, step: str) -> None:
-    from got_data.shards.commands import render_report
+    from got_data.cli.validate import render_report
     from got_data.shards.layout import list_shards
     from got_data.shards.reader import iter_samples
     from got_data.shards.validate import validate_paths
