@@ -227,7 +227,7 @@ def report(args, alternating: dict, ray_data: dict) -> None:
 
 
 def parent(args) -> None:
-    from got_data.engines.tiny import ensure_tiny_models
+    from got_data.engines.tiny_models import ensure_tiny_models
 
     if args.model is None:
         args.model = str(ensure_tiny_models().vlm)

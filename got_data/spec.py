@@ -102,7 +102,7 @@ class PromptTemplate:
 
 # Keys today's loader refuses that an earlier one took, and what to write instead.
 RETIRED_STAGE_KEYS = {
-    "output_schema": "delete the line: each stage picks its own answer schema (got_data/annotate/answers.py)",
+    "output_schema": "delete the line: each stage picks its own answer schema (got_data/annotate/answer_schemas.py)",
 }
 
 

@@ -48,7 +48,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def tiny_models():
-    from got_data.engines.tiny import ensure_tiny_models
+    from got_data.engines.tiny_models import ensure_tiny_models
 
     return ensure_tiny_models(TINY_MODELS_DIR)
 

@@ -7,7 +7,7 @@ import typing
 
 import pytest
 
-from got_data.annotate.work import WORK_KINDS
+from got_data.annotate.work_items import WORK_KINDS
 from got_data.records import RECORD_KINDS, RECORD_TYPES, RecordKind
 from got_data.records.schema_export import SCHEMA_FILES
 from got_data.spec import PipelineSpec, load_spec

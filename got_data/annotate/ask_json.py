@@ -9,8 +9,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from got_data.annotate.model_text import parse_json_answer
 from got_data.annotate.stage import Stage, StageReject
-from got_data.annotate.text import parse_json_answer
 
 AnswerT = TypeVar("AnswerT", bound=BaseModel)
 UNPARSABLE = "unparsable_answer"

@@ -17,7 +17,6 @@ from got_data.local_ray import start_local_ray
 from got_data.report import write_report
 from got_data.spec import PipelineSpec
 
-
 TINY_MODELS = "got-data tiny random-weight models"  # what a role without --vlm/--llm gets
 
 
@@ -43,7 +42,7 @@ def start_pools(spec: PipelineSpec, models: ModelChoice, console: Console) -> di
     """One pool per role the spec uses; roles without a model option get the tiny local models."""
     from got_data.engines.config import PoolConfig
     from got_data.engines.pool import ModelPool
-    from got_data.engines.tiny import ensure_tiny_models
+    from got_data.engines.tiny_models import ensure_tiny_models
 
     chosen = {"vlm": models.vlm, "llm": models.llm}
     if any(chosen[role] is None for role in spec.roles()):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from got_data.annotate.text import clean_model_text
+from got_data.annotate.model_text import clean_model_text
 
 MAX_DETAIL_CHARS = 500
 # A local path: a file:// URI, an absolute path (a "/" not inside a word, a URL such as "s3://x/y"

@@ -19,7 +19,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import ray
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -33,7 +32,7 @@ from got_data.annotate.spec_check import check_spec
 from got_data.annotate.stage import Stage, StageReject
 from got_data.annotate.stats import AnyRecord, DatasetStats, RunStats
 from got_data.annotate.stats_log import StatsLog, write_stats
-from got_data.annotate.work import WORK_KINDS
+from got_data.annotate.work_items import WORK_KINDS
 from got_data.errors import CodecError, InputError, RecordError, ShardError
 from got_data.records import make_key
 from got_data.shards.dataset_card import write_dataset_card

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from got_data.annotate.stage import Stage, StageOptions, stage_classes
 from got_data.annotate.stage_io import check_chain
-from got_data.annotate.work import WORK_KINDS
+from got_data.annotate.work_items import WORK_KINDS
 from got_data.errors import SpecError
 from got_data.resources import resource_dir
 from got_data.spec import PipelineSpec, StageSpec, load_prompt

@@ -62,7 +62,7 @@ class Stage(ABC):
     """Base class. Subclasses set `name`, `role`, `reads`, `writes` (and `optional_reads`, fields read
     only if an earlier stage wrote them), nest their `Options` model and implement `run`.
 
-    Work fields are named as on the work kind (`got_data/annotate/work.py`); `steps.X` is field X of
+    Work fields are named as on the work kind (`got_data/annotate/work_items.py`); `steps.X` is field X of
     every edit step. A subclass that sets `name` registers itself under it.
     """
 

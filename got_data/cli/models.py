@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from got_data.engines.tiny import DEFAULT_SEED, build_tiny_models, default_tiny_dir
+from got_data.engines.tiny_models import DEFAULT_SEED, build_tiny_models, default_tiny_dir
 
 app = typer.Typer(help="Models served by the engine pools.", no_args_is_help=True)
 

@@ -64,7 +64,7 @@ class PromptBuilder:
         self.tokenizer = tokenizer
         self.chat_template = chat_template or getattr(tokenizer, "chat_template", None)
         if not self.chat_template:
-            from got_data.engines.tiny import CHAT_TEMPLATE
+            from got_data.engines.tiny_models import CHAT_TEMPLATE
 
             self.chat_template = CHAT_TEMPLATE  # the Qwen ChatML layout
         self._make_caches()

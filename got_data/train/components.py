@@ -52,7 +52,7 @@ def sdxl_noise_scheduler():
 def _build_tiny_mllm(settings: TinyMLLM, num_gen_tokens: int, out: Path) -> None:
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor
 
-    from got_data.engines.tiny import build_tokenizer
+    from got_data.engines.tiny_models import build_tokenizer
 
     tokenizer = build_tokenizer()
     ids = tokenizer.convert_tokens_to_ids

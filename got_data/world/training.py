@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from got_data.records.boxes import Box
 from got_data.families import QWEN2, QWEN2_VL
+from got_data.records.boxes import Box
 from got_data.world.oracle import Example
 from got_data.world.sets import WORLD_SPECS
 from got_data.world.vision_phase import TOKEN_PIXELS, VisionPhase
@@ -340,7 +340,7 @@ def train_world_models(out: str | Path, config: WorldTrainingConfig | None = Non
 
     import ray
 
-    from got_data.engines.tiny import build_tokenizer, llm_model, save_llm, save_vlm, text_dims, vision_dims, vlm_model
+    from got_data.engines.tiny_models import build_tokenizer, llm_model, save_llm, save_vlm, text_dims, vision_dims, vlm_model
     from got_data.local_ray import start_local_ray
     from got_data.resources import resource_dir
     from got_data.spec import load_spec

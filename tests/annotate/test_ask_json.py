@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from got_data.annotate.answers import DescriptionAnswer
+from got_data.annotate.answer_schemas import DescriptionAnswer
 from got_data.annotate.ask_json import BadAnswer, ask_json
 from got_data.annotate.stage import StageReject
 from got_data.annotate.stages.describe import Describe

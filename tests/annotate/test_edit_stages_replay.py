@@ -14,7 +14,7 @@ from PIL import Image
 from got_data.annotate.decode import DecodedImage
 from got_data.annotate.runner import build_stages
 from got_data.annotate.stage import StageReject
-from got_data.annotate.work import EditWork, MultiTurnWork
+from got_data.annotate.work_items import EditWork, MultiTurnWork
 from got_data.ingest.edit_items import EditItem, EditTurn
 from got_data.ingest.images import prepare_image
 from got_data.ingest.items import BytesImage

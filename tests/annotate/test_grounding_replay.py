@@ -8,7 +8,7 @@ of the image as its processor resized it.
 
 import pytest
 
-from got_data.annotate.answers import candidate_phrases, entity_schema
+from got_data.annotate.answer_schemas import candidate_phrases, entity_schema
 from got_data.annotate.grounding import (
     GroundingParseError,
     merge_near_duplicates,

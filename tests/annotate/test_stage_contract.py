@@ -18,7 +18,7 @@ import got_data.annotate.stages as builtin_stages
 from got_data.annotate.spec_check import effective_spec
 from got_data.annotate.stage import STAGE_CLASSES, Stage, stage_classes
 from got_data.annotate.stage_io import WorkAudit
-from got_data.annotate.work import WORK_KINDS
+from got_data.annotate.work_items import WORK_KINDS
 from got_data.cli import app
 from got_data.errors import SpecError, StageContractError
 from got_data.spec import PipelineSpec, load_spec
@@ -203,7 +203,7 @@ USER_STAGE = '''
 from pydantic import Field
 
 from got_data.annotate.ask_json import ask_json
-from got_data.annotate.answers import RecaptionAnswer, bounded_schema
+from got_data.annotate.answer_schemas import RecaptionAnswer, bounded_schema
 from got_data.annotate.stage import Stage, StageOptions
 
 

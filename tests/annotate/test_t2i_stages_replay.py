@@ -13,7 +13,7 @@ from PIL import Image
 
 from got_data.annotate.runner import build_stages
 from got_data.annotate.stage import StageReject
-from got_data.annotate.work import T2IWork
+from got_data.annotate.work_items import T2IWork
 from got_data.ingest.images import prepare_image
 from got_data.ingest.items import BytesImage, InputItem
 from got_data.records import Box, parse_got

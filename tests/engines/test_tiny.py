@@ -7,7 +7,7 @@ import hashlib
 from typer.testing import CliRunner
 
 from got_data.cli.models import app
-from got_data.engines.tiny import MARKER, SPECIAL_TOKENS, build_tiny_models
+from got_data.engines.tiny_models import MARKER, SPECIAL_TOKENS, build_tiny_models
 
 
 def _digest(path):

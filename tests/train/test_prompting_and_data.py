@@ -4,16 +4,14 @@ import itertools
 import random
 
 import pytest
-import torch
 from transformers import Qwen2VLImageProcessor
 
-from got_data.engines.tiny import build_tokenizer
+from got_data.engines.tiny_models import build_tokenizer
 from got_data.shards.reader import iter_samples
 from got_data.train.config import config_from_dict
 from got_data.train.data import ShardBatches, make_loader, mix, shuffle_buffer, worker_share
 from got_data.train.examples import build_example
 from got_data.train.prompting import IGNORE_INDEX, ChatEncoder, add_gen_tokens
-
 from tests.train.conftest import tiny_config_dict
 
 GOT = "A <|object_ref_start|>cat<|object_ref_end|><|box_start|>(0,0),(500,500)<|box_end|> sits."

@@ -72,7 +72,7 @@ def _ground_example(answer: str):
 
 @pytest.fixture(scope="module")
 def encoder():
-    from got_data.engines.tiny import build_tokenizer
+    from got_data.engines.tiny_models import build_tokenizer
     from got_data.families import QWEN2_VL
     from got_data.world.training import ExampleEncoder
 

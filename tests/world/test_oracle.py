@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from got_data.annotate.answers import EditChainAnswer, EditParseAnswer, RecaptionAnswer, ReinstructAnswer
+from got_data.annotate.answer_schemas import EditChainAnswer, EditParseAnswer, RecaptionAnswer, ReinstructAnswer
 from got_data.annotate.grounding import QWEN2_VL_BOX_REGEX, parse_qwen2_vl, parse_qwen25_vl
-from got_data.world.edits import random_sequence
 from got_data.families import QWEN25_VL
+from got_data.world.edits import random_sequence
 from got_data.world.oracle import OracleError, WorldOracle
 from got_data.world.scene import random_scene
 from got_data.world.sets import edit_to_dict, scene_to_dict

@@ -11,7 +11,7 @@ import pytest
 from got_data.annotate.decode import _decode_one
 from got_data.annotate.gateway import ModelGateway
 from got_data.annotate.runner import build_stages, static_provenance
-from got_data.annotate.work import WORK_KINDS
+from got_data.annotate.work_items import WORK_KINDS
 from got_data.spec import load_spec
 from got_data.world.oracle import OraclePool, WorldOracle, open_world_input
 from got_data.world.sets import read_truth, write_world_set

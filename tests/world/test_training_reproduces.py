@@ -30,7 +30,7 @@ def _scores(models, tmp_path, name: str) -> dict[str, dict]:
 
 
 def test_training_reproduces_the_committed_checkpoints(ray_session, tmp_path):
-    from got_data.engines.tiny import TinyModels
+    from got_data.engines.tiny_models import TinyModels
     from got_data.world.checkpoints import world_models
     from got_data.world.training import train_world_models
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from got_data.annotate.answers import EditChainAnswer, edit_chain_schema
+from got_data.annotate.answer_schemas import EditChainAnswer, edit_chain_schema
 from got_data.annotate.ask_json import BadAnswer, ask_json
 from got_data.annotate.edit_chain import ChainStep, multi_turn_got, single_turn_got
+from got_data.annotate.model_text import clean_model_text
 from got_data.annotate.stage import Stage, StageOptions, StageReject
-from got_data.annotate.text import clean_model_text
 from got_data.errors import CodecError, RecordError
 from got_data.records import parse_record
 

@@ -8,11 +8,11 @@ import asyncio
 
 from pydantic import Field
 
-from got_data.annotate.answers import DescriptionAnswer, bounded_schema
+from got_data.annotate.answer_schemas import DescriptionAnswer, bounded_schema
 from got_data.annotate.ask_json import ask_json
 from got_data.annotate.crops import crop_region
+from got_data.annotate.model_text import clean_model_text, first_words
 from got_data.annotate.stage import Stage, StageOptions
-from got_data.annotate.text import clean_model_text, first_words
 from got_data.records.boxes import union_box
 
 

@@ -7,10 +7,10 @@ import asyncio
 
 from pydantic import Field
 
-from got_data.annotate.answers import DescriptionAnswer, bounded_schema
+from got_data.annotate.answer_schemas import DescriptionAnswer, bounded_schema
 from got_data.annotate.ask_json import ask_json
+from got_data.annotate.model_text import clean_model_text, first_sentences
 from got_data.annotate.stage import Stage, StageOptions, StageReject
-from got_data.annotate.text import clean_model_text, first_sentences
 
 
 def instructions_text(work) -> str:

@@ -9,10 +9,10 @@ import asyncio
 
 from pydantic import Field
 
-from got_data.annotate.answers import EditParseAnswer, candidate_phrases, edit_parse_schema
+from got_data.annotate.answer_schemas import EditParseAnswer, candidate_phrases, edit_parse_schema
 from got_data.annotate.ask_json import BadAnswer, ask_json
+from got_data.annotate.model_text import clean_model_text
 from got_data.annotate.stage import Stage, StageOptions, StageReject
-from got_data.annotate.text import clean_model_text
 from got_data.records.edits import EDIT_TYPES, GLOBAL_EDIT_TYPES, WHOLE_IMAGE_PHRASE
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from got_data.annotate.answers import EntityAnswer, candidate_phrases, entity_schema
+from got_data.annotate.answer_schemas import EntityAnswer, candidate_phrases, entity_schema
 from got_data.annotate.ask_json import ask_json
 from got_data.annotate.stage import Stage, StageOptions, StageReject
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from got_data.annotate.answers import RecaptionAnswer, bounded_schema
+from got_data.annotate.answer_schemas import RecaptionAnswer, bounded_schema
 from got_data.annotate.ask_json import ask_json
+from got_data.annotate.model_text import clean_model_text
 from got_data.annotate.stage import Stage, StageOptions, StageReject
-from got_data.annotate.text import clean_model_text
 from got_data.records.codec import strip_special_tokens
 
 

@@ -8,10 +8,10 @@ import asyncio
 
 from pydantic import Field
 
-from got_data.annotate.answers import ReinstructAnswer, reinstruct_schema
+from got_data.annotate.answer_schemas import ReinstructAnswer, reinstruct_schema
 from got_data.annotate.ask_json import ask_json
+from got_data.annotate.model_text import clean_model_text
 from got_data.annotate.stage import Stage, StageOptions
-from got_data.annotate.text import clean_model_text
 
 
 class Reinstruct(Stage):

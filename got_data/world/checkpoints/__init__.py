@@ -7,7 +7,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from got_data.engines.tiny import TinyModels
+from got_data.engines.tiny_models import TinyModels
 from got_data.errors import ModelError
 
 

@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 from got_data.annotate.decode import DecodedImage
 from got_data.annotate.stage import Usage
 from got_data.ingest.edit_items import EditItem, clean_instruction
-from got_data.records.edits import GLOBAL_EDIT_TYPES
 from got_data.ingest.images import PreparedImage
 from got_data.ingest.items import InputItem
 from got_data.records import Box, EditOp, EditRecord, MultiTurnRecord, T2IRecord, make_key
+from got_data.records.edits import GLOBAL_EDIT_TYPES
 
 
 @dataclass(kw_only=True)
