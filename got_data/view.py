@@ -319,7 +319,7 @@ def default_page_path(source: Path | str, shards: list[Path]) -> Path:
     return folder / DEFAULT_PAGE
 
 
-def write_preview(source: Path | str, out: Path | None = None, limit: int = DEFAULT_LIMIT,
+def write_preview(source: Path | str | list[Path], out: Path | None = None, limit: int = DEFAULT_LIMIT,
                   keys: set[str] | None = None) -> PreviewResult:
     """Write the HTML page for the first `limit` samples of `source` (a shard folder, tar or glob), or
     only those whose key is in `keys`.

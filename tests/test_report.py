@@ -118,6 +118,14 @@ def test_the_sample_is_seeded_and_random_not_the_first_records(t2i_out):
     assert len(draws[0]) == SAMPLE and draws[0] != set(in_order[:SAMPLE])
 
 
+def test_a_large_run_is_sampled_from_a_few_random_shards():
+    keys = {Path(f"got-{i:06d}.tar"): [f"{i}-{j}" for j in range(100)] for i in range(50)}
+    drawn = sample_keys(keys, 24, seed=0)
+    assert sum(len(k) for k in drawn.values()) == 24 and len(drawn) <= 4
+    assert set(drawn) != {Path(f"got-{i:06d}.tar") for i in range(len(drawn))}  # not the first shards
+    assert sample_keys(keys, 24, seed=0) == drawn and sample_keys(keys, 24, seed=1) != drawn
+
+
 def test_edit_types_are_plotted_for_edit_runs(multiturn_out, browser):
     page = browser.load(multiturn_out / "report.html")
     assert page.errors() == [] and page.broken_images() == []

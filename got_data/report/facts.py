@@ -28,6 +28,8 @@ from got_data.shards.stream import TarStream
 from got_data.view import InvalidSample, shard_entries
 
 REJECTS_FILE = "rejects.parquet"
+SAMPLE_MIN_SHARDS = 4
+SAMPLE_POOL = 4
 
 
 @dataclass
@@ -88,11 +90,21 @@ def shard_keys(tar: Path) -> list[str]:
 
 
 def sample_keys(keys_by_shard: dict[Path, list[str]], size: int, seed: int) -> dict[Path, set[str]]:
-    """A seeded random sample of `size` keys over all shards (not the first N), grouped by shard."""
-    every = [(tar, key) for tar, keys in sorted(keys_by_shard.items()) for key in keys]
-    chosen = random.Random(seed).sample(every, min(size, len(every)))
+    """A seeded random sample of `size` keys (not the first N), grouped by shard.
+
+    Reading a sample means streaming the tars that hold it, so the keys are drawn from a seeded random
+    choice of shards: at least SAMPLE_MIN_SHARDS of them, and enough to hold SAMPLE_POOL times `size`
+    keys. A small run is sampled over all its shards; a large one reads a few shards, not all."""
+    rng = random.Random(seed)
+    shards = sorted(keys_by_shard)
+    rng.shuffle(shards)
+    pool: list[tuple[Path, str]] = []
+    for n, tar in enumerate(shards):
+        if n >= SAMPLE_MIN_SHARDS and len(pool) >= SAMPLE_POOL * size:
+            break
+        pool += [(tar, key) for key in keys_by_shard[tar]]
     grouped: dict[Path, set[str]] = {}
-    for tar, key in chosen:
+    for tar, key in rng.sample(pool, min(size, len(pool))):
         grouped.setdefault(tar, set()).add(key)
     return grouped
 

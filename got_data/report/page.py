@@ -240,7 +240,8 @@ def _sample(facts: RunFacts, samples_page: Path | None, seed: int) -> str:
     if not facts.sample or samples_page is None:
         return _section("Random sample", "<p>no records in this folder</p>", "sample")
     rows = "".join(_sample_row(entry, samples_page.name) for entry in facts.sample)
-    body = (f'<p class="note">{len(facts.sample)} records drawn at random (seed {seed}) from all shards; each key '
+    body = (f'<p class="note">{len(facts.sample)} records drawn at random (seed {seed}; a large run is sampled from '
+            'a few shards chosen at random, so the page reads only those); each key '
             f'opens its preview (boxes drawn, GoT highlighted) in <code>{_e(samples_page.name)}</code>.</p>'
             "<table><thead><tr><th>image</th><th>key</th><th>kind</th><th>prompt / instruction</th>"
             f"<th>original caption</th><th>boxes</th></tr></thead><tbody>{rows}</tbody></table>")
@@ -278,7 +279,8 @@ def write_report(out_dir: Path | str, out: Path | None = None, sample_size: int 
     samples_page = path.with_name(f"{path.stem}-samples.html") if facts.sample else None
     if samples_page is not None:
         keys = {entry.key for entry in facts.sample if entry.key is not None}
-        write_preview(out_dir, samples_page, limit=max(len(facts.sample), 1), keys=keys)
+        sampled_shards = sorted({Path(entry.shard) for entry in facts.sample})  # only the tars that hold it
+        write_preview(sampled_shards, samples_page, limit=max(len(facts.sample), 1), keys=keys)
     try:
         atomic_write_text(path, render_report(facts, samples_page, seed))
     except OSError as exc:
