@@ -4,20 +4,23 @@ Layout of `<run>/step-NNNNNNNN/`:
     mllm_lora/               peft adapter (LoRA + the trained image-generation token embeddings)
     projectors.safetensors   text and pooled projectors
     unet/                    the 12-channel UNet (diffusers format)
-    trainer_state.pt         step, batches consumed, optimizer, scheduler, RNG states
+    trainer_state.pt         step, data position, optimizer and scheduler state (tensors, numbers,
+                             strings only: it loads with torch.load(weights_only=True), so a file
+                             dropped into a run folder cannot run code on resume)
     config.yaml              the resolved training config
 A checkpoint is written under a hidden temporary name and renamed into place, so a folder named like
-a checkpoint is always complete.
+a checkpoint is always complete. No RNG state is kept: the trainer draws its randomness from the step
+and the sample keys.
 """
 
 from __future__ import annotations
 
-import random
+import pickle
 import re
 import shutil
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from got_data.errors import GotDataError
@@ -47,22 +50,35 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+@dataclass(frozen=True)
+class DataPosition:
+    """Where the data streams stand: how they are cut (world, loader workers, micro-batch), their seed,
+    and how many micro-batches each rank has consumed."""
+
+    world: int
+    loader_workers: int
+    batch_size: int
+    seed: int
+    batches_done: int
+
+    def same_layout(self, other: "DataPosition") -> bool:
+        return (self.world, self.loader_workers, self.batch_size) == (other.world, other.loader_workers, other.batch_size)
+
+    def describe(self) -> str:
+        return f"{self.world} worker(s) x {self.loader_workers} loader worker(s), micro-batch {self.batch_size}"
 
 
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+@dataclass
+class TrainingState:
+    step: int
+    position: DataPosition
+    optimizer: dict
+    lr_scheduler: dict
 
 
-def save_checkpoint(model, optimizer, lr_scheduler, step: int, batches_done: int, config: TrainConfig, run_dir: Path) -> Path:
+def save_checkpoint(
+    model, optimizer, lr_scheduler, step: int, position: DataPosition, config: TrainConfig, run_dir: Path
+) -> Path:
     from safetensors.torch import save_file
 
     final = run_dir / checkpoint_name(step)
@@ -79,10 +95,9 @@ def save_checkpoint(model, optimizer, lr_scheduler, step: int, batches_done: int
     torch.save(
         {
             "step": step,
-            "batches_done": batches_done,
-            "optimizer": optimizer.state_dict() if optimizer is not None else None,
-            "lr_scheduler": lr_scheduler.state_dict() if lr_scheduler is not None else None,
-            "rng": rng_state(),
+            "position": asdict(position),
+            "optimizer": optimizer.state_dict(),
+            "lr_scheduler": lr_scheduler.state_dict(),
         },
         tmp / STATE_FILE,
     )
@@ -116,11 +131,21 @@ def load_weights(model, checkpoint: Path) -> None:
         raise CheckpointError(f"checkpoint {checkpoint} does not fit the configured model: {exc}") from exc
 
 
-def load_training_state(checkpoint: Path) -> dict:
+def load_training_state(checkpoint: Path) -> TrainingState:
+    """The saved step, data position and optimizer/scheduler state; never unpickles code."""
     path = checkpoint / STATE_FILE
     if not path.is_file():
         raise CheckpointError(f"checkpoint {checkpoint} has no {STATE_FILE}")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return TrainingState(
+            step=int(state["step"]), position=DataPosition(**state["position"]),
+            optimizer=state["optimizer"], lr_scheduler=state["lr_scheduler"],
+        )
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError) as exc:
+        raise CheckpointError(
+            f"{path} is not a trainer state this version wrote (it may hold code, which is never loaded): {exc}"
+        ) from exc
 
 
 def checkpoint_config(checkpoint: Path) -> TrainConfig:

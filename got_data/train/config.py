@@ -6,6 +6,7 @@ block of small dimensions built with random weights; exactly one of the two is g
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -115,6 +116,10 @@ class DataSettings(_Strict):
     shuffle_buffer: int = Field(default=1000, ge=0)
     workers: int = Field(default=4, ge=0)
     skip_bad_samples: bool = Field(default=False, description="warn and skip samples that fail to decode")
+    reinstruction_probability: float = Field(
+        default=0.0, ge=0, le=1,
+        description="chance that an edit trains on one of its record's concise rewrites instead of the instruction",
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> "DataSettings":
@@ -153,13 +158,25 @@ class ScheduleSettings(_Strict):
 
 class TrainSettings(_Strict):
     steps: int = Field(gt=0)
-    batch_size: int = Field(gt=0)
-    grad_accum: int = Field(default=1, gt=0)
+    batch_size: int = Field(gt=0, description="micro-batch of one worker (one process without --workers)")
+    grad_accum: int | None = Field(default=None, gt=0, description="default: derived from global_batch, else 1")
+    global_batch: int | None = Field(
+        default=None, gt=0, description="samples per optimizer step over all workers (the paper: 128)"
+    )
     ce_weight: float = Field(default=1.0, ge=0)
     mse_weight: float = Field(default=1.0, ge=0)
     noise_offset: float = Field(default=0.1, ge=0)
     drop: DropSettings = Field(default_factory=DropSettings)
     log_every: int = Field(default=10, gt=0)
+
+
+class ValidationSettings(_Strict):
+    """A fixed held-out set whose loss is logged every `every` steps (validation.csv in the run folder)."""
+
+    shards: list[str] = Field(min_length=1, description="shard files, folders or globs of held-out records")
+    samples: int = Field(default=32, gt=0, description="the first N samples of the shards (in sorted shard order)")
+    every: int = Field(default=100, gt=0)
+    batch_size: int = Field(default=8, gt=0)
 
 
 class CheckpointSettings(_Strict):
@@ -179,15 +196,54 @@ class TrainConfig(_Strict):
     optimizer: OptimizerSettings = Field(default_factory=OptimizerSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     checkpoint: CheckpointSettings
+    validation: ValidationSettings | None = None
+    init_from: Path | None = Field(
+        default=None,
+        description="a step-NNNNNNNN checkpoint whose weights start this run (fresh optimizer and schedule)",
+    )
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """How a global batch splits: workers x batch_size x grad_accum samples per optimizer step."""
+
+    workers: int
+    batch_size: int
+    grad_accum: int
+
+    @property
+    def global_batch(self) -> int:
+        return self.workers * self.batch_size * self.grad_accum
+
+
+def batch_plan(train: TrainSettings, workers: int) -> BatchPlan:
+    """Derive grad_accum from the wanted global batch, or refuse a combination that does not divide."""
+    per_step = workers * train.batch_size
+    if train.global_batch is None:
+        return BatchPlan(workers, train.batch_size, train.grad_accum or 1)
+    if train.global_batch % per_step:
+        raise SpecError(
+            f"global batch {train.global_batch} does not divide into {workers} worker(s) x batch {train.batch_size}: "
+            f"choose a batch_size or worker count whose product divides {train.global_batch}"
+        )
+    accum = train.global_batch // per_step
+    if train.grad_accum is not None and train.grad_accum != accum:
+        raise SpecError(
+            f"global batch {train.global_batch} needs grad_accum {accum} with {workers} worker(s) x batch "
+            f"{train.batch_size}, but the config sets grad_accum {train.grad_accum}: drop one of the two"
+        )
+    return BatchPlan(workers, train.batch_size, accum)
 
 
 def load_config(path: Path | str) -> TrainConfig:
     """Read and validate a training config; relative paths in it resolve against the file's folder."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SpecError(f"cannot read training config {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"training config {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from exc
     except yaml.YAMLError as exc:
         raise SpecError(f"training config {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
@@ -228,6 +284,10 @@ def _resolve_paths(config: TrainConfig, base: Path) -> TrainConfig:
                 }
             ),
             "checkpoint": config.checkpoint.model_copy(update={"dir": resolve(config.checkpoint.dir)}),
+            "validation": None if config.validation is None else config.validation.model_copy(
+                update={"shards": [resolve_glob(g) for g in config.validation.shards]}
+            ),
+            "init_from": resolve(config.init_from),
         }
     )
 

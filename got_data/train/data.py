@@ -1,12 +1,14 @@
-"""The training stream: GoT shards through webdataset, mixed, shuffled, batched in workers, resumable.
+"""The training stream: GoT shards read with the project's tar reader, mixed, shuffled, batched, resumable.
 
-Why the shape: exact resume needs the stream to be a pure function of (seed, worker, position). Each
-DataLoader worker therefore owns a seeded, endless stream per source (shards shuffled per epoch and
-split between workers), mixes the sources with seeded weighted draws, shuffles through a seeded buffer
-and batches. The DataLoader hands out batch i from worker i % workers, so after K batches each worker's
-share is known: resuming rotates the workers' roles so the one whose turn is next answers first, each
-skips exactly its share of raw samples (before any image decoding), and the next batch equals the one
-the uninterrupted run would have seen.
+Why the shape: exact resume needs the stream to be a pure function of (seed, stream, position). A run
+has `ranks x loader workers` logical streams (one per DataLoader worker of each training worker); each
+owns a seeded, endless stream per source, mixes the sources with seeded weighted draws, shuffles
+through a seeded buffer and batches. Streams split a source by shard when it has at least as many
+shards as there are streams, else by sample (a hash of the key), so every stream gets data either way.
+The DataLoader hands out batch i from worker i % workers, so after K batches each worker's share is
+known: resuming rotates the workers' roles so the one whose turn is next answers first, each skips
+exactly its share of raw samples (before any image decoding), and the next batch equals the one the
+uninterrupted run would have seen.
 """
 
 from __future__ import annotations
@@ -14,18 +16,21 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import torch
-import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from got_data.errors import InputError, ShardError
 from got_data.shards.layout import resolve_shard_paths
-from got_data.shards.reader import ShardSample, decode_sample
+from got_data.shards.reader import ShardSample, _from_raw
+from got_data.shards.stream import TarStream
 from got_data.train.config import DataSettings
 from got_data.train.examples import TrainingExample, build_example, collate
 from got_data.train.prompting import ChatEncoder
+from got_data.train.randomness import derived_seed
 
 log = logging.getLogger(__name__)
 
@@ -35,30 +40,70 @@ def worker_share(batches_done: int, worker: int, workers: int) -> int:
     return 0 if batches_done <= worker else (batches_done - worker + workers - 1) // workers
 
 
-def _epoch_shards(shards: list[str], seed: int, epoch: int, worker: int, workers: int) -> list[str]:
+@dataclass(frozen=True)
+class EpochPlan:
+    """What one stream reads in one epoch: these shards, and of them only its keys when `by_key`."""
+
+    shards: list[Path]
+    by_key: bool
+
+
+def epoch_plan(shards: list[Path], seed: int, epoch: int, stream: int, streams: int) -> EpochPlan:
+    """Shards shuffled per epoch; split by shard when there are enough, else read by all, split by key."""
     order = list(shards)
     random.Random(f"{seed}:{epoch}").shuffle(order)
-    if len(order) >= workers:
-        return order[worker::workers]
-    # Fewer shards than workers: each worker reads one whole shard per epoch, rotating.
-    return [order[(worker + epoch) % len(order)]]
+    if len(order) >= streams:
+        return EpochPlan(order[stream::streams], by_key=False)
+    return EpochPlan(order, by_key=True)
 
 
-def source_stream(shards: list[str], seed: int, worker: int, workers: int, skip_bad: bool) -> Iterator[ShardSample]:
-    """Endless ShardSamples of one source for one worker: epoch after epoch of shuffled shards."""
-    handler = wds.warn_and_continue if skip_bad else wds.reraise_exception
+def key_stream(key: str, streams: int) -> int:
+    """The stream a sample belongs to when a source is split by key."""
+    return derived_seed("split", key) % streams
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A sample and the epoch of its source stream it was read in (per-visit choices use both)."""
+
+    sample: ShardSample
+    epoch: int
+
+
+def _shard_samples(path: Path, stream: int, streams: int, by_key: bool, skip_bad: bool) -> Iterator[ShardSample]:
+    """One shard's samples of this stream, through the project's own tar reader (no URL, no shell).
+
+    A sample of another stream is passed over before its record is parsed."""
+    try:
+        for raw in TarStream(path).samples():
+            if by_key and key_stream(raw.key, streams) != stream:
+                continue
+            try:
+                yield _from_raw(raw, str(path))
+            except ShardError as exc:
+                if not skip_bad:
+                    raise
+                log.warning("skipping a bad sample: %s", exc)
+    except ShardError as exc:
+        if not skip_bad:
+            raise
+        log.warning("skipping the rest of a bad shard: %s", exc)
+
+
+def source_stream(shards: list[Path], seed: int, stream: int, streams: int, skip_bad: bool) -> Iterator[Drawn]:
+    """Endless samples of one source for one stream: epoch after epoch of shuffled shards."""
     epoch = 0
     while True:
-        urls = _epoch_shards(shards, seed, epoch, worker, workers)
-        pipeline = wds.WebDataset(
-            urls, shardshuffle=False, nodesplitter=None, workersplitter=None, handler=handler, empty_check=False
-        ).map(decode_sample, handler=handler)
+        plan = epoch_plan(shards, seed, epoch, stream, streams)
         produced = 0
-        for sample in pipeline:
-            produced += 1
-            yield sample
+        for path in plan.shards:
+            for sample in _shard_samples(path, stream, streams, plan.by_key, skip_bad):
+                produced += 1
+                yield Drawn(sample, epoch)
         if produced == 0:
-            raise InputError(f"shards {urls} produced no sample")
+            raise InputError(
+                f"shards {[str(p) for p in plan.shards]} produced no sample for data stream {stream} of {streams}"
+            )
         epoch += 1
 
 
@@ -83,22 +128,24 @@ def shuffle_buffer(items: Iterator, size: int, rng: random.Random) -> Iterator:
 
 
 class ShardBatches(IterableDataset):
-    """Collated training batches from mixed GoT shard sources; starts after `batches_done` batches."""
+    """Collated training batches of one rank from mixed GoT shard sources; starts after `batches_done`."""
 
     def __init__(
         self,
         settings: DataSettings,
-        make_example: Callable[[ShardSample], TrainingExample],
+        make_example: Callable[[ShardSample, int], TrainingExample],
         pad_id: int,
         batch_size: int,
         seed: int,
         batches_done: int = 0,
+        rank: int = 0,
+        world: int = 1,
     ) -> None:
         super().__init__()
         self.sources = []
         for source in settings.sources:
             try:
-                shards = [str(p) for p in resolve_shard_paths(source.shards)]
+                shards = resolve_shard_paths(source.shards)
             except ShardError as exc:
                 raise InputError(f"data source {source.name!r}: {exc}") from exc
             self.sources.append((source.name, shards, source.weight))
@@ -108,6 +155,8 @@ class ShardBatches(IterableDataset):
         self.batch_size = batch_size
         self.seed = seed
         self.batches_done = batches_done
+        self.rank = rank
+        self.world = world
 
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
@@ -115,32 +164,39 @@ class ShardBatches(IterableDataset):
         # The DataLoader always asks worker 0 first, so a resumed loader's worker 0 plays the logical
         # worker whose turn is next in the uninterrupted run.
         worker = ((info.id if info is not None else 0) + self.batches_done) % workers
-        streams = [
-            source_stream(shards, random.Random(f"source:{self.seed}:{name}").getrandbits(32), worker, workers, self.settings.skip_bad_samples)
+        stream, streams = self.rank * workers + worker, self.world * workers
+        sources = [
+            source_stream(shards, derived_seed("source", self.seed, name), stream, streams, self.settings.skip_bad_samples)
             for name, shards, _ in self.sources
         ]
-        mixed = mix(streams, [w for _, _, w in self.sources], random.Random(f"mix:{self.seed}:{worker}"))
-        samples = shuffle_buffer(mixed, self.settings.shuffle_buffer, random.Random(f"shuffle:{self.seed}:{worker}"))
+        mixed = mix(sources, [w for _, _, w in self.sources], random.Random(f"mix:{self.seed}:{stream}"))
+        drawn = shuffle_buffer(mixed, self.settings.shuffle_buffer, random.Random(f"shuffle:{self.seed}:{stream}"))
         for _ in range(worker_share(self.batches_done, worker, workers) * self.batch_size):
-            next(samples)
+            next(drawn)
         while True:
-            chunk = [next(samples) for _ in range(self.batch_size)]
-            yield collate([self.make_example(s) for s in chunk], self.pad_id)
+            chunk = [next(drawn) for _ in range(self.batch_size)]
+            yield collate([self.make_example(d.sample, epoch=d.epoch) for d in chunk], self.pad_id)
 
 
 def make_loader(
-    settings: DataSettings, encoder: ChatEncoder, batch_size: int, seed: int, batches_done: int = 0
+    settings: DataSettings, encoder: ChatEncoder, batch_size: int, seed: int, batches_done: int = 0,
+    rank: int = 0, world: int = 1,
 ) -> DataLoader:
-    """A DataLoader over ShardBatches with `settings.workers` workers (0: in the main process)."""
+    """A DataLoader of one rank over ShardBatches with `settings.workers` workers (0: in the main process)."""
     dataset = ShardBatches(
         settings,
-        partial(build_example, encoder=encoder, resolution=settings.resolution),
+        partial(
+            build_example, encoder=encoder, resolution=settings.resolution, seed=seed,
+            reinstruction_probability=settings.reinstruction_probability,
+        ),
         pad_id=encoder.tokenizer.pad_token_id,
         batch_size=batch_size,
         seed=seed,
         batches_done=batches_done,
+        rank=rank,
+        world=world,
     )
-    # A private generator keeps DataLoader from drawing on the global RNG, which resume restores.
+    # A private generator keeps DataLoader from drawing on the global RNG.
     return DataLoader(
         dataset,
         batch_size=None,
@@ -150,3 +206,22 @@ def make_loader(
         prefetch_factor=2 if settings.workers else None,
     )
 
+
+def fixed_batches(
+    shards: list[str], count: int, encoder: ChatEncoder, resolution: int, batch_size: int, pad_id: int
+) -> list[dict]:
+    """The first `count` samples of `shards` (sorted shard order) as collated batches: a held-out set."""
+    from got_data.shards.reader import iter_samples
+
+    try:
+        paths = resolve_shard_paths(shards)
+    except ShardError as exc:
+        raise InputError(f"validation shards: {exc}") from exc
+    examples = []
+    for sample in iter_samples(paths):
+        examples.append(build_example(sample, encoder, resolution))
+        if len(examples) == count:
+            break
+    if not examples:
+        raise InputError(f"validation shards {shards} hold no sample")
+    return [collate(examples[i : i + batch_size], pad_id) for i in range(0, len(examples), batch_size)]

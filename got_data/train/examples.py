@@ -8,6 +8,7 @@ Image members are always found through the record (`record.image(role).member`),
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +16,7 @@ import torch
 from got_data.records import EditRecord, MultiTurnRecord, T2IRecord
 from got_data.train.conditioning import black_pixels, open_image, resize_pixels, spatial_canvases, to_model_range
 from got_data.train.prompting import IGNORE_INDEX, ChatEncoder
+from got_data.train.randomness import derived_seed
 
 
 @dataclass
@@ -35,13 +37,27 @@ def _member(sample, role: str):
     return open_image(sample.images[member], f"sample {sample.key} member {member!r}")
 
 
-def build_example(sample, encoder: ChatEncoder, resolution: int) -> TrainingExample:
-    """Everything one training step needs from one ShardSample (see module doc for the roles)."""
+def edit_instruction(record: EditRecord, probability: float, rng: random.Random) -> str:
+    """The instruction, or with `probability` one of the record's concise rewrites (uniformly)."""
+    if record.reinstructions and rng.random() < probability:
+        return rng.choice(record.reinstructions)
+    return record.instruction
+
+
+def build_example(
+    sample, encoder: ChatEncoder, resolution: int, epoch: int = 0, seed: int = 0,
+    reinstruction_probability: float = 0.0,
+) -> TrainingExample:
+    """Everything one training step needs from one ShardSample (see module doc for the roles).
+
+    An edit's instruction choice is seeded by (seed, epoch, key): the same on every rank and on resume."""
     record = sample.record
     if isinstance(record, T2IRecord):
         instruction, source, target_role = record.prompt, None, "image"
     elif isinstance(record, EditRecord):
-        instruction, source, target_role = record.instruction, _member(sample, "source"), "target"
+        rng = random.Random(derived_seed("reinstruct", seed, epoch, sample.key))
+        instruction = edit_instruction(record, reinstruction_probability, rng)
+        source, target_role = _member(sample, "source"), "target"
     elif isinstance(record, MultiTurnRecord):
         steps = " ".join(f"{i + 1}) {text}" for i, text in enumerate(record.instructions))
         instruction, source, target_role = steps, _member(sample, "source"), record.images[-1].role

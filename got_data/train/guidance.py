@@ -58,19 +58,6 @@ def combine_guidance(
     )
 
 
-def sample_branches(
-    batch: int, no_spatial: float, reference_only: float, unconditional: float, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Per-sample training branch: TEXT, IMAGE, UNCOND with the given probabilities, FULL otherwise."""
-    u = torch.rand(batch, generator=generator)
-    branch = torch.full((batch,), int(Branch.FULL), dtype=torch.long)
-    edges = torch.tensor([no_spatial, no_spatial + reference_only, no_spatial + reference_only + unconditional])
-    branch[u < edges[2]] = int(Branch.UNCOND)
-    branch[u < edges[1]] = int(Branch.IMAGE)
-    branch[u < edges[0]] = int(Branch.TEXT)
-    return branch
-
-
 def keep_masks(branches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Float masks [B] for (text, reference, spatial): 1 keeps the condition, 0 replaces it with zeros."""
     table = torch.tensor([BRANCH_KEEPS[Branch(i)] for i in range(len(Branch))], dtype=torch.float32)

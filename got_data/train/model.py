@@ -14,8 +14,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from got_data.train.components import Components
-from got_data.train.config import LoraSettings
+from got_data.train.config import LoraSettings, TrainSettings
 from got_data.train.guidance import keep_masks
+from got_data.train.prompting import IGNORE_INDEX
+from got_data.train.randomness import draw_samples
 
 
 def ssgm_input(noisy: torch.Tensor, reference: torch.Tensor, spatial: torch.Tensor) -> torch.Tensor:
@@ -67,7 +69,10 @@ class GoTModel(nn.Module):
 
     # -- conditions ------------------------------------------------------------------------------
     def mllm_forward(self, batch: dict, with_labels: bool = True) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-        """Run the MLLM on prompt + GoT + gen tokens: (CE loss on the GoT, cross states, pooled)."""
+        """Run the MLLM on prompt + GoT + gen tokens: (CE on the GoT, cross states, pooled).
+
+        The CE is each sample's mean over its labelled tokens, averaged over samples, so a batch split
+        between workers averages to the same loss (a token mean over the whole batch would not)."""
         device = self.text_projector.weight.device
         pixels = batch.get("pixel_values")
         out = self.mllm(
@@ -75,21 +80,31 @@ class GoTModel(nn.Module):
             attention_mask=batch["attention_mask"].to(device),
             pixel_values=None if pixels is None else pixels.to(device),
             image_grid_thw=None if pixels is None else batch["image_grid_thw"].to(device),
-            labels=batch["labels"].to(device) if with_labels else None,
             output_hidden_states=True,
         )
         hidden = out.hidden_states[-1]
         is_gen = torch.isin(batch["input_ids"].to(device), torch.tensor(self.gen_token_ids, device=device))
         states = hidden[is_gen].view(hidden.shape[0], len(self.gen_token_ids), hidden.shape[-1])
         states = states.to(self.text_projector.weight.dtype)
-        return out.loss, self.text_projector(states), self.pooled_projector(states).mean(dim=1)
+        ce = per_sample_ce(out.logits, batch["labels"].to(device)).mean() if with_labels else None
+        return ce, self.text_projector(states), self.pooled_projector(states).mean(dim=1)
 
     @torch.no_grad()
-    def encode_images(self, pixels: torch.Tensor, sample: bool = False) -> torch.Tensor:
-        """VAE latents (scaled) of images in [-1, 1]; the mode unless `sample` (used for targets)."""
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """VAE latents (scaled) of images in [-1, 1]: the posterior's mode."""
         dist = self.vae.encode(pixels.to(self.vae.device, self.vae.dtype)).latent_dist
-        latents = dist.sample() if sample else dist.mode()
-        return (latents * self.vae.config.scaling_factor).float()
+        return (dist.mode() * self.vae.config.scaling_factor).float()
+
+    @torch.no_grad()
+    def sample_latents(self, pixels: torch.Tensor, standard_normal: torch.Tensor) -> torch.Tensor:
+        """Scaled VAE posterior samples mean + std * z, with z given (drawn per sample by the caller)."""
+        dist = self.vae.encode(pixels.to(self.vae.device, self.vae.dtype)).latent_dist
+        latents = dist.mean.float() + dist.std.float() * standard_normal.to(dist.mean.device)
+        return latents * self.vae.config.scaling_factor
+
+    def latent_shape(self, resolution: int) -> tuple[int, int, int]:
+        side = resolution // self.vae_scale
+        return (self.vae.config.latent_channels, side, side)
 
     def spatial_latents(self, canvases: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         return segment_mean(self.encode_images(canvases), counts)
@@ -108,23 +123,43 @@ class GoTModel(nn.Module):
         ).sample
 
     # -- training --------------------------------------------------------------------------------
-    def training_loss(self, batch: dict, branches: torch.Tensor, noise_offset: float, ce_weight: float, mse_weight: float) -> LossParts:
-        """CE on the GoT tokens + diffusion MSE with per-sample dropped conditions (`branches`)."""
+    def forward(self, batch: dict, train: TrainSettings, seed: int, step: int) -> LossParts:
+        """The training loss (forward is what DistributedDataParallel wraps)."""
+        return self.training_loss(batch, train, seed, step)
+
+    def training_loss(self, batch: dict, train: TrainSettings, seed: int, step: int) -> LossParts:
+        """CE on the GoT tokens + diffusion MSE; every sample's noise, timestep and dropped conditions
+        come from (seed, step, its key), whichever worker or micro-batch holds it."""
         device = self.text_projector.weight.device
+        draws = draw_samples(
+            batch["keys"], seed, step, self.latent_shape(batch["target"].shape[-1]),
+            self.noise_scheduler.config.num_train_timesteps, train.drop, train.noise_offset,
+        )
         ce, cross, pooled = self.mllm_forward(batch)
-        target = self.encode_images(batch["target"], sample=True)
+        target = self.sample_latents(batch["target"], draws.posterior)
         reference = self.encode_images(batch["reference"])
         spatial = self.spatial_latents(batch["canvases"], batch["canvas_counts"])
-        keep_text, keep_ref, keep_spatial = (m.to(device) for m in keep_masks(branches))
+        keep_text, keep_ref, keep_spatial = (m.to(device) for m in keep_masks(draws.branches))
         cross = cross * keep_text.view(-1, 1, 1)
         pooled = pooled * keep_text.view(-1, 1)
         reference = reference * keep_ref.view(-1, 1, 1, 1)
         spatial = spatial * keep_spatial.view(-1, 1, 1, 1)
-        noise = torch.randn_like(target)
-        if noise_offset:
-            noise = noise + noise_offset * torch.randn(target.shape[0], target.shape[1], 1, 1, device=device)
-        steps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (target.shape[0],), device=device)
+        noise = draws.noise.to(device)
+        steps = draws.timesteps.to(device)
         noisy = self.noise_scheduler.add_noise(target, noise, steps)
         eps = self.predict_noise(noisy, steps, reference, spatial, cross, pooled)
         mse = F.mse_loss(eps.float(), noise.float())
-        return LossParts(total=ce_weight * ce + mse_weight * mse, ce=ce.detach(), mse=mse.detach())
+        return LossParts(
+            total=train.ce_weight * ce + train.mse_weight * mse, ce=ce.detach(), mse=mse.detach()
+        )
+
+
+def per_sample_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy of each sample, averaged over its labelled tokens: [B]."""
+    shifted = logits[:, :-1].float()
+    targets = labels[:, 1:]
+    tokens = F.cross_entropy(
+        shifted.reshape(-1, shifted.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none"
+    ).view(targets.shape)
+    counts = (targets != IGNORE_INDEX).sum(dim=1).clamp(min=1)
+    return tokens.sum(dim=1) / counts

@@ -1,4 +1,11 @@
-"""The training loop: stream shards, step the GoT model, log, checkpoint, resume exactly."""
+"""The training loop: stream shards, step the GoT model, log, validate, checkpoint, resume exactly.
+
+One loop serves a single process and every worker of a distributed run (`distributed.py`): with a
+world of N it wraps the model in DistributedDataParallel, each rank streams its own part of the data,
+and rank 0 alone writes metrics and checkpoints. Randomness is drawn per step (dropout, seeded by step
+and rank) and per sample (noise, timestep, dropped conditions: `randomness.py`), so resuming needs
+only the step, the data position and the optimizer state.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +14,31 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from got_data.train.checkpoint import (
+    DataPosition,
     latest_checkpoint,
     load_training_state,
     load_weights,
     prune_checkpoints,
     save_checkpoint,
-    set_rng_state,
 )
 from got_data.train.components import ensure_tiny_base, load_components
-from got_data.train.config import TrainConfig
-from got_data.train.data import make_loader
-from got_data.train.guidance import sample_branches
-from got_data.train.model import GoTModel
+from got_data.train.config import BatchPlan, DropSettings, TrainConfig, batch_plan
+from got_data.train.data import fixed_batches, make_loader
+from got_data.train.metrics import MetricsLog
+from got_data.train.model import GoTModel, LossParts
 from got_data.train.prompting import ChatEncoder
+from got_data.train.randomness import derived_seed
 
 METRICS_FILE = "metrics.jsonl"
+VALIDATION_FILE = "validation.csv"
+VALIDATION_STEP = -1  # the fixed draw index of the held-out set's per-sample randomness
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -37,14 +48,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_model(config: TrainConfig, run_dir: Path) -> GoTModel:
+def build_model(config: TrainConfig, run_dir: Path, device: str | None = None) -> GoTModel:
     """Base parts (tiny ones built into the run folder first), LoRA and projectors, on the configured device."""
     if config.model.mllm.tiny is not None or config.model.diffusion.tiny is not None:
         ensure_tiny_base(config.model, config.data.resolution, run_dir / "base")
     seed_everything(config.seed)
     frozen_dtype = _AMP_DTYPES.get(config.mixed_precision, torch.float32)
     parts = load_components(config.model, run_dir, mllm_dtype=frozen_dtype, vae_dtype=frozen_dtype)
-    model = GoTModel(parts, config.model.mllm.lora).to(config.device)
+    model = GoTModel(parts, config.model.mllm.lora).to(device or config.device)
     if config.model.mllm.gradient_checkpointing:
         model.mllm.gradient_checkpointing_enable()
         model.mllm.enable_input_require_grads()
@@ -66,82 +77,193 @@ def _lr_scheduler(config: TrainConfig, optimizer):
     return get_constant_schedule_with_warmup(optimizer, warmup)
 
 
-class Trainer:
-    """Fits the model of `config` for `config.train.steps` optimizer steps, resuming from the run folder."""
+@dataclass
+class TrainState:
+    """What a run starts from: the model, optimizer and schedule, and where in steps and data it is."""
 
-    def __init__(self, config: TrainConfig, log: Callable[[str], None] = print) -> None:
+    model: GoTModel
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: object
+    step: int
+    position: DataPosition
+    resumed_from: Path | None
+
+
+class Trainer:
+    """Fits the model of `config` for `config.train.steps` optimizer steps, resuming from the run folder.
+
+    `rank`/`world` place this process in a distributed run whose process group is already set up
+    (Ray Train does that); the defaults are the single-process run."""
+
+    def __init__(
+        self, config: TrainConfig, log: Callable[[str], None] = print, rank: int = 0, world: int = 1,
+        device: str | None = None,
+    ) -> None:
         self.config = config
-        self.log = log
+        self.plan: BatchPlan = batch_plan(config.train, world)
+        self.rank = rank
+        self.world = world
+        self.device = device or config.device
+        self.log = log if rank == 0 else (lambda _: None)
         self.run_dir = Path(config.checkpoint.dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
 
-    def run(self) -> list[dict]:
-        """Train; returns the metrics of the steps run in this call (also appended to metrics.jsonl)."""
+    def layout(self, data_seed: int, batches_done: int) -> DataPosition:
+        return DataPosition(
+            world=self.world, loader_workers=self.config.data.workers, batch_size=self.plan.batch_size,
+            seed=data_seed, batches_done=batches_done,
+        )
+
+    def setup(self) -> TrainState:
+        """Build the model and optimizer; resume from the newest checkpoint, or start from `init_from`."""
         cfg = self.config
-        model = build_model(cfg, self.run_dir)
+        model = build_model(cfg, self.run_dir, self.device)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
             params, lr=cfg.optimizer.lr, betas=cfg.optimizer.betas, eps=cfg.optimizer.eps, weight_decay=cfg.optimizer.weight_decay
         )
         lr_scheduler = _lr_scheduler(cfg, optimizer)
-        step, batches_done = 0, 0
         resume_from = latest_checkpoint(self.run_dir) if cfg.checkpoint.resume else None
-        if resume_from is not None:
-            load_weights(model, resume_from)
-            state = load_training_state(resume_from)
-            optimizer.load_state_dict(state["optimizer"])
-            lr_scheduler.load_state_dict(state["lr_scheduler"])
-            set_rng_state(state["rng"])
-            step, batches_done = state["step"], state["batches_done"]
-            self.log(f"resumed from {resume_from} at step {step}")
+        fresh = self.layout(cfg.seed, 0)
+        if resume_from is None:
+            if cfg.init_from is not None:
+                load_weights(model, cfg.init_from)
+                self.log(f"weights from {cfg.init_from}; fresh optimizer and schedule")
+            return TrainState(model, optimizer, lr_scheduler, 0, fresh, None)
+        load_weights(model, resume_from)
+        state = load_training_state(resume_from)
+        optimizer.load_state_dict(state.optimizer)
+        lr_scheduler.load_state_dict(state.lr_scheduler)
+        position = state.position
+        if not position.same_layout(fresh):
+            # Another worker count, loader worker count or micro-batch: the streams are cut differently,
+            # so the data restarts on a stream seeded by the step (not the samples an unchanged run would see).
+            self.log(
+                f"data layout changed since {resume_from.name} ({position.describe()} -> {fresh.describe()}): "
+                "the data stream restarts reshuffled; the run continues, not bit-exact"
+            )
+            position = self.layout(derived_seed("relayout", cfg.seed, state.step), 0)
+        self.log(f"resumed from {resume_from} at step {state.step}")
+        return TrainState(model, optimizer, lr_scheduler, state.step, position, resume_from)
+
+    def run(self) -> list[dict]:
+        """Train; returns the metrics of the steps run in this call (rank 0 also appends them to metrics.jsonl)."""
+        cfg = self.config
+        state = self.setup()
+        model, optimizer, lr_scheduler = state.model, state.optimizer, state.lr_scheduler
+        step, position = state.step, state.position
+        metrics = MetricsLog(self.run_dir / METRICS_FILE, self.run_dir / VALIDATION_FILE, enabled=self.rank == 0)
+        metrics.truncate_after(step)
         if step >= cfg.train.steps:
-            self.log(f"nothing to do: {resume_from} is at step {step} of {cfg.train.steps}")
+            self.log(f"nothing to do: {state.resumed_from} is at step {step} of {cfg.train.steps}")
             return []
         encoder = make_encoder(cfg, model)
-        loader = iter(make_loader(cfg.data, encoder, cfg.train.batch_size, cfg.seed, batches_done))
-        amp = _AMP_DTYPES.get(cfg.mixed_precision)
-        device_type = torch.device(cfg.device).type
-        autocast = torch.autocast(device_type, dtype=amp) if amp is not None else nullcontext()
-        drop = cfg.train.drop
+        loader = iter(make_loader(cfg.data, encoder, self.plan.batch_size, position.seed, position.batches_done,
+                                  rank=self.rank, world=self.world))
+        held_out = self._held_out(encoder) if self.rank == 0 else None
+        stepper = _Stepper(model, self.world, self.device, cfg)
+        params = [p for p in model.parameters() if p.requires_grad]
         history: list[dict] = []
         window_start, window_samples = time.perf_counter(), 0
+        batches_done = position.batches_done
+        while step < cfg.train.steps:
+            torch.manual_seed(derived_seed("step", cfg.seed, step, self.rank))  # dropout masks
+            batches = [next(loader) for _ in range(self.plan.grad_accum)]
+            batches_done += len(batches)
+            totals = stepper.accumulate(batches, step)
+            if cfg.optimizer.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, cfg.optimizer.max_grad_norm)
+            optimizer.step()
+            lr_scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            record = {"step": step, **totals, "lr": lr_scheduler.get_last_lr()[0]}
+            history.append(record)
+            metrics.train(record)
+            window_samples += self.plan.global_batch
+            if step % cfg.train.log_every == 0 or step == cfg.train.steps:
+                elapsed = time.perf_counter() - window_start
+                self.log(
+                    f"step {step}/{cfg.train.steps} loss {totals['loss']:.4f} (ce {totals['ce']:.4f} "
+                    f"mse {totals['mse']:.4f}) lr {record['lr']:.2e} {window_samples / elapsed:.1f} samples/s"
+                )
+                window_start, window_samples = time.perf_counter(), 0
+            if held_out is not None and (step % cfg.validation.every == 0 or step == cfg.train.steps):
+                parts = validation_loss(model, held_out, cfg)
+                metrics.validation(step, parts)
+                self.log(f"step {step} validation loss {parts['loss']:.4f}")
+            if self.rank == 0 and (step % cfg.checkpoint.every == 0 or step == cfg.train.steps):
+                path = save_checkpoint(
+                    model, optimizer, lr_scheduler, step, self.layout(position.seed, batches_done), cfg, self.run_dir
+                )
+                prune_checkpoints(self.run_dir, cfg.checkpoint.keep)
+                self.log(f"saved {path}")
+        return history
+
+    def _held_out(self, encoder: ChatEncoder) -> list[dict] | None:
+        validation = self.config.validation
+        if validation is None:
+            return None
+        return fixed_batches(
+            validation.shards, validation.samples, encoder, self.config.data.resolution, validation.batch_size,
+            encoder.tokenizer.pad_token_id,
+        )
+
+
+class _Stepper:
+    """Forward and backward of one optimizer step's micro-batches; under DDP, gradients are averaged
+    over ranks once, at the last micro-batch."""
+
+    def __init__(self, model: GoTModel, world: int, device: str, config: TrainConfig) -> None:
+        self.config = config
+        self.world = world
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [torch.device(device)] if torch.device(device).type == "cuda" else None
+            self.module = DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+        else:
+            self.module = model
+        amp = _AMP_DTYPES.get(config.mixed_precision)
+        device_type = torch.device(device).type
+        self.autocast = (lambda: torch.autocast(device_type, dtype=amp)) if amp is not None else nullcontext
         model.train()
         model.vae.eval()
-        with open(self.run_dir / METRICS_FILE, "a") as metrics_file:
-            while step < cfg.train.steps:
-                totals = {"loss": 0.0, "ce": 0.0, "mse": 0.0}
-                for _ in range(cfg.train.grad_accum):
-                    batch = next(loader)
-                    batches_done += 1
-                    branches = sample_branches(len(batch["keys"]), drop.no_spatial, drop.reference_only, drop.unconditional)
-                    with autocast:
-                        parts = model.training_loss(
-                            batch, branches, cfg.train.noise_offset, cfg.train.ce_weight, cfg.train.mse_weight
-                        )
-                    (parts.total / cfg.train.grad_accum).backward()
-                    totals["loss"] += parts.total.item() / cfg.train.grad_accum
-                    totals["ce"] += parts.ce.item() / cfg.train.grad_accum
-                    totals["mse"] += parts.mse.item() / cfg.train.grad_accum
-                    window_samples += len(batch["keys"])
-                if cfg.optimizer.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.optimizer.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                record = {"step": step, **totals, "lr": lr_scheduler.get_last_lr()[0]}
-                history.append(record)
-                metrics_file.write(json.dumps(record) + "\n")
-                metrics_file.flush()
-                if step % cfg.train.log_every == 0 or step == cfg.train.steps:
-                    elapsed = time.perf_counter() - window_start
-                    self.log(
-                        f"step {step}/{cfg.train.steps} loss {totals['loss']:.4f} (ce {totals['ce']:.4f} "
-                        f"mse {totals['mse']:.4f}) lr {record['lr']:.2e} {window_samples / elapsed:.1f} samples/s"
-                    )
-                    window_start, window_samples = time.perf_counter(), 0
-                if step % cfg.checkpoint.every == 0 or step == cfg.train.steps:
-                    path = save_checkpoint(model, optimizer, lr_scheduler, step, batches_done, cfg, self.run_dir)
-                    prune_checkpoints(self.run_dir, cfg.checkpoint.keep)
-                    self.log(f"saved {path}")
-        return history
+
+    def accumulate(self, batches: list[dict], step: int) -> dict[str, float]:
+        """Backward over `batches` (gradients left in .grad, averaged over ranks); the mean losses of the
+        global batch."""
+        totals = torch.zeros(3)
+        for i, batch in enumerate(batches):
+            last = i == len(batches) - 1
+            sync = nullcontext() if self.world == 1 or last else self.module.no_sync()
+            with sync:
+                with self.autocast():
+                    parts: LossParts = self.module(batch, self.config.train, self.config.seed, step)
+                (parts.total / len(batches)).backward()
+            totals += torch.stack([parts.total.detach(), parts.ce, parts.mse]).float().cpu() / len(batches)
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(totals)
+            totals /= self.world
+        loss, ce, mse = totals.tolist()
+        return {"loss": loss, "ce": ce, "mse": mse}
+
+
+@torch.no_grad()
+def validation_loss(model: GoTModel, batches: list[dict], config: TrainConfig) -> dict[str, float]:
+    """Mean losses of a fixed held-out set: full conditioning, fixed per-sample noise, no dropout."""
+    model.eval()
+    full = config.train.model_copy(update={"drop": DropSettings(no_spatial=0, reference_only=0, unconditional=0)})
+    count = sum(len(b["keys"]) for b in batches)
+    totals = {"loss": 0.0, "ce": 0.0, "mse": 0.0}
+    for batch in batches:
+        parts = model.training_loss(batch, full, config.seed, VALIDATION_STEP)
+        weight = len(batch["keys"]) / count
+        totals["loss"] += parts.total.item() * weight
+        totals["ce"] += parts.ce.item() * weight
+        totals["mse"] += parts.mse.item() * weight
+    model.train()
+    model.vae.eval()
+    return totals

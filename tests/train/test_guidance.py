@@ -9,8 +9,9 @@ from got_data.train.guidance import (
     GuidanceScales,
     combine_guidance,
     keep_masks,
-    sample_branches,
 )
+from got_data.train.config import DropSettings
+from got_data.train.randomness import draw_samples
 
 
 def test_combination_matches_hand_computed_value():
@@ -32,8 +33,12 @@ def test_paper_defaults():
     assert (EDIT_SCALES.text, EDIT_SCALES.spatial, EDIT_SCALES.reference) == (4.0, 3.0, 1.5)
 
 
+def _draws(keys, step=3, drop=DropSettings()):
+    return draw_samples(keys, seed=1, step=step, latent_shape=(4, 2, 2), num_timesteps=1000, drop=drop, noise_offset=0.1)
+
+
 def test_branch_sampling_rates_and_masks():
-    branches = sample_branches(20000, 0.05, 0.05, 0.05, generator=torch.Generator().manual_seed(0))
+    branches = _draws([f"k{i}" for i in range(20000)]).branches
     rates = torch.bincount(branches, minlength=4).float() / len(branches)
     assert abs(rates[Branch.FULL] - 0.85) < 0.02
     for b in (Branch.TEXT, Branch.IMAGE, Branch.UNCOND):
@@ -45,4 +50,13 @@ def test_branch_sampling_rates_and_masks():
 
 
 def test_no_dropping_keeps_everything_full():
-    assert (sample_branches(100, 0.0, 0.0, 0.0) == Branch.FULL).all()
+    none = DropSettings(no_spatial=0, reference_only=0, unconditional=0)
+    assert (_draws([f"k{i}" for i in range(100)], drop=none).branches == Branch.FULL).all()
+
+
+def test_a_samples_draws_depend_on_its_key_and_step_not_its_batch():
+    alone, mixed = _draws(["a"]), _draws(["c", "b", "a"])
+    for field in ("branches", "timesteps", "noise", "posterior"):
+        torch.testing.assert_close(getattr(alone, field)[0], getattr(mixed, field)[2], rtol=0, atol=0)
+    assert not torch.equal(_draws(["a"], step=4).noise, alone.noise)
+    assert not torch.equal(mixed.noise[0], mixed.noise[1])
