@@ -12,12 +12,33 @@ from got_data.errors import InputError
 
 def train(
     config: Annotated[Path, typer.Option("--config", help="training config (YAML), see pipelines/train-*.yaml")],
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", min=1, help="run as a Ray Train job with N data-parallel workers (default: one process, no Ray)"
+    )] = None,
+    gpus_per_worker: Annotated[float, typer.Option("--gpus-per-worker", min=0, help="GPUs per worker (0: CPU, gloo)")] = 0.0,
+    ray_address: Annotated[Optional[str], typer.Option(
+        "--ray-address", help="join this Ray cluster ('auto' or head:port); default: a local Ray on loopback"
+    )] = None,
+    max_failures: Annotated[int, typer.Option(
+        "--max-failures", min=0, help="worker-group restarts (from the newest checkpoint) before the job fails"
+    )] = 3,
 ) -> None:
     """Fit the GoT model (Qwen2.5-VL + LoRA, SSGM UNet) from GoT shards; resumes from the run folder."""
-    from got_data.train.config import load_config
-    from got_data.train.trainer import Trainer
+    from got_data.train.config import batch_plan, load_config
 
-    Trainer(load_config(config), log=typer.echo).run()
+    settings = load_config(config)
+    if workers is None:
+        if ray_address is not None or gpus_per_worker:
+            raise InputError("--ray-address and --gpus-per-worker need --workers N (without it training runs in one process)")
+        from got_data.train.trainer import Trainer
+
+        Trainer(settings, log=typer.echo).run()
+        return
+    from got_data.train.distributed import ClusterSettings, run_distributed
+
+    batch_plan(settings.train, workers)
+    cluster = ClusterSettings(workers=workers, gpus_per_worker=gpus_per_worker, address=ray_address, max_failures=max_failures)
+    run_distributed(settings, cluster, log=typer.echo)
 
 
 def generate(
@@ -43,12 +64,7 @@ def generate(
 
     if prompt is None and got is None:
         raise InputError("give --prompt, --got, or both")
-    got_text = None
-    if got is not None:
-        try:
-            got_text = got.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot read GoT file {got}: {exc}") from exc
+    got_text = None if got is None else read_got_file(got)
     source_image = None
     if source is not None:
         try:
@@ -70,6 +86,24 @@ def generate(
     got_path = got_text_path(out)
     got_path.write_text(drawing.got + "\n", encoding="utf-8")
     typer.echo(f"wrote {out} and {got_path}")
+
+
+def read_got_file(path: Path) -> str:
+    """A GoT text file, checked (UTF-8, parses as a GoT) before any model loads."""
+    from got_data.errors import CodecError
+    from got_data.records import parse_got
+
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise InputError(f"cannot read GoT file {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"GoT file {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from exc
+    try:
+        parse_got(text)
+    except CodecError as exc:
+        raise InputError(f"the given GoT does not parse: {exc}") from exc
+    return text
 
 
 def got_text_path(out: Path) -> Path:

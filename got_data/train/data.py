@@ -33,6 +33,7 @@ from got_data.train.prompting import ChatEncoder
 from got_data.train.randomness import derived_seed
 
 log = logging.getLogger(__name__)
+MAX_IDLE_EPOCHS = 64  # epochs in a row without a sample for a stream before a source counts as unusable
 
 
 def worker_share(batches_done: int, worker: int, workers: int) -> int:
@@ -57,9 +58,10 @@ def epoch_plan(shards: list[Path], seed: int, epoch: int, stream: int, streams: 
     return EpochPlan(order, by_key=True)
 
 
-def key_stream(key: str, streams: int) -> int:
-    """The stream a sample belongs to when a source is split by key."""
-    return derived_seed("split", key) % streams
+def key_stream(key: str, epoch: int, streams: int) -> int:
+    """The stream a sample belongs to in an epoch when a source is split by key (re-drawn every epoch,
+    so a source with fewer samples than streams still reaches every stream over a few epochs)."""
+    return derived_seed("split", epoch, key) % streams
 
 
 @dataclass(frozen=True)
@@ -70,40 +72,48 @@ class Drawn:
     epoch: int
 
 
-def _shard_samples(path: Path, stream: int, streams: int, by_key: bool, skip_bad: bool) -> Iterator[ShardSample]:
-    """One shard's samples of this stream, through the project's own tar reader (no URL, no shell).
+class _Reader:
+    """Reads one stream's samples of a shard through the project's own tar reader (no URL, no shell);
+    counts every sample it saw, its stream's or not, so an empty source is told from an unlucky split."""
 
-    A sample of another stream is passed over before its record is parsed."""
-    try:
-        for raw in TarStream(path).samples():
-            if by_key and key_stream(raw.key, streams) != stream:
-                continue
-            try:
-                yield _from_raw(raw, str(path))
-            except ShardError as exc:
-                if not skip_bad:
-                    raise
-                log.warning("skipping a bad sample: %s", exc)
-    except ShardError as exc:
-        if not skip_bad:
-            raise
-        log.warning("skipping the rest of a bad shard: %s", exc)
+    def __init__(self, stream: int, streams: int, skip_bad: bool) -> None:
+        self.stream, self.streams, self.skip_bad = stream, streams, skip_bad
+        self.seen = 0
+
+    def samples(self, path: Path, epoch: int, by_key: bool) -> Iterator[ShardSample]:
+        try:
+            for raw in TarStream(path).samples():
+                self.seen += 1
+                if by_key and key_stream(raw.key, epoch, self.streams) != self.stream:
+                    continue  # another stream's sample: passed over before its record is parsed
+                try:
+                    yield _from_raw(raw, str(path))
+                except ShardError as exc:
+                    if not self.skip_bad:
+                        raise
+                    log.warning("skipping a bad sample: %s", exc)
+        except ShardError as exc:
+            if not self.skip_bad:
+                raise
+            log.warning("skipping the rest of a bad shard: %s", exc)
 
 
 def source_stream(shards: list[Path], seed: int, stream: int, streams: int, skip_bad: bool) -> Iterator[Drawn]:
     """Endless samples of one source for one stream: epoch after epoch of shuffled shards."""
-    epoch = 0
+    reader = _Reader(stream, streams, skip_bad)
+    epoch, idle_epochs = 0, 0
     while True:
         plan = epoch_plan(shards, seed, epoch, stream, streams)
-        produced = 0
+        idle_epochs += 1
         for path in plan.shards:
-            for sample in _shard_samples(path, stream, streams, plan.by_key, skip_bad):
-                produced += 1
+            for sample in reader.samples(path, epoch, plan.by_key):
+                idle_epochs = 0
                 yield Drawn(sample, epoch)
-        if produced == 0:
-            raise InputError(
-                f"shards {[str(p) for p in plan.shards]} produced no sample for data stream {stream} of {streams}"
-            )
+        if reader.seen == 0:
+            raise InputError(f"shards {[str(p) for p in plan.shards]} hold no readable sample")
+        if idle_epochs >= MAX_IDLE_EPOCHS:
+            raise InputError(f"shards {[str(p) for p in shards]} gave data stream {stream} of {streams} "
+                             f"no usable sample in {MAX_IDLE_EPOCHS} epochs")
         epoch += 1
 
 

@@ -161,7 +161,7 @@ class Trainer:
         loader = iter(make_loader(cfg.data, encoder, self.plan.batch_size, position.seed, position.batches_done,
                                   rank=self.rank, world=self.world))
         held_out = self._held_out(encoder) if self.rank == 0 else None
-        stepper = _Stepper(model, self.world, self.device, cfg)
+        stepper = Stepper(model, self.world, self.device, cfg)
         params = [p for p in model.parameters() if p.requires_grad]
         history: list[dict] = []
         window_start, window_samples = time.perf_counter(), 0
@@ -210,7 +210,7 @@ class Trainer:
         )
 
 
-class _Stepper:
+class Stepper:
     """Forward and backward of one optimizer step's micro-batches; under DDP, gradients are averaged
     over ranks once, at the last micro-batch."""
 
@@ -221,7 +221,7 @@ class _Stepper:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [torch.device(device)] if torch.device(device).type == "cuda" else None
-            self.module = DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+            self.module = DistributedDataParallel(model, device_ids=ids)
         else:
             self.module = model
         amp = _AMP_DTYPES.get(config.mixed_precision)

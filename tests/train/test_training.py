@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from got_data.cli.train import generate, got_text_path, train
@@ -76,3 +77,23 @@ def test_generate_edit_from_an_edited_got(trained, tiny_shards, tmp_path):
     bad.write_text("<|box_start|>(1,1),(2,2)<|box_end|> stray box")
     with pytest.raises(InputError, match="does not parse"):
         generate(checkpoint=latest_checkpoint(run / "out"), out=tmp_path / "x.png", got=bad, steps=1)
+
+
+def test_init_from_loads_weights_only_and_resume_stays_exact(trained, tmp_path):
+    from safetensors.torch import load_file
+
+    run, config = trained
+    phase1 = run / "out" / "step-00000011"
+    phase2 = dict(config, init_from=str(phase1), checkpoint=dict(config["checkpoint"], dir=str(tmp_path / "p2"), every=2))
+    phase2["train"] = dict(config["train"], steps=4)
+    state = Trainer(config_from_dict(phase2), log=lambda _: None).setup()
+    assert state.step == 0 and state.resumed_from is None
+    assert len(state.optimizer.state) == 0  # fresh optimizer: no moments carried over
+    assert state.lr_scheduler.last_epoch == 0
+    saved = load_file(phase1 / "projectors.safetensors")
+    assert torch.equal(state.model.text_projector.weight, saved["text.weight"])
+    history = Trainer(config_from_dict(phase2), log=lambda _: None).run()
+    assert [h["step"] for h in history] == [1, 2, 3, 4]
+    shutil.rmtree(tmp_path / "p2" / "step-00000004")
+    resumed = Trainer(config_from_dict(phase2), log=lambda _: None).run()
+    assert [h["loss"] for h in resumed] == pytest.approx([h["loss"] for h in history[2:]], rel=1e-5, abs=1e-6)
