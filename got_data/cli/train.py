@@ -57,21 +57,13 @@ def generate(
     device: Annotated[Optional[str], typer.Option(help="torch device (default: the training config's)")] = None,
 ) -> None:
     """Write (or take) a GoT and draw the image it describes; writes the PNG and the GoT beside it."""
-    from PIL import Image
-
     from got_data.train.generate import GoTGenerator
     from got_data.train.guidance import EDIT_SCALES, T2I_SCALES, GuidanceScales
 
     if prompt is None and got is None:
         raise InputError("give --prompt, --got, or both")
     got_text = None if got is None else read_got_file(got)
-    source_image = None
-    if source is not None:
-        try:
-            with Image.open(source) as img:
-                source_image = img.convert("RGB")
-        except OSError as exc:
-            raise InputError(f"cannot read source image {source}: {exc}") from exc
+    source_image = None if source is None else read_source_image(source)
     defaults = EDIT_SCALES if source_image is not None else T2I_SCALES
     scales = GuidanceScales(
         text=defaults.text if text_scale is None else text_scale,
@@ -104,6 +96,21 @@ def read_got_file(path: Path) -> str:
     except CodecError as exc:
         raise InputError(f"the given GoT does not parse: {exc}") from exc
     return text
+
+
+def read_source_image(path: Path):
+    """The image to edit, parsed only as the format its file name claims (no other Pillow plugin)."""
+    from got_data.errors import ShardError
+    from got_data.train.conditioning import open_image
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read source image {path}: {exc}") from exc
+    try:
+        return open_image(data, path.name, f"source image {path}")
+    except ShardError as exc:
+        raise InputError(str(exc)) from exc
 
 
 def got_text_path(out: Path) -> Path:

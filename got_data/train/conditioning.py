@@ -8,14 +8,13 @@ square training resolution without cropping, so the relative GoT boxes stay exac
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import torch
 from PIL import Image
 
 from got_data.errors import ShardError
 from got_data.records import Box, parse_got, rel_to_pixels
+from got_data.shards.image_formats import ImageFormatError, open_claimed
 
 # Fixed order: box i of the GoT gets MASK_COLORS[i % len(MASK_COLORS)].
 MASK_COLORS: tuple[tuple[int, int, int], ...] = (
@@ -60,12 +59,15 @@ def from_model_range(tensor: torch.Tensor) -> Image.Image:
     return Image.fromarray(array, mode="RGB")
 
 
-def open_image(data: bytes, what: str) -> Image.Image:
-    """Decode stored image bytes to RGB; raises ShardError naming the member when they are not an image."""
+def open_image(data: bytes, name: str, what: str) -> Image.Image:
+    """Decode image bytes to RGB as the one format `name` (a member or file name) claims, so no other
+    Pillow plugin ever parses them; raises ShardError naming `what` when they are not that image."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with open_claimed(data, name) as img:
             return img.convert("RGB")
-    except Exception as exc:  # PIL raises several unrelated types for bad bytes
+    except ImageFormatError as exc:
+        raise ShardError(f"{what}: {exc}") from exc
+    except Exception as exc:  # the format's own plugin raises several unrelated types for bad bytes
         raise ShardError(f"{what} is not a readable image: {exc}") from exc
 
 

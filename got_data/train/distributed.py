@@ -17,10 +17,8 @@ from got_data.errors import GotDataError
 from got_data.train.config import TrainConfig, batch_plan
 from got_data.train.components import ensure_tiny_base
 
-LOOPBACK = "127.0.0.1"
-# A local Ray that only loopback reaches: Ray advertises 127.0.0.1 when not in cluster mode, and
-# gloo's rendezvous sockets use the loopback interface.
-_LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "GLOO_SOCKET_IFNAME": "lo"}
+# gloo's sockets of a local run on the loopback interface, like the rest of the local Ray.
+_LOCAL_ENV = {"GLOO_SOCKET_IFNAME": "lo"}
 # Workers print through Ray's log forwarding only (Ray Train's print patch would repeat every line).
 _WORKER_ENV = {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
 RAY_FOLDER = "_ray"  # Ray Train's own run state, inside the run folder
@@ -42,7 +40,8 @@ class ClusterSettings:
 
 
 def init_ray(address: str | None) -> bool:
-    """Join `address`, or start a local Ray bound to loopback; True when this call started Ray."""
+    """Join `address`, or start a local Ray bound to loopback (`got_data.local_ray`); True when this call
+    started Ray."""
     import ray
 
     if ray.is_initialized():
@@ -50,13 +49,10 @@ def init_ray(address: str | None) -> bool:
     if address:
         ray.init(address=address, log_to_driver=True, runtime_env={"env_vars": dict(_WORKER_ENV)})
         return True
-    os.environ.update(_LOCAL_ENV)
-    from ray._private import ray_constants
+    from got_data.local_ray import start_local_ray
 
-    ray_constants.ENABLE_RAY_CLUSTER = False  # this process read the switch when it imported Ray
-    ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=True,
-             object_store_memory=256 * 1024**2, _node_ip_address=LOOPBACK,
-             runtime_env={"env_vars": _LOCAL_ENV | _WORKER_ENV})
+    start_local_ray(os.cpu_count() or 1, 256 * 1024**2, log_to_driver=True,
+                    runtime_env={"env_vars": _LOCAL_ENV | _WORKER_ENV})
     return True
 
 

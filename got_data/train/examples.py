@@ -34,7 +34,7 @@ class TrainingExample:
 
 def _member(sample, role: str):
     member = sample.record.image(role).member
-    return open_image(sample.images[member], f"sample {sample.key} member {member!r}")
+    return open_image(sample.images[member], member, f"sample {sample.key} member {member!r}")
 
 
 def edit_instruction(record: EditRecord, probability: float, rng: random.Random) -> str:

@@ -57,3 +57,12 @@ def test_got_file_is_checked_before_any_model_loads(tmp_path):
     broken.write_text("<|box_start|>(1,1),(2,2)<|box_end|> stray box")
     with pytest.raises(InputError, match="does not parse"):
         generate(checkpoint=missing, out=tmp_path / "x.png", got=broken)
+
+
+def test_source_image_opens_only_as_the_format_its_name_claims(tmp_path):
+    from PIL import Image
+
+    source = tmp_path / "photo.png"
+    Image.new("RGB", (8, 8)).save(source, format="GIF")
+    with pytest.raises(InputError, match="not a PNG image"):
+        generate(checkpoint=tmp_path / "no-such-checkpoint", out=tmp_path / "x.png", prompt="p", source=source)

@@ -93,3 +93,19 @@ def test_unknown_shard_glob_is_reported(encoder, tmp_path):
 
     with pytest.raises(InputError, match="data source 't2i'"):
         ShardBatches(config_from_dict(config).data, lambda s: s, 0, 2, 0)
+
+
+def test_image_bytes_are_parsed_only_as_the_format_their_member_claims(encoder, tiny_shards):
+    import dataclasses
+    import io
+
+    from PIL import Image
+
+    from got_data.errors import ShardError
+
+    sample = next(iter_samples(tiny_shards["edit"]))
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(buffer, format="GIF")
+    forged = dataclasses.replace(sample, images={**sample.images, "source.png": buffer.getvalue()})
+    with pytest.raises(ShardError, match="not a PNG image"):
+        build_example(forged, encoder, resolution=16)
