@@ -26,7 +26,6 @@ from got_data.records import Annotation, Box, render_got  # noqa: E402
 from got_data.train.config import config_from_dict  # noqa: E402
 from got_data.train.conditioning import got_boxes, mask_canvases, to_model_range  # noqa: E402
 from got_data.train.examples import TrainingExample, collate  # noqa: E402
-from got_data.train.guidance import sample_branches  # noqa: E402
 from got_data.train.trainer import build_model, make_encoder  # noqa: E402
 
 SIZES = {
@@ -99,12 +98,12 @@ def main() -> None:
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         times = []
-        for _ in range(args.steps + 1):
+        for step in range(args.steps + 1):
             if cuda:
                 torch.cuda.synchronize()
             start = time.perf_counter()
             with amp:
-                loss = model.training_loss(batch, sample_branches(args.batch, 0.05, 0.05, 0.05), 0.1, 1.0, 1.0)
+                loss = model.training_loss(batch, config.train, config.seed, step)
             loss.total.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

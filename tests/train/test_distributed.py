@@ -48,12 +48,19 @@ def test_two_workers_average_to_the_single_process_gradient(tiny_shards, tmp_pat
     assert result["max_abs_diff"] <= 1e-5 * max(1.0, result["max_abs_grad"]), result
 
 
-def _ray_train_workers(root: psutil.Process) -> list[psutil.Process]:
+def _descendants(root: psutil.Process) -> list[psutil.Process]:
+    try:
+        return root.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _ray_train_workers(processes: list[psutil.Process]) -> list[psutil.Process]:
     found = []
-    for child in root.children(recursive=True):
+    for process in processes:
         try:
-            if "RayTrainWorker" in " ".join(child.cmdline()):
-                found.append(child)
+            if "RayTrainWorker" in " ".join(process.cmdline()):
+                found.append(process)
         except psutil.Error:
             continue
     return found
@@ -72,25 +79,27 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(tiny_shards, tmp_path)
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(), cwd=REPO,
     )
     root = psutil.Process(proc.pid)
+    started: dict[int, psutil.Process] = {}  # every process the job started, to stop any left over
     killed = None
     try:
         deadline = time.monotonic() + 240
         while killed is None and time.monotonic() < deadline and proc.poll() is None:
+            started.update((p.pid, p) for p in _descendants(root))
             if (run / "step-00000004").is_dir():
-                workers = _ray_train_workers(root)
+                workers = _ray_train_workers(list(started.values()))
                 if workers:
                     killed = workers[-1].pid
                     os.kill(killed, signal.SIGKILL)
             time.sleep(0.02)
         output, _ = proc.communicate(timeout=300)
     finally:
-        for child in root.children(recursive=True):
-            try:
-                child.kill()
-            except psutil.Error:
-                pass
         if proc.poll() is None:
             proc.kill()
+        for process in started.values():
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
     assert killed is not None, output[-3000:]
     assert proc.returncode == 0, output[-3000:]
     assert "resumed from" in output and "step-00000004" in output, output[-3000:]
