@@ -109,3 +109,31 @@ def test_image_bytes_are_parsed_only_as_the_format_their_member_claims(encoder, 
     forged = dataclasses.replace(sample, images={**sample.images, "source.png": buffer.getvalue()})
     with pytest.raises(ShardError, match="not a PNG image"):
         build_example(forged, encoder, resolution=16)
+
+
+def test_edits_train_on_the_instruction_or_a_rewrite_by_probability():
+    from tests.train.conftest import make_edit
+
+    from got_data.train.examples import edit_instruction
+
+    record, _ = make_edit(0, random.Random(1))
+    rewritten = record.model_copy(update={"reinstructions": ["recolour it", "new colour"]})
+    rng = random.Random(0)
+    assert {edit_instruction(rewritten, 0.0, rng) for _ in range(50)} == {record.instruction}
+    assert {edit_instruction(rewritten, 1.0, rng) for _ in range(200)} == {"recolour it", "new colour"}
+    picks = [edit_instruction(rewritten, 0.3, rng) for _ in range(4000)]
+    assert abs(picks.count(record.instruction) / 4000 - 0.7) < 0.03
+    assert {edit_instruction(record, 1.0, rng) for _ in range(20)} == {record.instruction}  # no rewrites
+
+
+def test_the_instruction_choice_follows_seed_epoch_and_key(encoder, tiny_shards):
+    import dataclasses
+
+    sample = next(iter_samples(tiny_shards["edit"]))
+    record = sample.record.model_copy(update={"reinstructions": ["a short rewrite"]})
+    sample = dataclasses.replace(sample, record=record)
+    choices = [build_example(sample, encoder, 16, epoch=e, seed=2, reinstruction_probability=0.5).input_ids
+               for e in range(12)]
+    again = [build_example(sample, encoder, 16, epoch=e, seed=2, reinstruction_probability=0.5).input_ids
+             for e in range(12)]
+    assert choices == again and len({tuple(c) for c in choices}) == 2

@@ -12,7 +12,7 @@ from got_data.cli.train import generate, got_text_path, train
 from got_data.errors import InputError
 from got_data.train.checkpoint import latest_checkpoint, list_checkpoints
 from got_data.train.config import config_from_dict
-from got_data.train.trainer import METRICS_FILE, Trainer
+from got_data.train.trainer import METRICS_FILE, VALIDATION_FILE, Trainer
 from tests.train.conftest import tiny_config_dict, write_config
 
 STEPS = 22
@@ -24,6 +24,7 @@ def trained(tiny_shards, tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
     config = tiny_config_dict(tiny_shards, run / "out", steps=STEPS)
     config["checkpoint"].update(every=STEPS // 2, keep=None)
+    config["validation"] = {"shards": [str(tiny_shards["edit"])], "samples": 5, "every": 10, "batch_size": 2}
     train(write_config(run / "train.yaml", config))
     return run, config
 
@@ -38,6 +39,16 @@ def test_loss_falls(trained):
     assert len(losses) == STEPS
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.3, losses
     assert [p.name for p in list_checkpoints(run / "out")] == ["step-00000011", "step-00000022"]
+
+
+def test_validation_loss_is_logged_on_a_fixed_set(trained):
+    run, _ = trained
+    rows = (run / "out" / VALIDATION_FILE).read_text().splitlines()
+    assert rows[0] == "step,loss,ce,mse"
+    values = [[float(v) for v in row.split(",")] for row in rows[1:]]
+    assert [int(v[0]) for v in values] == [10, 20, STEPS]
+    assert all(abs(v[1] - (v[2] + v[3])) < 1e-4 for v in values)  # loss = ce + mse at weights 1, 1
+    assert values[-1][1] < values[0][1]  # the same samples and noise each time: the fit shows
 
 
 def test_resume_gives_the_same_next_losses(trained, tmp_path):
