@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from got_data.errors import InputError, ShardError
 from got_data.shards.layout import resolve_shard_paths
-from got_data.shards.reader import ShardSample, _from_raw
+from got_data.shards.reader import ShardSample, sample_from_raw
 from got_data.shards.stream import TarStream
 from got_data.train.config import DataSettings
 from got_data.train.examples import TrainingExample, build_example, collate
@@ -87,7 +87,7 @@ class _Reader:
                 if by_key and key_stream(raw.key, epoch, self.streams) != self.stream:
                     continue  # another stream's sample: passed over before its record is parsed
                 try:
-                    yield _from_raw(raw, str(path))
+                    yield sample_from_raw(raw, str(path))
                 except ShardError as exc:
                     if not self.skip_bad:
                         raise
