@@ -179,6 +179,18 @@ class ValidationSettings(_Strict):
     batch_size: int = Field(default=8, gt=0)
 
 
+class EvaluationSettings(_Strict):
+    """Drawings while training: every `every` steps rank 0 draws the first `samples` records of `shards`
+    from their GoT (edits from their source) and writes them with the boxes, and the loss curves, to
+    `eval.html` in the run folder."""
+
+    shards: list[str] = Field(min_length=1, description="shard files, folders or globs of the records to draw")
+    samples: int = Field(default=8, gt=0)
+    every: int = Field(default=1000, gt=0)
+    steps: int = Field(default=20, gt=0, description="denoising steps per drawing")
+    seed: int = 0
+
+
 class CheckpointSettings(_Strict):
     dir: Path = Field(description="run folder: checkpoints step-NNNNNNNN/, metrics.jsonl, tiny base models")
     every: int = Field(default=1000, gt=0)
@@ -197,6 +209,7 @@ class TrainConfig(_Strict):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     checkpoint: CheckpointSettings
     validation: ValidationSettings | None = None
+    evaluation: EvaluationSettings | None = None
     init_from: Path | None = Field(
         default=None,
         description="a step-NNNNNNNN checkpoint whose weights start this run (fresh optimizer and schedule)",
@@ -286,6 +299,9 @@ def _resolve_paths(config: TrainConfig, base: Path) -> TrainConfig:
             "checkpoint": config.checkpoint.model_copy(update={"dir": resolve(config.checkpoint.dir)}),
             "validation": None if config.validation is None else config.validation.model_copy(
                 update={"shards": [resolve_glob(g) for g in config.validation.shards]}
+            ),
+            "evaluation": None if config.evaluation is None else config.evaluation.model_copy(
+                update={"shards": [resolve_glob(g) for g in config.evaluation.shards]}
             ),
             "init_from": resolve(config.init_from),
         }

@@ -13,6 +13,7 @@ uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 from collections.abc import Callable, Iterator
@@ -217,21 +218,23 @@ def make_loader(
     )
 
 
-def fixed_batches(
-    shards: list[str], count: int, encoder: ChatEncoder, resolution: int, batch_size: int, pad_id: int
-) -> list[dict]:
-    """The first `count` samples of `shards` (sorted shard order) as collated batches: a held-out set."""
+def held_out_samples(shards: list[str], count: int, what: str) -> list[ShardSample]:
+    """The first `count` samples of `shards` in sorted shard order: a fixed set (validation, evaluation)."""
     from got_data.shards.reader import iter_samples
 
     try:
         paths = resolve_shard_paths(shards)
     except ShardError as exc:
-        raise InputError(f"validation shards: {exc}") from exc
-    examples = []
-    for sample in iter_samples(paths):
-        examples.append(build_example(sample, encoder, resolution))
-        if len(examples) == count:
-            break
-    if not examples:
-        raise InputError(f"validation shards {shards} hold no sample")
+        raise InputError(f"{what} shards: {exc}") from exc
+    samples = list(itertools.islice(iter_samples(paths), count))
+    if not samples:
+        raise InputError(f"{what} shards {shards} hold no sample")
+    return samples
+
+
+def fixed_batches(
+    shards: list[str], count: int, encoder: ChatEncoder, resolution: int, batch_size: int, pad_id: int
+) -> list[dict]:
+    """The first `count` samples of `shards` (sorted shard order) as collated batches: a held-out set."""
+    examples = [build_example(s, encoder, resolution) for s in held_out_samples(shards, count, "validation")]
     return [collate(examples[i : i + batch_size], pad_id) for i in range(0, len(examples), batch_size)]

@@ -30,7 +30,7 @@ from got_data.train.checkpoint import (
 )
 from got_data.train.components import ensure_tiny_base, load_components
 from got_data.train.config import BatchPlan, DropSettings, TrainConfig, batch_plan
-from got_data.train.data import fixed_batches, make_loader
+from got_data.train.data import fixed_batches, held_out_samples, make_loader
 from got_data.train.metrics import MetricsLog
 from got_data.train.model import GoTModel, LossParts
 from got_data.train.prompting import ChatEncoder
@@ -161,6 +161,7 @@ class Trainer:
         loader = iter(make_loader(cfg.data, encoder, self.plan.batch_size, position.seed, position.batches_done,
                                   rank=self.rank, world=self.world))
         held_out = self._held_out(encoder) if self.rank == 0 else None
+        drawings = self._eval_items() if self.rank == 0 else None
         stepper = Stepper(model, self.world, self.device, cfg)
         params = [p for p in model.parameters() if p.requires_grad]
         history: list[dict] = []
@@ -192,6 +193,8 @@ class Trainer:
                 parts = validation_loss(model, held_out, cfg)
                 metrics.validation(step, parts)
                 self.log(f"step {step} validation loss {parts['loss']:.4f}")
+            if drawings is not None and (step % cfg.evaluation.every == 0 or step == cfg.train.steps):
+                self._draw(model, encoder, drawings, step)
             if self.rank == 0 and (step % cfg.checkpoint.every == 0 or step == cfg.train.steps):
                 path = save_checkpoint(
                     model, optimizer, lr_scheduler, step, self.layout(position.seed, batches_done), cfg, self.run_dir
@@ -199,6 +202,24 @@ class Trainer:
                 prune_checkpoints(self.run_dir, cfg.checkpoint.keep)
                 self.log(f"saved {path}")
         return history
+
+    def _eval_items(self):
+        if self.config.evaluation is None:
+            return None
+        from got_data.train.evaluation import eval_items
+
+        return eval_items(held_out_samples(self.config.evaluation.shards, self.config.evaluation.samples, "evaluation"))
+
+    def _draw(self, model: GoTModel, encoder: ChatEncoder, items, step: int) -> None:
+        from got_data.train.evaluation import draw_evaluation
+        from got_data.train.generate import GoTGenerator
+
+        generator = GoTGenerator(model, encoder, self.device, default_size=self.config.data.resolution)
+        size = self.config.data.resolution
+        draw_evaluation(generator, items, self.config.evaluation, size, step, self.run_dir)
+        model.train()
+        model.vae.eval()
+        self.log(f"step {step} drawings in {self.run_dir / 'eval.html'}")
 
     def _held_out(self, encoder: ChatEncoder) -> list[dict] | None:
         validation = self.config.validation

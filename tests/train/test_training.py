@@ -25,6 +25,8 @@ def trained(tiny_shards, tmp_path_factory):
     config = tiny_config_dict(tiny_shards, run / "out", steps=STEPS)
     config["checkpoint"].update(every=STEPS // 2, keep=None)
     config["validation"] = {"shards": [str(tiny_shards["edit"])], "samples": 5, "every": 10, "batch_size": 2}
+    config["evaluation"] = {"shards": [str(tiny_shards["t2i"]), str(tiny_shards["edit"])], "samples": 2,
+                            "every": STEPS, "steps": 2}
     train(write_config(run / "train.yaml", config))
     return run, config
 
@@ -49,6 +51,27 @@ def test_validation_loss_is_logged_on_a_fixed_set(trained):
     assert [int(v[0]) for v in values] == [10, 20, STEPS]
     assert all(abs(v[1] - (v[2] + v[3])) < 1e-4 for v in values)  # loss = ce + mse at weights 1, 1
     assert values[-1][1] < values[0][1]  # the same samples and noise each time: the fit shows
+
+
+def test_evaluation_page_shows_drawings_with_boxes_and_loss_curves(trained, tiny_shards):
+    from got_data.records import rel_to_pixels
+    from got_data.shards.reader import iter_samples
+    from got_data.train.conditioning import MASK_COLORS, got_boxes
+    from got_data.train.evaluation import SHOWN_SIZE
+
+    run, _ = trained
+    page = (run / "out" / "eval.html").read_text()
+    assert "<svg" in page and page.count("<polyline") == 2  # training and validation loss
+    folder = run / "out" / "eval" / f"step-{STEPS:08d}"
+    drawn = sorted(folder.glob("*.png"))
+    assert len(drawn) == 2 and all(f"eval/{folder.name}/{p.name}" in page for p in drawn)
+    records = {s.key: s.record for s in iter_samples([tiny_shards["t2i"], tiny_shards["edit"]])}
+    for path in drawn:
+        boxes = got_boxes(records[path.stem].got)
+        with Image.open(path) as img:
+            assert img.size == (SHOWN_SIZE, SHOWN_SIZE)
+            x1, y1, x2, y2 = rel_to_pixels(boxes[0], SHOWN_SIZE, SHOWN_SIZE)
+            assert img.convert("RGB").getpixel((x1, (y1 + y2) // 2)) == MASK_COLORS[0]  # the first box's outline
 
 
 def test_resume_gives_the_same_next_losses(trained, tmp_path):
