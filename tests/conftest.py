@@ -23,6 +23,16 @@ for _key, _value in {
 }.items():
     os.environ.setdefault(_key, _value)
 
+# The test S3 server's endpoint and credentials are announced before anything starts, so every Ray
+# worker of the session (decode tasks read input objects) inherits them; the server starts on first use.
+_S3_PORT = None
+if "AWS_ENDPOINT_URL" not in os.environ:
+    from got_data.s3_server import ACCESS_KEY, SECRET_KEY, free_ports
+
+    _S3_PORT = free_ports(1)[0]
+    os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{_S3_PORT}", "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+                       "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_REGION": "us-east-1"})
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_MODELS_DIR = REPO_ROOT / ".cache" / "tiny-models"  # gitignored; reused across sessions
 
@@ -62,6 +72,35 @@ def ray_session():
     start_local_ray(3, 500 * 1024**2, configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 server (SeaweedFS) on loopback at the endpoint announced above; stopped by its pid."""
+    from got_data.s3_server import start_s3_server
+
+    if _S3_PORT is None:
+        pytest.skip("AWS_ENDPOINT_URL was set outside the tests: not starting a local S3 server")
+    server = start_s3_server(tmp_path_factory.mktemp("seaweedfs"), s3_port=_S3_PORT)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server, request):
+    """A fresh bucket per test: `s3://NAME`."""
+    import re
+
+    import pyarrow.fs as pafs
+
+    from got_data.uri import reset_filesystems
+
+    reset_filesystems()
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:24].strip("-") + f"-{os.getpid() % 100000}"
+    fs = pafs.S3FileSystem(endpoint_override=s3_server.endpoint.split("://")[1], scheme="http", region="us-east-1",
+                           allow_bucket_creation=True)
+    fs.create_dir(name)
+    return f"s3://{name}"
 
 
 def _pool(config):

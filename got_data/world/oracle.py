@@ -188,16 +188,19 @@ def open_world_input(kind: str, path: str | Path) -> Any:
 
 def annotate_with_oracle(spec: PipelineSpec, kind: str, input_path: str | Path, truth: dict[str, dict],
                          out_dir: str | Path, family: str = QWEN2_VL, record: bool = False,
-                         show_progress: bool = False) -> tuple[dict, list[Example]]:
+                         show_progress: bool = False, max_images_in_flight: int | None = None
+                         ) -> tuple[dict, list[Example]]:
     """Run the real pipeline on a world set with oracle pools (Ray must be up: decode tasks run there).
-    Returns the run's stats and, with `record`, every request with its perfect answer."""
+    Returns the run's stats and, with `record`, every request with its perfect answer.
+    `max_images_in_flight` overrides the runner's default bound (benches lift it)."""
     from got_data.annotate.runner import PipelineRun, RunOptions
 
     vlm = spec.models.get("vlm")
     bounds = (vlm.min_pixels, vlm.max_pixels) if vlm else (None, None)
     oracle = WorldOracle(truth, family=family, pixel_bounds=bounds)
     pools = {role: OraclePool(role, oracle, record=record) for role in spec.roles()}
-    options = RunOptions(out_dir=Path(out_dir), show_progress=show_progress, samples_per_shard=1000)
+    bound = {} if max_images_in_flight is None else {"max_images_in_flight": max_images_in_flight}
+    options = RunOptions(out_dir=Path(out_dir), show_progress=show_progress, samples_per_shard=1000, **bound)
     stats = PipelineRun(spec, open_world_input(kind, input_path), pools, options).run()
     examples = sorted((example for pool in pools.values() for example in pool.recorded), key=lambda e: e.key)
     return stats, examples  # sorted: requests complete in any order, training data must not depend on it
