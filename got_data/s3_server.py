@@ -46,6 +46,15 @@ class S3Server:
         return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key,
                 "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_REGION": "us-east-1"}
 
+    def create_bucket(self, name: str) -> str:
+        """Create a bucket (with this server's own keys) and return its URI, `s3://NAME`."""
+        import pyarrow.fs as pafs
+
+        pafs.S3FileSystem(endpoint_override=self.endpoint.split("://", 1)[1], scheme="http", region="us-east-1",
+                          access_key=self.access_key, secret_key=self.secret_key,
+                          allow_bucket_creation=True).create_dir(name)
+        return f"s3://{name}"
+
     def stop(self, grace_s: float = 2.0) -> None:
         """SIGTERM, wait, SIGKILL: by this server's own pid (its process group)."""
         if self.process.poll() is None:
@@ -99,6 +108,7 @@ def start_s3_server(data_dir: str | os.PathLike[str], s3_port: int | None = None
     command = [weed_binary(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                "-s3", f"-s3.port={s3}", f"-s3.config={data / 'identity.json'}",
                f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
+               "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",  # no fixed default ports, nothing sent
                "-master.volumeSizeLimitMB=16", "-volume.max=0"]
     log = open(data / "weed.log", "wb")  # noqa: SIM115 - the server writes it for its whole life
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=data)

@@ -31,6 +31,8 @@ import pyarrow.fs as pafs
 
 from got_data.errors import GotDataError
 
+FileType = pafs.FileType
+
 REMOTE_SCHEMES = frozenset({"s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss"})
 S3_ATTEMPTS = 6  # the SDK's standard strategy: exponential backoff with jitter between attempts
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
@@ -203,11 +205,18 @@ def is_dir(target: str | os.PathLike[str] | Location) -> bool:
     return file_type(target) == pafs.FileType.Directory
 
 
+def file_size(target: str | os.PathLike[str] | Location) -> int:
+    loc = location(target)
+    with _guard(loc, "stat"):
+        return loc.fs.get_file_info(loc.path).size
+
+
 def list_dir(target: str | os.PathLike[str] | Location) -> list[pafs.FileInfo]:
-    """The entries directly under a folder or prefix, sorted by name."""
+    """The entries directly under a folder or prefix, sorted by name (a prefix with nothing under it
+    is an empty folder: a store has no folders of its own)."""
     loc = location(target)
     with _guard(loc, "list"):
-        infos = loc.fs.get_file_info(pafs.FileSelector(loc.path, recursive=False))
+        infos = loc.fs.get_file_info(pafs.FileSelector(loc.path, recursive=False, allow_not_found=loc.remote))
     return sorted(infos, key=lambda info: info.base_name)
 
 

@@ -91,16 +91,11 @@ def s3_bucket(s3_server, request):
     """A fresh bucket per test: `s3://NAME`."""
     import re
 
-    import pyarrow.fs as pafs
-
     from got_data.uri import reset_filesystems
 
     reset_filesystems()
     name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:24].strip("-") + f"-{os.getpid() % 100000}"
-    fs = pafs.S3FileSystem(endpoint_override=s3_server.endpoint.split("://")[1], scheme="http", region="us-east-1",
-                           allow_bucket_creation=True)
-    fs.create_dir(name)
-    return f"s3://{name}"
+    return s3_server.create_bucket(name)
 
 
 def _pool(config):

@@ -23,10 +23,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from got_data.annotate.output import STATE_DIR, OutputFolder
 from got_data.atomic import atomic_write
-from got_data.shards.layout import list_shards, shard_index, tar_filename
-
-STATE_DIR = "_state"
+from got_data.shards.layout import list_shard_locations, shard_index
 
 
 # Reasons that say nothing against the input: a rerun retries them.
@@ -83,10 +82,14 @@ def append_jsonl(path: Path, row: dict) -> None:
 
 
 class Journal:
-    def __init__(self, out_dir: Path, shard_name: str, retry_reasons: frozenset[str] = frozenset()):
-        self.out_dir = out_dir
+    """The journal of one output folder; for a bucket it works in the staging folder and is
+    published with each committed shard (`output.py`)."""
+
+    def __init__(self, output: OutputFolder, shard_name: str, retry_reasons: frozenset[str] = frozenset()):
+        self.output = output
         self.shard_name = shard_name
-        self.state_dir = out_dir / STATE_DIR
+        output.fetch_state()
+        self.state_dir = output.staging / STATE_DIR
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.shards_path = self.state_dir / "shards.jsonl"
         self.rejects_path = self.state_dir / "rejects.jsonl"
@@ -97,7 +100,7 @@ class Journal:
 
     def _load(self, retry_reasons: frozenset[str]) -> None:
         for row in read_jsonl(self.shards_path):
-            if (self.out_dir / tar_filename(self.shard_name, row["index"])).exists():
+            if self.output.has_shard(self.shard_name, row["index"]):
                 self.shards[row["index"]] = row  # the last line for an index wins
         for row in read_jsonl(self.rejects_path):
             reject = RejectRow(**row)
@@ -111,8 +114,8 @@ class Journal:
 
     def reconcile(self, read_input_refs) -> None:
         """Journal any finished tar the journal misses (killed between rename and journal line)."""
-        for tar in list_shards(self.out_dir, self.shard_name):
-            index = shard_index(tar, self.shard_name)
+        for tar in list_shard_locations(self.output.location, self.shard_name):
+            index = shard_index(Path(tar.name), self.shard_name)
             if index is not None and index not in self.shards:
                 self.shard_done(index, read_input_refs(tar))
 
@@ -132,6 +135,7 @@ class Journal:
         row = {"index": index, "inputs": list(input_refs)}
         append_jsonl(self.shards_path, row)
         self.shards[index] = row
+        self.output.publish_state(self.shards_path.name, self.rejects_path.name)
 
     def reject(self, row: RejectRow) -> None:
         if row.input_ref in self.rejects:

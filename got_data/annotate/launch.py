@@ -11,6 +11,7 @@ import ray
 from rich.console import Console
 from rich.table import Table
 
+from got_data import uri
 from got_data.annotate.out_marker import RunIdentity, claim_output_dir
 from got_data.annotate.runner import PipelineRun, RunOptions
 from got_data.local_ray import start_local_ray
@@ -103,7 +104,7 @@ def annotate(
     else:
         names = {"vlm": models.vlm or TINY_MODELS, "llm": models.llm or TINY_MODELS}
     identity = RunIdentity.of(spec, source, names, strip_metadata=options.strip_metadata)
-    claim_output_dir(Path(options.out_dir), identity, force=force)
+    claim_output_dir(options.out_dir, identity, force=force)
     init_ray(ray_address, len(spec.roles()))
     own = pools is None
     pools = pools if pools is not None else start_pools(spec, models, options.console)
@@ -114,6 +115,11 @@ def annotate(
             for pool in pools.values():
                 pool.shutdown()
     options.console.print(summary_table(stats))
-    report = write_report(options.out_dir)
-    options.console.print(f"output: {Path(options.out_dir).resolve()} (look at it: {report.path.name})")
+    out = uri.location(options.out_dir)
+    if out.remote:  # the report page reads a local folder only (for now)
+        options.console.print(f"output: {out.uri} (for the report page, copy it to a folder and run "
+                              "`got-data report FOLDER`)")
+    else:
+        report = write_report(options.out_dir)
+        options.console.print(f"output: {Path(out.path).resolve()} (look at it: {report.path.name})")
     return stats

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from got_data import uri
 from got_data.annotate.spec_check import effective_spec, family_variants
 from got_data.errors import ShardError
 from got_data.spec import PipelineSpec, load_prompt
@@ -43,7 +44,7 @@ def _location(source: Any) -> str:
     for attribute in ("root", "path"):
         value = getattr(source, attribute, None)
         if value is not None:
-            return os.path.realpath(value)
+            return str(value) if uri.is_remote(value) else os.path.realpath(value)
     manifest = getattr(source, "file", None)
     if manifest is not None:
         return os.path.realpath(manifest.path)
@@ -87,17 +88,19 @@ _WHAT = {"pipeline": "the pipeline", "stages": "the stages or their options", "p
          "images": "the image options (--strip-metadata, image_format)", "version": "the marker version"}
 
 
-def claim_output_dir(out: Path, identity: RunIdentity, force: bool = False) -> bool:
-    """Check that `out` is new, empty or this job's, then mark it as this job's. Returns True when the
-    folder already held this job's output (a resume). Raises ShardError with one actionable line."""
-    if out.exists() and not out.is_dir():
+def claim_output_dir(out: Path | str, identity: RunIdentity, force: bool = False) -> bool:
+    """Check that `out` (a folder or a bucket prefix) is new, empty or this job's, then mark it as this
+    job's. Returns True when it already held this job's output (a resume). Raises ShardError with one
+    actionable line; a store that refuses access is a StorageError of one line, before any work."""
+    folder = uri.location(out)
+    if uri.is_file(folder):
         raise ShardError(f"--out {out} is a file; pass a folder (new, empty, or an earlier run of this job)")
-    marker = out / MARKER
+    marker = folder.join(MARKER.as_posix())
     advice = "pass a new --out, or --force to take the folder over"
     resuming = False
-    if marker.is_file():
+    if uri.is_file(marker):
         try:
-            recorded = json.loads(marker.read_text(encoding="utf-8"))
+            recorded = json.loads(uri.read_text(marker))
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             raise ShardError(f"--out {out}: its run marker {marker} is unreadable ({exc}); {advice}") from exc
         differs = identity.differences(recorded if isinstance(recorded, dict) else {})
@@ -106,19 +109,9 @@ def claim_output_dir(out: Path, identity: RunIdentity, force: bool = False) -> b
             raise ShardError(f"--out {out} holds another job's output ({what} differ); a resume must use the same "
                              f"spec, prompts, models and input: {advice}")
         resuming = not differs
-    elif out.is_dir() and any(out.iterdir()) and not force:
-        made_by = ("was written by a got-data version without run markers" if (out / MARKER.parent).is_dir()
-                   else "was not written by got-data annotate")
+    elif uri.is_dir(folder) and uri.list_dir(folder) and not force:
+        made_by = ("was written by a got-data version without run markers"
+                   if uri.is_dir(folder.join(MARKER.parent.as_posix())) else "was not written by got-data annotate")
         raise ShardError(f"--out {out} is not empty and {made_by} (no {MARKER}); {advice}")
-    _write(marker, identity)
+    uri.write_text(marker, json.dumps(asdict(identity), sort_keys=True, indent=1))
     return resuming
-
-
-def _write(marker: Path, identity: RunIdentity) -> None:
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_name(f".{marker.name}.partial")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(asdict(identity), fh, sort_keys=True, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, marker)

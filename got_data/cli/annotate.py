@@ -14,6 +14,7 @@ from rich.console import Console
 
 from got_data.cli.output import guarded
 from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy, parse_caps
+from got_data.uri import is_remote
 
 annotate_app = typer.Typer(help="Run an annotation pipeline: inputs in, validated GoT shards out.", no_args_is_help=True)
 console = Console()
@@ -24,7 +25,7 @@ class AnnotateSettings:
     """The options every `annotate` command shares (its own input options come on top)."""
 
     input: str
-    out: Path
+    out: str
     config: str | None
     vlm: str | None
     llm: str | None
@@ -94,12 +95,12 @@ def annotate_command(name: str, default_config: str) -> Callable[[Callable[..., 
         own = list(inspect.signature(open_input, eval_str=True).parameters.values())[1:]
         own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
         shared = list(inspect.signature(_shared_annotate_options, eval_str=True).parameters.values())
-        out_help = "output folder: shards, indexes, manifest, rejects, stats; rerun to resume"
+        out_help = "output folder or bucket prefix (s3://bucket/prefix): shards, indexes, manifest, rejects, stats; rerun to resume"
         head = [
             inspect.Parameter("input", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                               annotation=Annotated[str, typer.Argument(help=_INPUT_HELP[name])]),
             inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY,
-                              annotation=Annotated[Path, typer.Option("--out", help=out_help)]),
+                              annotation=Annotated[str, typer.Option("--out", help=out_help)]),
         ]
 
         def command(**kwargs: Any) -> None:
@@ -111,7 +112,8 @@ def annotate_command(name: str, default_config: str) -> Callable[[Callable[..., 
             settings = AnnotateSettings(**kwargs)
             spec = load_spec(settings.config or default_config)
             source = open_input(settings, **own_values)
-            options = RunOptions(out_dir=settings.out, limit=settings.limit, console=console,
+            out = settings.out if is_remote(settings.out) else Path(settings.out)
+            options = RunOptions(out_dir=out, limit=settings.limit, console=console,
                                  samples_per_shard=settings.samples_per_shard,
                                  max_images_in_flight=settings.max_images_in_flight,
                                  max_input_pixels=settings.max_input_pixels,

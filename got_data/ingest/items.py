@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from got_data import uri as storage
 from got_data.errors import InputRefused
 from got_data.ingest.paths import MISSING_FILE, NOT_A_REGULAR_FILE, OUTSIDE_INPUT_ROOT, PathRefused, open_regular
 from got_data.records.models import SourceInfo
@@ -47,6 +48,8 @@ def is_url(text: str) -> bool:
 
 def dataset_name(path: str | os.PathLike[str]) -> str:
     """Default dataset name for an input: the folder name or file stem ("input" if there is none)."""
+    if is_url(os.fspath(path)):  # a bucket prefix: its last part
+        return os.fspath(path).rstrip("/").rsplit("/", 1)[-1].split("://")[-1] or "input"
     resolved = Path(path).resolve()
     name = resolved.stem if resolved.is_file() else resolved.name
     return name or "input"
@@ -86,6 +89,22 @@ class PathImage(ImageSource):
             raise ImageReadError(MISSING_FILE, f"image file {self.ref} no longer exists") from exc
         except OSError as exc:
             raise ImageReadError(UNREADABLE_FILE, f"cannot read image file {self.ref}: {exc.strerror or exc}") from exc
+
+
+@dataclass(frozen=True)
+class ObjectImage(ImageSource):
+    """An image object in a bucket (`s3://...`): holds only its URI; read where it is decoded (a Ray
+    worker, with the node's credentials from the environment), so its bytes never pass the driver."""
+
+    uri: str
+
+    def read(self) -> bytes:
+        try:
+            return storage.read_bytes(self.uri)
+        except FileNotFoundError as exc:
+            raise ImageReadError(MISSING_FILE, f"image object {self.uri} no longer exists") from exc
+        except storage.StorageError as exc:
+            raise ImageReadError(UNREADABLE_FILE, f"cannot read image object: {exc}") from exc
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from got_data.ingest.items import URL_ADVICE, Source, is_image_name, is_url
 from got_data.ingest.manifest import DEFAULT_CAPTION_COLUMN, JSONL_SUFFIXES, PARQUET_SUFFIXES, ManifestSource
 from got_data.ingest.webdataset import WebDatasetSource
 from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy
+from got_data.uri import is_remote
 
 SHARD_SUFFIX = ".tar"
 _GLOB_CHARS = frozenset("*?[")
@@ -45,12 +46,15 @@ def open_source(
     Files are read only inside the input (the folder, the manifest's folder, the shards' folder) or a
     folder in `allow_outside` (see got_data/ingest/paths.py).
 
+    - a bucket prefix of images (`s3://bucket/images`, through `got_data/uri.py`) -> FolderSource
     - a folder of images (searched recursively; `.txt` sidecars are captions) -> FolderSource
     - a `.jsonl`/`.ndjson`/`.parquet` manifest -> ManifestSource (image/caption columns as given)
     - a `.tar` shard, a folder whose top level holds `.tar` shards and no images, a glob
       (`shards/*.tar`) or a brace range (`shards/{00000..00009}.tar`) -> WebDatasetSource
     """
     text = os.fspath(spec)
+    if is_remote(text):  # a bucket prefix of images (manifests and shards in a bucket: not yet)
+        return FolderSource(text, dataset=dataset, max_caption_chars=max_caption_chars)
     if is_url(text):
         raise InputError(f"{text} is a URL. {URL_ADVICE}, then pass the local folder or shards.")
     if not os.path.exists(text) and ("{" in text or any(c in text for c in _GLOB_CHARS)):

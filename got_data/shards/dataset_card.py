@@ -22,11 +22,13 @@ import pyarrow.parquet as pq
 import yaml
 
 import got_data
+from got_data import uri
 from got_data.errors import ShardError
 from got_data.records import SCHEMA_VERSION
 from got_data.shards.index import read_index
-from got_data.shards.layout import JSON_MEMBER, index_path_for, list_shards, write_file_atomically
+from got_data.shards.layout import JSON_MEMBER, index_location_for, list_shard_locations, write_file_atomically
 from got_data.shards.stream import TarStream
+from got_data.uri import Location
 
 CARD_FILE = "README.md"
 REJECTS_FILE = "rejects.parquet"
@@ -44,7 +46,7 @@ def _member_order(member: str) -> tuple[int, int, str]:
     return (_ROLE_ORDER.get(role, 9), 0, member)
 
 
-def _first_provenance(tar: Path) -> dict[str, Any]:
+def _first_provenance(tar: Path | Location) -> dict[str, Any]:
     """The provenance of a shard's first record: every record of a shard comes from one run attempt."""
     for raw in TarStream(tar).samples():
         data = dict(raw.members).get(JSON_MEMBER)
@@ -55,19 +57,19 @@ def _first_provenance(tar: Path) -> dict[str, Any]:
     return {}
 
 
-def card_facts(out_dir: Path | str, name: str = "got") -> dict[str, Any]:
-    """What the card states, from the shards on disk: counts, image members, models, prompts."""
-    folder = Path(out_dir)
-    if not folder.is_dir():
+def card_facts(out_dir: Path | str | Location, name: str = "got") -> dict[str, Any]:
+    """What the card states, from the shards on disk or in the bucket: counts, image members, models, prompts."""
+    folder = uri.location(out_dir)
+    if not folder.remote and not uri.is_dir(folder):
         raise ShardError(f"{folder} is not a folder")
     kinds: Counter[str] = Counter()
     members: set[str] = set()
     models: set[tuple[str, str, str]] = set()
     prompts: set[tuple[str, str]] = set()
     pipelines: set[str] = set()
-    shards = list_shards(folder, name)
+    shards = list_shard_locations(folder, name)
     for tar in shards:
-        for row in read_index(index_path_for(tar)):
+        for row in read_index(index_location_for(tar)):
             if row.member == JSON_MEMBER:
                 kinds[row.kind] += 1
             else:
@@ -78,8 +80,11 @@ def card_facts(out_dir: Path | str, name: str = "got") -> dict[str, Any]:
         prompts.update((str(stage), str(sha)) for stage, sha in provenance.get("prompt_hashes", {}).items())
         if provenance.get("pipeline"):
             pipelines.add(f"{provenance['pipeline']} v{provenance.get('pipeline_version', '?')}")
-    rejects_path = folder / REJECTS_FILE
-    rejects = pq.read_metadata(rejects_path).num_rows if rejects_path.is_file() else None
+    rejects_path = folder.join(REJECTS_FILE)
+    rejects = None
+    if uri.is_file(rejects_path):
+        with uri.open_input(rejects_path) as f:
+            rejects = pq.read_metadata(f).num_rows
     return {
         "name": name,
         "shards": len(shards),
@@ -161,6 +166,7 @@ def render_card(facts: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_dataset_card(out_dir: Path | str, name: str = "got") -> Path:
-    """Write README.md (the dataset card) for a folder's finished shards, atomically; returns its path."""
-    return write_file_atomically(Path(out_dir) / CARD_FILE, render_card(card_facts(out_dir, name)))
+def write_dataset_card(out_dir: Path | str | Location, name: str = "got") -> Path | Location:
+    """Write README.md (the dataset card) for a folder's (or prefix's) finished shards, whole or not at
+    all; returns where it went."""
+    return write_file_atomically(uri.location(out_dir).join(CARD_FILE), render_card(card_facts(out_dir, name)))

@@ -16,9 +16,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from got_data import uri
 from got_data.errors import ShardError
 from got_data.records import EditRecord, MultiTurnRecord, T2IRecord
 from got_data.records.codec import parse_got
+from got_data.uri import Location
 
 INDEX_VERSION = 2
 VERSION_KEY = b"got_data.index_version"
@@ -148,12 +150,17 @@ def write_index(path: Path, rows: list[SampleRow]) -> None:
         raise ShardError(f"cannot write shard index {path}: {exc}") from exc
 
 
-def _read_table(path: Path) -> tuple[pa.Table, int]:
-    """The index table and its version; ShardError when missing, unreadable or of unknown shape."""
-    if not path.is_file():
+def _read_table(path: Path | Location) -> tuple[pa.Table, int]:
+    """The index table and its version (a local path or a Location of the URI layer); ShardError when
+    missing, unreadable or of unknown shape."""
+    if not uri.is_file(path):
         raise ShardError(f"shard index {path} is missing (the writer puts one beside every tar; copy it along)")
     try:
-        table = pq.read_table(path)
+        if isinstance(path, Location) and path.remote:
+            with uri.open_input(path) as f:
+                table = pq.read_table(f)
+        else:
+            table = pq.read_table(path if isinstance(path, Path) else path.path)
     except (OSError, pa.ArrowException) as exc:
         raise ShardError(f"cannot read shard index {path}: {exc}") from exc
     metadata = table.schema.metadata or {}
@@ -168,11 +175,11 @@ def _read_table(path: Path) -> tuple[pa.Table, int]:
     )
 
 
-def index_version(path: Path) -> int:
+def index_version(path: Path | Location) -> int:
     return _read_table(path)[1]
 
 
-def read_sample_index(path: Path) -> list[SampleRow]:
+def read_sample_index(path: Path | Location) -> list[SampleRow]:
     """The per-sample rows of a version-2 index; a version-1 index raises ShardError (it has no such rows)."""
     table, version = _read_table(path)
     if version != INDEX_VERSION:
@@ -191,7 +198,7 @@ def _sample_rows(table: pa.Table) -> list[SampleRow]:
     return rows
 
 
-def read_index(path: Path) -> list[IndexRow]:
+def read_index(path: Path | Location) -> list[IndexRow]:
     """The member view of an index of either version: one IndexRow per tar member, in tar order."""
     table, version = _read_table(path)
     if version == 1:

@@ -13,8 +13,10 @@ import re
 import tarfile
 from pathlib import Path
 
+from got_data import uri
 from got_data.atomic import atomic_write_text, partial_path  # partial_path re-exported for the shard code
 from got_data.errors import ShardError
+from got_data.uri import Location
 
 JSON_MEMBER = "json"
 MANIFEST_FILE = "manifest.json"
@@ -57,8 +59,17 @@ def index_path_for(tar_path: Path) -> Path:
     return tar_path.with_name(tar_path.name[: -len(".tar")] + ".index.parquet")
 
 
-def write_file_atomically(final: Path, text: str) -> Path:
-    """Write `text` under the partial name, fsync, rename to `final`: readers never see half a file."""
+def write_file_atomically(final: Path | Location, text: str) -> Path | Location:
+    """Write `text` so that readers never see half a file: locally under the partial name, fsync,
+    rename to `final`; in a bucket as one upload under its key (the URI layer)."""
+    if isinstance(final, Location):
+        if final.remote:
+            try:
+                uri.write_text(final, text)
+            except uri.StorageError as exc:
+                raise ShardError(f"cannot write {final}: {exc}") from exc
+            return final
+        final = Path(final.path)
     try:
         atomic_write_text(final, text)
     except OSError as exc:
@@ -72,6 +83,18 @@ def shard_index(path: Path, name: str | None = None) -> int | None:
     if not match or (name is not None and match["name"] != name):
         return None
     return int(match["index"])
+
+
+def list_shard_locations(folder: str | os.PathLike[str] | Location, name: str | None = None) -> list[Location]:
+    """Finished shards of a local folder or a bucket prefix (the URI layer), sorted by name."""
+    base = uri.location(folder)
+    return [base.join(info.base_name) for info in uri.list_dir(base)
+            if info.type == uri.FileType.File and shard_index(Path(info.base_name), name) is not None]
+
+
+def index_location_for(tar: Location) -> Location:
+    """The parquet index beside a shard tar, on any file system."""
+    return tar.parent.join(tar.name[: -len(".tar")] + ".index.parquet")
 
 
 def list_shards(folder: Path, name: str | None = None) -> list[Path]:

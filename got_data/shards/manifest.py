@@ -13,34 +13,42 @@ from pathlib import Path
 from typing import Any
 
 import got_data
+from got_data import uri
 from got_data.errors import ShardError
 from got_data.records import SCHEMA_VERSION
 from got_data.shards.index import read_index
-from got_data.shards.layout import JSON_MEMBER, MANIFEST_FILE, index_path_for, list_shards, write_file_atomically
+from got_data.shards.layout import (
+    JSON_MEMBER,
+    MANIFEST_FILE,
+    index_location_for,
+    list_shard_locations,
+    write_file_atomically,
+)
+from got_data.uri import Location
 
 _CHUNK = 1 << 20
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, read in chunks so memory stays flat."""
+def file_sha256(path: Path | Location) -> str:
+    """sha256 of a file or object, read in chunks so memory stays flat."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with uri.open_input(path) as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def build_manifest(out_dir: Path | str, name: str = "got") -> dict[str, Any]:
-    """The manifest of the finished `{name}-*.tar` shards in a folder, as a dict."""
-    folder = Path(out_dir)
-    if not folder.is_dir():
+def build_manifest(out_dir: Path | str | Location, name: str = "got") -> dict[str, Any]:
+    """The manifest of the finished `{name}-*.tar` shards in a folder or bucket prefix, as a dict."""
+    folder = uri.location(out_dir)
+    if not folder.remote and not uri.is_dir(folder):
         raise ShardError(f"{folder} is not a folder")
     shards = []
     kinds: Counter[str] = Counter()
-    for tar in list_shards(folder, name):
-        rows = [row for row in read_index(index_path_for(tar)) if row.member == JSON_MEMBER]
+    for tar in list_shard_locations(folder, name):
+        rows = [row for row in read_index(index_location_for(tar)) if row.member == JSON_MEMBER]
         kinds.update(row.kind for row in rows)
-        shards.append({"file": tar.name, "samples": len(rows), "sha256": file_sha256(tar), "size": tar.stat().st_size})
+        shards.append({"file": tar.name, "samples": len(rows), "sha256": file_sha256(tar), "size": uri.file_size(tar)})
     return {
         "name": name,
         "schema_version": SCHEMA_VERSION,
@@ -51,10 +59,12 @@ def build_manifest(out_dir: Path | str, name: str = "got") -> dict[str, Any]:
     }
 
 
-def write_manifest(out_dir: Path | str, name: str = "got") -> Path:
-    """Write `manifest.json` for a folder's finished shards (atomically) and return its path."""
+def write_manifest(out_dir: Path | str | Location, name: str = "got") -> Path | Location:
+    """Write `manifest.json` for a folder's (or prefix's) finished shards, whole or not at all; returns
+    where it went."""
     manifest = build_manifest(out_dir, name)
-    return write_file_atomically(Path(out_dir) / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return write_file_atomically(uri.location(out_dir).join(MANIFEST_FILE),
+                                 json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

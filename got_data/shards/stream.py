@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from got_data import uri
 from got_data.errors import ShardError
 from got_data.shards.layout import split_member_name
 from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy, Refusal
+from got_data.uri import Location, StorageError
 
 _BLOCK = 512
 _END_OF_ARCHIVE = b"\0" * (2 * _BLOCK)
@@ -77,7 +78,7 @@ class TarStream:
     Raises TarUnreadableError / TarTruncatedError (both ShardError) from `samples()`.
     """
 
-    def __init__(self, path: Path, policy: MemberPolicy = DEFAULT_POLICY) -> None:
+    def __init__(self, path: Path | Location, policy: MemberPolicy = DEFAULT_POLICY) -> None:
         self.path = path
         self.policy = policy
         self.sha256: str | None = None
@@ -85,11 +86,11 @@ class TarStream:
 
     def samples(self) -> Iterator[RawSample]:
         try:
-            raw = open(self.path, "rb")
-        except OSError as exc:
+            raw = uri.open_input(self.path)
+            self.size = uri.file_size(self.path)
+        except (OSError, StorageError) as exc:
             raise TarUnreadableError(f"{self.path}: cannot open: {exc}") from exc
         with raw:
-            self.size = os.fstat(raw.fileno()).st_size
             if self.size == 0:
                 raise TarUnreadableError(f"{self.path}: zero-byte file, not a tar archive")
             reader = _HashingReader(raw)
@@ -98,7 +99,7 @@ class TarStream:
             except tarfile.ReadError as exc:
                 raise TarUnreadableError(f"{self.path}: not a readable tar archive ({exc})") from exc
             yield from self._group(tar)
-            self._check_end(raw.fileno(), tar.offset)
+            self._check_end(raw, tar.offset)
             reader.drain()
             self.sha256 = reader.digest.hexdigest()
 
@@ -127,9 +128,12 @@ class TarStream:
         if current is not None:
             yield current
 
-    def _check_end(self, fd: int, offset: int) -> None:
+    def _check_end(self, raw: BinaryIO, offset: int) -> None:
         """tarfile stops quietly at a cut-off or garbled header; a complete tar has two zero blocks there."""
-        tail = os.pread(fd, len(_END_OF_ARCHIVE), offset)
+        position = raw.tell()
+        raw.seek(offset)
+        tail = raw.read(len(_END_OF_ARCHIVE))
+        raw.seek(position)
         if tail == _END_OF_ARCHIVE:
             return
         if len(tail) < len(_END_OF_ARCHIVE):

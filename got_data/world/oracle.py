@@ -23,6 +23,7 @@ from got_data.engines.types import ModelRequest, ModelResponse
 from got_data.families import QWEN2, QWEN2_VL, family
 from got_data.records.boxes import Box
 from got_data.spec import PipelineSpec
+from got_data.uri import is_remote
 from got_data.world.edits import Edit
 from got_data.world.scene import Scene
 from got_data.world.sets import edit_from_dict, scene_from_dict
@@ -188,8 +189,8 @@ def open_world_input(kind: str, path: str | Path) -> Any:
 
 def annotate_with_oracle(spec: PipelineSpec, kind: str, input_path: str | Path, truth: dict[str, dict],
                          out_dir: str | Path, family: str = QWEN2_VL, record: bool = False,
-                         show_progress: bool = False, max_images_in_flight: int | None = None
-                         ) -> tuple[dict, list[Example]]:
+                         show_progress: bool = False, max_images_in_flight: int | None = None,
+                         samples_per_shard: int = 1000) -> tuple[dict, list[Example]]:
     """Run the real pipeline on a world set with oracle pools (Ray must be up: decode tasks run there).
     Returns the run's stats and, with `record`, every request with its perfect answer.
     `max_images_in_flight` overrides the runner's default bound (benches lift it)."""
@@ -200,7 +201,8 @@ def annotate_with_oracle(spec: PipelineSpec, kind: str, input_path: str | Path, 
     oracle = WorldOracle(truth, family=family, pixel_bounds=bounds)
     pools = {role: OraclePool(role, oracle, record=record) for role in spec.roles()}
     bound = {} if max_images_in_flight is None else {"max_images_in_flight": max_images_in_flight}
-    options = RunOptions(out_dir=Path(out_dir), show_progress=show_progress, samples_per_shard=1000, **bound)
+    out = out_dir if is_remote(out_dir) else Path(out_dir)
+    options = RunOptions(out_dir=out, show_progress=show_progress, samples_per_shard=samples_per_shard, **bound)
     stats = PipelineRun(spec, open_world_input(kind, input_path), pools, options).run()
     examples = sorted((example for pool in pools.values() for example in pool.recorded), key=lambda e: e.key)
     return stats, examples  # sorted: requests complete in any order, training data must not depend on it
