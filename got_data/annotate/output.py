@@ -10,7 +10,8 @@ completes). Only then is the shard journaled, and the journal objects (`_state/s
 `_state/rejects.jsonl`, and the statistics log `_state/stats.jsonl` with `stats.json`) are replaced whole. So the bucket never shows part of a shard under a final
 key, and the journal lists only committed shards. A kill mid-upload leaves no object; a kill between
 the tar's upload and the journal is reconciled on resume (the tar's records are read back), exactly
-as for a local folder; the resume fetches the journal from the bucket and writes the same keys.
+as for a local folder; the resume fetches the journal from the bucket and writes the same keys, and
+first aborts the multipart uploads a kill left open under the prefix (`s3_uploads.py`).
 Rejects journaled after the last commit and lost by a kill are simply redone by the resume.
 """
 
@@ -23,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from got_data import uri
+from got_data.s3_uploads import abort_stale_uploads
 from got_data.shards.layout import index_filename, tar_filename
 from got_data.shards.writer import ShardInfo
 from got_data.uri import Location
@@ -37,10 +39,12 @@ class OutputFolder:
 
     def __init__(self, out: str | os.PathLike[str] | Location) -> None:
         self.location = uri.location(out)
+        self.aborted_uploads: tuple[str, ...] = ()
         if self.location.remote:
             digest = hashlib.sha256(self.location.uri.encode("utf-8")).hexdigest()[:16]
             self.staging = Path(tempfile.gettempdir()) / f"got-data-out-{os.getuid()}-{digest}"
             shutil.rmtree(self.staging, ignore_errors=True)  # what a killed run left is redone, never reused
+            self.aborted_uploads = abort_stale_uploads(self.location).aborted  # a killed run's open uploads
         else:
             self.staging = out if isinstance(out, Path) else Path(self.location.path)
         self.staging.mkdir(parents=True, exist_ok=True)

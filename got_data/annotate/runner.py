@@ -124,6 +124,8 @@ class PipelineRun:
         self.decoder = DecodeGroups(options.max_input_pixels, self.model_max_pixels,
                                     strip_metadata=options.strip_metadata, store_as=spec.image_format)
         self.output = OutputFolder(options.out_dir)
+        if self.output.aborted_uploads:
+            options.console.print(f"aborted {len(self.output.aborted_uploads)} upload(s) an interrupted run left open")
         self.journal = Journal(self.output, options.shard_name, frozenset(options.retry_rejects))
         if self.journal.retrying:
             counts = ", ".join(f"{reason} {n}" for reason, n in sorted(self.journal.retrying.items()))
