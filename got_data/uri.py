@@ -22,7 +22,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlparse
@@ -37,8 +37,8 @@ REMOTE_SCHEMES = frozenset({"s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss"
 S3_ATTEMPTS = 6  # the SDK's standard strategy: exponential backoff with jitter between attempts
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _PERMANENT = (
-    ("ACCESS_DENIED", "access denied: check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-                      "~/.aws/credentials or the instance role) and the bucket's policy"),
+    ("ACCESS_DENIED", ("access denied: check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                       "~/.aws/credentials or the instance role) and the bucket's policy")),
     ("NO_SUCH_BUCKET", "no such bucket: check the bucket name and the endpoint (AWS_ENDPOINT_URL)"),
     ("INVALID_ACCESS_KEY_ID", "the access key is unknown to this store: check AWS_ACCESS_KEY_ID and AWS_ENDPOINT_URL"),
     ("SIGNATURE_DOES_NOT_MATCH", "the secret key does not match: check AWS_SECRET_ACCESS_KEY"),
@@ -61,7 +61,7 @@ def is_remote(text: str | os.PathLike[str]) -> bool:
     return scheme_of(os.fspath(text)) in REMOTE_SCHEMES
 
 
-@lru_cache(maxsize=None)
+@cache
 def _s3_filesystem() -> pafs.S3FileSystem:
     """S3 with the SDK's credential chain, the endpoint from AWS_ENDPOINT_URL(_S3) and standard retries."""
     options: dict[str, Any] = {"retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=S3_ATTEMPTS),
@@ -224,7 +224,7 @@ def open_input(target: str | os.PathLike[str] | Location) -> IO[bytes]:
     """A seekable binary file (Parquet footers, tar members); close it (or use `with`)."""
     loc = location(target)
     if not loc.remote:
-        return open(loc.path, "rb")  # noqa: SIM115 - the caller closes it
+        return open(loc.path, "rb")
     with _guard(loc, "open"):
         return loc.fs.open_input_file(loc.path)
 

@@ -27,7 +27,6 @@ from got_data.annotate.output import STATE_DIR, OutputFolder
 from got_data.atomic import atomic_write
 from got_data.shards.layout import list_shard_locations, shard_index
 
-
 # Reasons that say nothing against the input: a rerun retries them.
 TRANSIENT_REASONS = frozenset({"model_failure"})
 

@@ -14,7 +14,12 @@ from typing import Any
 from got_data import uri
 from got_data.errors import ShardError
 from got_data.shards.index import read_index
-from got_data.shards.layout import JSON_MEMBER, index_location_for, list_shard_locations, write_file_atomically
+from got_data.shards.layout import (
+    JSON_MEMBER,
+    index_location_for,
+    list_shard_locations,
+    write_file_atomically,
+)
 from got_data.uri import Location
 
 WIDS_INDEX_FILE = "wids.json"

@@ -29,7 +29,6 @@ from got_data.world.scene import Scene
 from got_data.world.sets import edit_from_dict, scene_from_dict
 
 
-
 class OracleError(LookupError):
     """The oracle was asked something its truth does not answer (an input or phrase it does not know)."""
 
@@ -125,7 +124,9 @@ class WorldOracle:
             raise OracleError(f"no {phrase!r} in the scene")
         x1, y1, x2, y2 = obj.box
         if family(self.family).absolute_boxes:
-            from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+            from transformers.models.qwen2_vl.image_processing_qwen2_vl import (
+                smart_resize,
+            )
 
             bounds = {k: v for k, v in (("min_pixels", self.min_pixels), ("max_pixels", self.max_pixels)) if v}
             height, width = smart_resize(image.height, image.width, **bounds)
