@@ -21,6 +21,7 @@ from got_data.errors import InputError, ShardError
 from got_data.records import SCHEMA_VERSION
 from got_data.shards.tar_policy import DEFAULT_POLICY, parse_caps
 from got_data.shards.validate import DEFAULT_MAX_IMAGE_PIXELS, ValidationReport, validate_paths
+from got_data.uri import StorageError
 
 STDOUT = "-"
 
@@ -68,7 +69,8 @@ def _check_json_target(json_out: str | None) -> None:
 
 
 def validate(
-    paths: Annotated[list[Path], typer.Argument(help="shard tars, folders of shards, or globs")],
+    paths: Annotated[list[str], typer.Argument(help="shard tars, folders of shards, globs, or bucket URIs "
+                                                    "(s3://bucket/prefix or a shard object)")],
     show: Annotated[int, typer.Option(help="how many offending keys to list")] = 5,
     max_image_pixels: Annotated[int, typer.Option(help="images above this many pixels count as undecodable")] = DEFAULT_MAX_IMAGE_PIXELS,
     json_out: Annotated[str | None, typer.Option(
@@ -86,7 +88,7 @@ def validate(
         policy = DEFAULT_POLICY.with_caps(parse_caps(max_member_bytes or []))
         report = validate_paths(paths, max_image_pixels=max_image_pixels, keep_per_kind=max(show, 20),
                                 member_policy=policy)
-    except (InputError, ShardError) as exc:
+    except (InputError, ShardError, StorageError) as exc:
         fail(exc)
     document = json.dumps(report_document(report), indent=2) + "\n"
     render_report(report, Console(stderr=json_out == STDOUT), show)

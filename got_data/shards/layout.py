@@ -92,6 +92,22 @@ def list_shard_locations(folder: str | os.PathLike[str] | Location, name: str | 
             if info.type == uri.FileType.File and shard_index(Path(info.base_name), name) is not None]
 
 
+def resolve_shard_locations(items: list[str]) -> list[Location]:
+    """Bucket URIs (`s3://...`) -> their finished shards: a shard object itself, or a prefix's shards.
+    Raises ShardError for a URI that names neither, so a typo is not mistaken for an empty dataset."""
+    found: list[Location] = []
+    for item in items:
+        loc = uri.location(item)
+        if uri.is_file(loc):
+            found.append(loc)
+            continue
+        shards = list_shard_locations(loc)
+        if not shards:
+            raise ShardError(f"{loc} holds no finished shard ({{name}}-NNNNNN.tar)")
+        found.extend(shards)
+    return sorted({s.uri: s for s in found}.values(), key=lambda s: s.uri)
+
+
 def index_location_for(tar: Location) -> Location:
     """The parquet index beside a shard tar, on any file system."""
     return tar.parent.join(tar.name[: -len(".tar")] + ".index.parquet")

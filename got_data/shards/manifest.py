@@ -24,7 +24,7 @@ from got_data.shards.layout import (
     list_shard_locations,
     write_file_atomically,
 )
-from got_data.uri import Location
+from got_data.uri import Location, StorageError
 
 _CHUNK = 1 << 20
 
@@ -67,11 +67,11 @@ def write_manifest(out_dir: Path | str | Location, name: str = "got") -> Path | 
                                  json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    """Load a manifest.json; raises ShardError when it is unreadable or lacks its fields."""
+def read_manifest(path: Path | Location) -> dict[str, Any]:
+    """Load a manifest.json (a file or an object); raises ShardError when it is unreadable or lacks its fields."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(uri.read_text(path))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, StorageError) as exc:
         raise ShardError(f"cannot read manifest {path}: {exc}") from exc
     required = ("schema_version", "total_samples", "counts_by_kind", "shards")
     if not isinstance(data, dict) or any(k not in data for k in required):

@@ -17,14 +17,24 @@ from typing import Any
 
 from PIL import Image
 
+from got_data import uri
 from got_data.errors import RecordError, ShardError
 from got_data.records import SCHEMA_VERSION, parse_record
 from got_data.shards.index import IndexRow, read_index
 from got_data.shards.image_formats import ImageFormatError, open_claimed
-from got_data.shards.layout import JSON_MEMBER, MANIFEST_FILE, index_path_for, resolve_shard_paths, shard_index
+from got_data.shards.layout import (
+    JSON_MEMBER,
+    MANIFEST_FILE,
+    index_location_for,
+    index_path_for,
+    resolve_shard_locations,
+    resolve_shard_paths,
+    shard_index,
+)
 from got_data.shards.manifest import read_manifest
 from got_data.shards.stream import RawSample, TarStream, TarTruncatedError, TarUnreadableError
 from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy
+from got_data.uri import Location
 
 ERROR_KINDS = (
     "tar_unreadable",  # not a tar: zero bytes, another format, garbled header
@@ -98,7 +108,7 @@ class ValidationReport:
 
 @dataclass
 class _ShardResult:
-    path: Path
+    path: Path | Location
     complete: bool = False
     samples: int = 0
     sha256: str | None = None
@@ -204,11 +214,13 @@ class _SampleChecker:
         return json_row
 
 
-def _validate_shard(path: Path, report: ValidationReport, max_image_pixels: int, policy: MemberPolicy) -> _ShardResult:
+def _validate_shard(path: Path | Location, report: ValidationReport, max_image_pixels: int,
+                    policy: MemberPolicy) -> _ShardResult:
     result = _ShardResult(path=path)
     index: dict[tuple[str, str], IndexRow] | None
+    index_path = index_location_for(path) if isinstance(path, Location) else index_path_for(path)
     try:
-        index = {(row.key, row.member): row for row in read_index(index_path_for(path))}
+        index = {(row.key, row.member): row for row in read_index(index_path)}
     except ShardError as exc:
         report.add("index_mismatch", path, None, str(exc))
         index = None
@@ -238,8 +250,9 @@ def _validate_shard(path: Path, report: ValidationReport, max_image_pixels: int,
     return result
 
 
-def _check_manifest(folder: Path, results: list[_ShardResult], whole_folder: bool, report: ValidationReport) -> None:
-    manifest_path = folder / MANIFEST_FILE
+def _check_manifest(folder: Path | Location, results: list[_ShardResult], whole_folder: bool,
+                    report: ValidationReport) -> None:
+    manifest_path = folder.join(MANIFEST_FILE) if isinstance(folder, Location) else folder / MANIFEST_FILE
     try:
         manifest = read_manifest(manifest_path)
     except ShardError as exc:
@@ -290,14 +303,23 @@ def validate_paths(
     manifest.json, when present, is checked against its shards (fully when the folder itself is given).
     """
     items = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    folders = {Path(p).resolve() for p in items if Path(p).is_dir()}
+    buckets = [str(p) for p in items if uri.is_remote(str(p))]  # bucket URIs, through the URI layer
+    items = [p for p in items if not uri.is_remote(str(p))]
+    folders: dict[str, Path | Location] = {str(Path(p).resolve()): Path(p).resolve() for p in items if Path(p).is_dir()}
+    folders.update({loc.uri: loc for loc in map(uri.location, buckets) if not uri.is_file(loc)})
     report = ValidationReport(keep_per_kind=keep_per_kind)
-    by_folder: dict[Path, list[_ShardResult]] = {}
-    for path in resolve_shard_paths(items):
+    by_folder: dict[str, list[_ShardResult]] = {}
+    parents: dict[str, Path | Location] = {}
+    shards: list[Path | Location] = [*(resolve_shard_paths(items) if items else []), *resolve_shard_locations(buckets)]
+    for path in shards:
         report.shards += 1
         result = _validate_shard(path, report, max_image_pixels, member_policy)
-        by_folder.setdefault(path.parent.resolve(), []).append(result)
-    for folder in sorted(folders | set(by_folder)):
-        if (folder / MANIFEST_FILE).exists():
-            _check_manifest(folder, by_folder.get(folder, []), folder in folders, report)
+        parent = path.parent if isinstance(path, Location) else path.parent.resolve()
+        parents[str(parent)] = parent
+        by_folder.setdefault(str(parent), []).append(result)
+    for name in sorted(set(folders) | set(by_folder)):
+        folder = folders.get(name) or parents[name]
+        manifest = folder.join(MANIFEST_FILE) if isinstance(folder, Location) else folder / MANIFEST_FILE
+        if uri.exists(manifest):
+            _check_manifest(folder, by_folder.get(name, []), name in folders, report)
     return report

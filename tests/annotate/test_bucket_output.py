@@ -219,3 +219,22 @@ def test_a_bucket_that_refuses_access_is_one_line_before_any_work(s3_bucket, wor
     assert "wrong-secret-for-this-test" not in result.stdout + result.stderr
     assert "Ray" not in result.stdout + result.stderr and time.monotonic() - started < 60
     assert not uri.list_dir(f"{s3_bucket}/got")
+
+
+def test_validate_reads_shards_in_a_bucket(ray_session, s3_bucket, world_set):
+    from got_data.shards.validate import validate_paths
+
+    path, truth = world_set
+    out = f"{s3_bucket}/got"
+    annotate_with_oracle(load_spec("t2i-world.yaml"), "t2i", path, truth, out, samples_per_shard=6)
+    report = validate_paths([out])
+    assert report.ok and (report.shards, report.valid) == (2, INPUTS)
+    assert validate_paths([f"{out}/got-000001.tar"]).ok
+    result = subprocess.run([sys.executable, "-m", "got_data", "validate", out], cwd=ROOT, env=os.environ,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    whole = uri.read_bytes(f"{out}/got-000001.tar")
+    uri.write_bytes(f"{out}/got-000001.tar", whole[: len(whole) // 2])  # a shard cut short behind our back
+    broken = validate_paths([out])
+    assert not broken.ok and {i.kind for i in broken.issues} >= {"tar_truncated"}
+    assert any(i.path == f"{out}/got-000001.tar" for i in broken.issues)
