@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
+from got_data.atomic import atomic_write
 from got_data.errors import GotDataError
 
 FileType = pafs.FileType
@@ -259,10 +260,8 @@ def upload(local_file: str | os.PathLike[str], target: str | os.PathLike[str] | 
     object only when it completes; locally a copy then an atomic rename."""
     loc = location(target)
     if not loc.remote:
-        tmp = Path(loc.path).with_name(f".{Path(loc.path).name}.partial")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(local_file, tmp)
-        os.replace(tmp, loc.path)
+        Path(loc.path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(Path(loc.path), lambda tmp: shutil.copyfile(local_file, tmp))
         return
     with _guard(loc, "upload"), open(local_file, "rb") as src, loc.fs.open_output_stream(loc.path) as out:
         shutil.copyfileobj(src, out, length=8 * 1024 * 1024)
@@ -287,9 +286,4 @@ def make_dirs(target: str | os.PathLike[str] | Location) -> None:
 
 def _write_local_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)  # like a store, where a key needs no folder
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))

@@ -7,8 +7,9 @@ A bucket `--out` (`s3://bucket/prefix`) is staged: the writer and the journal wo
 folder, and each finished shard is committed to the bucket by uploading its index, then its tar,
 each under its final key in one upload (a multipart upload becomes an object only when it
 completes). Only then is the shard journaled, and the journal objects (`_state/shards.jsonl`,
-`_state/rejects.jsonl`, and the statistics log `_state/stats.jsonl` with `stats.json`) are replaced whole. So the bucket never shows part of a shard under a final
-key, and the journal lists only committed shards. A kill mid-upload leaves no object; a kill between
+`_state/rejects.jsonl`, and the statistics log `_state/stats.jsonl` with `stats.json`) are replaced
+whole. So the bucket never shows part of a shard under a final key, and the journal lists only
+committed shards. A kill mid-upload leaves no object; a kill between
 the tar's upload and the journal is reconciled on resume (the tar's records are read back), exactly
 as for a local folder; the resume fetches the journal from the bucket and writes the same keys, and
 first aborts the multipart uploads a kill left open under the prefix (`s3_uploads.py`).
