@@ -27,10 +27,10 @@ def main() -> None:
     from got_data.annotate.gateway import request_messages
     from got_data.annotate.grounding import GroundingParseError, parse_qwen2_vl
     from got_data.annotate.stage import load_prompt_for
+    from got_data.families import QWEN2_VL
     from got_data.records.boxes import smart_resize
     from got_data.spec import load_spec
     from got_data.world.checkpoints import world_models
-    from got_data.families import QWEN2_VL
     from got_data.world.oracle import Example
     from got_data.world.scene import random_scene
     from got_data.world.sets import WORLD_SPECS

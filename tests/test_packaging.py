@@ -1,7 +1,8 @@
 """The wheel must carry every subpackage, the top-level pipelines/ and prompts/ folders and the world models."""
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

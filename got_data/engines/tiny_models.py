@@ -144,7 +144,8 @@ def text_dims(hidden_size: int = 128, layers: int = 2, intermediate_size: int = 
 
 def vision_dims(embed_dim: int = 64, depth: int = 2) -> dict:
     """Qwen2-VL vision-tower sizes (14-pixel patches, 2x2 merge: one token per 28x28 pixels)."""
-    return dict(depth=depth, embed_dim=embed_dim, num_heads=max(2, embed_dim // 64), mlp_ratio=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
+    return dict(depth=depth, embed_dim=embed_dim, num_heads=max(2, embed_dim // 64), mlp_ratio=2, patch_size=14,
+                spatial_merge_size=2, temporal_patch_size=2)
 
 
 def _generation_config(tokenizer):

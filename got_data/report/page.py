@@ -27,8 +27,8 @@ from got_data.errors import GotDataError, InputError, ShardError
 from got_data.records import EditRecord, MultiTurnRecord, T2IRecord
 from got_data.report import figures
 from got_data.report.facts import RunFacts, gather, require_output_folder
-from got_data.shards.reader import ShardSample
 from got_data.shards.image_formats import open_claimed
+from got_data.shards.reader import ShardSample
 from got_data.view import InvalidSample, shown, write_preview
 
 REPORT_FILE = "report.html"

@@ -12,10 +12,19 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from got_data.records.edits import WHOLE_IMAGE_PHRASE
 from got_data.records.boxes import WHOLE_IMAGE, Box
+from got_data.records.edits import WHOLE_IMAGE_PHRASE
 from got_data.world.scene import (
-    BACKGROUNDS, CELLS, COLORS, SHAPES, Scene, Shape, cell_words, new_object_kind, place_box, with_article,
+    BACKGROUNDS,
+    CELLS,
+    COLORS,
+    SHAPES,
+    Scene,
+    Shape,
+    cell_words,
+    new_object_kind,
+    place_box,
+    with_article,
 )
 
 

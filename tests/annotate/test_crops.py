@@ -3,9 +3,8 @@
 from PIL import Image
 
 from got_data.annotate.crops import crop_region
-from got_data.records.boxes import MAX_CROP_ASPECT, MIN_CROP_SIDE, crop_pixels
 from got_data.records import WHOLE_IMAGE, Box
-from got_data.records.boxes import union_box
+from got_data.records.boxes import MAX_CROP_ASPECT, MIN_CROP_SIDE, crop_pixels, union_box
 
 
 def test_plain_box_is_cut_as_is():

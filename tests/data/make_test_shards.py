@@ -201,8 +201,10 @@ EDIT_CASES: list[dict[str, Any]] = [
         "ref": "omniedit/object_replacement/000481",
         "instruction": "Replace the white mug with a glass of orange juice.",
         "reinstructions": ["Swap the mug for orange juice.", "Put a glass of orange juice where the white mug is."],
-        "source_description": "A wooden table on a sunny terrace with a white ceramic mug near its right edge and a potted basil plant at the back.",
-        "target_description": "A wooden table on a sunny terrace with a tall glass of orange juice near its right edge and a potted basil plant at the back.",
+        "source_description": "A wooden table on a sunny terrace with a white ceramic mug near its right edge"
+                              " and a potted basil plant at the back.",
+        "target_description": "A wooden table on a sunny terrace with a tall glass of orange juice near its right edge"
+                              " and a potted basil plant at the back.",
         "op": EditOp(edit_type="replace", target_object="white ceramic mug", new_object="glass of orange juice",
                      regions=[box(612, 455, 803, 702)], change="replace the mug with a tall glass of orange juice",
                      object_description="a plain white ceramic mug with a curved handle",
@@ -215,7 +217,8 @@ EDIT_CASES: list[dict[str, Any]] = [
         "instruction": "Make it look like a watercolor painting.",
         "reinstructions": ["Watercolor style.", "Repaint the whole photo as a soft watercolor."],
         "source_description": "A harbor at noon with three fishing boats moored at a stone quay and gulls on the bollards.",
-        "target_description": "A soft watercolor painting of a harbor with three fishing boats at a stone quay, colors bleeding at the edges.",
+        "target_description": "A soft watercolor painting of a harbor with three fishing boats at a stone quay,"
+                              " colors bleeding at the edges.",
         "op": EditOp(edit_type="style", target_object="the whole image", regions=[WHOLE_IMAGE],
                      change="render the entire scene in a loose watercolor style"),
         "phrase": "the whole image",
@@ -270,20 +273,25 @@ def edit_sample(case: dict[str, Any], minute: int) -> tuple[EditRecord, dict[str
 MULTITURN_CASES: list[dict[str, Any]] = [
     {
         "ref": "seed-edit-multiturn/003114",
-        "source_description": "A living room with a grey sofa under a window, a low coffee table in front of it and a floor lamp in the corner.",
-        "final_description": "A living room with a mustard yellow sofa under a window, a low coffee table holding a vase of tulips, and a floor lamp in the corner.",
+        "source_description": "A living room with a grey sofa under a window, a low coffee table in front of it"
+                              " and a floor lamp in the corner.",
+        "final_description": "A living room with a mustard yellow sofa under a window, a low coffee table holding a vase of tulips,"
+                             " and a floor lamp in the corner.",
         "turns": [
             ("Change the sofa to mustard yellow.", "the grey sofa", box(180, 300, 820, 640),
-             EditOp(edit_type="color", target_object="grey sofa", regions=[box(180, 300, 820, 640)], change="recolor the sofa mustard yellow")),
+             EditOp(edit_type="color", target_object="grey sofa", regions=[box(180, 300, 820, 640)],
+                    change="recolor the sofa mustard yellow")),
             ("Put a vase of tulips on the coffee table.", "the coffee table", box(330, 600, 690, 820),
-             EditOp(edit_type="add", target_object="vase of tulips", regions=[box(330, 600, 690, 820)], change="add a vase of red tulips on the table")),
+             EditOp(edit_type="add", target_object="vase of tulips", regions=[box(330, 600, 690, 820)],
+                    change="add a vase of red tulips on the table")),
         ],
         "background": (200, 195, 185),
     },
     {
         "ref": "seed-edit-multiturn/004870",
         "source_description": "A snowy mountain road with a blue car driving toward the camera and pine trees on both sides.",
-        "final_description": "A snowy mountain road at night with a blue car, headlights on, driving toward the camera past a wooden road sign.",
+        "final_description": "A snowy mountain road at night with a blue car, headlights on, driving toward the camera"
+                             " past a wooden road sign.",
         "turns": [
             ("Make it night.", "the whole image", WHOLE_IMAGE,
              EditOp(edit_type="lighting", target_object="the whole image", regions=[WHOLE_IMAGE], change="darken the scene to night")),

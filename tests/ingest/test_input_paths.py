@@ -13,7 +13,6 @@ import pytest
 
 from got_data.cli.annotate import AnnotateSettings, annotate_edit, annotate_t2i
 from got_data.errors import InputError
-from got_data.ingest.captions import read_caption_file
 from got_data.ingest import (
     FolderSource,
     ImageRejected,
@@ -23,6 +22,7 @@ from got_data.ingest import (
     open_edit_source,
     open_source,
 )
+from got_data.ingest.captions import read_caption_file
 from got_data.ingest.edit_sources import (
     EditFolderSource,
     EditManifestSource,

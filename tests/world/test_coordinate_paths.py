@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from got_data.eval.fidelity import score_run
+from got_data.families import QWEN2_VL, QWEN25_VL
 from got_data.records.boxes import pixels_to_rel, smart_resize
 from got_data.spec import load_spec
-from got_data.families import QWEN2_VL, QWEN25_VL
 from got_data.world.oracle import annotate_with_oracle
 from got_data.world.sets import read_truth, write_world_set
 

@@ -32,7 +32,8 @@ def test_tokens_under_an_object_name_it_and_its_box_and_the_rest_say_none():
             assert (targets.color[i], targets.shape[i]) == (list(COLORS).index("green"), list(SHAPES).index("square"))
             assert targets.box[i] == (0.0, 0.0, 0.5, 0.5)
         elif i == 15:  # the circle covers ~79% of its token
-            assert targets.color[i] == list(COLORS).index("red") and targets.box[i] == (0.75, 0.75, 0.999, 0.999)  # relative boxes stop at 999
+            # relative boxes stop at 999
+            assert targets.color[i] == list(COLORS).index("red") and targets.box[i] == (0.75, 0.75, 0.999, 0.999)
         else:
             assert targets.color[i] == len(COLORS) and targets.shape[i] == len(SHAPES) and targets.box[i] is None
     assert targets.place[0] == (0.125, 0.125) and targets.place[15] == (0.875, 0.875)
@@ -116,7 +117,8 @@ def test_describing_answers_look_at_each_object_while_writing_about_it(encoder):
 
     from got_data.world.training import mention_spans
 
-    answer = '{"prompt":"a green square and a red circle on a gray background","description":"A green square is at the top left. A red circle is at the bottom right. The background is gray."}'
+    answer = ('{"prompt":"a green square and a red circle on a gray background",'
+              '"description":"A green square is at the top left. A red circle is at the bottom right. The background is gray."}')
     from got_data.records.boxes import Box
 
     mentions = [("green square", Box(x1=0, y1=0, x2=500, y2=500)), ("red circle", Box(x1=750, y1=750, x2=999, y2=999))]
