@@ -27,7 +27,7 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call `write(temporary_path)`, fsync what it wrote, rename it to `path`, fsync the folder.
 
     On any error the temporary file is removed and `path` keeps its previous content."""

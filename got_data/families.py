@@ -33,8 +33,11 @@ class Family(str, Enum):
     QWEN25_VL = "qwen2.5-vl"
     QWEN2 = "qwen2"
 
-    __str__ = str.__str__
-    __format__ = str.__format__
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, format_spec: str) -> str:
+        return format(self.value, format_spec)
 
     @property
     def model_type(self) -> str:

@@ -124,7 +124,7 @@ def percent(coordinate: int) -> str:
 def _t2i_panels(record: T2IRecord, parsed: ParsedGot) -> list[Panel]:
     ref_index = {ref.got_span: i for i, ref in enumerate(parsed.refs)}
     overlays = tuple(
-        Overlay(box, obj.phrase, colour_of(ref_index[tuple(obj.span)])) for obj in record.objects for box in obj.boxes
+        Overlay(box, obj.phrase, colour_of(ref_index[obj.span])) for obj in record.objects for box in obj.boxes
     )
     return [Panel(record.images[0], "image", overlays)]
 

@@ -97,13 +97,18 @@ def _is_engine_dead(exc: BaseException) -> bool:
     return type(exc).__name__ == "EngineDeadError"
 
 
+def _report_when_done(task: asyncio.Task[dict], index: int, finished: asyncio.Queue) -> None:
+    """Put (index, task) on `finished` once the task is done (a function, so each task keeps its own index)."""
+    task.add_done_callback(lambda done: finished.put_nowait((index, done)))
+
+
 class EngineActor:
     """One vLLM engine. Wrapped with `ray.remote(...)` by the pool; `start()` must be awaited
     before `generate()`. Results are plain dicts (ModelResponse fields plus `retryable`)."""
 
     def __init__(self, config: PoolConfig) -> None:
         self.config = config
-        self.engine = None
+        self.engine: Any = None  # vllm's AsyncLLM once started
         self.builder: PromptBuilder | None = None
         self.in_flight = 0
         self.max_in_flight = 0
@@ -165,7 +170,7 @@ class EngineActor:
                 finished.put_nowait((index, pics))
                 continue
             task = loop.create_task(self._serve(requests[index], pics, engine_input))
-            task.add_done_callback(lambda t, index=index: finished.put_nowait((index, t)))
+            _report_when_done(task, index, finished)
             tasks.append(task)
 
     async def _fetch_images(self, requests: list[ModelRequest], images: list[list[Any]]) -> list:
@@ -209,6 +214,7 @@ class EngineActor:
         return rendered
 
     def _prompt(self, request: ModelRequest, images: list) -> dict[str, Any]:
+        assert self.builder is not None, "start() the actor before generate()"
         built = self.builder.build(request.messages, len(images))
         prompt: dict[str, Any] = {"prompt_token_ids": built.token_ids}
         if images:
@@ -234,7 +240,7 @@ class EngineActor:
                 return _failure(request, f"bad prompt: {exc}", attempts=1, retryable=False)
         budget = request.max_tokens
         tries = 2 if request.structured else 1
-        final = None
+        final: Any = None
         for attempt in range(1, tries + 1):
             try:
                 final = None

@@ -17,10 +17,10 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from got_data.engines.errors import PromptError
-from got_data.engines.types import Message
+from got_data.engines.types import Message, Part
 from got_data.families import NAMES, UnknownFamilyError
 from got_data.families import family as model_family
 from got_data.records.boxes import smart_resize
@@ -28,6 +28,13 @@ from got_data.records.boxes import smart_resize
 _CACHED_TEXT_CHARS = 2000
 _SENTINEL = re.compile("\ue000(\\d+)\ue001")
 
+
+
+class NormalizedMessage(TypedDict):
+    """A message as `PromptBuilder.normalize` returns it: content always a list of parts, images first."""
+
+    role: str
+    content: list[Part]
 
 
 QWEN_CONTROL_TOKENS = (
@@ -97,10 +104,10 @@ class PromptBuilder:
             template = getattr(AutoProcessor.from_pretrained(str(model)), "chat_template", None)
         return cls(tokenizer, family, chat_template=template)
 
-    def normalize(self, messages: list[Message], num_images: int) -> list[Message]:
+    def normalize(self, messages: list[Message], num_images: int) -> list[NormalizedMessage]:
         """Messages with list content, images first in their user turn; image placeholders added to
         the first user turn when the request has images but its messages mark none."""
-        out: list[Message] = []
+        out: list[NormalizedMessage] = []
         marked = 0
         for message in messages:
             role = message.get("role")
@@ -108,7 +115,8 @@ class PromptBuilder:
                 raise PromptError(f"message role must be system, user or assistant, got {role!r}")
             content = message.get("content", "")
             parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
-            images, texts = [], []
+            images: list[Part] = []
+            texts: list[Part] = []
             for part in parts:
                 kind = part.get("type")
                 if kind == "image":

@@ -76,7 +76,7 @@ def score_t2i(records: dict[str, Any], truth: dict[str, dict]) -> dict[str, Any]
                           if i not in used and names_object(o.phrase, obj["phrase"])}
             if not candidates:
                 continue
-            best = max(candidates, key=candidates.get)
+            best = max(candidates, key=candidates.__getitem__)
             used.add(best)
             iou = candidates[best]
             matched += 1
@@ -93,7 +93,7 @@ def score_t2i(records: dict[str, Any], truth: dict[str, dict]) -> dict[str, Any]
 
 
 def score_edits(records: dict[str, Any], truth: dict[str, dict], multiturn: bool) -> dict[str, Any]:
-    edits = ious = hits = right_object = right_type = right_count = 0
+    edits = hits = right_object = right_type = right_count = 0
     iou_values: list[float] = []
     for ref, row in truth.items():
         true_edits = row["edits"]

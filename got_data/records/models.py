@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Final, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
@@ -17,7 +17,7 @@ from got_data.errors import CodecError, RecordError
 from got_data.records.boxes import Box
 from got_data.records.codec import find_special_tokens, find_unsafe_characters, parse_got
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION: Final = "1.0"
 KEY_LENGTH = 24
 
 
@@ -194,7 +194,7 @@ class T2IRecord(_RecordBase):
                 raise ValueError(f"span {list(obj.span)} of object {obj.phrase!r} does not point at it in the GoT text")
         by_span = {ref.got_span: ref for ref in parsed.refs}
         for obj in self.objects:
-            ref = by_span.get(tuple(obj.span))
+            ref = by_span.get(obj.span)
             if ref is None:
                 raise ValueError(f"object {obj.phrase!r} at {list(obj.span)} is not grounded in the GoT text")
             if list(ref.boxes) != obj.boxes:

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from got_data.distributions import Histogram, Tally
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 SIZE = (5.2, 3.0)
 BAR = "#4363d8"
 REFERENCE_COLOURS = ("#e6194b", "#f58231", "#3cb44b")
-_RC = {"svg.fonttype": "path", "svg.hashsalt": "got-data-report", "font.size": 8.5, "axes.spines.top": False,
+_RC: dict[RcKeyType, Any] = {"svg.fonttype": "path", "svg.hashsalt": "got-data-report", "font.size": 8.5, "axes.spines.top": False,
        "axes.spines.right": False}
 
 
@@ -30,7 +35,7 @@ def svg_data_uri(figure: Figure) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _figure(title: str, xlabel: str, ylabel: str = "count") -> tuple[Figure, object]:
+def _figure(title: str, xlabel: str, ylabel: str = "count") -> tuple[Figure, Axes]:
     with matplotlib.rc_context(_RC):
         figure = Figure(figsize=SIZE)
         axes = figure.add_subplot()
@@ -40,7 +45,7 @@ def _figure(title: str, xlabel: str, ylabel: str = "count") -> tuple[Figure, obj
     return figure, axes
 
 
-def _references(axes: object, references: dict[str, float], ours: float | None) -> None:
+def _references(axes: Axes, references: dict[str, float], ours: float | None) -> None:
     """Vertical lines at reference values (the GoT paper's means) and at ours, labelled in a legend."""
     for colour, (label, value) in zip(REFERENCE_COLOURS, references.items()):
         axes.axvline(value, color=colour, linestyle="--", linewidth=1.2, label=f"{label}: {value:g}")
@@ -90,7 +95,7 @@ def sizes_figure(title: str, sizes: Tally) -> str:
     return svg_data_uri(figure)
 
 
-def latency_figure(title: str, stages: Sequence[str], percentiles: dict[str, Sequence[float]]) -> str:
+def latency_figure(title: str, stages: Sequence[str], percentiles: Mapping[str, Sequence[float]]) -> str:
     """Per stage, grouped bars of latency percentiles (seconds, log scale)."""
     figure, axes = _figure(title, "stage", "seconds per input")
     width = 0.8 / max(len(percentiles), 1)

@@ -9,7 +9,7 @@ edit.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 
 from got_data.records.boxes import WHOLE_IMAGE, Box
@@ -53,8 +53,9 @@ def _empty(scene: Scene) -> str:
 
 
 def _swap(scene: Scene, old: Shape, new: Shape | None) -> Scene:
-    objects = [new if o == old else o for o in scene.objects if o != old or new is not None]
-    return scene.with_objects(objects)
+    if new is None:
+        return scene.with_objects([o for o in scene.objects if o != old])
+    return scene.with_objects([new if o == old else o for o in scene.objects])
 
 
 def recolor(rng: random.Random, scene: Scene) -> Edit | None:
@@ -186,7 +187,7 @@ EDIT_KINDS: dict[str, Callable[[random.Random, Scene], Edit | None]] = {
 KIND_WEIGHTS = {"color": 3, "move": 2, "add": 3, "remove": 2, "replace": 3, "style": 1, "background": 1}
 
 
-def random_edit(rng: random.Random, scene: Scene, avoid: set[str] = frozenset()) -> Edit:
+def random_edit(rng: random.Random, scene: Scene, avoid: Collection[str] = frozenset()) -> Edit:
     """One edit that the scene can take, whose edited phrase and instruction are not in `avoid` (so
     every turn of a sequence is told apart by what it names)."""
     kinds = list(KIND_WEIGHTS)

@@ -68,7 +68,7 @@ class WorldOracle:
         self.min_pixels, self.max_pixels = pixel_bounds
 
     def answer(self, context: dict, images: list[Image.Image], json_schema: dict | None) -> str:
-        truth = self.truth.get(context.get("input_ref"))
+        truth = self.truth.get(context.get("input_ref", ""))
         if truth is None:
             raise OracleError(f"no truth for input {context.get('input_ref')!r}")
         stage, values = context["stage"], context.get("values", {})
@@ -78,7 +78,7 @@ class WorldOracle:
 
     def mentions(self, context: dict) -> list[tuple[str, Box]]:
         """(phrase, relative box) of each object a describing answer names: recaption, describe."""
-        truth = self.truth.get(context.get("input_ref"))
+        truth = self.truth.get(context.get("input_ref", ""))
         stage = context.get("stage")
         if isinstance(truth, Scene) and stage == "recaption":
             scene = truth

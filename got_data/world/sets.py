@@ -73,7 +73,8 @@ def write_world_set(out: str | Path, kind: str, count: int, seed: int = 0,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(f"got-data-world/{kind}/{seed}" + (f"/objects={objects}" if objects else ""))
-    truth_lines, manifest_lines = [], []
+    truth_lines: list[dict[str, Any]] = []
+    manifest_lines: list[dict[str, Any]] = []
     for n in range(count):
         scene = random_scene(rng, size=sizes[n % len(sizes)], count=objects)
         if kind == "t2i":

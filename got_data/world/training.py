@@ -28,6 +28,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,7 +102,7 @@ def collect_examples(config: WorldTrainingConfig, work_dir: Path) -> dict[str, l
         if count <= 0:
             continue
         spec = load_spec(WORLD_SPECS[kind])
-        roles = {stage.name: stage.role for stage in spec.stages}
+        roles = {stage.name: stage.role for stage in spec.stages if stage.role is not None}
         for example in _oracle_examples(spec, kind, count, config.seed, work_dir / kind):
             by_role[roles[example.stage]].append(example)
     if config.grounding_scenes > 0:
@@ -159,7 +160,7 @@ class ExampleEncoder:
         self.builder = PromptBuilder(tokenizer, family)
         self.image_pad = tokenizer.convert_tokens_to_ids("<|image_pad|>")
         self.end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-        self.processor = None
+        self.processor: Any = None  # a Qwen2VLImageProcessor for a vision family
         self.bounds = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v}
         if self.builder.family.vision:
             from transformers import Qwen2VLImageProcessor
@@ -275,7 +276,7 @@ def attention_loss(attentions: tuple[Any, ...], layers: tuple[int, ...], items: 
         for queries, keys in item.attend:
             target[row, torch.tensor(queries)[:, None], torch.tensor(keys)[None, :]] = True
     asked = target.any(-1)  # [batch, query positions]
-    loss = 0.0
+    loss: torch.Tensor | float = 0.0
     for layer in layers:
         on_target = (attentions[layer][:, 0] * target).sum(-1)
         loss = loss - torch.log(on_target[asked] + 1e-6).mean()
@@ -376,7 +377,7 @@ def train_world_models(out: str | Path, config: WorldTrainingConfig | None = Non
             if config.vision.steps:
                 report["vision_phase"] = train_vision_tower(
                     model, config.vision, encoder.bounds, config.seed,
-                    progress=(lambda s, n, l: progress("vlm vision", s, n, l)) if progress else None)
+                    progress=partial(progress, "vlm vision") if progress else None)
             if plan.attention_weight:
                 model.set_attn_implementation("eager")  # the attention signal needs the weights
         else:
@@ -386,10 +387,10 @@ def train_world_models(out: str | Path, config: WorldTrainingConfig | None = Non
             first = replace(plan, steps=plan.grounding_steps, batch_size=plan.grounding_batch_size, stage_weights={})
             report["grounding_phase"] = train_role(
                 model, encoder, [encoder.encode(e) for e in examples[GROUNDING_PHASE]], first, config.seed,
-                progress=(lambda s, n, l: progress("vlm grounding", s, n, l)) if progress else None)
+                progress=partial(progress, "vlm grounding") if progress else None)
         encoded = [encoder.encode(e) for e in examples[role]]
         losses = train_role(model, encoder, encoded, plan, config.seed,
-                            progress=(lambda s, n, l, r=role: progress(r, s, n, l)) if progress else None)
+                            progress=partial(progress, role) if progress else None)
         folder = out / role
         if role == "vlm":
             model.set_attn_implementation("sdpa")

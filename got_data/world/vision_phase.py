@@ -71,7 +71,7 @@ def token_targets(scene: Scene, mask: np.ndarray, placed: bool) -> TokenTargets:
 
 def _at_model_size(image: Image.Image, mask: Image.Image, bounds: dict[str, int]) -> tuple[Image.Image, np.ndarray]:
     height, width = smart_resize(image.height, image.width, **bounds)
-    return image.resize((width, height), Image.BICUBIC), np.asarray(mask.resize((width, height), Image.NEAREST))
+    return image.resize((width, height), Image.Resampling.BICUBIC), np.asarray(mask.resize((width, height), Image.Resampling.NEAREST))
 
 
 def vision_sample(rng: random.Random, bounds: dict[str, int]) -> tuple[Image.Image, TokenTargets]:
