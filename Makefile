@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_OFFLINE = 1
 export RAY_USAGE_STATS_ENABLED = 0
 
-.PHONY: setup browser demo test test-all bench schemas clean
+.PHONY: setup browser demo lint test test-fast test-all bench schemas clean
 
 setup: $(STAMP)
 
@@ -42,8 +42,17 @@ browser:
 demo: setup
 	$(VENV)/bin/got-data demo
 
+# ruff (pyflakes, pycodestyle, import order) and mypy (strict on records/ and shards/): pyproject.toml.
+lint: setup
+	$(VENV)/bin/ruff check got_data tests bench
+	$(VENV)/bin/mypy got_data
+
 test: setup browser
 	$(VENV)/bin/pytest -q -m "not slow"
+
+# The edit-run loop: no Ray/vLLM engines, no world models (under two minutes on 2 cores).
+test-fast: setup browser
+	$(VENV)/bin/pytest -q -m "not slow and not engine and not world_models"
 
 test-all: setup browser
 	$(VENV)/bin/pytest -q
