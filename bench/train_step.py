@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from got_data.records import Annotation, Box, render_got  # noqa: E402
-from got_data.train.config import config_from_dict  # noqa: E402
 from got_data.train.conditioning import got_boxes, mask_canvases, to_model_range  # noqa: E402
+from got_data.train.config import config_from_dict  # noqa: E402
 from got_data.train.examples import TrainingExample, collate  # noqa: E402
 from got_data.train.trainer import build_model, make_encoder  # noqa: E402
 

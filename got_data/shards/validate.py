@@ -20,8 +20,8 @@ from PIL import Image
 from got_data import uri
 from got_data.errors import RecordError, ShardError
 from got_data.records import SCHEMA_VERSION, parse_record
-from got_data.shards.index import IndexRow, read_index
 from got_data.shards.image_formats import ImageFormatError, open_claimed
+from got_data.shards.index import IndexRow, read_index
 from got_data.shards.layout import (
     JSON_MEMBER,
     MANIFEST_FILE,
@@ -89,7 +89,7 @@ class ValidationReport:
     def kinds(self) -> set[str]:
         return set(self.issue_counts)
 
-    def add(self, kind: str, path: Path | str, key: str | None, reason: str) -> None:
+    def add(self, kind: str, path: Path | Location | str, key: str | None, reason: str) -> None:
         assert kind in ERROR_KINDS, kind
         self.issue_counts[kind] += 1
         if self.issue_counts[kind] <= self.keep_per_kind:
@@ -119,7 +119,7 @@ class _ShardResult:
 class _SampleChecker:
     """Checks one sample; every problem goes to `problems` as (kind, reason)."""
 
-    def __init__(self, path: Path, index: dict[tuple[str, str], IndexRow] | None, max_image_pixels: int) -> None:
+    def __init__(self, path: Path | Location, index: dict[tuple[str, str], IndexRow] | None, max_image_pixels: int) -> None:
         self.path = path
         self.index = index
         self.max_image_pixels = max_image_pixels
@@ -245,7 +245,8 @@ def _validate_shard(path: Path | Location, report: ValidationReport, max_image_p
     if index:
         leftover = sorted(index)
         report.add(
-            "index_mismatch", path, leftover[0][0], f"the index lists {len(leftover)} member(s) the tar lacks, first {'.'.join(leftover[0])}"
+            "index_mismatch", path, leftover[0][0],
+            f"the index lists {len(leftover)} member(s) the tar lacks, first {'.'.join(leftover[0])}"
         )
     return result
 
@@ -260,7 +261,7 @@ def _check_manifest(folder: Path | Location, results: list[_ShardResult], whole_
         return
     if manifest["schema_version"] != SCHEMA_VERSION:
         report.add("manifest_mismatch", manifest_path, None, f"schema {manifest['schema_version']}, this got-data reads {SCHEMA_VERSION}")
-    entries = {entry.get("file"): entry for entry in manifest["shards"] if isinstance(entry, dict)}
+    entries = {entry["file"]: entry for entry in manifest["shards"] if isinstance(entry, dict) and isinstance(entry.get("file"), str)}
     name = manifest.get("name")
     mine = [r for r in results if shard_index(r.path, name) is not None]
     for result in mine:
@@ -274,7 +275,8 @@ def _check_manifest(folder: Path | Location, results: list[_ShardResult], whole_
         for field_name, value in actual.items():
             if entry.get(field_name) != value:
                 report.add(
-                    "manifest_mismatch", manifest_path, None, f"{result.path.name}: {field_name} is {value}, manifest says {entry.get(field_name)}"
+                    "manifest_mismatch", manifest_path, None,
+                    f"{result.path.name}: {field_name} is {value}, manifest says {entry.get(field_name)}"
                 )
     if not whole_folder:
         return
@@ -302,7 +304,7 @@ def validate_paths(
     Raises ShardError only when a path does not exist or a glob matches nothing. A folder's
     manifest.json, when present, is checked against its shards (fully when the folder itself is given).
     """
-    items = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    items: list[Path | str] = [paths] if isinstance(paths, (str, Path)) else list(paths)
     buckets = [str(p) for p in items if uri.is_remote(str(p))]  # bucket URIs, through the URI layer
     items = [p for p in items if not uri.is_remote(str(p))]
     folders: dict[str, Path | Location] = {str(Path(p).resolve()): Path(p).resolve() for p in items if Path(p).is_dir()}

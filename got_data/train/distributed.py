@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from got_data.errors import GotDataError
-from got_data.train.config import TrainConfig, batch_plan
 from got_data.train.components import ensure_tiny_base
+from got_data.train.config import TrainConfig, batch_plan
 
 # gloo's sockets of a local run on the loopback interface, like the rest of the local Ray.
 _LOCAL_ENV = {"GLOO_SOCKET_IFNAME": "lo"}

@@ -119,7 +119,8 @@ class GoTModel(nn.Module):
             ssgm_input(noisy, reference, spatial),
             timesteps,
             encoder_hidden_states=cross,
-            added_cond_kwargs={"text_embeds": pooled, "time_ids": self.time_ids(len(noisy), h * self.vae_scale, w * self.vae_scale, noisy.device)},
+            added_cond_kwargs={"text_embeds": pooled,
+                               "time_ids": self.time_ids(len(noisy), h * self.vae_scale, w * self.vae_scale, noisy.device)},
         ).sample
 
     # -- training --------------------------------------------------------------------------------

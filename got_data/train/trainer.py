@@ -9,7 +9,6 @@ only the step, the data position and the optimizer state.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable

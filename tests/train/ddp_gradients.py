@@ -31,8 +31,8 @@ def gradients(model) -> dict[str, torch.Tensor]:
 
 def worker(loop_config: dict) -> None:
     """One rank: its first micro-batch of the run's data, forward and backward under DDP."""
-    import torch.distributed as dist
     import ray.train
+    import torch.distributed as dist
 
     config = load_config(loop_config["config"])
     rank = ray.train.get_context().get_world_rank()

@@ -8,9 +8,9 @@ import os
 import pytest
 import torch
 
+from got_data.cli.train import generate
 from got_data.errors import InputError
 from got_data.train.checkpoint import STATE_FILE, CheckpointError, load_training_state
-from got_data.cli.train import generate
 from got_data.train.metrics import MetricsLog
 
 

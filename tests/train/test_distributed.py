@@ -15,7 +15,6 @@ import psutil
 import pytest
 
 from got_data.train.trainer import METRICS_FILE
-
 from tests.train.conftest import tiny_config_dict, write_config
 
 pytestmark = pytest.mark.own_ray

@@ -2,6 +2,7 @@
 
 import torch
 
+from got_data.train.config import DropSettings
 from got_data.train.guidance import (
     EDIT_SCALES,
     T2I_SCALES,
@@ -10,7 +11,6 @@ from got_data.train.guidance import (
     combine_guidance,
     keep_masks,
 )
-from got_data.train.config import DropSettings
 from got_data.train.randomness import draw_samples
 
 

@@ -112,9 +112,8 @@ def test_image_bytes_are_parsed_only_as_the_format_their_member_claims(encoder, 
 
 
 def test_edits_train_on_the_instruction_or_a_rewrite_by_probability():
-    from tests.train.conftest import make_edit
-
     from got_data.train.examples import edit_instruction
+    from tests.train.conftest import make_edit
 
     record, _ = make_edit(0, random.Random(1))
     rewritten = record.model_copy(update={"reinstructions": ["recolour it", "new colour"]})

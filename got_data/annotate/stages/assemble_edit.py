@@ -43,7 +43,8 @@ class AssembleEdit(Stage):
 
     class Options(StageOptions):
         max_object_chars: int = Field(200, gt=0, description="JSON maxLength of the object prose written per edit")
-        max_change_chars: int = Field(240, gt=0, description="JSON maxLength of the change prose written per edit (`max_tokens` must cover one pair per turn)")
+        max_change_chars: int = Field(240, gt=0, description="JSON maxLength of the change prose written per edit"
+                                                         " (`max_tokens` must cover one pair per turn)")
 
     options: Options
 

@@ -13,7 +13,8 @@ class CompareImages(Stage):
     reads = ("images", "steps.before", "steps.after")
 
     class Options(StageOptions):
-        reject_identical: bool = Field(True, description="reject an edit whose image is byte-identical to the one before it (`identical_images`)")
+        reject_identical: bool = Field(True, description="reject an edit whose image is byte-identical to the one before it"
+                                                     " (`identical_images`)")
 
     options: Options
 

@@ -27,7 +27,8 @@ class Describe(Stage):
     writes = ("source_description", "final_description")
 
     class Options(StageOptions):
-        max_description_chars: int = Field(400, gt=0, description="JSON maxLength of each description (keep it reachable within `max_tokens`)")
+        max_description_chars: int = Field(400, gt=0, description="JSON maxLength of each description"
+                                                              " (keep it reachable within `max_tokens`)")
         max_sentences: int = Field(2, gt=0, description="descriptions are cut to this many sentences")
 
     options: Options

@@ -11,9 +11,9 @@ from pydantic import Field
 
 from got_data.annotate.grounding import merge_near_duplicates
 from got_data.annotate.stage import Stage, StageOptions, StageReject
-from got_data.records.edits import WHOLE_IMAGE_PHRASE
 from got_data.annotate.stages.ground import ground_phrase
 from got_data.records import WHOLE_IMAGE
+from got_data.records.edits import WHOLE_IMAGE_PHRASE
 
 
 class Localize(Stage):

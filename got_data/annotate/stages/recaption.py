@@ -20,7 +20,8 @@ class Recaption(Stage):
     class Options(StageOptions):
         max_caption_chars: int = Field(2000, gt=0, description="original captions are cut to this before they reach the model")
         max_prompt_chars: int = Field(300, gt=0, description="JSON maxLength of the prompt (keep it reachable within `max_tokens`)")
-        max_description_chars: int = Field(1500, gt=0, description="JSON maxLength of the description (keep it reachable within `max_tokens`)")
+        max_description_chars: int = Field(1500, gt=0, description="JSON maxLength of the description"
+                                                               " (keep it reachable within `max_tokens`)")
 
     options: Options
 
