@@ -313,9 +313,9 @@ def _write_samples(page: TextIO, entries: Iterator[ShardSample | InvalidSample],
     return count, False, invalid
 
 
-def default_page_path(source: Path | str, shards: list[Path]) -> Path:
-    """`OUT_DIR/preview.html` for a folder of shards, else beside the first shard."""
-    folder = Path(source) if Path(source).is_dir() else shards[0].parent
+def default_page_path(source: Path | str | list[Path], shards: list[Path]) -> Path:
+    """`OUT_DIR/preview.html` for a folder of shards, else (a tar, a glob, a list) beside the first shard."""
+    folder = Path(source) if isinstance(source, (str, Path)) and Path(source).is_dir() else shards[0].parent
     return folder / DEFAULT_PAGE
 
 

@@ -1,7 +1,7 @@
 """The input side of the annotation pipelines: sources of InputItems and image preparation."""
 
 from got_data.ingest.captions import DEFAULT_MAX_CAPTION_CHARS
-from got_data.ingest.edit_items import EDIT_TYPES, GLOBAL_EDIT_TYPES, EditItem, EditTurn, normalize_edit_type
+from got_data.ingest.edit_items import EditItem, EditTurn, normalize_edit_type
 from got_data.ingest.folder import FolderSource
 from got_data.ingest.images import (
     REJECT_REASONS,
@@ -23,6 +23,7 @@ from got_data.ingest.items import (
 from got_data.ingest.manifest import ManifestSource
 from got_data.ingest.sources import open_edit_source, open_source
 from got_data.ingest.webdataset import WebDatasetSource
+from got_data.records.edits import EDIT_TYPES, GLOBAL_EDIT_TYPES
 
 __all__ = [
     "DEFAULT_MAX_CAPTION_CHARS",

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from got_data.ingest.items import ImageSource
 from got_data.records.codec import strip_special_tokens
-from got_data.records.edits import EDIT_TYPES, GLOBAL_EDIT_TYPES
 from got_data.records.models import SourceInfo
 
 # Reasons an edit item can carry in `problem`, on top of the image ones in items.py.

@@ -47,7 +47,7 @@ from got_data.ingest.items import (
 )
 from got_data.ingest.manifest import ManifestFile, row_problem
 from got_data.ingest.paths import InputRoots, PathRefused
-from got_data.ingest.webdataset import WebDatasetSource, iter_tar_samples
+from got_data.ingest.webdataset import ShardSource, iter_tar_samples
 from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy
 
 AMBIGUOUS_IMAGE = "ambiguous_image"
@@ -100,7 +100,7 @@ def build_edit_item(
                     multiturn=multiturn)
 
 
-class _EditManifest(Source):
+class _EditManifest(Source[EditItem]):
     """What both edit manifests share: the file, the dataset name, the instruction bound, the count."""
 
     def __init__(self, path: str | os.PathLike[str], dataset: str | None, max_instruction_chars: int,
@@ -176,9 +176,8 @@ class MultiTurnManifestSource(_EditManifest):
         for ref, row in self.file.rows([self.source_column, self.turns_column]):
             bad = row_problem(row)
             turns = _turn_list(row.get(self.turns_column)) if bad is None else None
-            if bad is None and turns is None:
-                bad = f"column {self.turns_column!r} is not a list of turn objects"
-            if bad is not None:
+            if turns is None:
+                bad = bad or f"column {self.turns_column!r} is not a list of turn objects"
                 yield edit_problem(self.dataset, ref, INVALID_ROW, bad, multiturn=True)
                 continue
             source = self.file.image(row.get(self.source_column), self.source_column)
@@ -202,7 +201,7 @@ def _turn_list(value: Any) -> list[dict] | None:
 _ROLE_STEMS = ("source", "target")
 
 
-class EditFolderSource(Source):
+class EditFolderSource(Source[EditItem]):
     """Every folder under `root` holding `source.*`, `target.*` or `instruction.txt` is one pair;
     input_ref is the folder's path relative to root. Hidden entries and symlinked folders are skipped;
     files are read only under `root` or a folder in `allow_outside`."""
@@ -275,7 +274,7 @@ def _is_pair_file(name: str) -> bool:
     return name == "instruction.txt" or (stem in _ROLE_STEMS and ext.lower() in IMAGE_EXTENSIONS)
 
 
-class EditWebDatasetSource(WebDatasetSource):
+class EditWebDatasetSource(ShardSource[EditItem]):
     """Edit pairs in WebDataset shards (see the module doc for the member names)."""
 
     def __init__(
@@ -289,7 +288,7 @@ class EditWebDatasetSource(WebDatasetSource):
         super().__init__(paths, dataset=dataset, max_caption_chars=max_instruction_chars, member_policy=member_policy,
                          allow_outside=allow_outside)
 
-    def _samples(self, shard: Path) -> Iterator[EditItem]:  # type: ignore[override]
+    def _samples(self, shard: Path) -> Iterator[EditItem]:
         shard_ref = self.shard_ref(shard)
         for sample in iter_tar_samples(shard, _wanted_edit_member, self.member_policy):
             ref = f"{shard_ref}#{sample.key}"

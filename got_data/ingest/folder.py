@@ -44,7 +44,7 @@ class _Entry:
     folder: Path | Location  # where to list it, when it is a folder
 
 
-class FolderSource(Source):
+class FolderSource(Source[InputItem]):
     """Every image under `root`; `photo.jpg`'s caption is `photo.txt` next to it, when present.
 
     Files are read only under `root` or a folder in `allow_outside` (symlinks resolved).

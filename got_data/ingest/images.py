@@ -151,7 +151,7 @@ def prepare_image(
     if store_as not in ("keep", *STORE_AS_FORMAT):
         raise SpecError(f"image_format must be one of keep, png, jpeg; got {store_as!r}")
     original_sha256 = hashlib.sha256(raw).hexdigest()
-    kept_format = "JPEG" if img.format in _LOSSY_FORMATS else "PNG"
+    kept_format: Literal["JPEG", "PNG"] = "JPEG" if img.format in _LOSSY_FORMATS else "PNG"
     if _keepable(img, raw) and STORE_AS_FORMAT.get(store_as, kept_format) == kept_format:
         prepared = PreparedImage(
             data=raw, format=kept_format, width=img.width, height=img.height,

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from got_data import uri as storage
 from got_data.errors import InputRefused
@@ -157,13 +158,17 @@ def problem_item(
     )
 
 
-class Source(ABC):
-    """A lazy, deterministic stream of InputItems: same input, same items in the same order."""
+ItemT = TypeVar("ItemT", covariant=True)
+
+
+class Source(ABC, Generic[ItemT]):
+    """A lazy, deterministic stream of items (InputItems for T2I, EditItems for edits): same input, same
+    items in the same order."""
 
     dataset: str
 
     @abstractmethod
-    def __iter__(self) -> Iterator[InputItem]: ...
+    def __iter__(self) -> Iterator[ItemT]: ...
 
     def count(self) -> int | None:
         """How many items iteration will yield, for progress bars; None when that is not cheap to know."""

@@ -156,7 +156,7 @@ def row_problem(row: Any) -> str | None:
     return None
 
 
-class ManifestSource(Source):
+class ManifestSource(Source[InputItem]):
     """Rows of a JSONL or Parquet manifest; `#row=N` in input_ref counts data rows from 0.
 
     The default caption column "caption" is used when the manifest has one; any other caption

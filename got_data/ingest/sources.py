@@ -11,11 +11,13 @@ import glob
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from braceexpand import braceexpand
 
 from got_data.errors import InputError
 from got_data.ingest.captions import DEFAULT_MAX_CAPTION_CHARS
+from got_data.ingest.edit_items import EditItem
 from got_data.ingest.edit_sources import (
     EditFolderSource,
     EditManifestSource,
@@ -23,7 +25,7 @@ from got_data.ingest.edit_sources import (
     MultiTurnManifestSource,
 )
 from got_data.ingest.folder import FolderSource
-from got_data.ingest.items import URL_ADVICE, Source, is_image_name, is_url
+from got_data.ingest.items import URL_ADVICE, InputItem, Source, is_image_name, is_url
 from got_data.ingest.manifest import DEFAULT_CAPTION_COLUMN, JSONL_SUFFIXES, PARQUET_SUFFIXES, ManifestSource
 from got_data.ingest.webdataset import WebDatasetSource
 from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy
@@ -41,7 +43,7 @@ def open_source(
     max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
     member_policy: MemberPolicy = DEFAULT_POLICY,
     allow_outside: Sequence[str | os.PathLike[str]] = (),
-) -> Source:
+) -> Source[InputItem]:
     """The Source for `spec` (`member_policy`: what a shard's tar members may be, see tar_policy.py).
     Files are read only inside the input (the folder, the manifest's folder, the shards' folder) or a
     folder in `allow_outside` (see got_data/ingest/paths.py).
@@ -118,7 +120,7 @@ def open_edit_source(
     max_instruction_chars: int = DEFAULT_MAX_CAPTION_CHARS,
     member_policy: MemberPolicy = DEFAULT_POLICY,
     allow_outside: Sequence[str | os.PathLike[str]] = (),
-) -> Source:
+) -> Source[EditItem]:
     """The Source of edit inputs for `spec` (`member_policy`: what a shard's tar members may be; files
     confined as in `open_source`).
 
@@ -139,8 +141,8 @@ def open_edit_source(
             )
         return MultiTurnManifestSource(path, source_column=source_column, turns_column=turns_column, dataset=dataset,
                                        max_instruction_chars=max_instruction_chars, allow_outside=allow_outside)
-    limits = {"dataset": dataset, "max_instruction_chars": max_instruction_chars, "allow_outside": allow_outside}
-    shard_limits = {**limits, "member_policy": member_policy}
+    limits: dict[str, Any] = {"dataset": dataset, "max_instruction_chars": max_instruction_chars, "allow_outside": allow_outside}
+    shard_limits: dict[str, Any] = {**limits, "member_policy": member_policy}
     if is_manifest:
         return EditManifestSource(path, source_column=source_column, target_column=target_column,
                                   instruction_column=instruction_column, edit_type_column=edit_type_column, **limits)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tarfile
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from got_data.ingest.items import (
     MISSING_FILE,
     BytesImage,
     InputItem,
+    ItemT,
     Source,
     dataset_name,
     problem_item,
@@ -36,8 +38,9 @@ from got_data.shards.tar_policy import DEFAULT_POLICY, DUPLICATE_MEMBER, MemberP
 _CAPTION_MEMBERS = ("txt", "json")
 
 
-class WebDatasetSource(Source):
-    """The samples of one or more shards, shards in sorted path order, samples in tar order.
+class ShardSource(Source[ItemT]):
+    """The samples of one or more shards, shards in sorted path order, samples in tar order; what a
+    sample becomes (`_samples`) is the subclass's.
 
     input_ref is `SHARD#KEY`, SHARD relative to the shards' common folder. Every shard must be a
     regular file that resolves inside that folder (or a folder in `allow_outside`): a shard that
@@ -65,9 +68,20 @@ class WebDatasetSource(Source):
         self.dataset = dataset or dataset_name(default_name)
         self.max_caption_chars = max_caption_chars
 
-    def __iter__(self) -> Iterator[InputItem]:
+    def __iter__(self) -> Iterator[ItemT]:
         for shard in self.shards:
             yield from self._samples(shard)
+
+    @abstractmethod
+    def _samples(self, shard: Path) -> Iterator[ItemT]: ...
+
+    def shard_ref(self, shard: Path) -> str:
+        """The shard's path relative to the root it lies in (input references never hold host paths)."""
+        return self.roots.ref(os.path.realpath(shard))
+
+
+class WebDatasetSource(ShardSource[InputItem]):
+    """T2I inputs in img2dataset shards: `KEY.jpg` (or another image member) and its caption."""
 
     def _samples(self, shard: Path) -> Iterator[InputItem]:
         shard_ref = self.shard_ref(shard)
@@ -75,10 +89,6 @@ class WebDatasetSource(Source):
             ref = f"{shard_ref}#{sample.key}"
             refused = sample.refusal()
             yield problem_item(self.dataset, ref, *refused) if refused else self._item(ref, sample.key, sample.members)
-
-    def shard_ref(self, shard: Path) -> str:
-        """The shard's path relative to the root it lies in (input references never hold host paths)."""
-        return self.roots.ref(os.path.realpath(shard))
 
     @staticmethod
     def _wanted(ext: str) -> bool:

@@ -203,7 +203,7 @@ def read_index(path: Path | Location) -> list[IndexRow]:
     table, version = _read_table(path)
     if version == 1:
         return [IndexRow(**row) for row in table.to_pylist()]
-    rows = []
+    rows: list[IndexRow] = []
     for sample in _sample_rows(table):
         legacy_count = sample.num_objects if sample.kind == "t2i" else sample.num_boxes
         rows.extend(IndexRow(sample.key, m.member, m.sha256, m.size, sample.kind, legacy_count) for m in sample.members)

@@ -11,10 +11,12 @@ import glob
 import os
 import re
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from got_data import uri
-from got_data.atomic import atomic_write_text, partial_path  # partial_path re-exported for the shard code
+from got_data.atomic import atomic_write_text
+from got_data.atomic import partial_path as partial_path  # re-exported for the shard code and the viewer
 from got_data.errors import ShardError
 from got_data.uri import Location
 
@@ -77,7 +79,7 @@ def write_file_atomically(final: Path | Location, text: str) -> Path | Location:
     return final
 
 
-def shard_index(path: Path, name: str | None = None) -> int | None:
+def shard_index(path: Path | Location, name: str | None = None) -> int | None:
     """The shard number of a finished shard file name, or None when the name is not a shard's."""
     match = _SHARD_RE.match(path.name)
     if not match or (name is not None and match["name"] != name):
@@ -126,7 +128,7 @@ def next_shard_index(folder: Path, name: str = "got") -> int:
     return max((i for i in indexes if i is not None), default=-1) + 1
 
 
-def resolve_shard_paths(paths: list[Path] | list[str] | Path | str) -> list[Path]:
+def resolve_shard_paths(paths: Sequence[Path | str] | Path | str) -> list[Path]:
     """Expand files, folders (their finished shards) and globs into a sorted, de-duplicated list of
     absolute real paths of local files.
 
@@ -135,7 +137,7 @@ def resolve_shard_paths(paths: list[Path] | list[str] | Path | str) -> list[Path
     Raises ShardError for a path that does not exist (naming a URL as such), a folder without
     shards or a glob that matches nothing, so a typo is not mistaken for an empty dataset.
     """
-    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    items: list[Path | str] = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     found: set[Path] = set()
     for item in items:
         text = os.fspath(item)

@@ -16,7 +16,7 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from got_data import uri
 from got_data.errors import ShardError
@@ -55,7 +55,7 @@ class RawSample:
 class _HashingReader(io.RawIOBase):
     """Hashes every byte tarfile pulls from the file, so the shard's sha256 needs no second pass."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: IO[bytes]) -> None:
         self._raw = raw
         self.digest = hashlib.sha256()
 
@@ -95,7 +95,7 @@ class TarStream:
                 raise TarUnreadableError(f"{self.path}: zero-byte file, not a tar archive")
             reader = _HashingReader(raw)
             try:
-                tar = tarfile.open(fileobj=reader, mode="r|")  # type: ignore[call-overload]
+                tar = tarfile.open(fileobj=reader, mode="r|")
             except tarfile.ReadError as exc:
                 raise TarUnreadableError(f"{self.path}: not a readable tar archive ({exc})") from exc
             yield from self._group(tar)
@@ -128,7 +128,7 @@ class TarStream:
         if current is not None:
             yield current
 
-    def _check_end(self, raw: BinaryIO, offset: int) -> None:
+    def _check_end(self, raw: IO[bytes], offset: int) -> None:
         """tarfile stops quietly at a cut-off or garbled header; a complete tar has two zero blocks there."""
         position = raw.tell()
         raw.seek(offset)

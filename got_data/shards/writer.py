@@ -230,7 +230,7 @@ class ShardWriter:
         except OSError as exc:
             raise ShardError(f"cannot write {partial}: {exc}") from exc
         hasher = _HashingWriter(file)
-        tar = tarfile.open(fileobj=hasher, mode="w|", format=TAR_FORMAT)  # type: ignore[call-overload]
+        tar = tarfile.open(fileobj=hasher, mode="w|", format=TAR_FORMAT)
         self._open = _OpenShard(index=index, final=final, partial=partial, file=file, hasher=hasher, tar=tar)
         return self._open
 
