@@ -124,6 +124,17 @@ class PipelineRun:
         self.decoder = DecodeGroups(options.max_input_pixels, self.model_max_pixels,
                                     strip_metadata=options.strip_metadata, store_as=spec.image_format)
         self.output = OutputFolder(options.out_dir)
+        try:
+            self._open_journal()
+        except BaseException:
+            self.output.close()  # a bucket output's staging folder goes with the failed start
+            raise
+        self._key_to_ref: dict[str, str] = {}
+        self._unshipped: dict[str, AnyRecord] = {}  # written, shard not closed yet: its stats wait for it
+
+    def _open_journal(self) -> None:
+        """Load (or fetch) the journal, reconcile it with the shards present, and the statistics log."""
+        options = self.options
         if self.output.aborted_uploads:
             options.console.print(f"aborted {len(self.output.aborted_uploads)} upload(s) an interrupted run left open")
         self.journal = Journal(self.output, options.shard_name, frozenset(options.retry_rejects))
@@ -136,8 +147,6 @@ class PipelineRun:
         self.stats = RunStats([s.spec.name for s in self.stages])
         self.stats_log = StatsLog(self.journal.state_dir)
         self.stats_log.backfill(self.journal.shards, self._records_of_shard)
-        self._key_to_ref: dict[str, str] = {}
-        self._unshipped: dict[str, AnyRecord] = {}  # written, shard not closed yet: its stats wait for it
 
     def _records_of_shard(self, index: int) -> list[AnyRecord]:
         tar = self.output.location.join(tar_filename(self.options.shard_name, index))
