@@ -238,3 +238,20 @@ def test_validate_reads_shards_in_a_bucket(ray_session, s3_bucket, world_set):
     broken = validate_paths([out])
     assert not broken.ok and {i.kind for i in broken.issues} >= {"tar_truncated"}
     assert any(i.path == f"{out}/got-000001.tar" for i in broken.issues)
+
+
+def test_a_start_that_fails_leaves_no_staging_folder(s3_bucket):
+    from got_data.annotate.output import OutputFolder
+    from got_data.annotate.runner import PipelineRun, RunOptions
+    from got_data.errors import ShardError
+    from got_data.world.oracle import OraclePool, WorldOracle
+
+    out = f"{s3_bucket}/got"
+    uri.write_text(f"{out}/_state/shards.jsonl", json.dumps({"index": 0, "inputs": ["a.png"]}) + "\n")
+    uri.write_bytes(f"{out}/got-000000.tar", b"not a tar")  # journaled, but not a shard: the start fails
+    spec = load_spec("t2i-world.yaml")
+    pools = {role: OraclePool(role, WorldOracle({})) for role in spec.roles()}
+    staging = OutputFolder(out).staging
+    with pytest.raises(ShardError):
+        PipelineRun(spec, [], pools, RunOptions(out_dir=out, show_progress=False))
+    assert not staging.exists()
