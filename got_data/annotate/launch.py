@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,9 @@ from rich.table import Table
 
 from got_data import uri
 from got_data.annotate.out_marker import RunIdentity, claim_output_dir
+from got_data.annotate.projection import PLAN_FILE, plan_comparison, read_plan
 from got_data.annotate.runner import PipelineRun, RunOptions
+from got_data.annotate.stats_log import STATS_FILE
 from got_data.local_ray import start_local_ray
 from got_data.report import write_report
 from got_data.spec import PipelineSpec
@@ -86,6 +89,14 @@ def summary_table(stats: dict[str, Any]) -> Table:
     return table
 
 
+def _plan_for(out: Path | str, plan_file: Path | str | None) -> dict[str, Any] | None:
+    """The plan to compare the run with: `plan_file` (must be readable), else OUT/plan.json if present."""
+    if plan_file is not None:
+        return read_plan(plan_file)
+    in_out = uri.location(out).join(PLAN_FILE)
+    return read_plan(in_out) if uri.is_file(in_out) else None
+
+
 def annotate(
     spec: PipelineSpec,
     source: Any,
@@ -94,10 +105,13 @@ def annotate(
     ray_address: str | None = None,
     pools: dict[str, Any] | None = None,
     force: bool = False,
+    plan_file: Path | str | None = None,
 ) -> dict[str, Any]:
     """Run a pipeline end to end; pools passed in are used (and left running), else started here.
 
-    The output folder is claimed for this job first (`out_marker`), before Ray or a pool starts."""
+    The output folder is claimed for this job first (`out_marker`), before Ray or a pool starts. A plan
+    (`plan_file`, or OUT/plan.json) gets the run's figures put beside its own in stats.json."""
+    plan = _plan_for(options.out_dir, plan_file)
     if pools is not None:
         infos = {role: pool.model_info() for role, pool in pools.items()}
         names = {role: f"{info.get('name')}@{info.get('revision')}" for role, info in infos.items()}
@@ -114,6 +128,10 @@ def annotate(
         if own:
             for pool in pools.values():
                 pool.shutdown()
+    if plan is not None:
+        stats["plan"] = plan_comparison(plan, stats)
+        text = json.dumps(stats, indent=2, sort_keys=True) + "\n"
+        uri.write_text(uri.location(options.out_dir).join(STATS_FILE), text)
     options.console.print(summary_table(stats))
     out = uri.location(options.out_dir)
     if out.remote:  # the report page reads a local folder only (for now)

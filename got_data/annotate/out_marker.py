@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from got_data import uri
+from got_data.annotate.projection import PLAN_FILE
 from got_data.annotate.spec_check import effective_spec, family_variants
 from got_data.errors import ShardError
 from got_data.spec import PipelineSpec, load_prompt
@@ -109,7 +110,7 @@ def claim_output_dir(out: Path | str, identity: RunIdentity, force: bool = False
             raise ShardError(f"--out {out} holds another job's output ({what} differ); a resume must use the same "
                              f"spec, prompts, models and input: {advice}")
         resuming = not differs
-    elif uri.is_dir(folder) and uri.list_dir(folder) and not force:
+    elif uri.is_dir(folder) and any(e.base_name != PLAN_FILE for e in uri.list_dir(folder)) and not force:
         made_by = ("was written by a got-data version without run markers"
                    if uri.is_dir(folder.join(MARKER.parent.as_posix())) else "was not written by got-data annotate")
         raise ShardError(f"--out {out} is not empty and {made_by} (no {MARKER}); {advice}")

@@ -40,6 +40,7 @@ class AnnotateSettings:
     max_member_bytes: list[str] | None = None
     allow_paths_outside: list[Path] | None = None
     strip_metadata: bool = False
+    plan: str | None = None
 
     def member_policy(self) -> MemberPolicy:
         """The tar member caps for shard inputs: the defaults with each `--max-member-bytes EXT=SIZE` applied."""
@@ -72,6 +73,9 @@ def _shared_annotate_options(
     strip_metadata: Annotated[bool, typer.Option(
         "--strip-metadata", help="drop EXIF (GPS, camera), XMP, comments and bytes after the image's end "
                                  "from the published images (ICC colour profiles are kept)")] = False,
+    plan: Annotated[Optional[str], typer.Option(
+        help="plan.json of `got-data plan` to put this run's figures beside in stats.json "
+             "(default: OUT/plan.json when there is one)")] = None,
 ) -> None:
     """Never called: its signature declares the options every annotate command shares."""
 
@@ -120,7 +124,8 @@ def annotate_command(name: str, default_config: str) -> Callable[[Callable[..., 
                                  retry_rejects=tuple(settings.retry_rejects or ()),
                                  strip_metadata=settings.strip_metadata)
             models = ModelChoice(vlm=settings.vlm, llm=settings.llm)
-            annotate(spec, source, options, models, ray_address=settings.ray_address, force=settings.force)
+            annotate(spec, source, options, models, ray_address=settings.ray_address, force=settings.force,
+                     plan_file=settings.plan)
 
         command.__name__ = f"annotate_{name}"
         command.__doc__ = open_input.__doc__

@@ -12,6 +12,7 @@ from rich.console import Console
 
 import got_data
 from got_data.cli import models as engine_commands
+from got_data.cli import plan as plan_commands
 from got_data.cli import spec as spec_commands
 from got_data.cli import train as train_commands
 from got_data.cli import world as world_commands
@@ -121,6 +122,7 @@ def report(
     console.print(f"wrote {result.path} ({result.sample} sampled records)", highlight=False, soft_wrap=True)
 
 
+app.command("plan")(guarded(plan_commands.plan))
 app.command("train", help="Fit the SSGM model (Qwen2.5-VL + LoRA, projectors, 12-channel UNet) on GoT shards.")(
     guarded(train_commands.train)
 )
