@@ -150,18 +150,20 @@ def measured_rows(sample: dict[str, Any]) -> dict[str, Throughput]:
 
 
 def split_devices(seconds: dict[str, float], devices: int) -> dict[str, int] | None:
-    """Devices per role in proportion to each role's device seconds (largest remainder, at least one each);
+    """Devices per role in proportion to each role's device seconds (largest remainder, then at least one each);
     None when there are fewer devices than roles (the roles then take turns on shared devices)."""
     busy = {role: s for role, s in seconds.items() if s > 0}
     if not busy or devices < len(busy):
         return None
     total = sum(busy.values())
-    spare = devices - len(busy)
-    shares = {role: spare * s / total for role, s in busy.items()}
-    split = {role: 1 + int(share) for role, share in shares.items()}
+    quotas = {role: devices * s / total for role, s in busy.items()}
+    split = {role: int(quota) for role, quota in quotas.items()}
     leftover = devices - sum(split.values())
-    for role in sorted(shares, key=lambda r: shares[r] - int(shares[r]), reverse=True)[:leftover]:
+    for role in sorted(quotas, key=lambda r: quotas[r] - split[r], reverse=True)[:leftover]:
         split[role] += 1
+    for role in [r for r, n in split.items() if n == 0]:
+        split[max(split, key=lambda r: split[r])] -= 1
+        split[role] = 1
     return split
 
 

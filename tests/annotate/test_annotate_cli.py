@@ -12,7 +12,7 @@ from got_data.cli import app
 
 SHARED = ("--out", "--config", "--vlm", "--llm", "--limit", "--samples-per-shard", "--ray-address", "--dataset",
           "--max-images-in-flight", "--max-input-pixels", "--force", "--retry-rejects",
-          "--allow-paths-outside", "--strip-metadata")
+          "--allow-paths-outside", "--strip-metadata", "--plan")
 OWN = {
     "t2i": ("--image-column", "--caption-column"),
     "edit": ("--source-column", "--target-column", "--instruction-column", "--edit-type-column"),

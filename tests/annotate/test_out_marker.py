@@ -39,6 +39,19 @@ def test_a_new_folder_is_claimed_and_a_rerun_resumes(tmp_path, images):
     assert claim_output_dir(out, identity(images)) is True
 
 
+def test_a_folder_holding_only_a_plan_is_claimed(tmp_path, images):
+    out = tmp_path / "planned"
+    out.mkdir()
+    (out / "plan.json").write_text("{}")  # `got-data plan --out` writes it before the run
+    assert claim_output_dir(out, identity(images)) is False
+    other = tmp_path / "planned-too"
+    other.mkdir()
+    (other / "plan.json").write_text("{}")
+    (other / "notes.txt").write_text("x")
+    with pytest.raises(ShardError, match="not empty"):
+        claim_output_dir(other, identity(images))
+
+
 def test_the_marker_publishes_no_host_path(tmp_path, images):
     out = tmp_path / "out"
     claim_output_dir(out, identity(images))
