@@ -5,7 +5,7 @@ optional detail, optionally after asking once more."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel
 
@@ -18,6 +18,24 @@ UNPARSABLE = "unparsable_answer"
 
 class BadAnswer(ValueError):
     """An answer that parsed but that the stage cannot use; the message is the reject detail."""
+
+
+@overload
+async def ask_json(
+    stage: Stage, work: Any, models: Any, answer_model: type[AnswerT], *, values: dict[str, str],
+    json_schema: dict[str, Any], images: list[Any] | None = None, section: str = "user", tag: str | None = None,
+    check: Callable[[AnswerT], None] | None = None, on_bad: Literal["reject"] = "reject", retry: bool = False,
+    detail_prefix: str = "", dropped_as: str = "",
+) -> AnswerT: ...
+
+
+@overload
+async def ask_json(
+    stage: Stage, work: Any, models: Any, answer_model: type[AnswerT], *, values: dict[str, str],
+    json_schema: dict[str, Any], images: list[Any] | None = None, section: str = "user", tag: str | None = None,
+    check: Callable[[AnswerT], None] | None = None, on_bad: Literal["drop"], retry: bool = False,
+    detail_prefix: str = "", dropped_as: str = "",
+) -> AnswerT | None: ...
 
 
 async def ask_json(

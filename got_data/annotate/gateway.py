@@ -8,16 +8,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from got_data.annotate.stage import Stage, StageReject
-from got_data.engines.types import ModelRequest
+from got_data.engines.types import Message, ModelRequest, Part
 
 
-def request_messages(system: str | None, user: str, image_count: int) -> list[dict[str, Any]]:
+def request_messages(system: str | None, user: str, image_count: int) -> list[Message]:
     """The chat messages of a stage request: the system text if any, then the images before the user text
     (so requests about one image share their prefix in the engine's cache)."""
-    messages: list[dict[str, Any]] = []
+    messages: list[Message] = []
     if system:
         messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
-    content = [{"type": "image"} for _ in range(image_count)] + [{"type": "text", "text": user}]
+    content: list[Part] = [{"type": "image"} for _ in range(image_count)] + [{"type": "text", "text": user}]
     messages.append({"role": "user", "content": content})
     return messages
 

@@ -50,7 +50,7 @@ REJECT_SCHEMA = pa.schema([*((name, pa.string()) for name in ("key", "input_ref"
 
 def read_jsonl(path: Path) -> list[dict]:
     """The rows of an append-only JSONL log, up to a line a kill cut short (nothing after it is reliable)."""
-    rows = []
+    rows: list[dict] = []
     if not path.exists():
         return rows
     with open(path, encoding="utf-8") as fh:

@@ -8,9 +8,13 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from got_data.errors import SpecError, StageContractError
+
+if TYPE_CHECKING:
+    from got_data.annotate.stage import Stage
+    from got_data.annotate.work_items import Work
 
 AUDIT_ENV = "GOT_DATA_AUDIT_STAGE_IO"
 ACCUMULATORS = frozenset({"dropped"})  # lists stages append to: touching one is a write
@@ -20,7 +24,7 @@ def audit_enabled() -> bool:
     return os.environ.get(AUDIT_ENV, "") not in ("", "0")
 
 
-def known_fields(work_kind: type) -> set[str]:
+def known_fields(work_kind: type[Work]) -> set[str]:
     """Every name a stage may declare for this work kind: fields, properties, `steps.X` of nested items."""
     names = {f.name for f in dataclasses.fields(work_kind)} | set(work_kind.provided) | set(work_kind.derived)
     for list_field, item_type in work_kind.nested.items():
@@ -28,7 +32,7 @@ def known_fields(work_kind: type) -> set[str]:
     return names
 
 
-def check_chain(pipeline: str, stages: Sequence[tuple[str, type]], work_kind: type) -> None:
+def check_chain(pipeline: str, stages: Sequence[tuple[str, type[Stage]]], work_kind: type[Work]) -> None:
     """SpecError unless each stage reads only what the input or an earlier stage writes, names only
     fields the work kind has, and some stage writes the record."""
     known = known_fields(work_kind)

@@ -43,7 +43,8 @@ class StatsLog:
         self.current: int | None = None
 
     def _apply(self, row: dict[str, Any]) -> None:
-        kind, number = row.get("type"), row.get("attempt")
+        kind = row.get("type")
+        number: Any = row.get("attempt")  # the attempt's number, None on the shard lines a rewrite keeps
         if kind == "attempt":
             self.attempts[number] = {**row["info"], "number": number, "status": "interrupted", "ended_at": None,
                                      "last_shard_at": None, "work": {}}
@@ -85,6 +86,7 @@ class StatsLog:
 
     def end(self, work: dict[str, Any], status: str) -> None:
         """Close the current attempt: `finished`, or `failed` when it stopped on an error."""
+        assert self.current is not None, "end() of an attempt that did not begin()"
         self._append({"type": "end", "attempt": self.current, "at": utc_now(), "status": status, "work": work,
                       "last_shard_at": self.attempts[self.current]["last_shard_at"]})
 

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import TaskID
 from rich.table import Table
 
 console = Console()
@@ -77,7 +78,7 @@ def train_tiny(
     if llm_steps is not None:
         config.llm.steps = llm_steps
     with Progress(console=console) as progress:
-        tasks: dict[str, object] = {}
+        tasks: dict[str, TaskID] = {}
 
         def report(role: str, step: int, total: int, losses: dict[str, float]) -> None:
             if role not in tasks:

@@ -21,6 +21,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -44,9 +45,9 @@ class _Slot:
     """One actor position in the pool; survives the actor's replacement."""
 
     index: int
+    semaphore: asyncio.Semaphore  # bounds the requests in flight on the slot's actor
     actor: Any = None
     generation: int = 0
-    semaphore: asyncio.Semaphore | None = None
     live: asyncio.Event = field(default_factory=asyncio.Event)
     replacing: bool = False
     given_up: bool = False
@@ -147,8 +148,7 @@ class ModelPool:
             )
 
     def _new_slot(self) -> _Slot:
-        slot = _Slot(index=len(self._slots))
-        slot.semaphore = asyncio.Semaphore(self.config.max_in_flight_per_actor)
+        slot = _Slot(index=len(self._slots), semaphore=asyncio.Semaphore(self.config.max_in_flight_per_actor))
         self._slots.append(slot)
         return slot
 
@@ -167,7 +167,7 @@ class ModelPool:
 
     async def _launch(self, slot: _Slot) -> None:
         """Start (or restart) the actor of `slot`, trying START_ATTEMPTS times."""
-        remote_cls = ray.remote(EngineActor)
+        remote_cls: Any = ray.remote(EngineActor)  # Ray's types do not model `actor.method.remote()`
         for attempt in range(1, START_ATTEMPTS + 1):
             actor = remote_cls.options(**self._actor_options()).remote(self.config)
             try:
@@ -229,7 +229,7 @@ class ModelPool:
         if self._closed:
             for request, future in batch:
                 if not future.done():
-                    future.set_result(ModelResponse.failure(request.id, f"the {self.config.role} pool is shut down"))
+                    future.set_result(ModelResponse.failure(request.id, f"the {self.config.role} pool is shut down", attempts=0))
             return
         self._loop.call_soon_threadsafe(self._start_requests, batch, caller)
 
@@ -237,7 +237,7 @@ class ModelPool:
         """(pool's loop) Serve each request; its answer is queued for the caller's loop."""
         for request, future in batch:
             task = self._loop.create_task(self._generate(request))
-            task.add_done_callback(lambda done, future=future: self._answer(caller, future, done))
+            task.add_done_callback(partial(self._answer, caller, future))
 
     def _answer(self, caller: asyncio.AbstractEventLoop, future: asyncio.Future, done: asyncio.Task) -> None:
         """(pool's loop) Queue one answer; the first of a turn schedules the hop back."""

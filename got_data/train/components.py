@@ -12,6 +12,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -25,13 +26,16 @@ TINY_LATENT_CHANNELS = 4
 
 @dataclass
 class Components:
-    mllm: torch.nn.Module
-    tokenizer: object
-    image_processor: object
+    """The loaded parts. Typed Any: transformers' and diffusers' models expose their configs and
+    methods (`config.hidden_size`, `save_pretrained`, `add_noise`) as dynamic attributes."""
+
+    mllm: Any
+    tokenizer: Any
+    image_processor: Any
     gen_token_ids: list[int]
-    unet: torch.nn.Module
-    vae: torch.nn.Module
-    noise_scheduler: object
+    unet: Any
+    vae: Any
+    noise_scheduler: Any
 
 
 def sdxl_noise_scheduler():
@@ -106,7 +110,7 @@ def _build_tiny_diffusion(settings: TinyDiffusion, resolution: int, out: Path) -
 
     torch.manual_seed(settings.seed)
     vae_blocks = len(settings.vae_channels)
-    vae = AutoencoderKL(
+    vae: Any = AutoencoderKL(  # Any: diffusers' types miss ModelMixin.save_pretrained
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * vae_blocks,
@@ -118,7 +122,7 @@ def _build_tiny_diffusion(settings: TinyDiffusion, resolution: int, out: Path) -
         sample_size=resolution,
     )
     blocks = len(settings.unet_channels)
-    unet = UNet2DConditionModel(
+    unet: Any = UNet2DConditionModel(
         sample_size=resolution // 2 ** (vae_blocks - 1),
         in_channels=TINY_LATENT_CHANNELS,
         out_channels=TINY_LATENT_CHANNELS,
@@ -178,6 +182,7 @@ def widen_conv_in(unet, channels: int = 12) -> None:
     new = torch.nn.Conv2d(
         channels, old.out_channels, old.kernel_size, old.stride, old.padding, device=old.weight.device, dtype=old.weight.dtype
     )
+    assert new.bias is not None  # Conv2d has a bias unless told otherwise
     with torch.no_grad():
         new.weight.zero_()
         new.weight[:, : old.in_channels] = old.weight
@@ -201,7 +206,7 @@ def load_components(model: ModelSettings, run_dir: Path, mllm_dtype: torch.dtype
             max_pixels=model.mllm.image_max_pixels,
             size={"shortest_edge": model.mllm.image_min_pixels, "longest_edge": model.mllm.image_max_pixels},
         )
-        mllm = Qwen2_5_VLForConditionalGeneration.from_pretrained(mllm_path, local_files_only=True, dtype=mllm_dtype)
+        mllm: Any = Qwen2_5_VLForConditionalGeneration.from_pretrained(mllm_path, local_files_only=True, dtype=mllm_dtype)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load Qwen2.5-VL from {mllm_path}: {exc}") from exc
     try:

@@ -73,7 +73,7 @@ def open_image(data: bytes, name: str, what: str) -> Image.Image:
 
 def resize_pixels(image: Image.Image, resolution: int) -> np.ndarray:
     """RGB image -> uint8 [resolution, resolution, 3] (plain resize: relative boxes stay aligned)."""
-    return np.array(image.convert("RGB").resize((resolution, resolution), Image.BICUBIC), dtype=np.uint8)
+    return np.array(image.convert("RGB").resize((resolution, resolution), Image.Resampling.BICUBIC), dtype=np.uint8)
 
 
 def black_pixels(resolution: int) -> np.ndarray:

@@ -16,10 +16,11 @@ from __future__ import annotations
 import itertools
 import logging
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -138,13 +139,19 @@ def shuffle_buffer(items: Iterator, size: int, rng: random.Random) -> Iterator:
             yield buffer.pop()
 
 
+class ExampleMaker(Protocol):
+    """`build_example` with everything but the sample and its epoch bound."""
+
+    def __call__(self, sample: ShardSample, *, epoch: int) -> TrainingExample: ...
+
+
 class ShardBatches(IterableDataset):
     """Collated training batches of one rank from mixed GoT shard sources; starts after `batches_done`."""
 
     def __init__(
         self,
         settings: DataSettings,
-        make_example: Callable[[ShardSample, int], TrainingExample],
+        make_example: ExampleMaker,
         pad_id: int,
         batch_size: int,
         seed: int,

@@ -55,7 +55,7 @@ def eval_items(samples) -> list[EvalItem]:
 
 def with_boxes(image: Image.Image, got: str) -> Image.Image:
     """The drawing enlarged to SHOWN_SIZE with each GoT box outlined in its mask colour."""
-    shown = image.convert("RGB").resize((SHOWN_SIZE, SHOWN_SIZE), Image.NEAREST)
+    shown = image.convert("RGB").resize((SHOWN_SIZE, SHOWN_SIZE), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(shown)
     for i, box in enumerate(got_boxes(got)):
         draw.rectangle(rel_to_pixels(box, SHOWN_SIZE, SHOWN_SIZE), outline=MASK_COLORS[i % len(MASK_COLORS)], width=2)

@@ -89,15 +89,16 @@ def collate(examples: list[TrainingExample], pad_id: int) -> dict:
         input_ids[i, :n] = torch.tensor(e.input_ids)
         labels[i, :n] = torch.tensor(e.labels)
         attention[i, :n] = 1
-    with_images = [e for e in examples if e.pixel_values is not None]
+    pixels = [e.pixel_values for e in examples if e.pixel_values is not None]
+    grids = [e.image_grid_thw for e in examples if e.image_grid_thw is not None]
     return {
         "keys": [e.key for e in examples],
         "kinds": [e.kind for e in examples],
         "input_ids": input_ids,
         "labels": labels,
         "attention_mask": attention,
-        "pixel_values": torch.cat([e.pixel_values for e in with_images]) if with_images else None,
-        "image_grid_thw": torch.cat([e.image_grid_thw for e in with_images]) if with_images else None,
+        "pixel_values": torch.cat(pixels) if pixels else None,
+        "image_grid_thw": torch.cat(grids) if grids else None,
         "target": torch.stack([e.target for e in examples]),
         "reference": torch.stack([e.reference for e in examples]),
         "canvases": torch.cat([e.canvases for e in examples]),

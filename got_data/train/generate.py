@@ -112,7 +112,7 @@ class GoTGenerator:
         if source is None:
             ref_pixels = np.zeros((height, width, 3), dtype=np.uint8)
         else:
-            ref_pixels = np.array(source.convert("RGB").resize((width, height), Image.BICUBIC), dtype=np.uint8)
+            ref_pixels = np.array(source.convert("RGB").resize((width, height), Image.Resampling.BICUBIC), dtype=np.uint8)
         reference = self._latents(ref_pixels[None])
         spatial = self._latents(mask_canvases(got_boxes(got), width, height)).mean(dim=0, keepdim=True)
         zeros = torch.zeros_like(reference)
@@ -129,7 +129,8 @@ class GoTGenerator:
         for t in scheduler.timesteps:
             x = scheduler.scale_model_input(latents, t).repeat(4, 1, 1, 1)
             eps = model.predict_noise(x, t.expand(4), refs, spatials, crosses, pooleds)
-            guided = combine_guidance(*eps.chunk(4), scales)
+            full, text, image, uncond = eps.chunk(4)
+            guided = combine_guidance(full, text, image, uncond, scales)
             latents = scheduler.step(guided, t, latents).prev_sample
         decoded = model.vae.decode((latents / model.vae.config.scaling_factor).to(model.vae.dtype)).sample
         return from_model_range(decoded[0])
@@ -146,9 +147,9 @@ class GoTGenerator:
         seed: int,
     ) -> Drawing:
         """Write the GoT unless given (a given one must parse), then draw."""
-        if prompt is None and got is None:
-            raise InputError("give a prompt, a GoT, or both")
         if got is None:
+            if prompt is None:
+                raise InputError("give a prompt, a GoT, or both")
             got = self.write_got(prompt, source)
         else:
             try:

@@ -137,6 +137,7 @@ class GoTModel(nn.Module):
             self.noise_scheduler.config.num_train_timesteps, train.drop, train.noise_offset,
         )
         ce, cross, pooled = self.mllm_forward(batch)
+        assert ce is not None  # computed: the batch has labels
         target = self.sample_latents(batch["target"], draws.posterior)
         reference = self.encode_images(batch["reference"])
         spatial = self.spatial_latents(batch["canvases"], batch["canvas_counts"])

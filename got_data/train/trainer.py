@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,7 +68,7 @@ def make_encoder(config: TrainConfig, model: GoTModel) -> ChatEncoder:
     return ChatEncoder(model.tokenizer, model.image_processor, model.gen_token_ids, config.model.mllm.max_got_tokens)
 
 
-def _lr_scheduler(config: TrainConfig, optimizer):
+def _lr_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
     from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
     warmup = config.schedule.warmup_steps
@@ -82,7 +83,7 @@ class TrainState:
 
     model: GoTModel
     optimizer: torch.optim.Optimizer
-    lr_scheduler: object
+    lr_scheduler: torch.optim.lr_scheduler.LRScheduler
     step: int
     position: DataPosition
     resumed_from: Path | None
@@ -188,11 +189,11 @@ class Trainer:
                     f"mse {totals['mse']:.4f}) lr {record['lr']:.2e} {window_samples / elapsed:.1f} samples/s"
                 )
                 window_start, window_samples = time.perf_counter(), 0
-            if held_out is not None and (step % cfg.validation.every == 0 or step == cfg.train.steps):
+            if held_out is not None and cfg.validation is not None and (step % cfg.validation.every == 0 or step == cfg.train.steps):
                 parts = validation_loss(model, held_out, cfg)
                 metrics.validation(step, parts)
                 self.log(f"step {step} validation loss {parts['loss']:.4f}")
-            if drawings is not None and (step % cfg.evaluation.every == 0 or step == cfg.train.steps):
+            if drawings is not None and cfg.evaluation is not None and (step % cfg.evaluation.every == 0 or step == cfg.train.steps):
                 self._draw(model, encoder, drawings, step)
             if self.rank == 0 and (step % cfg.checkpoint.every == 0 or step == cfg.train.steps):
                 path = save_checkpoint(
@@ -213,9 +214,11 @@ class Trainer:
         from got_data.train.evaluation import draw_evaluation
         from got_data.train.generate import GoTGenerator
 
+        evaluation = self.config.evaluation
+        assert evaluation is not None  # drawings are made only for a run with evaluation settings
         generator = GoTGenerator(model, encoder, self.device, default_size=self.config.data.resolution)
         size = self.config.data.resolution
-        draw_evaluation(generator, items, self.config.evaluation, size, step, self.run_dir)
+        draw_evaluation(generator, items, evaluation, size, step, self.run_dir)
         model.train()
         model.vae.eval()
         self.log(f"step {step} drawings in {self.run_dir / 'eval.html'}")
@@ -241,7 +244,7 @@ class Stepper:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [torch.device(device)] if torch.device(device).type == "cuda" else None
-            self.module = DistributedDataParallel(model, device_ids=ids)
+            self.module: Any = DistributedDataParallel(model, device_ids=ids)  # no_sync() lives on DDP only
         else:
             self.module = model
         amp = _AMP_DTYPES.get(config.mixed_precision)

@@ -200,10 +200,11 @@ def annotate_with_oracle(spec: PipelineSpec, kind: str, input_path: str | Path, 
     vlm = spec.models.get("vlm")
     bounds = (vlm.min_pixels, vlm.max_pixels) if vlm else (None, None)
     oracle = WorldOracle(truth, family=family, pixel_bounds=bounds)
-    pools = {role: OraclePool(role, oracle, record=record) for role in spec.roles()}
-    bound = {} if max_images_in_flight is None else {"max_images_in_flight": max_images_in_flight}
+    pools: dict[str, OraclePool] = {role: OraclePool(role, oracle, record=record) for role in spec.roles()}
     out = out_dir if is_remote(out_dir) else Path(out_dir)
-    options = RunOptions(out_dir=out, show_progress=show_progress, samples_per_shard=samples_per_shard, **bound)
+    options = RunOptions(out_dir=out, show_progress=show_progress, samples_per_shard=samples_per_shard)
+    if max_images_in_flight is not None:
+        options.max_images_in_flight = max_images_in_flight
     stats = PipelineRun(spec, open_world_input(kind, input_path), pools, options).run()
     examples = sorted((example for pool in pools.values() for example in pool.recorded), key=lambda e: e.key)
     return stats, examples  # sorted: requests complete in any order, training data must not depend on it
