@@ -117,7 +117,7 @@ class PipelineRun:
         families = {role: pool.model_info()["family"] for role, pool in pools.items()}
         self.stages = build_stages(spec, families)
         self.work_kind = WORK_KINDS[spec.record_kind]
-        bounds = {role: (m.min_pixels, m.max_pixels) for role, m in spec.models.items()}
+        bounds: dict[str, tuple[int | None, int | None]] = {role: (m.min_pixels, m.max_pixels) for role, m in spec.models.items()}
         self.gateway = ModelGateway(pools, bounds)
         self.provenance = static_provenance(spec, self.stages, pools)
         self.model_max_pixels = spec.models["vlm"].max_pixels if "vlm" in spec.models else None
@@ -191,11 +191,13 @@ class PipelineRun:
         roles = item.image_sources()
         calls = dict(zip(roles, await self.decoder.decode(list(roles.values()))))
         results: dict[str, DecodeResult] = dict(zip(calls, await asyncio.gather(*(c[0] for c in calls.values()))))
+        decoded: dict[str, DecodedImage] = {}
         for role, result in results.items():
-            if result.image is None:
+            if result.image is None or result.model_size is None:
                 detail = result.reject_detail if len(roles) == 1 else f"{role} image: {result.reject_detail}"
                 raise StageReject("decode", result.reject_reason or "undecodable", detail)
-        return {role: DecodedImage(results[role].image, calls[role][1], results[role].model_size) for role in roles}
+            decoded[role] = DecodedImage(result.image, calls[role][1], result.model_size)
+        return decoded
 
     async def _process(self, item: Any, writer: ShardWriter) -> None:
         fallback_key = make_key(self.spec.record_kind, item.dataset, item.input_ref)

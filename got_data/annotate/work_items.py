@@ -8,6 +8,7 @@ stages' `reads`/`writes` are checked against them (`got_data/annotate/stage_io.p
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -22,7 +23,7 @@ from got_data.records.edits import GLOBAL_EDIT_TYPES
 
 
 @dataclass(kw_only=True)
-class Work:
+class Work(ABC):
     """What every work kind carries: provenance, token usage, dropped phrases, the finished record."""
 
     item: Any
@@ -39,6 +40,20 @@ class Work:
     provided: ClassVar[frozenset[str]] = frozenset()  # fields the input gives before any stage runs
     derived: ClassVar[dict[str, tuple[str, ...]]] = {}  # property -> the fields it reads
     nested: ClassVar[dict[str, type]] = {}  # list field -> its item type; `steps.X` names X of every item
+
+    @classmethod
+    @abstractmethod
+    def from_decoded(cls, item: Any, images: dict[str, DecodedImage], provenance: dict[str, Any]) -> Work:
+        """The work of one input whose images are decoded (`images` by role)."""
+
+    @property
+    @abstractmethod
+    def key(self) -> str:
+        """The record's key (kind, dataset, input and image hashes)."""
+
+    @abstractmethod
+    def shard_images(self) -> dict[str, bytes]:
+        """Shard members of the finished record: member name -> stored bytes."""
 
     def finished_provenance(self) -> dict[str, Any]:
         provenance = dict(self.provenance)
