@@ -56,12 +56,14 @@ def start_pools(spec: PipelineSpec, models: ModelChoice, console: Console) -> di
             "pass --vlm/--llm with real checkpoints for real annotations[/yellow]"
         )
         chosen = {"vlm": chosen["vlm"] or str(tiny.vlm), "llm": chosen["llm"] or str(tiny.llm)}
-    pools = {}
+    pools: dict[str, Any] = {}
     for role in spec.roles():
+        model = chosen[role]
+        assert model is not None  # every role without a model got a tiny one above
         role_spec = spec.models.get(role)
         kwargs = role_spec.model_dump() if role_spec else {}
-        console.print(f"starting the {role} pool: {chosen[role]}")
-        pools[role] = ModelPool.start(PoolConfig(role=role, model=chosen[role], **kwargs))
+        console.print(f"starting the {role} pool: {model}")
+        pools[role] = ModelPool.start(PoolConfig(role=role, model=model, **kwargs))
     return pools
 
 

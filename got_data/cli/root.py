@@ -139,10 +139,12 @@ engine_commands.app.command("train-tiny")(guarded(world_commands.train_tiny))
 def _click_exceptions() -> Any:
     """The click exception module typer raises from: its vendored copy (newer typer) or click itself."""
     try:
-        from typer._click import exceptions
+        from typer._click import exceptions as vendored
     except ImportError:
         from click import exceptions
-    return exceptions
+
+        return exceptions
+    return vendored
 
 
 def main(argv: list[str] | None = None) -> int:
