@@ -1,7 +1,14 @@
-"""Training step time and peak memory of the GoT model at a chosen size, on synthetic batches.
+"""Training step time and peak memory of the GoT model at a chosen size, on synthetic batches; or the
+samples/s of the real training loop in one process and as a Ray Train job.
 
     python bench/train_step.py                        # tiny config on CPU
     python bench/train_step.py --size 3b --device cuda --mixed-precision bf16 --resolution 1024 --batch 1
+    python bench/train_step.py --workers 1 2          # tiny config, bundled shards: 1 process vs 2 Ray workers
+
+With `--workers`, every run trains the same global batch (8) for `--steps` steps on the bundled test
+shards and reports samples/s over the steps after the first two (metrics.jsonl's step times). On a
+2-core machine two workers share the cores: the figure shows the distributed path's overhead (Ray
+Train, DDP all-reduce over gloo), not scaling.
 
 `--size 3b` builds Qwen2.5-VL-3B-shaped and SDXL-UNet-shaped models with random weights (nothing is
 downloaded); the tiny tokenizer stands in for Qwen's, with the embedding padded to Qwen's 151,936 rows.
@@ -10,6 +17,7 @@ downloaded); the tiny tokenizer stands in for Qwen's, with the embedding padded 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
@@ -59,6 +67,43 @@ def synthetic_batch(encoder, batch: int, resolution: int, got_words: int) -> dic
     return collate(examples, encoder.tokenizer.pad_token_id)
 
 
+WORKERS_GLOBAL_BATCH = 8
+
+
+def loop_samples_per_s(workers: int, steps: int) -> float:
+    """samples/s of `got-data train` on the tiny config: one process for 1, a Ray Train job beyond."""
+    import json
+
+    from got_data.train.distributed import ClusterSettings, run_distributed
+    from got_data.train.trainer import METRICS_FILE, Trainer
+
+    data = yaml.safe_load((ROOT / "pipelines" / "train-tiny.yaml").read_text())
+    data["data"]["workers"] = 0
+    data["data"]["sources"] = [
+        {"name": kind, "shards": [str(ROOT / "tests" / "data" / "shards" / kind)], "weight": 1.0}
+        for kind in ("t2i", "edit")
+    ]
+    data["train"].update(steps=steps, batch_size=2, global_batch=WORKERS_GLOBAL_BATCH, log_every=steps)
+    with tempfile.TemporaryDirectory() as run:
+        data["checkpoint"] = {"dir": run, "every": steps, "keep": 1}
+        config = config_from_dict(data)
+        if workers == 1:
+            Trainer(config, log=lambda _: None).run()
+        else:
+            run_distributed(config, ClusterSettings(workers=workers), log=lambda _: None)
+        times = [json.loads(line)["time"] for line in (Path(run) / METRICS_FILE).read_text().splitlines()]
+    warm = times[2:]
+    return (len(warm) - 1) * WORKERS_GLOBAL_BATCH / (warm[-1] - warm[0])
+
+
+def compare_workers(counts: list[int], steps: int) -> None:
+    print(f"tiny config, global batch {WORKERS_GLOBAL_BATCH}, {steps} steps, {os.cpu_count()} CPU cores")
+    for count in counts:
+        label = "1 process, no Ray" if count == 1 else f"{count} Ray Train workers (DDP, gloo)"
+        print(f"{label}: {loop_samples_per_s(count, steps):.1f} samples/s")
+    print("GPU (real-size step time and memory): not measured this session")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=ROOT / "pipelines" / "train-tiny.yaml")
@@ -70,7 +115,11 @@ def main() -> None:
     parser.add_argument("--got-words", type=int, default=150, help="GoT length in words (the paper's average ~150)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--workers", type=int, nargs="+", help="compare the training loop at these worker counts")
     args = parser.parse_args()
+    if args.workers:
+        compare_workers(args.workers, max(args.steps, 12))
+        return
 
     data = yaml.safe_load(args.config.read_text())
     for part, update in SIZES[args.size].items():

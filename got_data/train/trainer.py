@@ -178,7 +178,7 @@ class Trainer:
             lr_scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            record = {"step": step, **totals, "lr": lr_scheduler.get_last_lr()[0]}
+            record = {"step": step, **totals, "lr": lr_scheduler.get_last_lr()[0], "time": round(time.time(), 3)}
             history.append(record)
             metrics.train(record)
             window_samples += self.plan.global_batch
