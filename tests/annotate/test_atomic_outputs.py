@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from got_data.annotate.journal import Journal, RejectRow
+from got_data.annotate.output import OutputFolder
 from got_data.annotate.stats_log import write_stats
 
 
@@ -55,7 +56,7 @@ def test_a_failed_stats_write_keeps_the_previous_file(tmp_path):
 
 def test_rejects_parquet_is_fsynced_before_its_rename(tmp_path, disk_events):
     out = tmp_path.resolve()
-    journal = Journal(out, "got")
+    journal = Journal(OutputFolder(out), "got")
     journal.reject(RejectRow(key="k", input_ref="a.jpg", stage="decode", reason="empty_file", detail="0 bytes"))
     disk_events.clear()
     journal.write_rejects_parquet(out / "rejects.parquet")
