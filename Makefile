@@ -47,12 +47,13 @@ lint: setup
 	$(VENV)/bin/ruff check got_data tests bench
 	$(VENV)/bin/mypy got_data
 
-test: setup browser
+# lint first: CI (.ci/run calls make test) fails on a lint or type error before the long run starts.
+test: setup browser lint
 	$(VENV)/bin/pytest -q -m "not slow"
 
-# The edit-run loop: no Ray/vLLM engines, no world models (under two minutes on 2 cores).
+# The edit-run loop: no vLLM engines, no world models, no test that starts its own Ray (under two minutes on 2 cores).
 test-fast: setup browser
-	$(VENV)/bin/pytest -q -m "not slow and not engine and not world_models"
+	$(VENV)/bin/pytest -q -m "not slow and not engine and not world_models and not own_ray"
 
 test-all: setup browser
 	$(VENV)/bin/pytest -q
