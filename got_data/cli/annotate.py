@@ -46,6 +46,11 @@ class AnnotateSettings:
         """The tar member caps for shard inputs: the defaults with each `--max-member-bytes EXT=SIZE` applied."""
         return DEFAULT_POLICY.with_caps(parse_caps(self.max_member_bytes or []))
 
+    def source_options(self) -> dict[str, Any]:
+        """What every input opener takes from the shared options: dataset name, tar caps, allowed roots."""
+        return {"dataset": self.dataset, "member_policy": self.member_policy(),
+                "allow_outside": self.allow_paths_outside or ()}
+
 
 def _shared_annotate_options(
     *,
@@ -145,8 +150,8 @@ def annotate_t2i(
     """Text-to-image GoT: recaption -> entity extraction -> grounding -> assembly. Rerun to resume."""
     from got_data.ingest import open_source
 
-    return open_source(settings.input, image_column=image_column, caption_column=caption_column, dataset=settings.dataset,
-                       member_policy=settings.member_policy(), allow_outside=settings.allow_paths_outside or ())
+    return open_source(settings.input, image_column=image_column, caption_column=caption_column,
+                       **settings.source_options())
 
 
 @annotate_command("edit", "edit.yaml")
@@ -163,8 +168,7 @@ def annotate_edit(
 
     return open_edit_source(settings.input, source_column=source_column, target_column=target_column,
                             instruction_column=instruction_column, edit_type_column=edit_type_column,
-                            dataset=settings.dataset, member_policy=settings.member_policy(),
-                            allow_outside=settings.allow_paths_outside or ())
+                            **settings.source_options())
 
 
 @annotate_command("multiturn", "multiturn.yaml")
@@ -177,4 +181,4 @@ def annotate_multiturn(
     from got_data.ingest import open_edit_source
 
     return open_edit_source(settings.input, multiturn=True, source_column=source_column, turns_column=turns_column,
-                            dataset=settings.dataset, allow_outside=settings.allow_paths_outside or ())
+                            **settings.source_options())
