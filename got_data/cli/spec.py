@@ -20,7 +20,7 @@ def check(
         help="module defining stages of your own (repeatable; GOT_DATA_STAGE_MODULES works too)")] = None,
 ) -> None:
     """Check each spec: stage names, roles, options, prompts and the reads/writes chain. Prints one
-    line per spec; exits 1 if any is invalid."""
+    line per spec (errors on stderr, so a script can keep the ok lines); exits 1 if any is invalid."""
     from got_data.spec import load_spec
 
     failed = False
@@ -29,7 +29,7 @@ def check(
             spec = load_spec(path, stage_modules=stages_module or ())
         except SpecError as exc:
             failed = True
-            typer.echo(f"error: {exc}")
+            typer.echo(f"error: {exc}", err=True)
             continue
         typer.echo(f"ok: {spec.source} ({spec.record_kind}: {' -> '.join(s.name for s in spec.stages)})")
     if failed:

@@ -248,7 +248,7 @@ def test_spec_check_takes_user_stages_and_prompts_beside_the_spec(tmp_path, monk
 
     (tmp_path / "prompts" / "plain_caption.txt").unlink()
     result = runner.invoke(app, ["spec", "check", str(spec), "--stages-module", "user_stages_for_check"])
-    assert result.exit_code == 1 and result.output.startswith("error: ") and "plain_caption.txt" in result.output
-    assert result.output.count("\n") == 1
+    assert result.exit_code == 1 and result.stderr.startswith("error: ") and "plain_caption.txt" in result.stderr
+    assert result.stdout == "" and result.stderr.count("\n") == 1
     result = runner.invoke(app, ["spec", "check", str(spec), "--stages-module", "no_such_stage_module"])
     assert result.exit_code == 1 and "stage module 'no_such_stage_module' cannot be imported" in result.output
