@@ -28,7 +28,7 @@ from got_data.records.codec import UNSAFE_CHARACTER_RE, ParsedGot, parse_got
 from got_data.shards.image_formats import open_claimed
 from got_data.shards.layout import JSON_MEMBER, partial_path, resolve_shard_paths
 from got_data.shards.reader import AnyRecord, ShardSample, sample_from_raw
-from got_data.shards.stream import TarStream
+from got_data.shards.tar_stream import TarStream
 
 DEFAULT_PAGE = "preview.html"
 DEFAULT_LIMIT = 200

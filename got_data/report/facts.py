@@ -24,7 +24,7 @@ from got_data.errors import InputError, ShardError
 from got_data.records import Provenance
 from got_data.shards.layout import MANIFEST_FILE, index_path_for, list_shards
 from got_data.shards.reader import ShardSample
-from got_data.shards.stream import TarStream
+from got_data.shards.tar_stream import TarStream
 from got_data.view import InvalidSample, shard_entries
 
 REJECTS_FILE = "rejects.parquet"

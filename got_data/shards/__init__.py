@@ -5,7 +5,7 @@ from got_data.shards.index import IndexRow, MemberEntry, SampleRow, read_index, 
 from got_data.shards.layout import next_shard_index, resolve_shard_paths
 from got_data.shards.manifest import build_manifest, read_manifest, write_manifest
 from got_data.shards.reader import ShardSample, decode_sample, iter_samples
-from got_data.shards.stream import TarTruncatedError, TarUnreadableError
+from got_data.shards.tar_stream import TarTruncatedError, TarUnreadableError
 from got_data.shards.validate import ERROR_KINDS, Issue, ValidationReport, validate_paths
 from got_data.shards.wids_index import write_wids_index
 from got_data.shards.writer import ShardInfo, ShardWriter, check_sample

@@ -27,7 +27,7 @@ from got_data.errors import ShardError
 from got_data.records import SCHEMA_VERSION
 from got_data.shards.index import read_index
 from got_data.shards.layout import JSON_MEMBER, index_location_for, list_shard_locations, write_file_atomically
-from got_data.shards.stream import TarStream
+from got_data.shards.tar_stream import TarStream
 from got_data.uri import Location
 
 CARD_FILE = "README.md"

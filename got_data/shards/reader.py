@@ -15,8 +15,8 @@ from typing import Any
 from got_data.errors import RecordError, ShardError
 from got_data.records import EditRecord, MultiTurnRecord, T2IRecord, parse_record
 from got_data.shards.layout import JSON_MEMBER, resolve_shard_paths
-from got_data.shards.stream import RawSample, TarStream
 from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy
+from got_data.shards.tar_stream import RawSample, TarStream
 from got_data.uri import Location
 
 AnyRecord = T2IRecord | EditRecord | MultiTurnRecord

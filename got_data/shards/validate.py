@@ -32,8 +32,8 @@ from got_data.shards.layout import (
     shard_index,
 )
 from got_data.shards.manifest import read_manifest
-from got_data.shards.stream import RawSample, TarStream, TarTruncatedError, TarUnreadableError
 from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy
+from got_data.shards.tar_stream import RawSample, TarStream, TarTruncatedError, TarUnreadableError
 from got_data.uri import Location
 
 ERROR_KINDS = (

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from got_data.errors import InputError, ShardError
 from got_data.shards.layout import resolve_shard_paths
 from got_data.shards.reader import ShardSample, sample_from_raw
-from got_data.shards.stream import TarStream
+from got_data.shards.tar_stream import TarStream
 from got_data.train.config import DataSettings
 from got_data.train.examples import TrainingExample, build_example, collate
 from got_data.train.prompting import ChatEncoder
