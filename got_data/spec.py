@@ -19,11 +19,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from got_data.errors import SpecError
+from got_data.ingest.images import DEFAULT_MIN_SIDE
 from got_data.records.models import RecordKind
 from got_data.resources import resolve_resource
 from got_data.spec_overlay import read_spec_tree, resolve_spec_path
 
 Role = Literal["vlm", "llm"]
+MAX_MIN_IMAGE_SIDE = 8192  # a larger minimum side would refuse every photograph: surely a typo
 
 
 class SamplingSpec(BaseModel):
@@ -63,6 +65,10 @@ class PipelineSpec(BaseModel):
     record_kind: RecordKind
     image_format: Literal["png", "jpeg", "keep"] = Field(
         default="png", description="one stored format per run, so each image role has one member name (docs/CONFIG.md)"
+    )
+    min_image_side: int = Field(
+        default=DEFAULT_MIN_SIDE, ge=1, le=MAX_MIN_IMAGE_SIDE,
+        description="inputs with a side shorter than this many pixels are rejected as `too_small` (docs/CONFIG.md)",
     )
     models: dict[Role, ModelRoleSpec] = Field(default_factory=dict)
     stages: list[StageSpec] = Field(min_length=1)

@@ -13,7 +13,7 @@ from typing import Any
 import ray
 
 from got_data.errors import InputRefused
-from got_data.ingest.images import PreparedImage, StoreAs, prepare_image
+from got_data.ingest.images import DEFAULT_MIN_SIDE, PreparedImage, StoreAs, prepare_image
 from got_data.ingest.items import ImageSource
 
 
@@ -43,11 +43,11 @@ def _model_copy(prepared: PreparedImage, max_pixels: int | None):
 
 
 def _decode_one(image: ImageSource, max_input_pixels: int, model_max_pixels: int | None, strip_metadata: bool,
-                store_as: StoreAs = "keep") -> tuple:
+                store_as: StoreAs = "keep", min_side: int = DEFAULT_MIN_SIDE) -> tuple:
     """(DecodeResult, PIL image for the models or None). Never raises for bad input."""
     try:
-        prepared = prepare_image(image.read(), max_pixels=max_input_pixels, strip_metadata=strip_metadata,
-                                 store_as=store_as)
+        prepared = prepare_image(image.read(), max_pixels=max_input_pixels, min_side=min_side,
+                                 strip_metadata=strip_metadata, store_as=store_as)
     except InputRefused as exc:  # ImageReadError or ImageRejected: the reason and detail of a reject row
         return DecodeResult(None, None, exc.reason, exc.detail), None
     model_image = _model_copy(prepared, model_max_pixels)
@@ -56,11 +56,12 @@ def _decode_one(image: ImageSource, max_input_pixels: int, model_max_pixels: int
 
 @ray.remote(num_cpus=0.25)
 def decode_group_task(images: list[ImageSource], max_input_pixels: int, model_max_pixels: int | None,
-                      strip_metadata: bool = False, store_as: StoreAs = "keep") -> tuple:
+                      strip_metadata: bool = False, store_as: StoreAs = "keep",
+                      min_side: int = DEFAULT_MIN_SIDE) -> tuple:
     """(DecodeResult, model image) of each image, flattened, each its own return object, so a
     request references only its own image. Called with num_returns=2 * len(images)."""
     return tuple(part for image in images
-                 for part in _decode_one(image, max_input_pixels, model_max_pixels, strip_metadata, store_as))
+                 for part in _decode_one(image, max_input_pixels, model_max_pixels, strip_metadata, store_as, min_side))
 
 
 class DecodeGroups:
@@ -72,8 +73,10 @@ class DecodeGroups:
     here, three 8-image tasks 0.05 s."""
 
     def __init__(self, max_input_pixels: int, model_max_pixels: int | None, group_size: int = 8,
-                 strip_metadata: bool = False, store_as: StoreAs = "keep") -> None:
+                 strip_metadata: bool = False, store_as: StoreAs = "keep",
+                 min_side: int = DEFAULT_MIN_SIDE) -> None:
         self.max_input_pixels = max_input_pixels
+        self.min_side = min_side
         self.model_max_pixels = model_max_pixels
         self.strip_metadata = strip_metadata
         self.store_as = store_as
@@ -108,7 +111,8 @@ class DecodeGroups:
         images = [image for entry_images, _ in group for image in entry_images]
         try:
             refs = decode_group_task.options(num_returns=2 * len(images)).remote(
-                images, self.max_input_pixels, self.model_max_pixels, self.strip_metadata, self.store_as)
+                images, self.max_input_pixels, self.model_max_pixels, self.strip_metadata, self.store_as,
+                self.min_side)
         except Exception as exc:  # e.g. a source that cannot be serialized
             for _, future in group:
                 if not future.done():

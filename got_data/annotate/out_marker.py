@@ -77,7 +77,8 @@ class RunIdentity:
             sampling=_digest({s.name: s.sampling.model_dump() for s in spec.stages if s.role}),
             models=_digest({role: [models.get(role), pixels.get(role)] for role in spec.roles()}),
             input=_digest(f"{type(source).__name__}:{_location(source)}"),
-            images=_digest({"strip_metadata": strip_metadata, "image_format": spec.image_format}),
+            images=_digest({"strip_metadata": strip_metadata, "image_format": spec.image_format,
+                            "min_image_side": spec.min_image_side}),
         )
 
     def differences(self, other: dict[str, Any]) -> list[str]:
@@ -86,7 +87,7 @@ class RunIdentity:
 
 _WHAT = {"pipeline": "the pipeline", "stages": "the stages or their options", "prompts": "the prompts",
          "sampling": "the sampling", "models": "the models", "input": "the input",
-         "images": "the image options (--strip-metadata, image_format)", "version": "the marker version"}
+         "images": "the image options (--strip-metadata, image_format, min_image_side)", "version": "the marker version"}
 
 
 def claim_output_dir(out: Path | str, identity: RunIdentity, force: bool = False) -> bool:

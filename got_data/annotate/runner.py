@@ -122,7 +122,8 @@ class PipelineRun:
         self.provenance = static_provenance(spec, self.stages, pools)
         self.model_max_pixels = spec.models["vlm"].max_pixels if "vlm" in spec.models else None
         self.decoder = DecodeGroups(options.max_input_pixels, self.model_max_pixels,
-                                    strip_metadata=options.strip_metadata, store_as=spec.image_format)
+                                    strip_metadata=options.strip_metadata, store_as=spec.image_format,
+                                    min_side=spec.min_image_side)
         self.output = OutputFolder(options.out_dir)
         try:
             self._open_journal()

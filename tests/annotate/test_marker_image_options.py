@@ -1,4 +1,5 @@
-"""--strip-metadata changes every published image, so a resume must keep it (the run marker says so)."""
+"""--strip-metadata changes every published image, and the image format and minimum side what is
+published, so a resume must keep them (the run marker says so)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def test_a_resume_must_keep_strip_metadata(tmp_path):
 
     claim_output_dir(out, identity(strip=True))
     assert claim_output_dir(out, identity(strip=True)) is True
-    with pytest.raises(ShardError, match=r"the image options \(--strip-metadata, image_format\)"):
+    with pytest.raises(ShardError, match=r"the image options \(--strip-metadata, image_format, min_image_side\)"):
         claim_output_dir(out, identity(strip=False))
 
 
@@ -38,3 +39,15 @@ def test_a_resume_must_keep_the_image_format(tmp_path):
     claim_output_dir(out, RunIdentity.of(png, open_source(str(images)), MODELS))
     with pytest.raises(ShardError, match="the image options"):
         claim_output_dir(out, RunIdentity.of(jpeg, open_source(str(images)), MODELS))
+
+
+def test_a_resume_must_keep_the_minimum_image_side(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(images / "a.jpg")
+    out = tmp_path / "out"
+    spec = load_spec("t2i.yaml")
+    claim_output_dir(out, RunIdentity.of(spec, open_source(str(images)), MODELS))
+    with pytest.raises(ShardError, match="the image options"):
+        claim_output_dir(out, RunIdentity.of(spec.model_copy(update={"min_image_side": 256}),
+                                             open_source(str(images)), MODELS))

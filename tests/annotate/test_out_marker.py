@@ -72,7 +72,7 @@ def test_a_foreign_non_empty_folder_is_refused_untouched(tmp_path, images):
 
 
 @pytest.mark.parametrize("change,what", [
-    ({"spec": "t2i-tiny.yaml"}, "the stages or their options, the sampling, the models differ"),
+    ({"spec": "t2i-tiny.yaml"}, "the stages or their options, the sampling, the models, the image options .* differ"),
     ({"models": {**MODELS, "vlm": "/models/Qwen2-VL-2B-Instruct"}}, "the models"),
 ])
 def test_a_resume_with_other_output_settings_names_what_differs(tmp_path, images, change, what):

@@ -23,6 +23,7 @@ from got_data.cli import app
 from got_data.errors import SpecError, StageContractError
 from got_data.spec import PipelineSpec, load_spec
 from got_data.spec_docs import CONFIG_MD, with_tables
+from got_data.world.scene import IMAGE_SIZES
 
 SPECS_BEFORE = Path(__file__).resolve().parents[1] / "data" / "specs_before"
 BUNDLED = [f"{kind}{size}.yaml" for kind in ("t2i", "edit", "multiturn") for size in ("", "-tiny", "-world")]
@@ -77,6 +78,20 @@ def test_an_option_of_the_wrong_type_is_refused(tmp_path):
         """)
     with pytest.raises(SpecError, match=r"stage 'reinstruct': option 'count'"):
         load_spec(path)
+
+
+@pytest.mark.parametrize("value", [0, -512, "large", 100_000])
+def test_spec_check_refuses_a_minimum_image_side_out_of_range(tmp_path, value):
+    path = write_spec(tmp_path, "bad.yaml", f"extends: multiturn.yaml\nmin_image_side: {value}\n")
+    result = CliRunner().invoke(app, ["spec", "check", str(path)])
+    assert result.exit_code == 1 and "min_image_side" in result.output, result.output
+
+
+def test_every_pipeline_takes_a_minimum_image_side_the_real_specs_at_512():
+    for kind in ("t2i", "edit", "multiturn"):
+        assert load_spec(f"{kind}.yaml").min_image_side == 512
+        assert load_spec(f"{kind}-world.yaml").min_image_side <= min(map(min, IMAGE_SIZES))
+        assert load_spec(f"{kind}-tiny.yaml").min_image_side == 8
 
 
 def test_a_retired_key_says_what_to_write_instead():
