@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from got_data import uri
 from got_data.annotate.projection import PLAN_FILE
 from got_data.annotate.spec_check import effective_spec, family_variants
 from got_data.errors import ShardError
+from got_data.ingest.items import Source
 from got_data.spec import PipelineSpec, load_prompt
 
 MARKER = Path("_state") / "run.json"
@@ -40,18 +40,6 @@ def _prompt_texts(name: str, prompt_dirs: list[Path]) -> dict[str, str]:
     return {f.name: f.read_text(encoding="utf-8") for f in files}
 
 
-def _location(source: Any) -> str:
-    """Where an input source reads from: its folder (folders, shard sets) or its manifest file."""
-    for attribute in ("root", "path"):
-        value = getattr(source, attribute, None)
-        if value is not None:
-            return str(value) if uri.is_remote(value) else os.path.realpath(value)
-    manifest = getattr(source, "file", None)
-    if manifest is not None:
-        return os.path.realpath(manifest.path)
-    raise ShardError(f"cannot tell where the input {type(source).__name__} lives, so a resume could not be checked")
-
-
 @dataclass(frozen=True)
 class RunIdentity:
     """What must stay the same for a rerun to resume into the same output folder."""
@@ -66,7 +54,8 @@ class RunIdentity:
     version: int = MARKER_VERSION
 
     @classmethod
-    def of(cls, spec: PipelineSpec, source: Any, models: dict[str, str], strip_metadata: bool = False) -> RunIdentity:
+    def of(cls, spec: PipelineSpec, source: Source[Any], models: dict[str, str],
+           strip_metadata: bool = False) -> RunIdentity:
         """`models`: the model each role uses (a path, hub id or pool model name and revision), by role;
         `strip_metadata`: whether published images lose their metadata (it changes every image member)."""
         pixels = {role: (m.min_pixels, m.max_pixels) for role, m in spec.models.items()}
@@ -76,7 +65,7 @@ class RunIdentity:
             prompts=_digest({s.name: _prompt_texts(s.prompt, spec.prompt_dirs) for s in spec.stages if s.prompt}),
             sampling=_digest({s.name: s.sampling.model_dump() for s in spec.stages if s.role}),
             models=_digest({role: [models.get(role), pixels.get(role)] for role in spec.roles()}),
-            input=_digest(f"{type(source).__name__}:{_location(source)}"),
+            input=_digest(f"{type(source).__name__}:{source.location}"),
             images=_digest({"strip_metadata": strip_metadata, "image_format": spec.image_format,
                             "min_image_side": spec.min_image_side}),
         )

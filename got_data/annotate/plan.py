@@ -30,20 +30,23 @@ from got_data.annotate.projection import (
 )
 from got_data.annotate.runner import RunOptions
 from got_data.engines.config import read_model_config
+from got_data.ingest.items import Source
 from got_data.spec import PipelineSpec
 
 
-class SampledSource:
-    """A seeded random choice of `size` inputs of `source`, in input order; everything else (where the input
-    lives, for the run marker) is the source's own."""
+class SampledSource(Source[Any]):
+    """A seeded random choice of `size` inputs of `source`, in input order; where the input lives (for
+    the run marker) and its dataset name are the source's own."""
 
-    def __init__(self, source: Any, size: int, seed: int, total: int) -> None:
+    def __init__(self, source: Source[Any], size: int, seed: int, total: int) -> None:
         self._source = source
+        self.dataset = source.dataset
         self.total = total
         self.chosen = frozenset(random.Random(seed).sample(range(total), min(size, total)))
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._source, name)
+    @property
+    def location(self) -> str:
+        return self._source.location
 
     def count(self) -> int:
         return len(self.chosen)
@@ -145,7 +148,7 @@ def plan_location(request: PlanRequest) -> uri.Location:
     return uri.location(request.out_dir).join(PLAN_FILE)
 
 
-def make_plan(spec: PipelineSpec, source: Any, request: PlanRequest, pools: dict[str, Any],
+def make_plan(spec: PipelineSpec, source: Source[Any], request: PlanRequest, pools: dict[str, Any],
               console: Console) -> dict[str, Any]:
     """Measure a sample with `pools` and project the whole input; writes OUT/plan.json and returns it."""
     table = load_throughput_table(request.throughput)  # a bad table fails before any work

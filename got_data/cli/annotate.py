@@ -148,9 +148,9 @@ def annotate_t2i(
     caption_column: Annotated[str, typer.Option(help="manifest column holding captions")] = "caption",
 ) -> Any:
     """Text-to-image GoT: recaption -> entity extraction -> grounding -> assembly. Rerun to resume."""
-    from got_data.ingest import open_source
+    from got_data.ingest import T2IInputs, open_source
 
-    return open_source(settings.input, image_column=image_column, caption_column=caption_column,
+    return open_source(settings.input, T2IInputs(image_column=image_column, caption_column=caption_column),
                        **settings.source_options())
 
 
@@ -164,11 +164,11 @@ def annotate_edit(
 ) -> Any:
     """Single-turn edit GoT from (source, target, instruction) pairs: edit parse -> describe -> localize ->
     crop-describe -> reinstruction -> assembly. Rerun to resume."""
-    from got_data.ingest import open_edit_source
+    from got_data.ingest import EditInputs, open_source
 
-    return open_edit_source(settings.input, source_column=source_column, target_column=target_column,
-                            instruction_column=instruction_column, edit_type_column=edit_type_column,
-                            **settings.source_options())
+    items = EditInputs(source_column=source_column, target_column=target_column,
+                       instruction_column=instruction_column, edit_type_column=edit_type_column)
+    return open_source(settings.input, items, **settings.source_options())
 
 
 @annotate_command("multiturn", "multiturn.yaml")
@@ -178,7 +178,7 @@ def annotate_multiturn(
     turns_column: Annotated[str, typer.Option(help="manifest column holding the turns: [{instruction, image, edit_type?}]")] = "turns",
 ) -> Any:
     """Multi-turn edit GoT from a source image and its ordered turns: one chain, one step per turn. Rerun to resume."""
-    from got_data.ingest import open_edit_source
+    from got_data.ingest import MultiTurnInputs, open_source
 
-    return open_edit_source(settings.input, multiturn=True, source_column=source_column, turns_column=turns_column,
-                            **settings.source_options())
+    return open_source(settings.input, MultiTurnInputs(source_column=source_column, turns_column=turns_column),
+                       **settings.source_options())

@@ -13,11 +13,9 @@ console = Console()
 
 def _open_for_spec(spec: Any, input: str, allow_outside: list[Path]) -> Any:
     """The input opened the way `annotate` opens it for the spec's record kind (default columns)."""
-    from got_data.ingest import open_edit_source, open_source
+    from got_data.ingest import INPUT_KINDS, open_source
 
-    if spec.record_kind == "t2i":
-        return open_source(input, allow_outside=allow_outside)
-    return open_edit_source(input, multiturn=spec.record_kind == "multiturn", allow_outside=allow_outside)
+    return open_source(input, INPUT_KINDS[spec.record_kind](), allow_outside=allow_outside)
 
 
 def plan(

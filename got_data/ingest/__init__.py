@@ -1,6 +1,8 @@
-"""The input side of the annotation pipelines: sources of InputItems and image preparation."""
+"""The input side of the annotation pipelines: one reader per input format (folder, manifest, shards),
+one item builder per record kind (`T2IInputs`, `EditInputs`, `MultiTurnInputs`), image preparation."""
 
 from got_data.ingest.captions import DEFAULT_MAX_CAPTION_CHARS
+from got_data.ingest.edit_inputs import EditInputs, MultiTurnInputs
 from got_data.ingest.edit_items import EditItem, EditTurn, normalize_edit_type
 from got_data.ingest.folder import FolderSource
 from got_data.ingest.images import (
@@ -17,11 +19,13 @@ from got_data.ingest.items import (
     ImageReadError,
     ImageSource,
     InputItem,
+    InputKind,
     PathImage,
     Source,
 )
 from got_data.ingest.manifest import ManifestSource
-from got_data.ingest.sources import open_edit_source, open_source
+from got_data.ingest.sources import INPUT_KINDS, open_source
+from got_data.ingest.t2i_inputs import T2IInputs
 from got_data.ingest.webdataset import WebDatasetSource
 from got_data.records.edits import EDIT_TYPES, GLOBAL_EDIT_TYPES
 
@@ -29,6 +33,8 @@ __all__ = [
     "DEFAULT_MAX_CAPTION_CHARS",
     "EDIT_TYPES",
     "GLOBAL_EDIT_TYPES",
+    "INPUT_KINDS",
+    "EditInputs",
     "EditItem",
     "EditTurn",
     "IMAGE_EXTENSIONS",
@@ -40,14 +46,16 @@ __all__ = [
     "ImageRejected",
     "ImageSource",
     "InputItem",
+    "InputKind",
     "ManifestSource",
+    "MultiTurnInputs",
     "PathImage",
     "PreparedImage",
     "Source",
+    "T2IInputs",
     "WebDatasetSource",
     "load_input_image",
     "normalize_edit_type",
-    "open_edit_source",
     "open_source",
     "prepare_image",
 ]

@@ -1,39 +1,90 @@
-"""A folder of images, searched recursively, each with an optional sidecar `.txt` caption.
+"""A folder of inputs, walked recursively: what its files make is the record kind's (`FolderInputs`).
 
-Only one directory's listing is held at a time, so memory stays flat however large the tree is.
-Order is deterministic: within a folder its images by name, then its sub-folders by name. Hidden
-entries (names starting with ".", e.g. macOS `._photo.jpg` resource forks) are skipped, and
-symlinked folders are not followed, so a link cannot make the walk loop. Every entry named like an
-image is an input, whatever it is: a symlink out of the folder, a FIFO or a dangling link becomes an
-item with a problem (InputRoots decides), and so does an image whose sidecar caption is refused.
+T2I: every image, with an optional sidecar `.txt` caption; edits: every folder holding
+`source.*`/`target.*`/`instruction.txt` (see the kinds' modules). Only one directory's listing is
+held at a time, so memory stays flat however large the tree is. Order is deterministic: within a
+folder its own inputs (by file name), then its sub-folders by name. Hidden entries (names starting
+with ".", e.g. macOS `._photo.jpg` resource forks) are skipped, and symlinked folders are not
+followed, so a link cannot make the walk loop. Every file a kind names is opened through the
+source's InputRoots: a symlink out of the folder, a FIFO or a dangling link becomes an item with a
+problem, and the job goes on.
 
 The folder may be a bucket prefix (`s3://bucket/images`): the same walk over the URI layer's
 listings. A store has no links, so every object listed lies under the prefix (the prefix is the
-input's root); images are read where they are decoded, captions through the same layer.
+input's root); images are read where they are decoded, texts through the same layer.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from abc import abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic
 
 from got_data import uri
 from got_data.errors import InputError
-from got_data.ingest.captions import DEFAULT_MAX_CAPTION_CHARS, Caption, caption_from_bytes, read_caption_file
-from got_data.ingest.items import (
-    ImageSource,
-    InputItem,
-    ObjectImage,
-    PathImage,
-    Source,
-    dataset_name,
-    is_image_name,
-    problem_item,
-)
-from got_data.ingest.paths import InputRoots, PathRefused
+from got_data.ingest.captions import Caption, caption_from_bytes, read_caption_file
+from got_data.ingest.items import ImageSource, InputKind, ItemT, ObjectImage, PathImage, Source, dataset_name
+from got_data.ingest.paths import InputRoots
 from got_data.uri import Location
+
+
+class FolderFiles:
+    """The files of one folder of the walk, by name, opened as a kind's item builder asks.
+
+    `rel` is the folder relative to the input root ("" at the root, else ending in "/"); a file is
+    named in messages and image references by `rel + name`. Local files are confined by `roots`
+    (PathRefused when refused); objects in a store are read through the URI layer.
+    """
+
+    def __init__(self, rel: str, paths: dict[str, str], roots: InputRoots | None) -> None:
+        self.rel = rel
+        self.paths = paths
+        self.roots = roots
+
+    @property
+    def names(self) -> list[str]:
+        """The folder's visible files (and links, FIFOs, devices by their names), sorted."""
+        return sorted(self.paths)
+
+    def image(self, name: str) -> ImageSource:
+        """A lazy handle on the image file `name`; PathRefused when a local path may not be read."""
+        if self.roots is None:
+            return ObjectImage(self.paths[name])
+        ref = self.rel + name
+        return PathImage(self.roots.confine(self.paths[name], shown=ref), ref=ref)
+
+    def text(self, name: str, max_chars: int, shown: str | None = None) -> Caption:
+        """The text file `name` (a caption, an instruction) as (text, error), reading no more than
+        `max_chars` can need; PathRefused when a local path may not be read (`shown` names it)."""
+        if self.roots is None:
+            return _object_text(self.paths[name], max_chars)
+        real = self.roots.confine(self.paths[name], shown=shown or self.rel + name)
+        return read_caption_file(real, max_chars)
+
+
+def _object_text(object_uri: str, max_chars: int) -> Caption:
+    limit = 4 * max_chars + 4  # as read_caption_file: no more than the kept characters need
+    try:
+        data = uri.read_bytes(object_uri, limit=limit)
+        return caption_from_bytes(data, max_chars, total_bytes=uri.file_size(object_uri))
+    except (OSError, uri.StorageError) as exc:
+        return None, f"unreadable: {exc}"
+
+
+class FolderInputs(InputKind[ItemT]):
+    """What a record kind makes of a folder's files."""
+
+    @abstractmethod
+    def folder_inputs(self, rel: str, names: Sequence[str]) -> Iterator[tuple[str, Any]]:
+        """(input_ref, what the input is made of) per input among one folder's file `names` (sorted),
+        without reading any file: counting the inputs walks only listings."""
+
+    @abstractmethod
+    def from_folder(self, dataset: str, input_ref: str, parts: Any, files: FolderFiles) -> ItemT:
+        """The item for one input of `folder_inputs`; a refused file becomes the item's problem."""
 
 
 @dataclass(frozen=True)
@@ -44,68 +95,54 @@ class _Entry:
     folder: Path | Location  # where to list it, when it is a folder
 
 
-class FolderSource(Source[InputItem]):
-    """Every image under `root`; `photo.jpg`'s caption is `photo.txt` next to it, when present.
+class FolderSource(Source[ItemT], Generic[ItemT]):
+    """The inputs under `root` (a folder or a bucket prefix), as `items` makes them of its files.
 
-    Files are read only under `root` or a folder in `allow_outside` (symlinks resolved).
+    Local files are read only under `root` or a folder in `allow_outside` (symlinks resolved).
     """
 
     def __init__(
         self,
         root: str | os.PathLike[str],
+        items: FolderInputs[ItemT],
         dataset: str | None = None,
-        max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
         allow_outside: Iterable[str | os.PathLike[str]] = (),
     ) -> None:
+        self.items = items
         self.bucket = uri.location(root) if uri.is_remote(root) else None
         self.roots: InputRoots | None = None
         if self.bucket is not None:
             self.root: Path | str = self.bucket.uri
             if not uri.list_dir(self.bucket):
-                raise InputError(f"{self.root} holds no objects; pass the prefix of an image folder")
+                raise InputError(f"{self.root} holds no objects; pass the prefix of an input folder")
         else:
             self.root = Path(root)
             if not self.root.is_dir():
                 raise InputError(f"{self.root} is not a folder")
             self.roots = InputRoots.under(self.root, allow_outside)
         self.dataset = dataset or dataset_name(self.root)
-        self.max_caption_chars = max_caption_chars
 
-    def __iter__(self) -> Iterator[InputItem]:
-        for rel_path, path, sidecar in self._walk():
-            try:
-                image, caption, caption_error = self._open(rel_path, path, sidecar)
-            except PathRefused as exc:
-                yield problem_item(self.dataset, rel_path, exc.reason, exc.detail)
-                continue
-            yield InputItem(
-                input_ref=rel_path, dataset=self.dataset, image=image, caption=caption, caption_error=caption_error,
-            )
+    @property
+    def location(self) -> str:
+        return str(self.root) if self.bucket is not None else os.path.realpath(self.root)
+
+    def __iter__(self) -> Iterator[ItemT]:
+        for ref, parts, files in self._walk(self.bucket or Path(self.root), ""):
+            yield self.items.from_folder(self.dataset, ref, parts, files)
 
     def count(self) -> int:
         """Walks the tree without reading any file (one directory listing per folder)."""
-        return sum(1 for _ in self._walk())
+        return sum(1 for _ in self._walk(self.bucket or Path(self.root), ""))
 
-    def _walk(self) -> Iterator[tuple[str, str, tuple[str, str] | None]]:
-        return self._images(self.bucket or Path(self.root), "")
-
-    def _open(self, rel_path: str, path: str, sidecar: tuple[str, str] | None) -> tuple[ImageSource, str | None, str | None]:
-        """The image handle and caption of one input; PathRefused when a local path may not be read."""
-        if self.roots is None:
-            return ObjectImage(path), *(self._object_caption(sidecar[1]) if sidecar else (None, None))
-        image = PathImage(self.roots.confine(path, shown=rel_path), ref=rel_path)
-        if sidecar is None:
-            return image, None, None
-        real_caption = self.roots.confine(sidecar[1], shown=f"its caption {sidecar[0]}")
-        return image, *read_caption_file(real_caption, self.max_caption_chars)
-
-    def _object_caption(self, caption_uri: str) -> Caption:
-        limit = 4 * self.max_caption_chars + 4  # as read_caption_file: no more than the kept characters need
-        try:
-            data = uri.read_bytes(caption_uri, limit=limit)
-            return caption_from_bytes(data, self.max_caption_chars, total_bytes=uri.file_size(caption_uri))
-        except (OSError, uri.StorageError) as exc:
-            return None, f"unreadable: {exc}"
+    def _walk(self, folder: Path | Location, rel: str) -> Iterator[tuple[str, Any, FolderFiles]]:
+        """(input_ref, its parts, its folder's files) per input, depth first."""
+        entries = self._entries(folder)
+        files = FolderFiles(rel, {e.name: e.path for e in entries if not e.is_dir}, self.roots)
+        for ref, parts in self.items.folder_inputs(rel, files.names):
+            yield ref, parts, files
+        for entry in entries:
+            if entry.is_dir:
+                yield from self._walk(entry.folder, f"{rel}{entry.name}/")
 
     @staticmethod
     def _entries(folder: Path | Location) -> list[_Entry]:
@@ -121,23 +158,3 @@ class FolderSource(Source[InputItem]):
         except OSError as exc:
             raise InputError(f"cannot list folder {folder}: {exc.strerror or exc}") from exc
         return [_Entry(e.name, e.path, e.is_dir(follow_symlinks=False), Path(e.path)) for e in entries]
-
-    def _images(self, folder: Path | Location, rel: str) -> Iterator[tuple[str, str, tuple[str, str] | None]]:
-        """(relative path, path, sidecar caption's (relative path, path) or None) per image, depth first."""
-        sidecars: dict[str, _Entry] = {}
-        images: list[_Entry] = []
-        subfolders: list[_Entry] = []
-        for entry in self._entries(folder):
-            if entry.is_dir:
-                subfolders.append(entry)
-            else:  # files, and links, FIFOs, devices by their names: the roots decide what is read
-                stem, ext = os.path.splitext(entry.name)
-                if ext.lower() == ".txt":
-                    sidecars.setdefault(stem, entry)
-                elif is_image_name(entry.name):
-                    images.append(entry)
-        for entry in images:
-            sidecar = sidecars.get(os.path.splitext(entry.name)[0])
-            yield rel + entry.name, entry.path, (rel + sidecar.name, sidecar.path) if sidecar else None
-        for entry in subfolders:
-            yield from self._images(entry.folder, f"{rel}{entry.name}/")

@@ -163,13 +163,36 @@ ItemT = TypeVar("ItemT", covariant=True)
 
 class Source(ABC, Generic[ItemT]):
     """A lazy, deterministic stream of items (InputItems for T2I, EditItems for edits): same input, same
-    items in the same order."""
+    items in the same order. One class per input format (folder, manifest, shards), whatever the
+    record kind: what a file, row or sample becomes is the `InputKind`'s."""
 
     dataset: str
 
     @abstractmethod
     def __iter__(self) -> Iterator[ItemT]: ...
 
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the input lives: the real path of its folder, manifest file or shards' folder, or its
+        URI in a store. The run marker names the input by it, so a resume reads the same input."""
+
     def count(self) -> int | None:
         """How many items iteration will yield, for progress bars; None when that is not cheap to know."""
         return None
+
+
+class InputKind(ABC, Generic[ItemT]):
+    """What one input of a record kind is made of: the item builder every format's reader asks.
+
+    A kind implements one interface per format it is read from (`FolderInputs`, `RowInputs`,
+    `SampleInputs`, next to their readers) and carries its own options (column names, text limits).
+    """
+
+    record_kind: str  # a name of records.RECORD_KINDS
+    name: str  # the inputs in messages ("edit pairs")
+    accepted: str  # what they are read from, for messages ("an image folder, a manifest ... or .tar shards")
+
+    @abstractmethod
+    def problem(self, dataset: str, input_ref: str, reason: str, detail: str) -> ItemT:
+        """An item rejected before any image is read (a refused path, a bad row, a refused tar member)."""

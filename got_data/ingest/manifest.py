@@ -1,8 +1,9 @@
-"""A manifest (JSONL or Parquet) with one row per image: an image column and an optional caption column.
+"""A manifest (JSONL or Parquet) with one row per input: what a row becomes is the record kind's
+(`RowInputs`: an image and a caption column for T2I, source/target/instruction for edits...).
 
 Image cells may hold a path (relative to the manifest's folder, or absolute, or a `file://` URI),
 raw bytes, or a Hugging Face `Image` struct ({"bytes": ..., "path": ...}). A path must resolve inside
-the manifest's folder or a folder the user allowed (InputRoots): a row pointing elsewhere becomes an
+the manifest's folder or a folder the user allowed (InputRoots): a cell pointing elsewhere makes an
 item with problem `outside_input_root`, one naming a FIFO or device `not_a_regular_file`.
 URLs are never fetched: such a row becomes
 an item with problem `url_not_supported`, so a run over a half-downloaded manifest still processes
@@ -15,15 +16,15 @@ from __future__ import annotations
 
 import json
 import os
+from abc import abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from got_data.errors import InputError
-from got_data.ingest.captions import DEFAULT_MAX_CAPTION_CHARS, caption_from_value
 from got_data.ingest.items import (
     INVALID_ROW,
     MISSING_IMAGE_PATH,
@@ -31,27 +32,25 @@ from got_data.ingest.items import (
     URL_NOT_SUPPORTED,
     BytesImage,
     ImageSource,
-    InputItem,
+    InputKind,
+    ItemT,
     PathImage,
     Source,
     dataset_name,
     is_url,
-    problem_item,
 )
 from got_data.ingest.paths import LOCAL_SCHEMES, InputRoots, PathRefused
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
-DEFAULT_CAPTION_COLUMN = "caption"
 _PARQUET_BATCH_ROWS = 256
 
 
 class ManifestFile:
     """A JSONL or Parquet manifest: its columns, its rows (streamed) and how its image cells resolve.
 
-    Shared by the T2I manifest source and the edit manifest sources, so every manifest accepts the
-    same formats and image cells and gives the same advice. Image paths are confined to the
-    manifest's folder plus `allow_outside`.
+    Every record kind's rows come through it, so every manifest accepts the same formats and image
+    cells and gives the same advice. Image paths are confined to the manifest's folder plus `allow_outside`.
     """
 
     def __init__(self, path: str | os.PathLike[str], allow_outside: Iterable[str | os.PathLike[str]] = ()) -> None:
@@ -156,58 +155,51 @@ def row_problem(row: Any) -> str | None:
     return None
 
 
-class ManifestSource(Source[InputItem]):
-    """Rows of a JSONL or Parquet manifest; `#row=N` in input_ref counts data rows from 0.
+class RowInputs(InputKind[ItemT]):
+    """What a record kind makes of a manifest row."""
 
-    The default caption column "caption" is used when the manifest has one; any other caption
-    column must exist, so a typo cannot silently drop every caption. `caption_column=None`: no captions.
-    """
+    @abstractmethod
+    def manifest_columns(self, file: ManifestFile) -> dict[str, str | None]:
+        """The columns to read, by what they hold (None: not read), once the manifest is open; a column
+        the kind needs and the manifest lacks is one InputError naming the option to fix, before any work."""
+
+    @abstractmethod
+    def from_row(self, dataset: str, input_ref: str, row: dict[str, Any], columns: dict[str, str | None],
+                 file: ManifestFile) -> ItemT:
+        """The item for one row (a JSON object); image cells resolve through `file.image`."""
+
+
+class ManifestSource(Source[ItemT], Generic[ItemT]):
+    """Rows of a JSONL or Parquet manifest, as `items` makes them; `#row=N` in input_ref counts data
+    rows from 0. A row that is not a JSON object is an `invalid_row` item."""
 
     def __init__(
         self,
         path: str | os.PathLike[str],
-        image_column: str = "image",
-        caption_column: str | None = DEFAULT_CAPTION_COLUMN,
+        items: RowInputs[ItemT],
         dataset: str | None = None,
-        max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
         allow_outside: Iterable[str | os.PathLike[str]] = (),
     ) -> None:
+        self.items = items
         self.file = ManifestFile(path, allow_outside)
         self.path = self.file.path
-        self.kind = self.file.kind
         self.dataset = dataset or dataset_name(self.path)
-        self.max_caption_chars = max_caption_chars
-        self.image_column = image_column
-        self.file.require(image_column, "image", "the image column option")
-        columns = self.file.columns()
-        if caption_column is None or caption_column in columns:
-            self.caption_column = caption_column
-        elif caption_column == DEFAULT_CAPTION_COLUMN:
-            self.caption_column = None
-        else:
-            raise InputError(
-                f"manifest {self.path} has no caption column {caption_column!r}; its columns are {sorted(columns)}"
-            )
+        self.columns = items.manifest_columns(self.file)
 
-    def __iter__(self) -> Iterator[InputItem]:
-        columns = [c for c in (self.image_column, self.caption_column) if c is not None]
-        for ref, row in self.file.rows(columns):
-            yield self._item(ref, row)
+    @property
+    def location(self) -> str:
+        return os.path.realpath(self.path)
+
+    def __iter__(self) -> Iterator[ItemT]:
+        for ref, row in self.file.rows([c for c in self.columns.values() if c is not None]):
+            bad = row_problem(row)
+            if bad is not None:
+                yield self.items.problem(self.dataset, ref, INVALID_ROW, bad)
+            else:
+                yield self.items.from_row(self.dataset, ref, row, self.columns, self.file)
 
     def count(self) -> int | None:
         return self.file.count()
-
-    def _item(self, ref: str, row: Any) -> InputItem:
-        bad = row_problem(row)
-        if bad is not None:
-            return problem_item(self.dataset, ref, INVALID_ROW, bad)
-        caption, caption_error = (None, None)
-        if self.caption_column is not None:
-            caption, caption_error = caption_from_value(row.get(self.caption_column), self.max_caption_chars)
-        image, problem = self.file.image(row.get(self.image_column), self.image_column)
-        if problem is not None:
-            return problem_item(self.dataset, ref, *problem, caption=caption, caption_error=caption_error)
-        return InputItem(input_ref=ref, dataset=self.dataset, image=image, caption=caption, caption_error=caption_error)
 
 
 class _InvalidRow:

@@ -1,9 +1,9 @@
-"""WebDataset tar shards as img2dataset writes them: `KEY.jpg` with optional `KEY.txt` and/or `KEY.json`.
+"""WebDataset tar shards (img2dataset's `KEY.jpg` + `KEY.txt`/`KEY.json`; edit pairs' `KEY.source.*`...):
+what a sample becomes is the record kind's (`SampleInputs`).
 
 Shards are uncompressed tars, streamed (tarfile 'r|' mode), so a shard is read once, front to back, and only one
 sample's members are in memory at a time; members we do not use (embeddings, other metadata) are
-skipped without being read. A sample's members must be adjacent, as WebDataset requires. The
-caption is `KEY.txt` when present, else the "caption" field of `KEY.json`.
+skipped without being read. A sample's members must be adjacent, as WebDataset requires.
 
 Members we would read are first put to the tar member policy (`got_data/shards/tar_policy.py`): a
 link, a sparse or non-file member, one over its extension's cap, or a second member of the same name in
@@ -12,112 +12,81 @@ a sample is never read, and the sample becomes a reject row with that reason.
 
 from __future__ import annotations
 
-import json
 import os
 import tarfile
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic
 
 from got_data.errors import InputError
-from got_data.ingest.captions import DEFAULT_MAX_CAPTION_CHARS, Caption, caption_from_bytes, caption_from_value
-from got_data.ingest.items import (
-    IMAGE_EXTENSIONS,
-    MISSING_FILE,
-    BytesImage,
-    InputItem,
-    ItemT,
-    Source,
-    dataset_name,
-    problem_item,
-)
+from got_data.ingest.items import InputKind, ItemT, Source, dataset_name
 from got_data.ingest.paths import InputRoots
 from got_data.shards.tar_policy import DEFAULT_POLICY, DUPLICATE_MEMBER, MemberPolicy, Refusal
 
-_CAPTION_MEMBERS = ("txt", "json")
+
+class SampleInputs(InputKind[ItemT]):
+    """What a record kind makes of a tar sample."""
+
+    @abstractmethod
+    def wanted_member(self, ext: str) -> bool:
+        """Whether a member with this extension is read (the rest are skipped unread)."""
+
+    @abstractmethod
+    def from_sample(self, dataset: str, input_ref: str, key: str, members: dict[str, bytes]) -> ItemT:
+        """The item for one sample whose wanted members were all allowed, by extension."""
 
 
-class ShardSource(Source[ItemT]):
-    """The samples of one or more shards, shards in sorted path order, samples in tar order; what a
-    sample becomes (`_samples`) is the subclass's.
+class WebDatasetSource(Source[ItemT], Generic[ItemT]):
+    """The samples of one or more shards, as `items` makes them: shards in sorted path order,
+    samples in tar order.
 
     input_ref is `SHARD#KEY`, SHARD relative to the shards' common folder. Every shard must be a
     regular file that resolves inside that folder (or a folder in `allow_outside`): a shard that
-    links elsewhere is refused when the source is opened, before any work.
+    links elsewhere is refused when the source is opened, before any work. A sample with a refused
+    member is a reject item with the policy's reason.
     """
 
     def __init__(
         self,
         paths: Iterable[str | os.PathLike[str]],
+        items: SampleInputs[ItemT],
         dataset: str | None = None,
-        max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
         member_policy: MemberPolicy = DEFAULT_POLICY,
         allow_outside: Iterable[str | os.PathLike[str]] = (),
     ) -> None:
+        self.items = items
         self.member_policy = member_policy
         self.shards = sorted(Path(p) for p in paths)
         if not self.shards:
             raise InputError("no shards given")
         folder = os.path.commonpath([os.path.abspath(shard.parent) for shard in self.shards])
         self.roots = InputRoots.under(folder, allow_outside, what="the shards' folder")
-        self.root = Path(self.roots.roots[0])  # the shards' folder, real path (the run marker names the input by it)
+        self.root = Path(self.roots.roots[0])  # the shards' folder, real path
         for shard in self.shards:
             self.roots.confine(shard, shown=f"shard {shard.name}")
         default_name = self.shards[0] if len(self.shards) == 1 else folder
         self.dataset = dataset or dataset_name(default_name)
-        self.max_caption_chars = max_caption_chars
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
 
     def __iter__(self) -> Iterator[ItemT]:
         for shard in self.shards:
-            yield from self._samples(shard)
-
-    @abstractmethod
-    def _samples(self, shard: Path) -> Iterator[ItemT]: ...
+            shard_ref = self.shard_ref(shard)
+            for sample in iter_tar_samples(shard, self.items.wanted_member, self.member_policy):
+                ref = f"{shard_ref}#{sample.key}"
+                refused = sample.refusal()
+                if refused is not None:
+                    yield self.items.problem(self.dataset, ref, *refused)
+                else:
+                    yield self.items.from_sample(self.dataset, ref, sample.key, sample.members)
 
     def shard_ref(self, shard: Path) -> str:
         """The shard's path relative to the root it lies in (input references never hold host paths)."""
         return self.roots.ref(os.path.realpath(shard))
-
-
-class WebDatasetSource(ShardSource[InputItem]):
-    """T2I inputs in img2dataset shards: `KEY.jpg` (or another image member) and its caption."""
-
-    def _samples(self, shard: Path) -> Iterator[InputItem]:
-        shard_ref = self.shard_ref(shard)
-        for sample in iter_tar_samples(shard, self._wanted, self.member_policy):
-            ref = f"{shard_ref}#{sample.key}"
-            refused = sample.refusal()
-            yield problem_item(self.dataset, ref, *refused) if refused else self._item(ref, sample.key, sample.members)
-
-    @staticmethod
-    def _wanted(ext: str) -> bool:
-        """Which members are read (the rest are skipped unread)."""
-        return ext in IMAGE_EXTENSIONS or ext in _CAPTION_MEMBERS
-
-    def _item(self, ref: str, key: str, members: dict[str, bytes]) -> InputItem:
-        caption, caption_error = self._caption(members)
-        image_ext = next((ext for ext in members if ext in IMAGE_EXTENSIONS), None)
-        if image_ext is None:
-            detail = f"sample {key!r} has no image member (members: {sorted(members) or 'none we read'})"
-            return problem_item(self.dataset, ref, MISSING_FILE, detail, caption=caption, caption_error=caption_error)
-        return InputItem(
-            input_ref=ref, dataset=self.dataset, image=BytesImage(members[image_ext]), caption=caption,
-            caption_error=caption_error,
-        )
-
-    def _caption(self, members: dict[str, bytes]) -> Caption:
-        if "txt" in members:
-            return caption_from_bytes(members["txt"], self.max_caption_chars)
-        if "json" not in members:
-            return None, None
-        try:
-            meta = json.loads(members["json"])
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return None, f"invalid_json: the sample's json member does not parse ({exc})"
-        if not isinstance(meta, dict):
-            return None, None
-        return caption_from_value(meta.get("caption"), self.max_caption_chars)
 
 
 @dataclass

@@ -181,11 +181,9 @@ async def _resolve(image: Any) -> Image.Image:
 
 def open_world_input(kind: str, path: str | Path) -> Any:
     """The pipeline source for a world set's input (the path `write_world_set` returned)."""
-    from got_data.ingest import open_edit_source, open_source
+    from got_data.ingest import INPUT_KINDS, open_source
 
-    if kind == "t2i":
-        return open_source(str(path))
-    return open_edit_source(str(path), multiturn=kind == "multiturn")
+    return open_source(str(path), INPUT_KINDS[kind]())
 
 
 def annotate_with_oracle(spec: PipelineSpec, kind: str, input_path: str | Path, truth: dict[str, dict],

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from got_data.annotate.launch import ModelChoice, annotate
 from got_data.annotate.runner import RunOptions
-from got_data.ingest import open_edit_source
+from got_data.ingest import EditInputs, MultiTurnInputs, open_source
 from got_data.records import parse_got
 from got_data.records.codec import find_control_tokens, find_special_tokens
 from got_data.sample_data import sample_edit_pairs, sample_edit_sequences
@@ -57,14 +57,14 @@ def pools(vlm_pool, llm_pool):
 def bundled_run(pools, tmp_path_factory):
     """The bundled pairs, first two of them only (a run cut short), then all: the rerun resumes."""
     out = tmp_path_factory.mktemp("edit-bundled")
-    first = run(open_edit_source(sample_edit_pairs()), out, pools, limit=2)
-    stats = run(open_edit_source(sample_edit_pairs()), out, pools)
+    first = run(open_source(sample_edit_pairs(), EditInputs()), out, pools, limit=2)
+    stats = run(open_source(sample_edit_pairs(), EditInputs()), out, pools)
     return out, first, stats
 
 
 def test_every_bundled_pair_lands_exactly_once_across_the_resumed_run(bundled_run):
     out, first, stats = bundled_run
-    inputs = every_ref(open_edit_source(sample_edit_pairs()))
+    inputs = every_ref(open_source(sample_edit_pairs(), EditInputs()))
     samples, rejects = outcome(out)
     assert set(samples) | set(rejects) == inputs
     assert first["run"]["inputs_seen"] == 2
@@ -78,7 +78,7 @@ def test_edit_shards_validate_and_carry_both_images_and_provenance(bundled_run):
     out, _, _ = bundled_run
     report = validate_paths([out])
     assert report.ok, report.to_dict()
-    pairs = {item.input_ref: item for item in open_edit_source(sample_edit_pairs())}
+    pairs = {item.input_ref: item for item in open_source(sample_edit_pairs(), EditInputs())}
     for sample in iter_samples(out):
         record = sample.record
         assert record.kind == "edit" and [im.role for im in record.images] == ["source", "target"]
@@ -105,7 +105,7 @@ def test_edit_shards_validate_and_carry_both_images_and_provenance(bundled_run):
 def test_rerun_of_a_finished_edit_output_does_nothing(bundled_run, pools):
     out, _, _ = bundled_run
     before = outcome(out)
-    stats = run(open_edit_source(sample_edit_pairs()), out, pools)
+    stats = run(open_source(sample_edit_pairs(), EditInputs()), out, pools)
     assert stats["run"]["skipped_already_done"] == stats["run"]["inputs_seen"] == 5
     assert outcome(out) == before
 
@@ -159,7 +159,7 @@ def write_bad_pairs(root: Path) -> tuple[Path, dict[str, str | tuple[str, str]]]
 def test_bad_pairs_land_once_with_their_reason(pools, tmp_path):
     manifest, expected = write_bad_pairs(tmp_path / "inputs")
     out = tmp_path / "out"
-    stats = run(open_edit_source(manifest), out, pools)
+    stats = run(open_source(manifest, EditInputs()), out, pools)
     samples, rejects = outcome(out)
     assert set(samples) | set(rejects) == set(expected)
     assert stats["run"]["tokens_per_stage"]["localize"]["requests"] >= 2  # the object edits were grounded
@@ -209,7 +209,7 @@ def write_sequences(root: Path) -> tuple[Path, dict[str, str | None]]:
 def test_multiturn_sequences_land_once_and_validate(pools, tmp_path):
     manifest, expected = write_sequences(tmp_path / "inputs")
     out = tmp_path / "out"
-    stats = run(open_edit_source(manifest, multiturn=True), out, pools, spec=MULTITURN_SPEC)
+    stats = run(open_source(manifest, MultiTurnInputs()), out, pools, spec=MULTITURN_SPEC)
     samples, rejects = outcome(out)
     assert set(samples) | set(rejects) == set(expected)
     for ref, want in expected.items():

@@ -10,15 +10,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from got_data.errors import InputError
-from got_data.ingest import normalize_edit_type, open_edit_source
-from got_data.ingest.edit_items import EMPTY_INSTRUCTION, NO_TURNS, EditItem
-from got_data.ingest.edit_sources import (
-    AMBIGUOUS_IMAGE,
-    EditFolderSource,
-    EditManifestSource,
-    EditWebDatasetSource,
-    MultiTurnManifestSource,
+from got_data.ingest import (
+    EditInputs,
+    FolderSource,
+    ManifestSource,
+    MultiTurnInputs,
+    WebDatasetSource,
+    normalize_edit_type,
+    open_source,
 )
+from got_data.ingest.edit_inputs import AMBIGUOUS_IMAGE
+from got_data.ingest.edit_items import EMPTY_INSTRUCTION, NO_TURNS, EditItem
 from got_data.ingest.images import prepare_image
 from got_data.ingest.items import INVALID_ROW, MISSING_FILE, MISSING_IMAGE_PATH, URL_NOT_SUPPORTED
 from got_data.sample_data import sample_edit_pairs, sample_edit_sequences
@@ -53,7 +55,7 @@ def test_pair_manifest_rows_and_their_problems(images):
         {"source": "imgs/a.jpg", "target": "imgs/b.png"},
         {"source": "imgs/a.jpg", "target": "imgs/b.png", "instruction": "x", "edit_type": "object_swap"},
     ])
-    source = EditManifestSource(manifest)
+    source = ManifestSource(manifest, EditInputs())
     items = list(source)
     assert source.count() == len(items) == 9
     assert all(isinstance(i, EditItem) for i in items)
@@ -78,19 +80,19 @@ def test_pair_manifest_rows_and_their_problems(images):
 def test_pair_manifest_columns_are_checked_up_front(images):
     manifest = write_jsonl(images / "p.jsonl", [{"src": "imgs/a.jpg", "dst": "imgs/b.png", "text": "x", "kind": "add"}])
     with pytest.raises(InputError, match="no source column 'source'"):
-        EditManifestSource(manifest)
+        ManifestSource(manifest, EditInputs())
     with pytest.raises(InputError, match="no edit type column 'type'"):
-        EditManifestSource(manifest, source_column="src", target_column="dst", instruction_column="text",
-                           edit_type_column="type")
-    (item,) = EditManifestSource(manifest, source_column="src", target_column="dst", instruction_column="text",
-                                 edit_type_column="kind")
+        ManifestSource(manifest, EditInputs(source_column="src", target_column="dst", instruction_column="text",
+                                            edit_type_column="type"))
+    (item,) = ManifestSource(manifest, EditInputs(source_column="src", target_column="dst", instruction_column="text",
+                                                  edit_type_column="kind"))
     assert item.problem is None and item.turns[0].edit_type == "add"
 
 
 def test_parquet_pairs_with_embedded_images(tmp_path):
     path = tmp_path / "pairs.parquet"
     pq.write_table(pa.table({"source": [JPG, JPG], "target": [PNG, None], "instruction": ["flip it", "x"]}), path)
-    ok, missing = EditManifestSource(path)
+    ok, missing = ManifestSource(path, EditInputs())
     assert ok.problem is None and load_input_image_bytes(ok) == {"source": JPG, "target": PNG}
     assert missing.problem[0] == MISSING_IMAGE_PATH
 
@@ -110,7 +112,7 @@ def test_sequence_manifest(images):
         {"source": "imgs/a.jpg", "turns": json.dumps([{"instruction": "one", "image": "imgs/b.png"}])},
         {"source": "imgs/a.jpg", "turns": [{"instruction": "", "image": "imgs/b.png"}]},
     ])
-    ok, zero, missing_turn, not_list, as_string, empty = MultiTurnManifestSource(manifest)
+    ok, zero, missing_turn, not_list, as_string, empty = ManifestSource(manifest, MultiTurnInputs())
     assert ok.problem is None and ok.roles() == ["source", "turn1", "turn2"]
     assert [t.edit_type for t in ok.turns] == ["color", None]
     assert json.loads(ok.source_info().original_caption) == ["one", "two"]
@@ -145,7 +147,7 @@ def test_folder_layout(tmp_path):
     (root / "f" / "notes.md").write_text("not a pair")
     write_pair(root / "g", instruction=None)
     (root / "g" / "instruction.txt").write_bytes(b"caf\xe9")
-    source = EditFolderSource(root)
+    source = FolderSource(root, EditInputs())
     items = {i.input_ref: i for i in source}
     assert source.count() == len(items) == 6
     assert sorted(items) == ["a", "b", "c", "e", "g", "group/d"]
@@ -165,7 +167,7 @@ def test_webdataset_pairs(tmp_path, shard_writer):
         ("k3", {"source.jpg": JPG, "txt": b"no target"}),
         ("k4", {"source.jpg": JPG, "target.png": PNG}),
     ])
-    k1, k2, k3, k4 = EditWebDatasetSource([shard])
+    k1, k2, k3, k4 = WebDatasetSource([shard], EditInputs())
     assert k1.input_ref == "pairs-000.tar#k1" and k1.problem is None
     assert {r: s.read() for r, s in k1.image_sources().items()} == {"source": JPG, "target": PNG}
     assert k2.problem is None and k2.turns[0].instruction == "same" and k2.turns[0].edit_type == "remove"
@@ -173,22 +175,22 @@ def test_webdataset_pairs(tmp_path, shard_writer):
     assert k4.problem[0] == EMPTY_INSTRUCTION
 
 
-def test_open_edit_source_dispatch(tmp_path, images, shard_writer):
+def test_open_source_dispatches_edit_inputs(tmp_path, images, shard_writer):
     pairs = write_jsonl(images / "pairs.jsonl", [{"source": "imgs/a.jpg", "target": "imgs/b.png", "instruction": "x"}])
-    assert isinstance(open_edit_source(pairs), EditManifestSource)
+    assert isinstance(open_source(pairs, EditInputs()), ManifestSource)
     write_pair(tmp_path / "folder" / "k")
-    assert isinstance(open_edit_source(tmp_path / "folder"), EditFolderSource)
+    assert isinstance(open_source(tmp_path / "folder", EditInputs()), FolderSource)
     shard_writer(tmp_path / "shards" / "a-000.tar", [("k", {"source.jpg": JPG, "target.png": PNG, "txt": b"x"})])
-    assert isinstance(open_edit_source(tmp_path / "shards"), EditWebDatasetSource)
-    assert isinstance(open_edit_source(str(tmp_path / "shards" / "*.tar")), EditWebDatasetSource)
+    assert isinstance(open_source(tmp_path / "shards", EditInputs()), WebDatasetSource)
+    assert isinstance(open_source(str(tmp_path / "shards" / "*.tar"), EditInputs()), WebDatasetSource)
     seq = write_jsonl(images / "seq.jsonl", [{"source": "imgs/a.jpg", "turns": []}])
-    assert isinstance(open_edit_source(seq, multiturn=True), MultiTurnManifestSource)
+    assert isinstance(open_source(seq, MultiTurnInputs()), ManifestSource)
     with pytest.raises(InputError, match="multi-turn edits are read from a manifest"):
-        open_edit_source(tmp_path / "folder", multiturn=True)
+        open_source(tmp_path / "folder", MultiTurnInputs())
     with pytest.raises(InputError, match="URL"):
-        open_edit_source("https://example.com/pairs.jsonl")
+        open_source("https://example.com/pairs.jsonl", EditInputs())
     with pytest.raises(InputError, match="does not exist"):
-        open_edit_source(tmp_path / "nothing.jsonl")
+        open_source(tmp_path / "nothing.jsonl", EditInputs())
 
 
 @pytest.mark.parametrize("label,expected", [
@@ -203,12 +205,12 @@ def test_edit_type_labels_normalize(label, expected):
 
 
 def test_bundled_edit_examples_are_plain_and_changed():
-    pairs = list(open_edit_source(sample_edit_pairs()))
+    pairs = list(open_source(sample_edit_pairs(), EditInputs()))
     assert len(pairs) == 5 and all(p.problem is None for p in pairs)
     assert {p.turns[0].edit_type for p in pairs} == {"color", "attribute", "add", "style", "lighting"}
     for pair in pairs:
         images = {role: prepare_image(src.read()) for role, src in pair.image_sources().items()}
         assert all(im.format == "JPEG" and im.normalization == [] for im in images.values())
         assert images["source"].sha256 != images["target"].sha256
-    (sequence,) = open_edit_source(sample_edit_sequences(), multiturn=True)
+    (sequence,) = open_source(sample_edit_sequences(), MultiTurnInputs())
     assert sequence.problem is None and sequence.roles() == ["source", "turn1", "turn2"]

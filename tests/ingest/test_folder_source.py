@@ -8,7 +8,7 @@ import pickle
 import pytest
 
 from got_data.errors import InputError
-from got_data.ingest import FolderSource, ImageRejected, PathImage, load_input_image
+from got_data.ingest import FolderSource, ImageRejected, PathImage, T2IInputs, load_input_image
 from tests.ingest.bad_images import EXPECTED_CAPTIONS, IMAGE_CASES, OK, encode, gradient, write_bad_inputs
 
 
@@ -25,23 +25,23 @@ def test_finds_every_image_recursively_in_a_stable_order(bad_folder):
     (root / ".hidden.jpg").write_bytes(encode(gradient(), "JPEG"))
     (root / ".cache").mkdir()
     (root / ".cache" / "thumb.jpg").write_bytes(encode(gradient(), "JPEG"))
-    source = FolderSource(root)
+    source = FolderSource(root, T2IInputs())
     refs = [item.input_ref for item in source]
     assert sorted(refs) == sorted(expected)
-    assert refs == [item.input_ref for item in FolderSource(root)]
+    assert refs == [item.input_ref for item in FolderSource(root, T2IInputs())]
     top_level = [r for r in refs if "/" not in r]
     assert top_level == sorted(top_level) and refs[: len(top_level)] == top_level
     assert refs[-1] == "nested/deeper/inside.png"
     assert source.count() == len(expected)
     assert source.dataset == "mixed"
-    assert FolderSource(root, dataset="mine").dataset == "mine"
+    assert FolderSource(root, T2IInputs(), dataset="mine").dataset == "mine"
 
 
 def test_every_bad_input_gets_its_expected_outcome(bad_folder):
     """The end-to-end contract the pipelines rely on: item -> prepared image or reject reason."""
     root, expected = bad_folder
     outcomes = {}
-    for item in FolderSource(root):
+    for item in FolderSource(root, T2IInputs()):
         try:
             load_input_image(item)
             outcomes[item.input_ref] = OK
@@ -54,7 +54,7 @@ def test_every_bad_input_gets_its_expected_outcome(bad_folder):
 
 def test_sidecar_captions(bad_folder):
     root, _ = bad_folder
-    items = {item.input_ref: item for item in FolderSource(root)}
+    items = {item.input_ref: item for item in FolderSource(root, T2IInputs())}
     for ref, (caption, error_prefix) in EXPECTED_CAPTIONS.items():
         assert items[ref].caption == caption, ref
         if error_prefix is None:
@@ -73,14 +73,14 @@ def test_sidecar_must_share_the_folder_and_stem(tmp_path):
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "x.v2.png").write_bytes(encode(gradient(), "PNG"))
     (tmp_path / "x.v2.txt").write_text("wrong folder")
-    items = {i.input_ref: i for i in FolderSource(tmp_path)}
+    items = {i.input_ref: i for i in FolderSource(tmp_path, T2IInputs())}
     assert items["a/Photo.JPG"].caption == "right one"
     assert items["b/x.v2.png"].caption is None
 
 
 def test_items_hold_paths_not_bytes_and_pickle_cheaply(bad_folder):
     root, _ = bad_folder
-    item = next(iter(FolderSource(root)))
+    item = next(iter(FolderSource(root, T2IInputs())))
     assert isinstance(item.image, PathImage)
     assert item.image.path == os.path.join(root, item.input_ref)
     assert len(pickle.dumps(item)) < 600
@@ -91,14 +91,14 @@ def test_symlinked_folders_are_not_followed(tmp_path):
     (tmp_path / "real").mkdir()
     (tmp_path / "real" / "a.png").write_bytes(encode(gradient(), "PNG"))
     (tmp_path / "real" / "loop").symlink_to(tmp_path, target_is_directory=True)
-    assert [i.input_ref for i in FolderSource(tmp_path)] == ["real/a.png"]
+    assert [i.input_ref for i in FolderSource(tmp_path, T2IInputs())] == ["real/a.png"]
 
 
 def test_iteration_is_lazy(tmp_path):
     for name in "abc":
         (tmp_path / name).mkdir()
         (tmp_path / name / "img.png").write_bytes(encode(gradient(), "PNG"))
-    items = iter(FolderSource(tmp_path))
+    items = iter(FolderSource(tmp_path, T2IInputs()))
     assert next(items).input_ref == "a/img.png"
     (tmp_path / "c" / "img.png").unlink()  # not yet listed, so the stream sees the change
     assert [i.input_ref for i in items] == ["b/img.png"]
@@ -106,4 +106,4 @@ def test_iteration_is_lazy(tmp_path):
 
 def test_not_a_folder(tmp_path):
     with pytest.raises(InputError, match="not a folder"):
-        FolderSource(tmp_path / "nope")
+        FolderSource(tmp_path / "nope", T2IInputs())

@@ -14,20 +14,17 @@ import pytest
 from got_data.cli.annotate import AnnotateSettings, annotate_edit, annotate_t2i
 from got_data.errors import InputError
 from got_data.ingest import (
+    EditInputs,
     FolderSource,
     ImageRejected,
     ManifestSource,
+    MultiTurnInputs,
     PathImage,
+    T2IInputs,
     load_input_image,
-    open_edit_source,
     open_source,
 )
 from got_data.ingest.captions import read_caption_file
-from got_data.ingest.edit_sources import (
-    EditFolderSource,
-    EditManifestSource,
-    MultiTurnManifestSource,
-)
 from got_data.ingest.items import MISSING_FILE
 from got_data.ingest.paths import NOT_A_REGULAR_FILE, OUTSIDE_INPUT_ROOT
 from tests.ingest.bad_images import encode, gradient
@@ -59,7 +56,7 @@ def _leaks(item, outside) -> bool:
 
 def test_a_sidecar_linked_outside_rejects_its_image_unread(root, outside):
     (root / "photo.txt").symlink_to(outside / "environ")
-    (item,) = FolderSource(root)
+    (item,) = FolderSource(root, T2IInputs())
     assert item.problem[0] == OUTSIDE_INPUT_ROOT and "photo.txt" in item.problem[1]
     assert item.caption is None and item.source_info().original_caption is None
     assert not _leaks(item, outside)
@@ -75,7 +72,7 @@ def test_folder_images_linked_outside_fifos_and_dangling_links_are_rejects(root,
     (root / "gone.jpg").symlink_to(root / "nothing.jpg")
     os.mkfifo(root / "pipe.jpg")
     (root / "dir.jpg").symlink_to(root / "sub", target_is_directory=True)
-    items = {item.input_ref: item for item in FolderSource(root)}
+    items = {item.input_ref: item for item in FolderSource(root, T2IInputs())}
     assert set(items) == {"dir.jpg", "gone.jpg", "inside.png", "out.jpg", "photo.jpg", "pipe.jpg", "sub/real.png"}
     assert items["out.jpg"].problem[0] == OUTSIDE_INPUT_ROOT
     assert items["pipe.jpg"].problem == (NOT_A_REGULAR_FILE, "pipe.jpg is a FIFO, not a regular file")
@@ -88,7 +85,7 @@ def test_folder_images_linked_outside_fifos_and_dangling_links_are_rejects(root,
 
 
 def test_a_file_swapped_for_a_fifo_after_listing_is_refused_when_read(root):
-    (item,) = FolderSource(root)
+    (item,) = FolderSource(root, T2IInputs())
     (root / "photo.jpg").unlink()
     os.mkfifo(root / "photo.jpg")  # reading would block forever without the check at open
     with pytest.raises(ImageRejected) as caught:
@@ -100,7 +97,7 @@ def test_a_folder_swapped_for_a_link_after_listing_is_not_followed(root, outside
     (root / "sub").mkdir()
     (root / "sub" / "x.jpg").write_bytes(encode(gradient(size=(64, 40)), "JPEG"))
     (root / "sub" / "x.txt").write_text("inside")
-    item = next(i for i in FolderSource(root) if i.input_ref == "sub/x.jpg")
+    item = next(i for i in FolderSource(root, T2IInputs()) if i.input_ref == "sub/x.jpg")
     (root / "sub").rename(root / ".old")
     (root / "sub").symlink_to(outside, target_is_directory=True)  # outside/x.jpg is now at the listed path
     with pytest.raises(ImageRejected) as caught:
@@ -136,7 +133,7 @@ def test_manifest_rows_may_not_point_outside_its_folder(root, outside):
         {"image": "fifo.jpg"},
         {"image": {"bytes": None, "path": str(outside / "x.jpg")}},
     ]
-    items = list(ManifestSource(write_jsonl(root / "m.jsonl", rows)))
+    items = list(ManifestSource(write_jsonl(root / "m.jsonl", rows), T2IInputs()))
     assert [item.problem for item in items[:4]] == [None] * 4
     assert all(isinstance(item.image, PathImage) for item in items[:4])
     assert load_input_image(items[3]).data == (root / "photo.jpg").read_bytes()
@@ -150,11 +147,11 @@ def test_manifest_rows_may_not_point_outside_its_folder(root, outside):
 
 def test_allowing_a_folder_lets_rows_point_there(root, outside):
     manifest = write_jsonl(root / "m.jsonl", [{"image": str(outside / "x.jpg")}, {"image": "/etc/hostname"}])
-    allowed, still_out = ManifestSource(manifest, allow_outside=[outside])
+    allowed, still_out = ManifestSource(manifest, T2IInputs(), allow_outside=[outside])
     assert allowed.problem is None and load_input_image(allowed).data == (outside / "x.jpg").read_bytes()
     assert still_out.problem[0] == OUTSIDE_INPUT_ROOT
     with pytest.raises(InputError, match="--allow-paths-outside .*not an existing folder"):
-        ManifestSource(manifest, allow_outside=[outside / "typo"])
+        ManifestSource(manifest, T2IInputs(), allow_outside=[outside / "typo"])
 
 
 def test_edit_folder_instruction_and_images_linked_outside_are_refused(tmp_path, outside):
@@ -169,7 +166,7 @@ def test_edit_folder_instruction_and_images_linked_outside_are_refused(tmp_path,
     (root / "img" / "target.png").unlink()
     (root / "img" / "target.png").symlink_to(outside / "x.jpg")
     (root / "kind" / "edit_type.txt").symlink_to(outside / "environ")
-    items = {item.input_ref: item for item in EditFolderSource(root)}
+    items = {item.input_ref: item for item in FolderSource(root, EditInputs())}
     assert items["ok"].problem is None
     assert items["instr"].problem[0] == OUTSIDE_INPUT_ROOT and "instr/instruction.txt" in items["instr"].problem[1]
     assert items["instr"].source_info().original_caption is None
@@ -183,16 +180,16 @@ def test_edit_and_multiturn_manifests_confine_every_image(root, outside):
         {"source": "photo.jpg", "target": "../elsewhere/x.jpg", "instruction": "add a cat"},
         {"source": str(outside / "x.jpg"), "target": "photo.jpg", "instruction": "add a cat"},
     ])
-    target_out, source_out = EditManifestSource(pairs)
+    target_out, source_out = ManifestSource(pairs, EditInputs())
     assert target_out.problem[0] == OUTSIDE_INPUT_ROOT and target_out.problem[1].startswith("target image:")
     assert source_out.problem[0] == OUTSIDE_INPUT_ROOT and source_out.problem[1].startswith("source image:")
     sequences = write_jsonl(root / "seq.jsonl", [{"source": "photo.jpg", "turns": [
         {"instruction": "add a cat", "image": "photo.jpg"},
         {"instruction": "add a dog", "image": (outside / "x.jpg").as_uri()},
     ]}])
-    (item,) = MultiTurnManifestSource(sequences)
+    (item,) = ManifestSource(sequences, MultiTurnInputs())
     assert item.problem[0] == OUTSIDE_INPUT_ROOT and item.problem[1].startswith("turn 2 image:")
-    (allowed,) = MultiTurnManifestSource(sequences, allow_outside=[outside])
+    (allowed,) = ManifestSource(sequences, MultiTurnInputs(), allow_outside=[outside])
     assert allowed.problem is None
 
 
@@ -204,9 +201,9 @@ def test_shards_linked_outside_the_shard_folder_are_refused_at_open(tmp_path, ou
     with pytest.raises(InputError, match=r"shard 000\.tar resolves outside the shards' folder"):
         open_source(folder)
     with pytest.raises(InputError, match="outside"):
-        open_edit_source(folder / "000.tar")
+        open_source(folder / "000.tar", EditInputs())
     allowed = open_source(folder, allow_outside=[outside])
-    assert allowed.root == folder.resolve()  # the input's identity is the folder given, not where links lead
+    assert allowed.location == str(folder.resolve())  # the input's identity is the folder given, not where links lead
     (item,) = allowed
     assert item.problem is None and item.input_ref == "s.tar#k" and str(outside) not in item.input_ref
     os.mkfifo(tmp_path / "pipe.tar")

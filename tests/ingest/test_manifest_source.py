@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from got_data.errors import InputError
-from got_data.ingest import BytesImage, ManifestSource, PathImage, load_input_image
+from got_data.ingest import BytesImage, ManifestSource, PathImage, T2IInputs, load_input_image
 from got_data.ingest.items import INVALID_ROW, MISSING_FILE, MISSING_IMAGE_PATH, URL_NOT_SUPPORTED
 from got_data.ingest.paths import NOT_A_REGULAR_FILE
 from tests.ingest.bad_images import encode, gradient
@@ -45,7 +45,7 @@ def test_jsonl_with_custom_columns(images):
         {"file": 7},
         {"file": "imgs", "text": "a folder"},
     ])
-    source = ManifestSource(manifest, image_column="file", caption_column="text")
+    source = ManifestSource(manifest, T2IInputs(image_column="file", caption_column="text"))
     items = list(source)
     assert source.count() == len(items) == 11
     assert [i.input_ref for i in items] == [f"meta.jsonl#row={n}" for n in range(11)]
@@ -69,38 +69,38 @@ def test_jsonl_with_custom_columns(images):
 
 def test_file_urls_are_local_paths(images):
     manifest = write_jsonl(images / "m.jsonl", [{"image": (images / "imgs" / "a.jpg").as_uri()}])
-    (item,) = ManifestSource(manifest)
+    (item,) = ManifestSource(manifest, T2IInputs())
     assert item.problem is None and item.image.read() == (images / "imgs" / "a.jpg").read_bytes()
 
 
 def test_missing_image_column_fails_at_open_listing_the_columns(images):
     manifest = write_jsonl(images / "m.jsonl", [{"path": "imgs/a.jpg", "caption": "x"}])
     with pytest.raises(InputError, match=r"no image column 'image'.*\['caption', 'path'\]"):
-        ManifestSource(manifest)
+        ManifestSource(manifest, T2IInputs())
 
 
 def test_caption_column_default_is_optional_but_a_named_one_must_exist(images):
     manifest = write_jsonl(images / "m.jsonl", [{"image": "imgs/a.jpg", "caption": "from the default column"}])
-    assert next(iter(ManifestSource(manifest))).caption == "from the default column"
-    assert next(iter(ManifestSource(manifest, caption_column=None))).caption is None
+    assert next(iter(ManifestSource(manifest, T2IInputs()))).caption == "from the default column"
+    assert next(iter(ManifestSource(manifest, T2IInputs(caption_column=None)))).caption is None
     bare = write_jsonl(images / "bare.jsonl", [{"image": "imgs/a.jpg"}])
-    assert next(iter(ManifestSource(bare))).caption is None
-    assert next(iter(ManifestSource(bare, caption_column="caption"))).caption is None
+    assert next(iter(ManifestSource(bare, T2IInputs()))).caption is None
+    assert next(iter(ManifestSource(bare, T2IInputs(caption_column="caption")))).caption is None
     with pytest.raises(InputError, match="no caption column 'prompt'"):
-        ManifestSource(bare, caption_column="prompt")
+        ManifestSource(bare, T2IInputs(caption_column="prompt"))
 
 
 def test_unusable_manifests_fail_at_open(images):
     with pytest.raises(InputError, match="not JSON Lines"):
-        ManifestSource(write_jsonl(images / "x.jsonl", ["image,caption", "a.jpg,x"]))
+        ManifestSource(write_jsonl(images / "x.jsonl", ["image,caption", "a.jpg,x"]), T2IInputs())
     with pytest.raises(InputError, match="empty"):
-        ManifestSource(write_jsonl(images / "e.jsonl", []))
+        ManifestSource(write_jsonl(images / "e.jsonl", []), T2IInputs())
     (images / "fake.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(InputError, match="not a readable Parquet file"):
-        ManifestSource(images / "fake.parquet")
+        ManifestSource(images / "fake.parquet", T2IInputs())
     (images / "m.csv").write_text("image\n")
     with pytest.raises(InputError, match="unknown format '.csv'"):
-        ManifestSource(images / "m.csv")
+        ManifestSource(images / "m.csv", T2IInputs())
 
 
 def test_parquet_with_custom_columns_read_in_batches(images):
@@ -111,7 +111,7 @@ def test_parquet_with_custom_columns_read_in_batches(images):
         "unused": list(range(n)),
     })
     pq.write_table(table, images / "set.parquet", row_group_size=100)
-    source = ManifestSource(images / "set.parquet", image_column="img_path", caption_column="prompt", dataset="ds")
+    source = ManifestSource(images / "set.parquet", T2IInputs(image_column="img_path", caption_column="prompt"), dataset="ds")
     assert source.count() == n
     items = list(source)
     assert [i.input_ref for i in items] == [f"set.parquet#row={i}" for i in range(n)]
@@ -127,10 +127,10 @@ def test_parquet_with_embedded_image_bytes(images):
         "image": [{"bytes": png, "path": "ignored.png"}, {"bytes": None, "path": "imgs/a.jpg"}],
         "caption": ["embedded", "by path"],
     }), images / "hf.parquet")
-    embedded, by_path = ManifestSource(images / "hf.parquet")
+    embedded, by_path = ManifestSource(images / "hf.parquet", T2IInputs())
     assert isinstance(embedded.image, BytesImage) and embedded.image.read() == png
     assert load_input_image(embedded).data == png
     assert isinstance(by_path.image, PathImage)
     pq.write_table(pa.table({"jpg": [png], "caption": ["raw binary column"]}), images / "bin.parquet")
-    (item,) = ManifestSource(images / "bin.parquet", image_column="jpg")
+    (item,) = ManifestSource(images / "bin.parquet", T2IInputs(image_column="jpg"))
     assert item.image.read() == png and pickle.loads(pickle.dumps(item)) == item

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from got_data.errors import InputError
-from got_data.ingest import FolderSource, ManifestSource, WebDatasetSource, open_source
+from got_data.ingest import FolderSource, ManifestSource, T2IInputs, WebDatasetSource, open_source
 from tests.ingest.bad_images import encode, gradient
 
 JPG = encode(gradient(), "JPEG")
@@ -28,7 +28,7 @@ def inputs(tmp_path, shard_writer):
 def test_each_kind_of_input(inputs):
     folder = open_source(inputs / "photos")
     assert isinstance(folder, FolderSource) and folder.dataset == "photos" and folder.count() == 2
-    manifest = open_source(str(inputs / "list.jsonl"), image_column="path", caption_column="text")
+    manifest = open_source(str(inputs / "list.jsonl"), T2IInputs(image_column="path", caption_column="text"))
     assert isinstance(manifest, ManifestSource) and [i.caption for i in manifest] == ["t"]
     shards = open_source(inputs / "shards")
     assert isinstance(shards, WebDatasetSource) and shards.dataset == "shards"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from got_data.ingest import FolderSource, load_input_image
+from got_data.ingest import FolderSource, T2IInputs, load_input_image
 from got_data.sample_data import sample_images_dir
 
 
 def test_sample_images_are_small_plain_jpegs_with_some_captions():
     folder = sample_images_dir()
-    items = list(FolderSource(folder))
+    items = list(FolderSource(folder, T2IInputs()))
     assert 6 <= len(items) <= 8
     assert sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) < 300_000
     captioned = [i for i in items if i.caption]

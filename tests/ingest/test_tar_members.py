@@ -8,7 +8,7 @@ import tracemalloc
 import pytest
 
 from got_data.errors import InputError
-from got_data.ingest import WebDatasetSource, open_edit_source, open_source
+from got_data.ingest import EditInputs, T2IInputs, WebDatasetSource, open_source
 from got_data.shards.tar_policy import (
     DEFAULT_POLICY,
     DUPLICATE_MEMBER,
@@ -44,7 +44,7 @@ def test_each_hostile_member_makes_its_sample_a_reject_item(tmp_path):
     shard = hostile_shard(tmp_path / "shards" / "00000.tar")
     tracemalloc.start()
     try:
-        items = list(WebDatasetSource([shard]))
+        items = list(WebDatasetSource([shard], T2IInputs()))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -78,7 +78,7 @@ def test_edit_shards_reject_link_members(tmp_path):
         symlink("k1.source.png", "../../secret.png"), regular("k1.target.png", encode(gradient(), "PNG")),
         regular("k1.instruction.txt", b"make it red"),
     )
-    [item] = open_edit_source(shard)
+    [item] = open_source(shard, EditInputs())
     assert item.problem is not None and item.problem[0] == LINK_MEMBER
     assert "k1.source.png is a symbolic link" in item.problem[1]
 

@@ -8,7 +8,7 @@ import tarfile
 import pytest
 
 from got_data.errors import InputError
-from got_data.ingest import BytesImage, WebDatasetSource, load_input_image
+from got_data.ingest import BytesImage, T2IInputs, WebDatasetSource, load_input_image
 from got_data.ingest.items import MISSING_FILE
 from got_data.ingest.webdataset import split_member_name
 from tests.ingest.bad_images import encode, gradient
@@ -32,7 +32,7 @@ def test_img2dataset_shards_with_txt_and_json_captions(tmp_path, shard_writer):
         ("000000003", {"json": meta(caption="no image downloaded")}),
         ("000000004", {"jpg": JPG, "json": b"{broken"}),
     ])
-    source = WebDatasetSource([tmp_path / "shards" / "00001.tar", tmp_path / "shards" / "00000.tar"])
+    source = WebDatasetSource([tmp_path / "shards" / "00001.tar", tmp_path / "shards" / "00000.tar"], T2IInputs())
     assert source.dataset == "shards" and source.count() is None
     items = list(source)
     assert [i.input_ref for i in items] == [
@@ -51,11 +51,11 @@ def test_img2dataset_shards_with_txt_and_json_captions(tmp_path, shard_writer):
 
 def test_single_shard_dataset_name_and_nested_keys(tmp_path, shard_writer):
     shard_writer(tmp_path / "part-7.tar", [("dir/sub/img.01", {"jpg": JPG, "txt": b"nested"})])
-    source = WebDatasetSource([tmp_path / "part-7.tar"], dataset=None)
+    source = WebDatasetSource([tmp_path / "part-7.tar"], T2IInputs(), dataset=None)
     (item,) = source
     assert source.dataset == "part-7"
     assert item.input_ref == "part-7.tar#dir/sub/img"
-    assert WebDatasetSource([tmp_path / "part-7.tar"], dataset="laion").dataset == "laion"
+    assert WebDatasetSource([tmp_path / "part-7.tar"], T2IInputs(), dataset="laion").dataset == "laion"
 
 
 def test_member_name_rule():
@@ -67,7 +67,7 @@ def test_member_name_rule():
 def test_non_adjacent_members_are_an_error(tmp_path, shard_writer):
     shard = shard_writer(tmp_path / "s.tar", [("a", {"jpg": JPG}), ("b", {"jpg": JPG}), ("a", {"txt": b"late"})])
     with pytest.raises(InputError, match="not adjacent"):
-        list(WebDatasetSource([shard]))
+        list(WebDatasetSource([shard], T2IInputs()))
 
 
 def test_a_shard_cut_anywhere_before_its_end_marker_is_an_error(tmp_path, shard_writer):
@@ -78,14 +78,14 @@ def test_a_shard_cut_anywhere_before_its_end_marker_is_an_error(tmp_path, shard_
     with tarfile.open(shard) as tar:
         last = tar.getmembers()[-1]
     end_marker = last.offset_data + -(-last.size // 512) * 512
-    assert len(list(WebDatasetSource([shard]))) == 3
+    assert len(list(WebDatasetSource([shard], T2IInputs()))) == 3
     cut = tmp_path / "cut.tar"
     for size in sorted({*range(512, end_marker + 512, 512), *range(100, end_marker, 333)}):
         cut.write_bytes(data[:size])
         with pytest.raises(InputError, match="cut.tar"):
-            list(WebDatasetSource([cut]))
+            list(WebDatasetSource([cut], T2IInputs()))
     cut.write_bytes(data[: end_marker + 512])  # one zero block is enough, as for GNU tar
-    assert len(list(WebDatasetSource([cut]))) == 3
+    assert len(list(WebDatasetSource([cut], T2IInputs()))) == 3
 
 
 def test_damaged_shards_fail_with_the_shard_named(tmp_path, shard_writer):
@@ -97,20 +97,20 @@ def test_damaged_shards_fail_with_the_shard_named(tmp_path, shard_writer):
     garbled = tmp_path / "garbled.tar"
     garbled.write_bytes(bytes(data))
     with pytest.raises(InputError, match="garbled.tar"):
-        list(WebDatasetSource([garbled]))
+        list(WebDatasetSource([garbled], T2IInputs()))
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"this is not a tar archive" * 40)
     with pytest.raises(InputError, match="junk.tar"):
-        list(WebDatasetSource([junk]))
+        list(WebDatasetSource([junk], T2IInputs()))
     with pytest.raises(InputError, match="does not exist"):
-        WebDatasetSource([tmp_path / "absent.tar"])
+        WebDatasetSource([tmp_path / "absent.tar"], T2IInputs())
 
 
 def test_streaming_reads_shards_in_order_without_extracting_unused_members(tmp_path, shard_writer):
     big = b"\x00" * 2_000_000
     shard = shard_writer(tmp_path / "s.tar", [(f"{i:04d}", {"jpg": JPG, "npy": big}) for i in range(3)])
     assert tarfile.is_tarfile(shard)
-    items = iter(WebDatasetSource([shard]))
+    items = iter(WebDatasetSource([shard], T2IInputs()))
     first = next(items)
     assert first.input_ref == "s.tar#0000" and len(first.image.read()) == len(JPG)
     assert [i.input_ref for i in items] == ["s.tar#0001", "s.tar#0002"]
