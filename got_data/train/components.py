@@ -105,22 +105,31 @@ def _build_tiny_mllm(settings: TinyMLLM, num_gen_tokens: int, out: Path) -> None
     Qwen2VLImageProcessor().save_pretrained(out)
 
 
-def _build_tiny_diffusion(settings: TinyDiffusion, resolution: int, out: Path) -> None:
-    from diffusers import AutoencoderKL, UNet2DConditionModel
+def tiny_vae(settings: TinyDiffusion, resolution: int) -> Any:
+    """A random-weight AutoencoderKL of the tiny dimensions (Any: diffusers' types miss
+    ModelMixin.save_pretrained). The caller seeds torch's RNG."""
+    from diffusers import AutoencoderKL
 
-    torch.manual_seed(settings.seed)
-    vae_blocks = len(settings.vae_channels)
-    vae: Any = AutoencoderKL(  # Any: diffusers' types miss ModelMixin.save_pretrained
+    blocks = len(settings.vae_channels)
+    return AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * vae_blocks,
-        up_block_types=("UpDecoderBlock2D",) * vae_blocks,
+        down_block_types=("DownEncoderBlock2D",) * blocks,
+        up_block_types=("UpDecoderBlock2D",) * blocks,
         block_out_channels=tuple(settings.vae_channels),
         layers_per_block=1,
         latent_channels=TINY_LATENT_CHANNELS,
         norm_num_groups=settings.norm_groups,
         sample_size=resolution,
     )
+
+
+def _build_tiny_diffusion(settings: TinyDiffusion, resolution: int, out: Path) -> None:
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(settings.seed)
+    vae_blocks = len(settings.vae_channels)
+    vae = tiny_vae(settings, resolution)
     blocks = len(settings.unet_channels)
     unet: Any = UNet2DConditionModel(
         sample_size=resolution // 2 ** (vae_blocks - 1),
@@ -211,10 +220,16 @@ def load_components(model: ModelSettings, run_dir: Path, mllm_dtype: torch.dtype
         raise ModelError(f"cannot load Qwen2.5-VL from {mllm_path}: {exc}") from exc
     try:
         unet = UNet2DConditionModel.from_pretrained(diffusion_path, subfolder="unet", local_files_only=True)
-        vae = AutoencoderKL.from_pretrained(diffusion_path, subfolder="vae", local_files_only=True, torch_dtype=vae_dtype)
+        if model.diffusion.vae is not None:
+            vae = AutoencoderKL.from_pretrained(model.diffusion.vae, local_files_only=True, torch_dtype=vae_dtype)
+        else:
+            vae = AutoencoderKL.from_pretrained(diffusion_path, subfolder="vae", local_files_only=True, torch_dtype=vae_dtype)
         noise_scheduler = DDPMScheduler.from_pretrained(diffusion_path, subfolder="scheduler", local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load the SDXL parts (unet/, vae/, scheduler/) from {diffusion_path}: {exc}") from exc
+        vae_from = f" (VAE from {model.diffusion.vae})" if model.diffusion.vae is not None else ""
+        raise ModelError(
+            f"cannot load the SDXL parts (unet/, vae/, scheduler/) from {diffusion_path}{vae_from}: {exc}"
+        ) from exc
     if unet.config.addition_embed_type != "text_time":
         raise ModelError(f"{diffusion_path}: the UNet is not SDXL-style (addition_embed_type must be 'text_time')")
     gen_ids = add_gen_tokens(tokenizer, model.num_gen_tokens)

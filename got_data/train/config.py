@@ -89,6 +89,11 @@ class TinyDiffusion(_Strict):
 class DiffusionSettings(_Strict):
     path: Path | None = Field(default=None, description="local SDXL folder with unet/, vae/ and scheduler/")
     tiny: TinyDiffusion | None = None
+    vae: Path | None = Field(
+        default=None,
+        description="a local AutoencoderKL folder used instead of the model's own VAE (e.g. a tiny VAE trained "
+        "on the known-answer world's images: `got_data/train/tiny_vae.py`)",
+    )
     gradient_checkpointing: bool = False
 
     @model_validator(mode="after")
@@ -102,6 +107,10 @@ class ModelSettings(_Strict):
     mllm: MLLMSettings
     diffusion: DiffusionSettings
     num_gen_tokens: int = Field(default=64, gt=0, description="image-generation tokens appended after the GoT")
+    spatial_guidance: bool = Field(
+        default=True,
+        description="false: train and draw without the box-mask (spatial) condition, the paper's 'no SSGM' ablation",
+    )
 
 
 class DataSource(_Strict):
@@ -286,7 +295,9 @@ def _resolve_paths(config: TrainConfig, base: Path) -> TrainConfig:
             "model": model.model_copy(
                 update={
                     "mllm": model.mllm.model_copy(update={"path": resolve(model.mllm.path)}),
-                    "diffusion": model.diffusion.model_copy(update={"path": resolve(model.diffusion.path)}),
+                    "diffusion": model.diffusion.model_copy(
+                        update={"path": resolve(model.diffusion.path), "vae": resolve(model.diffusion.vae)}
+                    ),
                 }
             ),
             "data": config.data.model_copy(

@@ -114,7 +114,8 @@ class GoTGenerator:
         else:
             ref_pixels = np.array(source.convert("RGB").resize((width, height), Image.Resampling.BICUBIC), dtype=np.uint8)
         reference = self._latents(ref_pixels[None])
-        spatial = self._latents(mask_canvases(got_boxes(got), width, height)).mean(dim=0, keepdim=True)
+        canvases = to_model_range(mask_canvases(got_boxes(got), width, height)).to(self.device)
+        spatial = model.spatial_latents(canvases, torch.tensor([len(canvases)]))
         zeros = torch.zeros_like(reference)
         # Branches in order: full, text (no spatial), image (reference only), unconditional.
         refs = torch.cat([reference, reference, reference, zeros])

@@ -41,8 +41,9 @@ class LossParts:
 
 
 class GoTModel(nn.Module):
-    def __init__(self, parts: Components, lora: LoraSettings) -> None:
+    def __init__(self, parts: Components, lora: LoraSettings, spatial_guidance: bool = True) -> None:
         super().__init__()
+        self.spatial_guidance = spatial_guidance
         from peft import LoraConfig, get_peft_model
 
         self.tokenizer = parts.tokenizer
@@ -107,7 +108,10 @@ class GoTModel(nn.Module):
         return (self.vae.config.latent_channels, side, side)
 
     def spatial_latents(self, canvases: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        return segment_mean(self.encode_images(canvases), counts)
+        """The spatial condition: each sample's mask canvases encoded and averaged; zeros when the model
+        is built without spatial guidance (the ablation), so it never sees a box but through the text."""
+        latents = segment_mean(self.encode_images(canvases), counts)
+        return latents if self.spatial_guidance else torch.zeros_like(latents)
 
     def time_ids(self, batch: int, height: int, width: int, device) -> torch.Tensor:
         """SDXL micro-conditioning: original size, crop top-left (0, 0), target size."""

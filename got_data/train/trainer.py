@@ -55,7 +55,7 @@ def build_model(config: TrainConfig, run_dir: Path, device: str | None = None) -
     seed_everything(config.seed)
     frozen_dtype = _AMP_DTYPES.get(config.mixed_precision, torch.float32)
     parts = load_components(config.model, run_dir, mllm_dtype=frozen_dtype, vae_dtype=frozen_dtype)
-    model = GoTModel(parts, config.model.mllm.lora).to(device or config.device)
+    model = GoTModel(parts, config.model.mllm.lora, config.model.spatial_guidance).to(device or config.device)
     if config.model.mllm.gradient_checkpointing:
         model.mllm.gradient_checkpointing_enable()
         model.mllm.enable_input_require_grads()
