@@ -47,6 +47,42 @@ def test_two_workers_average_to_the_single_process_gradient(tiny_shards, tmp_pat
     assert result["max_abs_diff"] <= 1e-5 * max(1.0, result["max_abs_grad"]), result
 
 
+CURVE_STEPS = 8
+CURVE_TOLERANCE = 1e-5  # relative, per logged step (float sums in another order, through AdamW; measured 6e-8)
+
+
+def _losses(run: Path) -> list[tuple[float, float, float]]:
+    lines = [json.loads(line) for line in (run / METRICS_FILE).read_text().splitlines()]
+    assert [line["step"] for line in lines] == list(range(1, CURVE_STEPS + 1))
+    return [(line["loss"], line["ce"], line["mse"]) for line in lines]
+
+
+@pytest.mark.slow
+def test_two_workers_track_the_single_process_loss_curve(tiny_shards, tmp_path):
+    """The same global batch of 4 at every step: one process (2 DataLoader workers, batch 2 x grad_accum 2)
+    reads streams 0 and 1 in turn, two Ray Train workers (batch 2 each) read stream 0 and 1 each: the same
+    micro-batches, so the curves agree to float precision (LoRA dropout off: its masks are drawn per rank)."""
+    curves = {}
+    for workers, loader_workers in ((None, 2), (2, 0)):
+        run = tmp_path / f"run-{workers or 1}"
+        config = tiny_config_dict(tiny_shards, run, steps=CURVE_STEPS, batch_size=2, global_batch=4)
+        config["data"]["workers"] = loader_workers
+        config["model"]["mllm"]["lora"]["dropout"] = 0.0
+        config["checkpoint"].update(every=CURVE_STEPS)
+        path = write_config(tmp_path / f"train-{workers or 1}.yaml", config)
+        command = [sys.executable, "-m", "got_data", "train", "--config", str(path)]
+        proc = subprocess.run(command + (["--workers", str(workers)] if workers else []), capture_output=True,
+                              text=True, timeout=300, env=_env(), cwd=REPO)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        curves[workers or 1] = _losses(run)
+    single, two = curves[1], curves[2]
+    print(single, two, sep="\n")
+    assert len({round(loss, 3) for loss, _, _ in single}) > 1  # the loss moves: a curve, not a constant
+    for step, (one, other) in enumerate(zip(single, two), start=1):
+        for a, b in zip(one, other):
+            assert abs(a - b) <= CURVE_TOLERANCE * max(1.0, abs(a)), (step, single, two)
+
+
 def _descendants(root: psutil.Process) -> list[psutil.Process]:
     try:
         return root.children(recursive=True)
