@@ -13,6 +13,11 @@ from enum import Enum
 from typing import Literal
 
 BoxCoordinates = Literal["relative_1000", "absolute_resized"]
+# How a family answers "where is <phrase>?" with every instance (`annotate/grounding.py`):
+# Qwen2-VL repeats `<|box_start|>(x1,y1),(x2,y2)<|box_end|>` spans after one
+# `<|object_ref_start|>phrase<|object_ref_end|>` (the reference alone: not there); Qwen2.5-VL writes a
+# JSON list of `{"bbox_2d": [x1, y1, x2, y2], "label": phrase}` (the empty list: not there).
+GroundingAnswer = Literal["box_spans", "bbox_json_list"]
 
 
 class UnknownFamilyError(ValueError):
@@ -26,6 +31,7 @@ class _Traits:
     # Qwen2-VL writes boxes relative to the image in [0, 1000); Qwen2.5-VL in absolute pixels of the
     # image as its processor resized it (`records.boxes.smart_resize`); a text model writes none.
     box_coordinates: BoxCoordinates | None
+    grounding_answer: GroundingAnswer | None
 
 
 class Family(str, Enum):
@@ -56,11 +62,17 @@ class Family(str, Enum):
         """Answers carry absolute pixels of the resized image (else relative [0,1000) or no boxes)."""
         return self.box_coordinates == "absolute_resized"
 
+    @property
+    def grounding_answer(self) -> GroundingAnswer | None:
+        """The multi-box answer format of a grounding question (None for a text model)."""
+        return _TRAITS[self].grounding_answer
+
 
 _TRAITS = {
-    Family.QWEN2_VL: _Traits("qwen2_vl", vision=True, box_coordinates="relative_1000"),
-    Family.QWEN25_VL: _Traits("qwen2_5_vl", vision=True, box_coordinates="absolute_resized"),
-    Family.QWEN2: _Traits("qwen2", vision=False, box_coordinates=None),
+    Family.QWEN2_VL: _Traits("qwen2_vl", vision=True, box_coordinates="relative_1000", grounding_answer="box_spans"),
+    Family.QWEN25_VL: _Traits("qwen2_5_vl", vision=True, box_coordinates="absolute_resized",
+                              grounding_answer="bbox_json_list"),
+    Family.QWEN2: _Traits("qwen2", vision=False, box_coordinates=None, grounding_answer=None),
 }
 QWEN2_VL, QWEN25_VL, QWEN2 = Family.QWEN2_VL, Family.QWEN25_VL, Family.QWEN2
 NAMES = tuple(f.value for f in Family)

@@ -1,20 +1,35 @@
-"""Parse the grounding answers of each model family into relative GoT boxes.
+"""The grounding answer format: every instance a phrase names, in each model family's own multi-box
+form, as a decoding constraint and as parsed relative GoT boxes.
 
-Qwen2-VL writes `(x1,y1),(x2,y2)` in relative [0,1000) coordinates, usually between its
-`<|box_start|>`/`<|box_end|>` tokens; Qwen2.5-VL writes JSON `{"bbox_2d": [x1,y1,x2,y2]}` in pixels of
-the image as its processor resized it (`smart_resize`).
+- Qwen2-VL (`box_spans`): `<|object_ref_start|>phrase<|object_ref_end|>` then one
+  `<|box_start|>(x1,y1),(x2,y2)<|box_end|>` span per instance, relative [0,1000) coordinates; the
+  reference with no span says the phrase is not in the picture. A bare `(x1,y1),(x2,y2)` is also
+  allowed: it is what the world VLM committed before multi-box grounding writes (one box).
+- Qwen2.5-VL (`bbox_json_list`): a JSON list of `{"bbox_2d": [x1,y1,x2,y2], "label": phrase}` in
+  pixels of the image as its processor resized it (`smart_resize`); the empty list: not there.
+
+Both are bounded (`max_boxes`, a stage option) and merged where boxes of one phrase overlap beyond
+the spec's IoU; `resolve_shared_objects` settles one object claimed by two phrases.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
+from typing import Any
 
+from got_data.families import family
 from got_data.records.boxes import BOX_TEXT_RE, Box, qwen25_abs_to_rel
 
-# Only the relative-coordinate regex the grounding stage constrains Qwen2-VL's answer to.
 QWEN2_VL_BOX_REGEX = r"\([0-9]{1,3},[0-9]{1,3}\),\([0-9]{1,3},[0-9]{1,3}\)"
+OBJECT_REF_START, OBJECT_REF_END = "<|object_ref_start|>", "<|object_ref_end|>"
+BOX_START, BOX_END = "<|box_start|>", "<|box_end|>"
+NOT_THERE = "not_there"  # the dropped-phrase reason of an answer that gives no box on purpose
 _JSON_BLOCK = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+_REF_ONLY = re.compile(r"\s*" + re.escape(OBJECT_REF_START) + r".*?" + re.escape(OBJECT_REF_END) + r"\s*(<\|im_end\|>)?\s*",
+                       re.DOTALL)
+_REGEX_SPECIAL = set("\\.^$*+?{}[]|()")
 
 
 class GroundingParseError(ValueError):
@@ -26,9 +41,57 @@ class GroundingParseError(ValueError):
         self.detail = detail
 
 
+@dataclass(frozen=True)
+class AnswerConstraint:
+    """What a grounding request constrains its answer to: a JSON schema or a regex."""
+
+    json_schema: dict[str, Any] | None = None
+    regex: str | None = None
+
+
+def regex_literal(text: str) -> str:
+    """`text` as a regex matching itself; spaces stay plain (the grammar backend refuses `\\ `)."""
+    return "".join("\\" + c if c in _REGEX_SPECIAL else c for c in text)
+
+
+def qwen2_vl_answer_regex(phrase: str, max_boxes: int) -> str:
+    """The reference to `phrase` then 0..max_boxes box spans, or one bare box (the pre-multi-box form)."""
+    ref = regex_literal(OBJECT_REF_START + phrase + OBJECT_REF_END)
+    span = regex_literal(BOX_START) + QWEN2_VL_BOX_REGEX + regex_literal(BOX_END)
+    return f"{ref}({span}){{0,{max_boxes}}}|{QWEN2_VL_BOX_REGEX}"
+
+
+def qwen25_vl_answer_schema(phrase: str, max_boxes: int) -> dict[str, Any]:
+    """A JSON list of 0..max_boxes `{"bbox_2d": [4 integers], "label": phrase}` objects."""
+    item = {
+        "type": "object",
+        "properties": {
+            "bbox_2d": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 10000},
+                        "minItems": 4, "maxItems": 4},
+            "label": {"type": "string", "enum": [phrase]},
+        },
+        "required": ["bbox_2d", "label"],
+        "additionalProperties": False,
+    }
+    return {"type": "array", "items": item, "minItems": 0, "maxItems": max_boxes}
+
+
+def answer_constraint(family_name: str | None, phrase: str, max_boxes: int) -> AnswerConstraint:
+    """The constraint of a grounding answer about `phrase` for the stage's model family."""
+    if family_name is not None and family(family_name).grounding_answer == "bbox_json_list":
+        return AnswerConstraint(json_schema=qwen25_vl_answer_schema(phrase, max_boxes))
+    return AnswerConstraint(regex=qwen2_vl_answer_regex(phrase, max_boxes))
+
+
+def qwen2_vl_answer(phrase: str, boxes: list[Box]) -> str:
+    """The Qwen2-VL answer naming `boxes` for `phrase` (no box: not there), as the constraint allows."""
+    return OBJECT_REF_START + phrase + OBJECT_REF_END + "".join(BOX_START + b.render() + BOX_END for b in boxes)
+
+
 def parse_qwen2_vl(text: str) -> list[Box]:
     """All valid boxes in a Qwen2-VL answer, in order. Corners written in the other order denote the
-    same rectangle and are put in order; empty or out-of-range boxes are skipped."""
+    same rectangle and are put in order; empty or out-of-range boxes are skipped. A reference with no
+    box is the answer "not there" (GroundingParseError with reason `not_there`)."""
     boxes = []
     for match in BOX_TEXT_RE.finditer(text):
         x1, y1, x2, y2 = map(int, match.groups())
@@ -37,6 +100,8 @@ def parse_qwen2_vl(text: str) -> list[Box]:
         except ValueError:
             continue
     if not boxes:
+        if _REF_ONLY.fullmatch(text):
+            raise GroundingParseError(NOT_THERE, text[:200])
         reason = "invalid_box" if BOX_TEXT_RE.search(text) else "no_box_in_answer"
         raise GroundingParseError(reason, text[:200])
     return boxes
@@ -44,12 +109,14 @@ def parse_qwen2_vl(text: str) -> list[Box]:
 
 def parse_qwen25_vl(text: str, width: int, height: int, min_pixels: int | None, max_pixels: int | None) -> list[Box]:
     """Boxes of a Qwen2.5-VL JSON answer (one object or a list), converted from the resized image's
-    pixels to relative coordinates of a width x height image."""
+    pixels to relative coordinates of a width x height image. The empty list is "not there"."""
     block = _JSON_BLOCK.search(text)
     try:
         data = json.loads(block.group(1) if block else text)
     except json.JSONDecodeError as exc:
         raise GroundingParseError("unparsable_answer", f"{exc}: {text[:200]}") from exc
+    if data == []:
+        raise GroundingParseError(NOT_THERE, text[:200])
     items = data if isinstance(data, list) else [data]
     kwargs = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
     boxes = []
@@ -73,3 +140,39 @@ def merge_near_duplicates(boxes: list[Box], iou_threshold: float = 0.85) -> list
         if all(box.iou(other) < iou_threshold for other in kept):
             kept.append(box)
     return kept
+
+
+def names_more_specifically(specific: str, general: str) -> bool:
+    """Whether `specific` names what `general` names and more: the words of `general` are a run of
+    the words of `specific` ("brown dog" over "dog", "the dog on the left" over "the dog")."""
+    a, b = specific.lower().split(), general.lower().split()
+    return len(a) > len(b) and any(a[i : i + len(b)] == b for i in range(len(a) - len(b) + 1))
+
+
+CLAIMED_BY_OTHER_PHRASE = "claimed_by_other_phrase"
+
+
+def resolve_shared_objects(groundings: list[tuple[str, list[Box]]], iou_threshold: float
+                           ) -> tuple[list[tuple[str, list[Box]]], list[tuple[str, str]]]:
+    """One object claimed by two phrases ("dog" and "brown dog" both box the same dog): the more
+    specific phrase (`names_more_specifically`) keeps the box, the general one loses it; a phrase left
+    with no box is dropped with reason `claimed_by_other_phrase`. Two unrelated phrases on one box
+    ("red circle", "blue square") both keep it: which one is wrong is not for the text to say (the
+    verify stage judges). Returns the groundings (phrases in their order) and the dropped phrases."""
+    lost: dict[int, set[int]] = {i: set() for i in range(len(groundings))}
+    for i, (general, general_boxes) in enumerate(groundings):
+        for j, (specific, specific_boxes) in enumerate(groundings):
+            if i == j or not names_more_specifically(specific, general):
+                continue
+            for k, box in enumerate(general_boxes):
+                if any(box.iou(other) >= iou_threshold for other in specific_boxes):
+                    lost[i].add(k)
+    kept: list[tuple[str, list[Box]]] = []
+    dropped: list[tuple[str, str]] = []
+    for i, (phrase, boxes) in enumerate(groundings):
+        remaining = [b for k, b in enumerate(boxes) if k not in lost[i]]
+        if remaining:
+            kept.append((phrase, remaining))
+        else:
+            dropped.append((phrase, CLAIMED_BY_OTHER_PHRASE))
+    return kept, dropped

@@ -19,6 +19,7 @@ from typing import Any
 
 from PIL import Image
 
+from got_data.annotate.grounding import BOX_END, BOX_START, OBJECT_REF_END, OBJECT_REF_START
 from got_data.engines.types import ModelRequest, ModelResponse
 from got_data.families import QWEN2, QWEN2_VL, family
 from got_data.records.boxes import Box
@@ -73,7 +74,7 @@ class WorldOracle:
             raise OracleError(f"no truth for input {context.get('input_ref')!r}")
         stage, values = context["stage"], context.get("values", {})
         if isinstance(truth, Scene):
-            return self._t2i(stage, truth, values, images)
+            return self._t2i(stage, truth, values, images, json_schema)
         return self._edit(stage, context, truth, values, images, json_schema)
 
     def mentions(self, context: dict) -> list[tuple[str, Box]]:
@@ -88,13 +89,13 @@ class WorldOracle:
             return []
         return [(o.phrase, scene.rel_box(o)) for o in scene.objects]
 
-    def _t2i(self, stage: str, scene: Scene, values: dict, images: list) -> str:
+    def _t2i(self, stage: str, scene: Scene, values: dict, images: list, json_schema: dict | None) -> str:
         if stage == "recaption":
             return compact({"prompt": scene.prompt(), "description": scene.description()})
         if stage == "extract_entities":
-            return compact({"entities": [o.phrase for o in scene.objects]})
+            return compact({"entities": scene.phrases()})
         if stage == "ground":
-            return self.box_answer(scene, values["phrase"], images[0])
+            return self.box_answer(scene, values["phrase"], images[0], json_schema)
         raise OracleError(f"the oracle has no T2I answer for stage {stage!r}")
 
     def _edit(self, stage: str, context: dict, edits: list[Edit], values: dict, images: list,
@@ -106,7 +107,7 @@ class WorldOracle:
             return compact({"steps": [{"object": e.object_text, "change": e.change} for e in edits]})
         if stage == "localize":
             edit = _one(edits, lambda e: e.obj == values["phrase"], values["phrase"])
-            return self.box_answer(edit.after if edit.kind == "add" else edit.before, edit.obj, images[0])
+            return self.box_answer(edit.after if edit.kind == "add" else edit.before, edit.obj, images[0], json_schema)
         edit = _one(edits, lambda e: e.instruction == values["instruction"], values["instruction"])
         if stage == "edit_parse":
             return compact({"edit_type": edit.edit_type, "objects": [edit.obj], "new_object": edit.new_object})
@@ -117,12 +118,13 @@ class WorldOracle:
             return compact({"rewrites": [edit.concise, edit.explicit, edit.instruction][:count]})
         raise OracleError(f"the oracle has no edit answer for stage {stage!r}")
 
-    def box_answer(self, scene: Scene, phrase: str, image: Image.Image) -> str:
-        """The phrase's box as this family writes it about `image` (the picture the model sees)."""
-        obj = scene.find(phrase)
-        if obj is None:
-            raise OracleError(f"no {phrase!r} in the scene")
-        x1, y1, x2, y2 = obj.box
+    def box_answer(self, scene: Scene, phrase: str, image: Image.Image, json_schema: dict | None = None) -> str:
+        """Every instance of the phrase, boxed as this family writes it about `image` (the picture the
+        model sees), in reading order; no instance is the answer "not there". A JSON schema's
+        `maxItems` bounds the list, as it bounds a model."""
+        objects = list(scene.find(phrase))
+        if json_schema is not None and "maxItems" in json_schema:
+            objects = objects[: json_schema["maxItems"]]
         if family(self.family).absolute_boxes:
             from transformers.models.qwen2_vl.image_processing_qwen2_vl import (
                 smart_resize,
@@ -131,11 +133,14 @@ class WorldOracle:
             bounds = {k: v for k, v in (("min_pixels", self.min_pixels), ("max_pixels", self.max_pixels)) if v}
             height, width = smart_resize(image.height, image.width, **bounds)
             sx, sy = width / scene.width, height / scene.height
-            box = [round(x1 * sx), round(y1 * sy), round(x2 * sx), round(y2 * sy)]
-            return compact({"bbox_2d": box, "label": phrase})
-        rel = [min(999, round(v * 1000 / size)) for v, size in
-               ((x1, scene.width), (y1, scene.height), (x2, scene.width), (y2, scene.height))]
-        return f"({rel[0]},{rel[1]}),({rel[2]},{rel[3]})"
+            return compact([{"bbox_2d": [round(o.box[0] * sx), round(o.box[1] * sy), round(o.box[2] * sx),
+                                         round(o.box[3] * sy)], "label": phrase} for o in objects])
+        spans = []
+        for obj in objects:
+            x1, y1, x2, y2 = (min(999, round(v * 1000 / size)) for v, size in
+                              zip(obj.box, (scene.width, scene.height, scene.width, scene.height)))
+            spans.append(f"{BOX_START}({x1},{y1}),({x2},{y2}){BOX_END}")
+        return OBJECT_REF_START + phrase + OBJECT_REF_END + "".join(spans)
 
 
 def _one(edits: list[Edit], match, what: str) -> Edit:

@@ -1,9 +1,10 @@
 """Scenes of the known-answer world: a few flat shapes on a plain background, with their true boxes.
 
 Everything about a scene is a pure function of its fields, so the true description, prompt and boxes
-never disagree with the pixels. Phrases ("red circle") are unique within a scene: colour and shape
-together name exactly one object, which is what lets grounding be scored without ambiguity. Objects
-are kept in reading order (top band to bottom, left to right), so a description's order is learnable.
+never disagree with the pixels. A phrase ("red circle") names every object of its colour and shape:
+one in most scenes, several in scenes with repeated objects ("two red circles", `random_scene(...,
+repeats=True)`), so grounding is scored per instance. Objects are kept in reading order (top band to
+bottom, left to right), so a description's order is learnable.
 
 The whole picture, objects included, carries a strong colour ramp: red rises across, blue rises
 down, relative to the image's size. A model of a couple of million parameters has no absolute
@@ -69,8 +70,9 @@ class Scene:
     def rel_box(self, obj: Shape) -> Box:
         return pixels_to_rel(obj.box, self.width, self.height)
 
-    def find(self, phrase: str) -> Shape | None:
-        return next((o for o in self.objects if o.phrase == phrase), None)
+    def find(self, phrase: str) -> tuple[Shape, ...]:
+        """Every object `phrase` names, in reading order (none, one, or several alike)."""
+        return tuple(o for o in self.objects if o.phrase == phrase)
 
     def with_objects(self, objects: list[Shape]) -> "Scene":
         """The scene holding `objects`, in reading order."""
@@ -112,9 +114,13 @@ class Scene:
         style = " in black and white" if self.grayscale else ""
         return f"{things.capitalize()} on a {self.background} background{style}."
 
+    def phrases(self) -> list[str]:
+        """Each phrase once, in reading order of its first object."""
+        return list(dict.fromkeys(o.phrase for o in self.objects))
+
     def prompt(self) -> str:
-        """The concise prompt: the objects and the background, no places."""
-        names = _join([with_article(o.phrase) for o in self.objects]) or "an empty picture"
+        """The concise prompt: the objects ("two red circles" for repeated ones) and the background, no places."""
+        names = _join([counted(phrase, len(self.find(phrase))) for phrase in self.phrases()]) or "an empty picture"
         return f"{names} on a {self.background} background"
 
 
@@ -157,6 +163,14 @@ def location_words(box: tuple[int, int, int, int], width: int, height: int) -> s
 def with_article(phrase: str) -> str:
     """"a red circle", "an orange square"."""
     return f"{'an' if phrase[0] in 'aeiou' else 'a'} {phrase}"
+
+
+NUMBER_WORDS = ("", "one", "two", "three", "four", "five", "six")
+
+
+def counted(phrase: str, count: int) -> str:
+    """"a red circle", "two red circles"."""
+    return with_article(phrase) if count == 1 else f"{NUMBER_WORDS[count]} {phrase}s"
 
 
 def _join(parts: list[str]) -> str:
@@ -224,16 +238,28 @@ def new_object_kind(rng: random.Random, scene: Scene) -> tuple[str, str]:
     return rng.choice(free)
 
 
-def random_scene(rng: random.Random, size: tuple[int, int] | None = None, count: int | None = None) -> Scene:
-    """A scene of `count` (default 1-4) objects with unique phrases and no overlaps."""
+def random_scene(rng: random.Random, size: tuple[int, int] | None = None, count: int | None = None,
+                 repeats: bool = False) -> Scene:
+    """A scene of `count` (default 1-4) objects with no overlaps. Phrases are unique, unless `repeats`:
+    then one colour and shape comes two or three times (default count 2-4, at least that many)."""
     width, height = size or rng.choice(IMAGE_SIZES)
     scene = Scene(width=width, height=height, background=rng.choice(list(BACKGROUNDS)))
-    want = count if count is not None else rng.randint(1, MAX_OBJECTS)
+    if repeats:
+        copies = rng.randint(2, 3)
+        want = max(copies, count if count is not None else rng.randint(2, MAX_OBJECTS))
+    else:
+        copies = 0
+        want = count if count is not None else rng.randint(1, MAX_OBJECTS)
     objects: list[Shape] = []
-    for _ in range(want):
+    repeated: tuple[str, str] | None = None
+    for n in range(want):
         box = place_box(rng, width, height, [o.box for o in objects])
         if box is None:
             break
-        color, shape = new_object_kind(rng, scene.with_objects(objects))
+        if n < copies and repeated is not None:
+            color, shape = repeated
+        else:
+            color, shape = new_object_kind(rng, scene.with_objects(objects))
+            repeated = repeated or (color, shape)
         objects.append(Shape(color=color, shape=shape, box=box))
     return scene.with_objects(objects)

@@ -88,7 +88,7 @@ class WorldTrainingConfig:
 
 
 GROUNDING_PHASE = "vlm grounding phase"  # key of the grounding scenes' examples
-ATTENDED_STAGES = ("ground", "localize")  # answers that are one box of the one image asked about
+ATTENDED_STAGES = ("ground", "localize")  # answers that box the phrase's instances on the one image asked about
 # (describing answers get their attention targets from the oracle's `Example.mentions`)
 
 
@@ -199,10 +199,15 @@ class ExampleEncoder:
             grid = self.token_grid(example.images[0])
             pads = [i for i, token in enumerate(expanded) if token == self.image_pad]
         if example.stage in ATTENDED_STAGES:
-            from got_data.annotate.grounding import parse_qwen2_vl
+            from got_data.annotate.grounding import GroundingParseError, parse_qwen2_vl
 
-            box = parse_qwen2_vl(example.answer)[0]
-            attend = [(list(range(len(expanded) - 1, len(expanded) + len(answer) - 1)), box_tokens(box, grid, pads))]
+            try:
+                boxes = parse_qwen2_vl(example.answer)
+            except GroundingParseError:  # "not there": nothing to look at
+                boxes = []
+            looked_at = sorted({token for box in boxes for token in box_tokens(box, grid, pads)})
+            if looked_at:
+                attend = [(list(range(len(expanded) - 1, len(expanded) + len(answer) - 1)), looked_at)]
         elif example.mentions and example.images:
             for start, end, box in mention_spans(example.answer, example.mentions):
                 # the position before a token predicts it

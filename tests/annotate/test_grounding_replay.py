@@ -10,11 +10,17 @@ import pytest
 
 from got_data.annotate.answer_schemas import candidate_phrases, entity_schema
 from got_data.annotate.grounding import (
+    CLAIMED_BY_OTHER_PHRASE,
+    NOT_THERE,
     GroundingParseError,
+    answer_constraint,
     merge_near_duplicates,
     parse_qwen2_vl,
     parse_qwen25_vl,
+    qwen2_vl_answer,
+    resolve_shared_objects,
 )
+from got_data.families import QWEN2_VL, QWEN25_VL
 from got_data.records import Box, rel_to_pixels, smart_resize
 
 QWEN2_VL_ANSWER = "<|object_ref_start|>the red car<|object_ref_end|><|box_start|>(102,531),(398,874)<|box_end|><|im_end|>"
@@ -85,3 +91,73 @@ def test_candidate_phrases_are_verbatim_and_clause_bound():
     assert "high above" not in phrases  # crosses the comma
     schema = entity_schema(phrases)
     assert schema["properties"]["entities"]["items"]["enum"] == phrases
+
+
+def _box(x1, y1, x2, y2):
+    return Box(x1=x1, y1=y1, x2=x2, y2=y2)
+
+
+def test_qwen2_vl_constraint_admits_several_spans_not_there_and_the_bare_box_only():
+    import re
+
+    regex = answer_constraint(QWEN2_VL, "red circle (big)", max_boxes=3).regex
+    three = [_box(1, 2, 30, 40), _box(500, 500, 600, 600), _box(700, 10, 800, 90)]
+    assert re.fullmatch(regex, qwen2_vl_answer("red circle (big)", three))
+    assert re.fullmatch(regex, qwen2_vl_answer("red circle (big)", []))  # not there
+    assert re.fullmatch(regex, "(1,2),(30,40)")  # the one-box answer of the world VLM before the retrain
+    assert not re.fullmatch(regex, qwen2_vl_answer("red circle (big)", three + three[:1]))  # over max_boxes
+    assert not re.fullmatch(regex, qwen2_vl_answer("blue square", three[:1]))  # another phrase
+    assert not re.fullmatch(regex, "(1,2),(30,40)(5,6),(70,80)")
+
+
+def test_qwen25_vl_constraint_is_a_bounded_list_labelled_with_the_phrase():
+    schema = answer_constraint(QWEN25_VL, "dog", max_boxes=4).json_schema
+    assert schema["type"] == "array" and (schema["minItems"], schema["maxItems"]) == (0, 4)
+    assert schema["items"]["properties"]["label"]["enum"] == ["dog"]
+    assert answer_constraint(QWEN25_VL, "dog", 4).regex is None
+
+
+def test_the_grammar_backend_compiles_both_constraints():
+    import json
+
+    import xgrammar as xgr
+    from transformers import AutoTokenizer
+
+    from got_data.world.checkpoints import world_models
+
+    tokenizer = AutoTokenizer.from_pretrained(world_models().vlm)
+    compiler = xgr.GrammarCompiler(xgr.TokenizerInfo.from_huggingface(tokenizer))
+    phrase = "the dog (left)."
+    answer = qwen2_vl_answer(phrase, [_box(10, 20, 110, 220), _box(500, 500, 700, 900)])
+    matcher = xgr.GrammarMatcher(compiler.compile_regex(answer_constraint(QWEN2_VL, phrase, 8).regex))
+    assert all(matcher.accept_token(t) for t in tokenizer(answer, add_special_tokens=False)["input_ids"])
+    assert matcher.is_terminated() or matcher.accept_token(tokenizer.convert_tokens_to_ids("<|im_end|>"))
+    compiler.compile_json_schema(json.dumps(answer_constraint(QWEN25_VL, phrase, 8).json_schema))
+
+
+def test_not_there_in_each_family():
+    for answer in (qwen2_vl_answer("dog", []), qwen2_vl_answer("dog", []) + "<|im_end|>"):
+        with pytest.raises(GroundingParseError) as info:
+            parse_qwen2_vl(answer)
+        assert info.value.reason == NOT_THERE
+    with pytest.raises(GroundingParseError) as info:
+        parse_qwen25_vl("[]", 640, 480, None, None)
+    assert info.value.reason == NOT_THERE
+
+
+def test_qwen25_vl_list_gives_every_instance():
+    answer = '[{"bbox_2d":[0,0,100,100],"label":"dog"},{"bbox_2d":[300,300,400,400],"label":"dog"}]'
+    assert len(parse_qwen25_vl(answer, 640, 480, None, None)) == 2
+
+
+def test_one_object_claimed_by_two_phrases_goes_to_the_more_specific():
+    dog, other_dog, circle = _box(100, 100, 300, 300), _box(600, 600, 800, 800), _box(400, 0, 500, 100)
+    near_dog = _box(102, 101, 301, 299)
+    kept, dropped = resolve_shared_objects([("dog", [dog]), ("brown dog", [near_dog])], 0.85)
+    assert kept == [("brown dog", [near_dog])] and dropped == [("dog", CLAIMED_BY_OTHER_PHRASE)]
+    # the general phrase keeps the instances the specific one does not claim
+    kept, dropped = resolve_shared_objects([("dog", [dog, other_dog]), ("brown dog", [near_dog])], 0.85)
+    assert kept == [("dog", [other_dog]), ("brown dog", [near_dog])] and dropped == []
+    # unrelated phrases on one box both keep it: the text cannot say which is wrong
+    kept, dropped = resolve_shared_objects([("red circle", [circle]), ("blue square", [circle])], 0.85)
+    assert len(kept) == 2 and dropped == []

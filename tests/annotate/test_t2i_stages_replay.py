@@ -84,7 +84,7 @@ def test_assembly_annotates_first_free_occurrence_longest_first():
             "red kite": qwen2_vl_box("red kite", "(100,50),(400,300)"),
             "green field": qwen2_vl_box("green field", "(0,600),(999,999)"),
             "small dog": qwen2_vl_box("small dog", "(500,700),(600,850)"),
-            "kite": qwen2_vl_box("kite", "(101,51),(399,301)"),
+            "kite": qwen2_vl_box("kite", "(700,51),(799,301)"),
         },
     )
     work = run_chain(models)
@@ -97,10 +97,38 @@ def test_assembly_annotates_first_free_occurrence_longest_first():
         ("red kite", "(100,50),(400,300)"),
         ("green field", "(0,600),(999,999)"),
         ("small dog", "(500,700),(600,850)"),
-        ("kite", "(101,51),(399,301)"),
+        ("kite", "(700,51),(799,301)"),
     ]
     assert record.provenance.tokens["ground"].requests == 4
     assert set(record.provenance.prompt_hashes) == {"recaption", "extract_entities", "ground"}
+
+
+def test_one_object_claimed_by_two_phrases_stays_with_the_more_specific():
+    models = ReplayModels(
+        recaption(), ["red kite", "small dog", "kite"],
+        {"red kite": qwen2_vl_box("red kite", "(100,50),(400,300)"),
+         "small dog": qwen2_vl_box("small dog", "(500,700),(600,850)"),
+         "kite": qwen2_vl_box("kite", "(101,51),(399,301)")},
+    )
+    work = run_chain(models)
+    assert [o.phrase for o in work.record.objects] == ["red kite", "small dog"]
+    assert work.dropped == [("kite", "claimed_by_other_phrase")]
+
+
+def test_every_instance_gets_its_box_and_not_there_drops_the_phrase():
+    two_dogs = ("<|object_ref_start|>small dog<|object_ref_end|><|box_start|>(500,700),(600,850)<|box_end|>"
+                "<|box_start|>(100,700),(200,850)<|box_end|><|box_start|>(501,701),(601,851)<|box_end|><|im_end|>")
+    models = ReplayModels(
+        recaption(), ["red kite", "small dog", "green field"],
+        {"red kite": qwen2_vl_box("red kite", "(100,50),(400,300)"), "small dog": two_dogs,
+         "green field": "<|object_ref_start|>green field<|object_ref_end|><|im_end|>"},
+    )
+    work = run_chain(models)
+    dog = next(o for o in work.record.objects if o.phrase == "small dog")
+    assert [b.render() for b in dog.boxes] == ["(500,700),(600,850)", "(100,700),(200,850)"]  # the near copy merged
+    assert [o.phrase for o in work.record.objects] == ["red kite", "small dog"]
+    assert work.dropped == [("green field", "not_there")]
+    assert parse_got(work.record.got).boxes() == [Box(x1=100, y1=50, x2=400, y2=300), *dog.boxes]
 
 
 def test_phrases_without_valid_box_are_dropped_not_fatal():

@@ -1,28 +1,31 @@
-"""Grounding: a box for each entity phrase, asked with the same image first so its prefix is reused."""
+"""Grounding: every instance of each entity phrase, asked with the same image first so its prefix is
+reused. The answer format (several boxes, or "not there") is each model family's own
+(`got_data/annotate/grounding.py`); one object claimed by two phrases goes to the more specific one."""
 
 from __future__ import annotations
 
 import asyncio
 
+from pydantic import Field
+
 from got_data.annotate.grounding import (
-    QWEN2_VL_BOX_REGEX,
     GroundingParseError,
+    answer_constraint,
+    merge_near_duplicates,
     parse_qwen2_vl,
     parse_qwen25_vl,
+    resolve_shared_objects,
 )
-from got_data.annotate.stage import Stage, StageReject
-from got_data.families import family
+from got_data.annotate.stage import Stage, StageOptions, StageReject
 from got_data.records import Box
 
-QWEN25_BOX_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "bbox_2d": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 10000}, "minItems": 4, "maxItems": 4},
-        "label": {"type": "string", "maxLength": 80},
-    },
-    "required": ["bbox_2d", "label"],
-    "additionalProperties": False,
-}
+
+class GroundingOptions(StageOptions):
+    """Options of every stage that grounds phrases (ground, localize)."""
+
+    max_boxes: int = Field(8, ge=1, le=50, description="most boxes one phrase may get (instances of it in the picture)")
+    merge_iou: float = Field(0.85, gt=0, le=1, description="boxes overlapping more than this are one object: "
+                             "merged within a phrase; across phrases the more specific phrase keeps it")
 
 
 class Ground(Stage):
@@ -31,9 +34,14 @@ class Ground(Stage):
     reads = ("model_image", "model_image_size", "entities")
     writes = ("groundings", "dropped")
 
+    Options = GroundingOptions
+    options: GroundingOptions
+
     async def run(self, work, models) -> None:
         answers = await asyncio.gather(*(self._ground(work, models, phrase) for phrase in work.entities))
-        work.groundings = [(phrase, boxes) for phrase, boxes in zip(work.entities, answers) if boxes]
+        found = [(phrase, boxes) for phrase, boxes in zip(work.entities, answers) if boxes]
+        work.groundings, shared = resolve_shared_objects(found, self.options.merge_iou)
+        work.dropped.extend(shared)
         if not work.groundings:
             raise StageReject(self.name, "no_grounded_object", "; ".join(f"{p}: {r}" for p, r in work.dropped))
 
@@ -41,24 +49,30 @@ class Ground(Stage):
         return await ground_phrase(self, work, models, phrase, work.model_image, work.model_image_size)
 
 
-async def ground_phrase(stage, work, models, phrase: str, image, image_size: tuple[int, int]) -> list[Box]:
-    """Boxes of `phrase` on `image` (seen by the model at `image_size`) in GoT coordinates, asked in
-    the stage's model family's own convention. An answer without a usable box (or a failed request)
-    gives [] and a (phrase, reason) entry in `work.dropped`. Shared by every stage that grounds a phrase."""
-    qwen25 = stage.family is not None and family(stage.family).absolute_boxes
+async def ground_phrase(stage: Stage, work, models, phrase: str, image, image_size: tuple[int, int]) -> list[Box]:
+    """Every box of `phrase` on `image` (seen by the model at `image_size`) in GoT coordinates, asked in
+    the stage's model family's own multi-box convention, near-duplicates merged and at most the
+    stage's `max_boxes`. An answer without a usable box ("not there", a bad answer, a failed request)
+    gives [] and a (phrase, reason) entry in `work.dropped`. Shared by every stage that grounds a
+    phrase; the stage's options are `GroundingOptions`."""
+    options = stage.options
+    assert isinstance(options, GroundingOptions)
+    constraint = answer_constraint(stage.family, phrase, options.max_boxes)
     text = await models.ask(
         stage, work, values={"phrase": phrase}, images=[image],
-        json_schema=QWEN25_BOX_SCHEMA if qwen25 else None, regex=None if qwen25 else QWEN2_VL_BOX_REGEX,
+        json_schema=constraint.json_schema, regex=constraint.regex,
         skip_special_tokens=False, reject_on_failure=False,
     )
     if text is None:
         work.dropped.append((phrase, "model_failure"))
         return []
     try:
-        if qwen25:
+        if constraint.json_schema is not None:
             width, height = image_size
-            return parse_qwen25_vl(text, width, height, *models.pixel_bounds(stage.role))
-        return parse_qwen2_vl(text)
+            boxes = parse_qwen25_vl(text, width, height, *models.pixel_bounds(stage.role))
+        else:
+            boxes = parse_qwen2_vl(text)
     except GroundingParseError as exc:
         work.dropped.append((phrase, exc.reason))
         return []
+    return merge_near_duplicates(boxes, options.merge_iou)[: options.max_boxes]

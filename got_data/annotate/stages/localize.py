@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
-from pydantic import Field
-
-from got_data.annotate.grounding import merge_near_duplicates
-from got_data.annotate.stage import Stage, StageOptions, StageReject
-from got_data.annotate.stages.ground import ground_phrase
+from got_data.annotate.stage import Stage, StageReject
+from got_data.annotate.stages.ground import GroundingOptions, ground_phrase
 from got_data.records import WHOLE_IMAGE
 from got_data.records.edits import WHOLE_IMAGE_PHRASE
 
@@ -22,10 +19,8 @@ class Localize(Stage):
     reads = ("steps.objects", "steps.edit_type", "steps.before", "steps.after")
     writes = ("steps.groundings", "dropped")
 
-    class Options(StageOptions):
-        merge_iou: float = Field(0.85, gt=0, le=1, description="boxes of one phrase overlapping more than this are merged")
-
-    options: Options
+    Options = GroundingOptions
+    options: GroundingOptions
 
     async def run(self, work, models) -> None:
         await asyncio.gather(*(self._localize(work, models, n, step) for n, step in enumerate(work.steps, start=1)))
@@ -35,12 +30,11 @@ class Localize(Stage):
             step.groundings = [(step.objects[0], [WHOLE_IMAGE])]
             return
         image = step.after if step.edit_type == "add" else step.before
-        merge_iou = self.options.merge_iou
         phrases = [p for p in step.objects if p != WHOLE_IMAGE_PHRASE]  # a whole-image box next to objects says nothing
         results = await asyncio.gather(
             *(ground_phrase(self, work, models, phrase, image.model_image, image.model_size) for phrase in phrases)
         )
-        step.groundings = [(p, merge_near_duplicates(boxes, merge_iou)) for p, boxes in zip(phrases, results) if boxes]
+        step.groundings = [(p, boxes) for p, boxes in zip(phrases, results) if boxes]
         if not step.groundings:
             why = "; ".join(f"{p}: {r}" for p, r in work.dropped if p in phrases)
             raise StageReject(self.name, "no_region", f"edit {n}: no box for {phrases} ({why})")
