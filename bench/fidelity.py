@@ -8,6 +8,9 @@
    scores must be ~1; a conversion bug shows as a drop here.
 2. The trained tiny world models in real vLLM pools (CPU) on held-out world sets (a seed the
    training never used): the fidelity they reach.
+
+Beside the three kinds' sets, a t2i set whose scenes repeat an object ("two red circles") is scored
+per instance: instance recall and precision at IoU 0.5.
 """
 
 from __future__ import annotations
@@ -19,15 +22,14 @@ import shutil
 import time
 from pathlib import Path
 
-from got_data.records import RECORD_KINDS
-
 for _key, _value in {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                      "RAY_USAGE_STATS_ENABLED": "0"}.items():
     os.environ.setdefault(_key, _value)
 
-KINDS = RECORD_KINDS
-T2I_COLUMNS = ("object_recall", "object_precision", "mean_iou", "iou50_share", "prompt_word_accuracy",
-               "description_word_accuracy")
+# world set name -> (kind, repeated objects)
+SETS = {"t2i": ("t2i", False), "t2i-repeats": ("t2i", True), "edit": ("edit", False), "multiturn": ("multiturn", False)}
+T2I_COLUMNS = ("object_recall", "object_precision", "mean_iou", "iou50_share", "instance_recall", "instance_precision",
+               "prompt_word_accuracy", "description_word_accuracy")
 EDIT_COLUMNS = ("region_mean_iou", "region_iou50_share", "object_accuracy", "edit_type_accuracy", "step_count_accuracy")
 
 
@@ -56,35 +58,37 @@ def main() -> None:
     models = world_models()
     vlm, llm = args.vlm or models.vlm, args.llm or models.llm
     rows: list[tuple[str, str, dict]] = []
-    sets = {kind: write_world_set(args.out / f"{kind}-set", kind, args.count, seed=args.seed) for kind in KINDS}
+    sets = {name: write_world_set(args.out / f"{name}-set", kind, args.count, seed=args.seed, repeats=repeats)
+            for name, (kind, repeats) in SETS.items()}
     start_local_ray(max(os.cpu_count() or 1, 4), 500 * 1024**2)
-    for kind in KINDS:
+    for name, (kind, _) in SETS.items():
         for family in (QWEN2_VL, QWEN25_VL):
-            out = args.out / f"{kind}-oracle-{family}"
-            annotate_with_oracle(load_spec(WORLD_SPECS[kind]), kind, sets[kind], read_truth(args.out / f"{kind}-set"),
+            out = args.out / f"{name}-oracle-{family}"
+            annotate_with_oracle(load_spec(WORLD_SPECS[kind]), kind, sets[name], read_truth(args.out / f"{name}-set"),
                                  out, family=family)
-            rows.append((kind, f"oracle, {family} boxes", score_run(out, args.out / f"{kind}-set")))
+            rows.append((name, f"oracle, {family} boxes", score_run(out, args.out / f"{name}-set")))
     pools = start_world_pools(vlm, llm, console)
     try:
-        for kind in KINDS:
+        for name, (kind, _) in SETS.items():
             started = time.monotonic()
-            scores = annotate_and_score(kind, sets[kind], args.out / f"{kind}-set", args.out / kind, pools, console,
+            scores = annotate_and_score(kind, sets[name], args.out / f"{name}-set", args.out / name, pools, console,
                                         show_progress=False)
             scores["seconds"] = time.monotonic() - started
-            rows.append((kind, "trained world models", scores))
+            rows.append((name, "trained world models", scores))
     finally:
         for pool in pools.values():
             pool.shutdown()
     print(f"\nfidelity on held-out world sets: {args.count} inputs each, seed {args.seed}; models {vlm}, {llm}")
-    for kind, columns in (("t2i", T2I_COLUMNS), ("edit", EDIT_COLUMNS), ("multiturn", EDIT_COLUMNS)):
-        shown = [c for c in columns if any(c in s for k, _, s in rows if k == kind)]
-        print(f"\n{kind:10} {'answered by':30} {'records':>8} " + " ".join(f"{c[:18]:>18}" for c in shown))
+    for name, (kind, _) in SETS.items():
+        columns = T2I_COLUMNS if kind == "t2i" else EDIT_COLUMNS
+        shown = [c for c in columns if any(c in s for k, _, s in rows if k == name)]
+        print(f"\n{name:12} {'answered by':30} {'records':>8} " + " ".join(f"{c[:18]:>18}" for c in shown))
         for k, label, scores in rows:
-            if k != kind:
+            if k != name:
                 continue
             cells = " ".join(f"{scores[c]:18.3f}" if isinstance(scores.get(c), float) else f"{'n/a':>18}" for c in shown)
-            print(f"{kind:10} {label:30} {scores['records']:>4}/{scores['inputs']:<3} {cells}")
-    (args.out / "fidelity.json").write_text(json.dumps([{"kind": k, "answered_by": l, **s} for k, l, s in rows], indent=2))
+            print(f"{name:12} {label:30} {scores['records']:>4}/{scores['inputs']:<3} {cells}")
+    (args.out / "fidelity.json").write_text(json.dumps([{"set": k, "answered_by": l, **s} for k, l, s in rows], indent=2))
     print(f"\nwrote {args.out / 'fidelity.json'}")
 
 

@@ -3,9 +3,10 @@
 Records are matched to truth by `source.input_ref`; an input with no record (rejected) counts as
 missing everything, so a pipeline cannot score well by rejecting its hard inputs.
 
-- t2i: object recall/precision (a GoT object matches a true object when its phrase names the same
-  colour and shape), mean IoU of matched boxes, share of true objects found with IoU >= 0.5, and
-  word accuracy of the prompt and the description;
+- t2i: object recall/precision (a GoT object matches the true objects whose colour and shape its
+  phrase names), mean IoU of matched boxes, share of true objects found with IoU >= 0.5, instance
+  recall and precision at IoU 0.5 (each true object needs a box of its own: "two red circles" need
+  two), and word accuracy of the prompt and the description;
 - edit / multiturn: per edit, IoU of the region (union of the record's boxes) with the true region,
   edited-object accuracy (the record's target names the true object), edit-type accuracy; for
   multiturn also the share of records with the right number of steps.
@@ -55,8 +56,26 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def match_instances(predicted: list[Box], truth: list[Box], iou_hit: float = IOU_HIT) -> int:
+    """How many true boxes a distinct predicted box covers at IoU >= iou_hit (greedy, best pairs first)."""
+    pairs = sorted(((p.iou(t), i, j) for i, p in enumerate(predicted) for j, t in enumerate(truth)), reverse=True)
+    used_p: set[int] = set()
+    used_t: set[int] = set()
+    for iou, i, j in pairs:
+        if iou < iou_hit:
+            break
+        if i not in used_p and j not in used_t:
+            used_p.add(i)
+            used_t.add(j)
+    return len(used_t)
+
+
 def score_t2i(records: dict[str, Any], truth: dict[str, dict]) -> dict[str, Any]:
-    true_objects = predicted_objects = matched = hits = 0
+    """Objects per phrase (a GoT object matches the true objects its phrase names; with repeated
+    objects one GoT object answers for all of them) and instances per box (each true object needs
+    its own box at IoU >= 0.5: instance recall over true objects, precision over every GoT box)."""
+    true_objects = predicted_objects = matched = matched_predicted = hits = 0
+    predicted_boxes = instance_hits = 0
     ious, prompt_acc, description_acc = [], [], []
     for ref, row in truth.items():
         scene = row["scene"]
@@ -69,25 +88,31 @@ def score_t2i(records: dict[str, Any], truth: dict[str, dict]) -> dict[str, Any]
         prompt_acc.append(word_accuracy(record.prompt, scene["prompt"]))
         description_acc.append(word_accuracy(record.description, scene["description"]))
         predicted_objects += len(record.objects)
-        used: set[int] = set()
+        predicted_boxes += sum(len(o.boxes) for o in record.objects)
+        by_phrase: dict[str, list[Box]] = {}
         for obj in scene["objects"]:
-            truth_box = _box(obj["rel_box"])
-            candidates = {i: max(b.iou(truth_box) for b in o.boxes) for i, o in enumerate(record.objects)
-                          if i not in used and names_object(o.phrase, obj["phrase"])}
+            by_phrase.setdefault(obj["phrase"], []).append(_box(obj["rel_box"]))
+        used: set[int] = set()
+        for phrase, truth_boxes in by_phrase.items():
+            candidates = {i: [max(b.iou(t) for b in o.boxes) for t in truth_boxes] for i, o in enumerate(record.objects)
+                          if i not in used and names_object(o.phrase, phrase)}
             if not candidates:
                 continue
-            best = max(candidates, key=candidates.__getitem__)
+            best = max(candidates, key=lambda i: sum(candidates[i]))
             used.add(best)
-            iou = candidates[best]
-            matched += 1
-            ious.append(iou)
-            hits += iou >= IOU_HIT
+            matched_predicted += 1
+            matched += len(truth_boxes)
+            ious.extend(candidates[best])
+            hits += sum(iou >= IOU_HIT for iou in candidates[best])
+            instance_hits += match_instances(list(record.objects[best].boxes), truth_boxes)
     return {
         "inputs": len(truth), "records": sum(ref in records for ref in truth),
-        "true_objects": true_objects, "predicted_objects": predicted_objects,
+        "true_objects": true_objects, "predicted_objects": predicted_objects, "predicted_boxes": predicted_boxes,
         "object_recall": matched / true_objects if true_objects else None,
-        "object_precision": matched / predicted_objects if predicted_objects else None,
+        "object_precision": matched_predicted / predicted_objects if predicted_objects else None,
         "mean_iou": _mean(ious), "iou50_share": hits / true_objects if true_objects else None,
+        "instance_recall": instance_hits / true_objects if true_objects else None,
+        "instance_precision": instance_hits / predicted_boxes if predicted_boxes else None,
         "prompt_word_accuracy": _mean(prompt_acc), "description_word_accuracy": _mean(description_acc),
     }
 

@@ -65,18 +65,22 @@ def _save(image_scene: Scene, path: Path) -> str:
 
 def write_world_set(out: str | Path, kind: str, count: int, seed: int = 0,
                     sizes: tuple[tuple[int, int], ...] = IMAGE_SIZES, turns: tuple[int, int] = (2, 3),
-                    objects: int | None = None) -> Path:
+                    objects: int | None = None, repeats: bool = False) -> Path:
     """Write `count` inputs of `kind` under `out` and their truth; returns the path to annotate
-    (the images folder or the manifest). `objects` fixes the objects per scene (default 1-4)."""
+    (the images folder or the manifest). `objects` fixes the objects per scene (default 1-4);
+    `repeats` (t2i only) makes every scene hold one colour and shape two or three times."""
     if kind not in KINDS:
         raise InputError(f"unknown world set kind {kind!r}; use one of {KINDS}")
+    if repeats and kind != "t2i":
+        raise InputError("repeated objects are a t2i world set: an edit of \"the red circle\" must name one object")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(f"got-data-world/{kind}/{seed}" + (f"/objects={objects}" if objects else ""))
+    rng = random.Random(f"got-data-world/{kind}/{seed}" + (f"/objects={objects}" if objects else "")
+                        + ("/repeats" if repeats else ""))
     truth_lines: list[dict[str, Any]] = []
     manifest_lines: list[dict[str, Any]] = []
     for n in range(count):
-        scene = random_scene(rng, size=sizes[n % len(sizes)], count=objects)
+        scene = random_scene(rng, size=sizes[n % len(sizes)], count=objects, repeats=repeats)
         if kind == "t2i":
             ref = f"scene-{n:05d}.png"
             _save(scene, out / "images" / ref)

@@ -33,8 +33,8 @@ def world_ready(spec_name: str) -> PipelineSpec:
     return spec.model_copy(update={"min_image_side": min(spec.min_image_side, min(map(min, IMAGE_SIZES)))})
 
 
-def _run(tmp_path, kind: str, spec_name: str, family: str) -> dict:
-    path = write_world_set(tmp_path / "set", kind, 8, seed=11)
+def _run(tmp_path, kind: str, spec_name: str, family: str, repeats: bool = False) -> dict:
+    path = write_world_set(tmp_path / "set", kind, 8, seed=11, repeats=repeats)
     annotate_with_oracle(world_ready(spec_name), kind, path, read_truth(tmp_path / "set"), tmp_path / "out",
                          family=family)
     return score_run(tmp_path / "out", tmp_path / "set")
@@ -47,12 +47,22 @@ def test_perfect_answers_give_perfect_boxes(ray_session, tmp_path, kind, spec_na
     floor = floor_for(family, spec_name)
     assert scores["records"] == scores["inputs"] == 8
     if kind == "t2i":
-        assert scores["object_recall"] == scores["object_precision"] == 1.0
+        assert scores["object_recall"] == scores["object_precision"] == scores["instance_recall"] == 1.0
         assert scores["mean_iou"] >= floor, scores
         assert scores["description_word_accuracy"] == 1.0
     else:
         assert scores["object_accuracy"] == scores["edit_type_accuracy"] == 1.0
         assert scores["region_mean_iou"] >= floor, scores
+
+
+@pytest.mark.parametrize("family", [QWEN2_VL, QWEN25_VL])
+def test_repeated_objects_each_get_their_box(ray_session, tmp_path, family):
+    """"two red circles": one phrase grounded once, in the family's multi-box answer, one box per circle."""
+    scores = _run(tmp_path, "t2i", "t2i-world.yaml", family, repeats=True)
+    assert scores["records"] == scores["inputs"] == 8
+    assert scores["predicted_boxes"] == scores["true_objects"] > scores["predicted_objects"]
+    assert scores["instance_recall"] == scores["instance_precision"] == scores["object_recall"] == 1.0
+    assert scores["mean_iou"] >= floor_for(family, "t2i-world.yaml"), scores
 
 
 def test_a_swapped_width_and_height_shows_as_an_iou_drop(ray_session, tmp_path, monkeypatch):

@@ -35,6 +35,7 @@ def perfect(ref: str):
 def test_perfect_records_score_one():
     scores = score_t2i({ref: perfect(ref) for ref in TRUTH}, TRUTH)
     assert scores["object_recall"] == scores["object_precision"] == scores["mean_iou"] == scores["iou50_share"] == 1.0
+    assert scores["instance_recall"] == scores["instance_precision"] == 1.0
     assert scores["prompt_word_accuracy"] == scores["description_word_accuracy"] == 1.0
 
 
@@ -53,6 +54,31 @@ def test_a_wrongly_named_object_is_a_miss_and_an_extra_object_lowers_precision()
                                   "yellow star": [0, 0, 10, 10]})
     scores = score_t2i({"b.png": record}, {"b.png": TRUTH["b.png"]})
     assert scores["object_recall"] == 0.5 and scores["object_precision"] == pytest.approx(1 / 3)
+
+
+REPEATED = {"r.png": {"kind": "t2i", "scene": {
+    "prompt": "two red circles on a white background",
+    "description": "A red circle is at the top left. A red circle is on the right. The background is white.",
+    "objects": [{"phrase": "red circle", "rel_box": [0, 0, 300, 300]},
+                {"phrase": "red circle", "rel_box": [700, 300, 999, 600]}]}}}
+
+
+def repeated_record(*boxes: list[int]):
+    scene = REPEATED["r.png"]["scene"]
+    objects = [SimpleNamespace(phrase="red circle", boxes=[Box(x1=b[0], y1=b[1], x2=b[2], y2=b[3]) for b in boxes])]
+    return {"r.png": SimpleNamespace(prompt=scene["prompt"], description=scene["description"], objects=objects)}
+
+
+def test_repeated_objects_are_counted_per_instance():
+    both = score_t2i(repeated_record([0, 0, 300, 300], [700, 300, 999, 600]), REPEATED)
+    assert both["instance_recall"] == both["instance_precision"] == both["object_recall"] == 1.0
+    # one box for two circles: the phrase is found (object recall) but one instance is missing
+    one = score_t2i(repeated_record([0, 0, 300, 300]), REPEATED)
+    assert one["object_recall"] == 1.0 and one["instance_recall"] == 0.5 and one["instance_precision"] == 1.0
+    assert one["iou50_share"] == 0.5
+    # the same circle boxed twice, and a box on nothing: each instance counts once
+    twice = score_t2i(repeated_record([0, 0, 300, 300], [5, 5, 300, 300], [400, 700, 500, 800]), REPEATED)
+    assert twice["instance_recall"] == 0.5 and twice["instance_precision"] == pytest.approx(1 / 3)
 
 
 def test_word_accuracy_and_object_naming():

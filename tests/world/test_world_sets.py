@@ -1,4 +1,4 @@
-"""The world generator: deterministic, self-consistent truth (boxes on the pixels, unique phrases)."""
+"""The world generator: deterministic, self-consistent truth (boxes on the pixels; unique phrases unless repeats are asked for)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ from PIL import Image
 
 from got_data.errors import InputError
 from got_data.world.edits import EDIT_KINDS, WHOLE_IMAGE_PHRASE, random_sequence
-from got_data.world.scene import BACKGROUNDS, COLORS, IMAGE_SIZES, location_words, random_scene, with_position_ramp
+from got_data.world.scene import (
+    BACKGROUNDS,
+    COLORS,
+    IMAGE_SIZES,
+    location_words,
+    random_scene,
+    with_article,
+    with_position_ramp,
+)
 from got_data.world.sets import edit_from_dict, edit_to_dict, read_truth, write_world_set
 
 
@@ -86,9 +94,10 @@ def test_every_edit_kind_changes_the_picture_and_names_its_object(kind):
     else:
         assert edit.obj in edit.instruction
         scene = edit.after if kind == "add" else edit.before
-        assert edit.region == scene.rel_box(scene.find(edit.obj))
+        (edited,) = scene.find(edit.obj)  # an edit names exactly one object
+        assert edit.region == scene.rel_box(edited)
     if kind == "replace":
-        assert edit.new_object in edit.instruction and edit.after.find(edit.new_object) is not None
+        assert edit.new_object in edit.instruction and len(edit.after.find(edit.new_object)) == 1
     assert edit_from_dict(edit_to_dict(edit)) == edit
 
 
@@ -118,3 +127,20 @@ def test_unknown_kind_and_missing_truth_are_clear_errors(tmp_path):
         write_world_set(tmp_path, "video", 1)
     with pytest.raises(InputError, match="got-data world make"):
         read_truth(tmp_path / "nowhere")
+
+
+def test_scenes_with_repeated_objects_say_how_many(tmp_path):
+    rng = random.Random(8)
+    for _ in range(20):
+        scene = random_scene(rng, repeats=True)
+        counts = {p: len(scene.find(p)) for p in scene.phrases()}
+        repeated = [p for p, n in counts.items() if n > 1]
+        assert len(repeated) == 1 and counts[repeated[0]] in (2, 3), counts
+        assert f"{('two', 'three')[counts[repeated[0]] - 2]} {repeated[0]}s" in scene.prompt()
+        assert scene.description().count(with_article(repeated[0]).capitalize()) == counts[repeated[0]]
+    write_world_set(tmp_path / "set", "t2i", 4, seed=1, repeats=True)
+    truth = read_truth(tmp_path / "set")
+    assert all(len(row["scene"]["objects"]) > len({o["phrase"] for o in row["scene"]["objects"]}) for row in truth.values())
+    with pytest.raises(InputError, match="t2i world set"):
+        write_world_set(tmp_path / "edit", "edit", 2, repeats=True)
+
