@@ -1,16 +1,22 @@
 """Fidelity of every pipeline on the known-answer world. Prints a table and writes fidelity.json.
 
-    .venv/bin/python bench/fidelity.py [--count 48] [--seed 1000] [--out out/bench-fidelity]
+    .venv/bin/python bench/fidelity.py [--count 48] [--seeds 1000 ...] [--sets ...] [--out out/bench-fidelity]
                                        [--vlm DIR --llm DIR]   (default: the committed world models)
 
-1. Coordinate paths: each pipeline answered by the world oracle (perfect answers) in both box
-   conventions, Qwen2-VL relative and Qwen2.5-VL absolute-on-resized, over all world image sizes: the
+1. Coordinate paths: each pipeline answered by the world oracle (perfect answers, every instance) in
+   both box conventions, Qwen2-VL relative and Qwen2.5-VL absolute-on-resized, over all world image sizes: the
    scores must be ~1; a conversion bug shows as a drop here.
 2. The trained tiny world models in real vLLM pools (CPU) on held-out world sets (a seed the
    training never used): the fidelity they reach.
 
 Beside the three kinds' sets, a t2i set whose scenes repeat an object ("two red circles") is scored
-per instance: instance recall and precision at IoU 0.5.
+per instance: instance recall and precision at IoU 0.5. The t2i sets also run with the verify stage
+on (the world specs keep it off until the world VLM learns the question): answered by the oracle, by
+the world models with the oracle verifying (what verification gains on real boxes when the verifier
+is right), and by the world models verifying themselves; with its cost in requests and seconds per
+record.
+
+    .venv/bin/python bench/fidelity.py --sets t2i t2i-repeats --count 96 --seeds 1000 1001
 """
 
 from __future__ import annotations
@@ -30,13 +36,54 @@ for _key, _value in {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TRAN
 SETS = {"t2i": ("t2i", False), "t2i-repeats": ("t2i", True), "edit": ("edit", False), "multiturn": ("multiturn", False)}
 T2I_COLUMNS = ("object_recall", "object_precision", "mean_iou", "iou50_share", "instance_recall", "instance_precision",
                "prompt_word_accuracy", "description_word_accuracy")
+COST_COLUMNS = ("verify_requests_per_record", "seconds_per_record")
 EDIT_COLUMNS = ("region_mean_iou", "region_iou50_share", "object_accuracy", "edit_type_accuracy", "step_count_accuracy")
+
+
+def with_verify(spec, enabled: bool):
+    """The spec with its verify stage switched on or off."""
+    for stage in spec.stages:
+        if stage.name in ("verify", "verify_regions"):
+            stage.options["enabled"] = enabled
+    return spec
+
+
+def with_instances(spec):
+    """The spec asking for every instance (the world specs ask the committed VLM's single-box question)."""
+    for stage in spec.stages:
+        if stage.name in ("ground", "localize"):
+            stage.options["answer"] = "instances"
+    return spec
+
+
+class VerifyFromTruth:
+    """The VLM pool, except that the verify question is answered by the oracle: how much verification
+    gains on a real model's boxes when the verifier is right (an upper bound until the world VLM learns it)."""
+
+    def __init__(self, pool, oracle_pool):
+        self.pool, self.oracle_pool = pool, oracle_pool
+
+    async def generate(self, request):
+        verify = request.context.get("stage") in ("verify", "verify_regions")
+        return await (self.oracle_pool if verify else self.pool).generate(request)
+
+    def __getattr__(self, name):
+        return getattr(self.pool, name)
+
+
+def cost(out: Path, seconds: float) -> dict:
+    """Verification's cost in an annotate run: its requests and the run's seconds, per record."""
+    run = json.loads((out / "stats.json").read_text())["run"]
+    records = max(run["records"], 1)
+    verify = run["tokens_per_stage"].get("verify", {}).get("requests", 0)
+    return {"verify_requests_per_record": verify / records, "seconds_per_record": seconds / records}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=48, help="inputs per world set")
-    parser.add_argument("--seed", type=int, default=1000, help="world seed (training used 0)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1000], help="world seeds (training used 0)")
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS), help="which world sets")
     parser.add_argument("--out", type=Path, default=Path("out/bench-fidelity"))
     parser.add_argument("--vlm", default=None)
     parser.add_argument("--llm", default=None)
@@ -50,7 +97,7 @@ def main() -> None:
     from got_data.local_ray import start_local_ray
     from got_data.spec import load_spec
     from got_data.world.checkpoints import world_models
-    from got_data.world.oracle import annotate_with_oracle
+    from got_data.world.oracle import OraclePool, WorldOracle, annotate_with_oracle
     from got_data.world.sets import WORLD_SPECS, read_truth, write_world_set
 
     console = Console()
@@ -58,36 +105,48 @@ def main() -> None:
     models = world_models()
     vlm, llm = args.vlm or models.vlm, args.llm or models.llm
     rows: list[tuple[str, str, dict]] = []
-    sets = {name: write_world_set(args.out / f"{name}-set", kind, args.count, seed=args.seed, repeats=repeats)
-            for name, (kind, repeats) in SETS.items()}
+    runs = [(name, seed) for seed in args.seeds for name in args.sets]
+    sets = {(name, seed): write_world_set(args.out / f"{name}-{seed}-set", SETS[name][0], args.count, seed=seed,
+                                          repeats=SETS[name][1]) for name, seed in runs}
     start_local_ray(max(os.cpu_count() or 1, 4), 500 * 1024**2)
-    for name, (kind, _) in SETS.items():
-        for family in (QWEN2_VL, QWEN25_VL):
-            out = args.out / f"{name}-oracle-{family}"
-            annotate_with_oracle(load_spec(WORLD_SPECS[kind]), kind, sets[name], read_truth(args.out / f"{name}-set"),
-                                 out, family=family)
-            rows.append((name, f"oracle, {family} boxes", score_run(out, args.out / f"{name}-set")))
+    for name, seed in runs:
+        kind, truth_dir = SETS[name][0], args.out / f"{name}-{seed}-set"
+        passes = [(family, False) for family in (QWEN2_VL, QWEN25_VL)] + ([(QWEN2_VL, True)] if kind == "t2i" else [])
+        for family, verify in passes:
+            out = args.out / f"{name}-{seed}-oracle-{family}{'-verify' if verify else ''}"
+            started = time.monotonic()
+            annotate_with_oracle(with_instances(with_verify(load_spec(WORLD_SPECS[kind]), verify)), kind, sets[name, seed],
+                                 read_truth(truth_dir), out, family=family)
+            scores = {**score_run(out, truth_dir), **cost(out, time.monotonic() - started)}
+            rows.append((name, f"{seed} oracle, {family}{', verify' if verify else ''}", scores))
     pools = start_world_pools(vlm, llm, console)
     try:
-        for name, (kind, _) in SETS.items():
-            started = time.monotonic()
-            scores = annotate_and_score(kind, sets[name], args.out / f"{name}-set", args.out / name, pools, console,
-                                        show_progress=False)
-            scores["seconds"] = time.monotonic() - started
-            rows.append((name, "trained world models", scores))
+        for name, seed in runs:
+            kind, truth_dir = SETS[name][0], args.out / f"{name}-{seed}-set"
+            passes = [("", False, pools)]
+            if kind == "t2i":
+                oracle = OraclePool("vlm", WorldOracle(read_truth(truth_dir), family=QWEN2_VL))
+                passes += [(", verify by truth", True, {**pools, "vlm": VerifyFromTruth(pools["vlm"], oracle)}),
+                           (", verify by the VLM", True, pools)]
+            for label, verify, run_pools in passes:
+                out = args.out / f"{name}-{seed}{label.replace(', ', '-').replace(' ', '-')}"
+                started = time.monotonic()
+                scores = annotate_and_score(kind, sets[name, seed], truth_dir, out, run_pools, console, show_progress=False,
+                                            spec=with_verify(load_spec(WORLD_SPECS[kind]), verify))
+                rows.append((name, f"{seed} world models{label}", {**scores, **cost(out, time.monotonic() - started)}))
     finally:
         for pool in pools.values():
             pool.shutdown()
-    print(f"\nfidelity on held-out world sets: {args.count} inputs each, seed {args.seed}; models {vlm}, {llm}")
-    for name, (kind, _) in SETS.items():
-        columns = T2I_COLUMNS if kind == "t2i" else EDIT_COLUMNS
+    print(f"\nfidelity on held-out world sets: {args.count} inputs each, seeds {args.seeds}; models {vlm}, {llm}")
+    for name in args.sets:
+        columns = (T2I_COLUMNS + COST_COLUMNS) if SETS[name][0] == "t2i" else EDIT_COLUMNS
         shown = [c for c in columns if any(c in s for k, _, s in rows if k == name)]
-        print(f"\n{name:12} {'answered by':30} {'records':>8} " + " ".join(f"{c[:18]:>18}" for c in shown))
+        print(f"\n{name:12} {'answered by':36} {'records':>8} " + " ".join(f"{c[:18]:>18}" for c in shown))
         for k, label, scores in rows:
             if k != name:
                 continue
             cells = " ".join(f"{scores[c]:18.3f}" if isinstance(scores.get(c), float) else f"{'n/a':>18}" for c in shown)
-            print(f"{name:12} {label:30} {scores['records']:>4}/{scores['inputs']:<3} {cells}")
+            print(f"{name:12} {label:36} {scores['records']:>4}/{scores['inputs']:<3} {cells}")
     (args.out / "fidelity.json").write_text(json.dumps([{"set": k, "answered_by": l, **s} for k, l, s in rows], indent=2))
     print(f"\nwrote {args.out / 'fidelity.json'}")
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from got_data.annotate.stage import Stage, StageReject
-from got_data.engines.types import Message, ModelRequest, Part
+from got_data.engines.types import Message, ModelRequest, ModelResponse, Part
 
 
 def request_messages(system: str | None, user: str, image_count: int) -> list[Message]:
@@ -46,6 +46,25 @@ class ModelGateway:
     ) -> str | None:
         """The model's answer text. On failure: StageReject, or None when reject_on_failure is False.
         `tag` tells apart requests a stage makes with the same values (e.g. the crop before and after)."""
+        response = await self._send(stage, work, values, images, section, json_schema, regex, skip_special_tokens, tag)
+        if response.ok:
+            return response.text
+        if reject_on_failure:
+            raise StageReject(stage.name, "model_failure", response.error or "unknown error")
+        return None
+
+    async def ask_logprobs(
+        self, stage: Stage, work: Any, values: dict[str, str], images: list[Any] | None = None, regex: str | None = None,
+        top: int = 10, tag: str | None = None,
+    ) -> list[dict[str, float]] | None:
+        """The log-probabilities of the answer's tokens (per token, the `top` likeliest by text), or
+        None when the request failed: for questions scored by how sure the model is (yes/no)."""
+        response = await self._send(stage, work, values, images, "user", None, regex, True, tag, logprobs=top)
+        return response.logprobs if response.ok and response.logprobs else None
+
+    async def _send(self, stage: Stage, work: Any, values: dict[str, str], images: list[Any] | None, section: str,
+                    json_schema: dict | None, regex: str | None, skip_special_tokens: bool, tag: str | None,
+                    logprobs: int | None = None) -> ModelResponse:
         assert stage.prompt is not None and stage.role is not None
         system, user = stage.prompt.render(section, **values)
         images = images or []
@@ -57,14 +76,11 @@ class ModelGateway:
             json_schema=json_schema,
             regex=regex,
             skip_special_tokens=skip_special_tokens,
+            logprobs=logprobs,
             context={"stage": stage.name, "section": section, "values": dict(values), "tag": tag,
                      "input_ref": work.item.input_ref},
             **stage.sampling(),
         )
         response = await self.pools[stage.role].generate(request)
         work.usage.add(stage.name, response.prompt_tokens, response.output_tokens)
-        if response.ok:
-            return response.text
-        if reject_on_failure:
-            raise StageReject(stage.name, "model_failure", response.error or "unknown error")
-        return None
+        return response

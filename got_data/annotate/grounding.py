@@ -3,13 +3,14 @@ form, as a decoding constraint and as parsed relative GoT boxes.
 
 - Qwen2-VL (`box_spans`): `<|object_ref_start|>phrase<|object_ref_end|>` then one
   `<|box_start|>(x1,y1),(x2,y2)<|box_end|>` span per instance, relative [0,1000) coordinates; the
-  reference with no span says the phrase is not in the picture. A bare `(x1,y1),(x2,y2)` is also
-  allowed: it is what the world VLM committed before multi-box grounding writes (one box).
+  reference with no span says the phrase is not in the picture.
 - Qwen2.5-VL (`bbox_json_list`): a JSON list of `{"bbox_2d": [x1,y1,x2,y2], "label": phrase}` in
   pixels of the image as its processor resized it (`smart_resize`); the empty list: not there.
 
 Both are bounded (`max_boxes`, a stage option) and merged where boxes of one phrase overlap beyond
-the spec's IoU; `resolve_shared_objects` settles one object claimed by two phrases.
+the spec's IoU; `resolve_shared_objects` settles one object claimed by two phrases. The single-box
+answer that came before (`one_box`: a bare `(x1,y1),(x2,y2)`, one `{"bbox_2d", "label"}` object, no
+"not there") stays for models trained on it: the committed world VLM, until it is retrained.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from got_data.records.boxes import BOX_TEXT_RE, Box, qwen25_abs_to_rel
 QWEN2_VL_BOX_REGEX = r"\([0-9]{1,3},[0-9]{1,3}\),\([0-9]{1,3},[0-9]{1,3}\)"
 OBJECT_REF_START, OBJECT_REF_END = "<|object_ref_start|>", "<|object_ref_end|>"
 BOX_START, BOX_END = "<|box_start|>", "<|box_end|>"
+ONE_BOX_SECTION = "user_one_box"  # the prompt section of the single-box question (`one_box`)
 NOT_THERE = "not_there"  # the dropped-phrase reason of an answer that gives no box on purpose
 _JSON_BLOCK = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 _REF_ONLY = re.compile(r"\s*" + re.escape(OBJECT_REF_START) + r".*?" + re.escape(OBJECT_REF_END) + r"\s*(<\|im_end\|>)?\s*",
@@ -55,10 +57,10 @@ def regex_literal(text: str) -> str:
 
 
 def qwen2_vl_answer_regex(phrase: str, max_boxes: int) -> str:
-    """The reference to `phrase` then 0..max_boxes box spans, or one bare box (the pre-multi-box form)."""
+    """The reference to `phrase` then 0..max_boxes box spans."""
     ref = regex_literal(OBJECT_REF_START + phrase + OBJECT_REF_END)
     span = regex_literal(BOX_START) + QWEN2_VL_BOX_REGEX + regex_literal(BOX_END)
-    return f"{ref}({span}){{0,{max_boxes}}}|{QWEN2_VL_BOX_REGEX}"
+    return f"{ref}({span}){{0,{max_boxes}}}"
 
 
 def qwen25_vl_answer_schema(phrase: str, max_boxes: int) -> dict[str, Any]:
@@ -76,11 +78,23 @@ def qwen25_vl_answer_schema(phrase: str, max_boxes: int) -> dict[str, Any]:
     return {"type": "array", "items": item, "minItems": 0, "maxItems": max_boxes}
 
 
-def answer_constraint(family_name: str | None, phrase: str, max_boxes: int) -> AnswerConstraint:
-    """The constraint of a grounding answer about `phrase` for the stage's model family."""
+QWEN25_ONE_BOX_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "bbox_2d": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 10000}, "minItems": 4, "maxItems": 4},
+        "label": {"type": "string", "maxLength": 80},
+    },
+    "required": ["bbox_2d", "label"],
+    "additionalProperties": False,
+}
+
+
+def answer_constraint(family_name: str | None, phrase: str, max_boxes: int, one_box: bool = False) -> AnswerConstraint:
+    """The constraint of a grounding answer about `phrase` for the stage's model family: every
+    instance, or with `one_box` the single-box answer."""
     if family_name is not None and family(family_name).grounding_answer == "bbox_json_list":
-        return AnswerConstraint(json_schema=qwen25_vl_answer_schema(phrase, max_boxes))
-    return AnswerConstraint(regex=qwen2_vl_answer_regex(phrase, max_boxes))
+        return AnswerConstraint(json_schema=QWEN25_ONE_BOX_SCHEMA if one_box else qwen25_vl_answer_schema(phrase, max_boxes))
+    return AnswerConstraint(regex=QWEN2_VL_BOX_REGEX if one_box else qwen2_vl_answer_regex(phrase, max_boxes))
 
 
 def qwen2_vl_answer(phrase: str, boxes: list[Box]) -> str:
@@ -133,13 +147,18 @@ def parse_qwen25_vl(text: str, width: int, height: int, min_pixels: int | None, 
     return boxes
 
 
+def distinct_box_indices(boxes: list[Box], iou_threshold: float = 0.85) -> list[int]:
+    """Indices of the first of any group of boxes overlapping above the threshold (one object, said twice)."""
+    kept: list[int] = []
+    for n, box in enumerate(boxes):
+        if all(box.iou(boxes[other]) < iou_threshold for other in kept):
+            kept.append(n)
+    return kept
+
+
 def merge_near_duplicates(boxes: list[Box], iou_threshold: float = 0.85) -> list[Box]:
     """Keep the first of any group of boxes overlapping above the threshold (one object, said twice)."""
-    kept: list[Box] = []
-    for box in boxes:
-        if all(box.iou(other) < iou_threshold for other in kept):
-            kept.append(box)
-    return kept
+    return [boxes[n] for n in distinct_box_indices(boxes, iou_threshold)]
 
 
 def names_more_specifically(specific: str, general: str) -> bool:

@@ -232,6 +232,8 @@ class PipelineRun:
             self.stats.add_usage(work.usage)
             for _, why in work.dropped:
                 self.stats.dropped_phrases[why] += 1
+            for _, why in work.dropped_boxes:
+                self.stats.dropped_boxes[why] += 1
         record = work.record
         assert record is not None, f"the last stage of {self.spec.name!r} must set work.record"
         self._key_to_ref[record.key] = item.input_ref

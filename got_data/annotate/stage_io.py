@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from got_data.annotate.work_items import Work
 
 AUDIT_ENV = "GOT_DATA_AUDIT_STAGE_IO"
-ACCUMULATORS = frozenset({"dropped"})  # lists stages append to: touching one is a write
+ACCUMULATORS = frozenset({"dropped", "dropped_boxes"})  # lists stages append to: touching one is a write
 
 
 def audit_enabled() -> bool:

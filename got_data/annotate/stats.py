@@ -125,6 +125,7 @@ class RunStats:
     passed: Counter = field(default_factory=Counter)
     rejects: Counter = field(default_factory=Counter)  # "stage/reason" -> count
     dropped_phrases: Counter = field(default_factory=Counter)
+    dropped_boxes: Counter = field(default_factory=Counter)  # boxes the verify stage left out, by reason
     tokens: dict[str, dict[str, int]] = field(default_factory=dict)
     latency: dict[str, Histogram] = field(default_factory=dict)  # stage -> seconds per input
     boxes: int = 0
@@ -161,6 +162,7 @@ class RunStats:
             },
             "rejects_by_reason": dict(sorted(self.rejects.items())),
             "dropped_phrases_by_reason": dict(sorted(self.dropped_phrases.items())),
+            "dropped_boxes_by_reason": dict(sorted(self.dropped_boxes.items())),
             "tokens_per_stage": self.tokens,
             "latency_s": {stage: histogram.to_dict() for stage, histogram in sorted(self.latency.items())},
         }

@@ -31,6 +31,7 @@ class Work(ABC):
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     usage: Usage = field(default_factory=Usage)
     dropped: list[tuple[str, str]] = field(default_factory=list)  # (what, why) left out of the record
+    dropped_boxes: list[tuple[str, str]] = field(default_factory=list)  # (phrase, why) per box the verify stage dropped
     record: Any = None
 
     # Any stage may use these (the gateway reads `item` and counts `usage`; `record_fields` builds the record).
@@ -73,6 +74,7 @@ class T2IWork(Work):
     description: str = ""
     entities: list[str] = field(default_factory=list)
     groundings: list[tuple[str, list]] = field(default_factory=list)
+    box_scores: list[list[float]] | None = None  # verification score of each grounding's boxes (verify stage)
     record: T2IRecord | None = None
 
     provided: ClassVar[frozenset[str]] = frozenset({"image", "model_image", "model_image_size", "caption"})
@@ -121,6 +123,7 @@ class EditStep:
     objects: list[str] = field(default_factory=list)  # phrases of the instruction naming what is edited
     new_object: str | None = None  # replace edits: what takes the object's place
     groundings: list[tuple[str, list[Box]]] = field(default_factory=list)  # (phrase, boxes), region order
+    box_scores: list[list[float]] | None = None  # verification score of each grounding's boxes (verify_regions)
     object_description: str | None = None  # crop of the region before the edit
     new_object_description: str | None = None  # crop of the region after the edit
     reinstructions: list[str] = field(default_factory=list)
@@ -143,6 +146,7 @@ class EditStep:
         return EditOp(
             edit_type=self.edit_type, target_object=self.target_object,
             new_object=self.new_object if self.edit_type == "replace" else None, regions=self.regions,
+            region_scores=None if self.box_scores is None else [score for scores in self.box_scores for score in scores],
             change=self.change, object_description=self.object_description,
             new_object_description=self.new_object_description,
         )

@@ -9,6 +9,7 @@ send only messages and images (or ObjectRefs to images, which Ray resolves on th
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import uuid
 from dataclasses import replace
@@ -90,7 +91,25 @@ def sampling_params_for(request: ModelRequest, max_tokens: int):
         seed=request.seed,
         stop=request.stop,
         structured_outputs=structured,
+        logprobs=request.logprobs,
     )
+
+
+def token_logprobs(completion_logprobs: Any) -> list[dict[str, float]] | None:
+    """vLLM's per-token {token id: Logprob} as {token text: log-probability}; ids that decode to the
+    same text have their probabilities added."""
+    if completion_logprobs is None:
+        return None
+    out = []
+    for position in completion_logprobs:
+        by_text: dict[str, float] = {}
+        for token_id, entry in position.items():
+            text = entry.decoded_token if entry.decoded_token is not None else str(token_id)
+            known = by_text.get(text)
+            logprob = float(entry.logprob)
+            by_text[text] = logprob if known is None else max(known, logprob) + math.log1p(math.exp(-abs(known - logprob)))
+        out.append(by_text)
+    return out
 
 
 def _is_engine_dead(exc: BaseException) -> bool:
@@ -263,6 +282,7 @@ class EngineActor:
                 "attempts": attempt,
                 "error": None,
                 "retryable": False,
+                "logprobs": token_logprobs(completion.logprobs) if request.logprobs else None,
             }
             if completion.finish_reason == "length" and request.structured:
                 if attempt < tries:

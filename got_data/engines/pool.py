@@ -344,6 +344,7 @@ class ModelPool:
             if result["ok"] or not result["retryable"]:
                 slot.completed += 1
                 fields = {k: result[k] for k in ("text", "finish_reason", "prompt_tokens", "output_tokens", "error")}
+                fields["logprobs"] = result.get("logprobs")
                 return ModelResponse(id=request.id, ok=result["ok"], latency_s=time.monotonic() - started,
                                      attempts=attempts, **fields)
             error = result["error"]

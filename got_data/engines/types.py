@@ -38,6 +38,9 @@ class ModelRequest:
     regex: str | None = None  # constrain the answer to this regular expression instead of a schema
     stop: list[str] | None = None
     skip_special_tokens: bool = True  # False keeps e.g. Qwen2-VL's <|box_start|> in the answer text
+    # With a number k: the response carries, per answer token, the k likeliest tokens' log-probabilities
+    # as the model scored them before any constraint (e.g. p(yes) and p(no) of a yes/no question).
+    logprobs: int | None = None
     # What the caller asked, in its own terms (stage, prompt section, template values): never sent to
     # the model; read by replays and oracles that answer without a model, and by debugging.
     context: dict[str, Any] = field(default_factory=dict)
@@ -60,6 +63,8 @@ class ModelResponse:
     latency_s: float
     attempts: int
     error: str | None = None
+    # Per answer token: token text -> log-probability, the request's `logprobs` likeliest (None when not asked).
+    logprobs: list[dict[str, float]] | None = None
 
     @classmethod
     def failure(cls, request_id: str, error: str, attempts: int, latency_s: float = 0.0,

@@ -13,9 +13,10 @@ from got_data.world.sets import WORLD_SPECS
 
 
 def annotate_and_score(kind: str, input_path: Path, truth_dir: Path, out_dir: Path, pools: dict[str, Any],
-                       console: Console, samples_per_shard: int = 1000, show_progress: bool = True) -> dict[str, Any]:
-    """Run the world pipeline of `kind` on one world set with the given pools; writes and returns its
-    fidelity scores (`out_dir/fidelity.json`)."""
+                       console: Console, samples_per_shard: int = 1000, show_progress: bool = True,
+                       spec: Any = None) -> dict[str, Any]:
+    """Run the world pipeline of `kind` (or `spec`) on one world set with the given pools; writes and
+    returns its fidelity scores (`out_dir/fidelity.json`)."""
     from got_data.annotate.launch import ModelChoice, annotate
     from got_data.annotate.runner import RunOptions
     from got_data.spec import load_spec
@@ -23,7 +24,7 @@ def annotate_and_score(kind: str, input_path: Path, truth_dir: Path, out_dir: Pa
 
     options = RunOptions(out_dir=out_dir, samples_per_shard=samples_per_shard, console=console,
                          show_progress=show_progress)
-    annotate(load_spec(WORLD_SPECS[kind]), open_world_input(kind, input_path), options, ModelChoice(), pools=pools)
+    annotate(spec or load_spec(WORLD_SPECS[kind]), open_world_input(kind, input_path), options, ModelChoice(), pools=pools)
     scores = score_run(out_dir, truth_dir)
     write_scores(scores, out_dir / "fidelity.json")
     return scores

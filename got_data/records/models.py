@@ -17,7 +17,10 @@ from got_data.errors import CodecError, RecordError
 from got_data.records.boxes import Box
 from got_data.records.codec import find_special_tokens, find_unsafe_characters, parse_got
 
-SCHEMA_VERSION: Final = "1.0"
+SCHEMA_VERSION: Final = "1.1"
+# Versions this got-data reads and validates: 1.1 added the optional verification scores
+# (GroundedObject.box_scores, EditOp.region_scores); a 1.0 record is a 1.1 record without them.
+READABLE_SCHEMA_VERSIONS: Final = ("1.0", "1.1")
 KEY_LENGTH = 24
 
 
@@ -98,10 +101,26 @@ class Provenance(_Strict):
     finished_at: datetime
 
 
+def _scores_match(scores: list[float] | None, boxes: list[Box], what: str) -> None:
+    if scores is not None and len(scores) != len(boxes):
+        raise ValueError(f"{len(scores)} verification score(s) for {len(boxes)} {what}")
+
+
+VerificationScore = Annotated[float, Field(ge=-1, le=1)]
+
+
 class GroundedObject(_Strict):
     phrase: str = Field(min_length=1)
     boxes: list[Box] = Field(min_length=1)
     span: tuple[int, int] = Field(description="[start, end) of the phrase in the GoT text")
+    box_scores: list[VerificationScore] | None = Field(
+        default=None, description="schema 1.1: per box, the verify stage's p(yes) - p(no) on its crop; "
+        "absent when the boxes were not verified")
+
+    @model_validator(mode="after")
+    def _aligned_scores(self) -> "GroundedObject":
+        _scores_match(self.box_scores, self.boxes, "boxes")
+        return self
 
 
 class EditOp(_Strict):
@@ -111,12 +130,16 @@ class EditOp(_Strict):
     target_object: str = Field(min_length=1, description="the object edited (for add: the object added)")
     new_object: str | None = Field(default=None, description="for replace edits: what replaces target_object")
     regions: list[Box] = Field(min_length=1, description="edit region(s); whole image (0,0),(999,999) for global edits")
+    region_scores: list[VerificationScore] | None = Field(
+        default=None, description="schema 1.1: per region, the verify stage's p(yes) - p(no) on its crop; "
+        "absent when the regions were not verified")
     change: str = Field(min_length=1)
     object_description: str | None = Field(default=None, description="brief description of the region's crop before")
     new_object_description: str | None = Field(default=None, description="brief description of the region's crop after")
 
     @model_validator(mode="after")
     def _safe_texts(self) -> "EditOp":
+        _scores_match(self.region_scores, self.regions, "regions")
         for name in ("edit_type", "target_object", "new_object", "change", "object_description", "new_object_description"):
             value = getattr(self, name)
             if value is not None:
@@ -125,7 +148,7 @@ class EditOp(_Strict):
 
 
 class _RecordBase(_Strict):
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1"] = SCHEMA_VERSION
     key: str = Field(pattern=r"^[0-9a-f]{24}$")
     source: SourceInfo
     images: list[ImageInfo] = Field(min_length=1)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from got_data import uri
 from got_data.errors import RecordError, ShardError
-from got_data.records import SCHEMA_VERSION, parse_record
+from got_data.records import READABLE_SCHEMA_VERSIONS, parse_record
 from got_data.shards.image_formats import ImageFormatError, open_claimed
 from got_data.shards.index import IndexRow, read_index
 from got_data.shards.layout import (
@@ -259,8 +259,9 @@ def _check_manifest(folder: Path | Location, results: list[_ShardResult], whole_
     except ShardError as exc:
         report.add("manifest_mismatch", manifest_path, None, str(exc))
         return
-    if manifest["schema_version"] != SCHEMA_VERSION:
-        report.add("manifest_mismatch", manifest_path, None, f"schema {manifest['schema_version']}, this got-data reads {SCHEMA_VERSION}")
+    if manifest["schema_version"] not in READABLE_SCHEMA_VERSIONS:
+        report.add("manifest_mismatch", manifest_path, None,
+                   f"schema {manifest['schema_version']}, this got-data reads {', '.join(READABLE_SCHEMA_VERSIONS)}")
     entries = {entry["file"]: entry for entry in manifest["shards"] if isinstance(entry, dict) and isinstance(entry.get("file"), str)}
     name = manifest.get("name")
     mine = [r for r in results if shard_index(r.path, name) is not None]

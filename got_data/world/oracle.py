@@ -19,8 +19,9 @@ from typing import Any
 
 from PIL import Image
 
-from got_data.annotate.grounding import BOX_END, BOX_START, OBJECT_REF_END, OBJECT_REF_START
+from got_data.annotate.grounding import BOX_END, BOX_START, OBJECT_REF_END, OBJECT_REF_START, ONE_BOX_SECTION
 from got_data.engines.types import ModelRequest, ModelResponse
+from got_data.errors import CodecError
 from got_data.families import QWEN2, QWEN2_VL, family
 from got_data.records.boxes import Box
 from got_data.spec import PipelineSpec
@@ -28,6 +29,8 @@ from got_data.uri import is_remote
 from got_data.world.edits import Edit
 from got_data.world.scene import Scene
 from got_data.world.sets import edit_from_dict, scene_from_dict
+
+VERIFY_IOU = 0.5  # a box the oracle vouches for covers a true instance at least this well
 
 
 class OracleError(LookupError):
@@ -74,7 +77,7 @@ class WorldOracle:
             raise OracleError(f"no truth for input {context.get('input_ref')!r}")
         stage, values = context["stage"], context.get("values", {})
         if isinstance(truth, Scene):
-            return self._t2i(stage, truth, values, images, json_schema)
+            return self._t2i(stage, context, truth, values, images, json_schema)
         return self._edit(stage, context, truth, values, images, json_schema)
 
     def mentions(self, context: dict) -> list[tuple[str, Box]]:
@@ -89,13 +92,16 @@ class WorldOracle:
             return []
         return [(o.phrase, scene.rel_box(o)) for o in scene.objects]
 
-    def _t2i(self, stage: str, scene: Scene, values: dict, images: list, json_schema: dict | None) -> str:
+    def _t2i(self, stage: str, context: dict, scene: Scene, values: dict, images: list,
+             json_schema: dict | None) -> str:
         if stage == "recaption":
             return compact({"prompt": scene.prompt(), "description": scene.description()})
         if stage == "extract_entities":
             return compact({"entities": scene.phrases()})
         if stage == "ground":
-            return self.box_answer(scene, values["phrase"], images[0], json_schema)
+            return self.box_answer(scene, values["phrase"], images[0], json_schema, one_box=_one_box(context))
+        if stage == "verify":
+            return self.verify_answer(scene, values["phrase"], context_box(context))
         raise OracleError(f"the oracle has no T2I answer for stage {stage!r}")
 
     def _edit(self, stage: str, context: dict, edits: list[Edit], values: dict, images: list,
@@ -107,7 +113,11 @@ class WorldOracle:
             return compact({"steps": [{"object": e.object_text, "change": e.change} for e in edits]})
         if stage == "localize":
             edit = _one(edits, lambda e: e.obj == values["phrase"], values["phrase"])
-            return self.box_answer(edit.after if edit.kind == "add" else edit.before, edit.obj, images[0], json_schema)
+            return self.box_answer(edit.after if edit.kind == "add" else edit.before, edit.obj, images[0], json_schema,
+                                   one_box=_one_box(context))
+        if stage == "verify_regions":
+            edit = _one(edits, lambda e: e.obj == values["phrase"], values["phrase"])
+            return self.verify_answer(edit.after if edit.kind == "add" else edit.before, edit.obj, context_box(context))
         edit = _one(edits, lambda e: e.instruction == values["instruction"], values["instruction"])
         if stage == "edit_parse":
             return compact({"edit_type": edit.edit_type, "objects": [edit.obj], "new_object": edit.new_object})
@@ -118,13 +128,21 @@ class WorldOracle:
             return compact({"rewrites": [edit.concise, edit.explicit, edit.instruction][:count]})
         raise OracleError(f"the oracle has no edit answer for stage {stage!r}")
 
-    def box_answer(self, scene: Scene, phrase: str, image: Image.Image, json_schema: dict | None = None) -> str:
+    def verify_answer(self, scene: Scene, phrase: str, box: Box) -> str:
+        """"yes" when `box` covers an instance of the phrase at IoU >= 0.5, else "no"."""
+        return "yes" if any(scene.rel_box(o).iou(box) >= VERIFY_IOU for o in scene.find(phrase)) else "no"
+
+    def box_answer(self, scene: Scene, phrase: str, image: Image.Image, json_schema: dict | None = None,
+                   one_box: bool = False) -> str:
         """Every instance of the phrase, boxed as this family writes it about `image` (the picture the
         model sees), in reading order; no instance is the answer "not there". A JSON schema's
-        `maxItems` bounds the list, as it bounds a model."""
+        `maxItems` bounds the list, as it bounds a model. `one_box`: the single-box answer, the first
+        instance as a bare box or one JSON object."""
         objects = list(scene.find(phrase))
         if json_schema is not None and "maxItems" in json_schema:
             objects = objects[: json_schema["maxItems"]]
+        if one_box and not objects:
+            raise OracleError(f"no {phrase!r} in the scene: the single-box answer cannot say so")
         if family(self.family).absolute_boxes:
             from transformers.models.qwen2_vl.image_processing_qwen2_vl import (
                 smart_resize,
@@ -133,14 +151,30 @@ class WorldOracle:
             bounds = {k: v for k, v in (("min_pixels", self.min_pixels), ("max_pixels", self.max_pixels)) if v}
             height, width = smart_resize(image.height, image.width, **bounds)
             sx, sy = width / scene.width, height / scene.height
-            return compact([{"bbox_2d": [round(o.box[0] * sx), round(o.box[1] * sy), round(o.box[2] * sx),
-                                         round(o.box[3] * sy)], "label": phrase} for o in objects])
-        spans = []
+            items = [{"bbox_2d": [round(o.box[0] * sx), round(o.box[1] * sy), round(o.box[2] * sx),
+                                  round(o.box[3] * sy)], "label": phrase} for o in objects]
+            return compact(items[0] if one_box else items)
+        boxes = []
         for obj in objects:
             x1, y1, x2, y2 = (min(999, round(v * 1000 / size)) for v, size in
                               zip(obj.box, (scene.width, scene.height, scene.width, scene.height)))
-            spans.append(f"{BOX_START}({x1},{y1}),({x2},{y2}){BOX_END}")
-        return OBJECT_REF_START + phrase + OBJECT_REF_END + "".join(spans)
+            boxes.append(f"({x1},{y1}),({x2},{y2})")
+        if one_box:
+            return boxes[0]
+        return OBJECT_REF_START + phrase + OBJECT_REF_END + "".join(BOX_START + b + BOX_END for b in boxes)
+
+
+def _one_box(context: dict) -> bool:
+    """Whether a grounding request asked the single-box question (`GroundingOptions.answer`)."""
+    return context.get("section") == ONE_BOX_SECTION
+
+
+def context_box(context: dict) -> Box:
+    """The box a verify request asks about: its tag, the box in GoT text form."""
+    try:
+        return Box.parse(context.get("tag") or "")
+    except CodecError as exc:
+        raise OracleError(f"a verify request without its box: {exc}") from exc
 
 
 def _one(edits: list[Edit], match, what: str) -> Edit:
@@ -174,8 +208,10 @@ class OraclePool:
             self.recorded.append(Example(stage=request.context["stage"], key=key, messages=request.messages, images=images,
                                          answer=text, regex=request.regex, json_schema=request.json_schema,
                                          mentions=self.oracle.mentions(request.context)))
+        # the oracle is sure: its answer's tokens have probability 1
+        logprobs = [{text: 0.0}] if request.logprobs else None
         return ModelResponse(id=request.id, ok=True, text=text, finish_reason="stop", prompt_tokens=0,
-                             output_tokens=0, latency_s=0.0, attempts=1)
+                             output_tokens=0, latency_s=0.0, attempts=1, logprobs=logprobs)
 
 
 async def _resolve(image: Any) -> Image.Image:

@@ -97,17 +97,20 @@ def _box(x1, y1, x2, y2):
     return Box(x1=x1, y1=y1, x2=x2, y2=y2)
 
 
-def test_qwen2_vl_constraint_admits_several_spans_not_there_and_the_bare_box_only():
+def test_qwen2_vl_constraint_admits_several_spans_and_not_there():
     import re
 
     regex = answer_constraint(QWEN2_VL, "red circle (big)", max_boxes=3).regex
     three = [_box(1, 2, 30, 40), _box(500, 500, 600, 600), _box(700, 10, 800, 90)]
     assert re.fullmatch(regex, qwen2_vl_answer("red circle (big)", three))
     assert re.fullmatch(regex, qwen2_vl_answer("red circle (big)", []))  # not there
-    assert re.fullmatch(regex, "(1,2),(30,40)")  # the one-box answer of the world VLM before the retrain
     assert not re.fullmatch(regex, qwen2_vl_answer("red circle (big)", three + three[:1]))  # over max_boxes
     assert not re.fullmatch(regex, qwen2_vl_answer("blue square", three[:1]))  # another phrase
-    assert not re.fullmatch(regex, "(1,2),(30,40)(5,6),(70,80)")
+    assert not re.fullmatch(regex, "(1,2),(30,40)")
+    # the single-box answer, for models trained before multi-box grounding
+    one_box = answer_constraint(QWEN2_VL, "red circle (big)", max_boxes=3, one_box=True).regex
+    assert re.fullmatch(one_box, "(1,2),(30,40)") and not re.fullmatch(one_box, qwen2_vl_answer("red circle (big)", three))
+    assert answer_constraint(QWEN25_VL, "dog", 3, one_box=True).json_schema["type"] == "object"
 
 
 def test_qwen25_vl_constraint_is_a_bounded_list_labelled_with_the_phrase():

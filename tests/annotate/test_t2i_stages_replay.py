@@ -16,20 +16,23 @@ from got_data.annotate.stage import StageReject
 from got_data.annotate.work_items import T2IWork
 from got_data.ingest.images import prepare_image
 from got_data.ingest.items import BytesImage, InputItem
-from got_data.records import Box, parse_got
+from got_data.records import Box, parse_got, parse_record
 from got_data.records.codec import find_special_tokens
 from got_data.spec import load_spec
-from tests.annotate.replay import replay_provenance
+from tests.annotate.replay import replay_provenance, yes_no_logprobs
 
 DESCRIPTION = "A red kite flies above a green field, and a small dog sits near the red kite on the grass."
 
 
 class ReplayModels:
-    """Answers each stage from a table, as the model family would write them."""
+    """Answers each stage from a table, as the model family would write them; the verify question by
+    (phrase, box), p(yes) 0.95 unless told."""
 
-    def __init__(self, recaption: str, entities: list[str], boxes: dict[str, str], family: str = "qwen2-vl"):
+    def __init__(self, recaption: str, entities: list[str], boxes: dict[str, str], family: str = "qwen2-vl",
+                 verdicts: dict | None = None):
         self.answers = {"recaption": recaption, "extract_entities": json.dumps({"entities": entities})}
         self.boxes = boxes
+        self.verdicts = verdicts or {}  # (phrase, box text) -> p(yes) of the verify question; None: it fails
         self.family_name = family
         self.calls: list[tuple[str, dict]] = []
 
@@ -42,6 +45,13 @@ class ReplayModels:
             return self.boxes.get(values["phrase"], "I cannot find it.")
         return self.answers[stage.name]  # a stage without an answer here fails the test
 
+    async def ask_logprobs(self, stage, work, values, images=None, regex=None, top=10, tag=None):
+        stage.prompt.render("user", **values)
+        self.calls.append((stage.name, values))
+        work.usage.add(stage.name, 10, 1)
+        p_yes = self.verdicts.get((values["phrase"], tag), 0.95)
+        return None if p_yes is None else yes_no_logprobs(p_yes)
+
     def pixel_bounds(self, role):
         return (None, None)
 
@@ -52,7 +62,7 @@ def make_work(spec, stages, caption=None, family="qwen2-vl", size=(640, 480)):
     item = InputItem(input_ref="photos/kite.jpg", dataset="unit", image=BytesImage(buf.getvalue()), caption=caption)
     prepared = prepare_image(buf.getvalue())
     provenance = replay_provenance(spec, stages, family)
-    return T2IWork(item=item, image=prepared, model_image=None, model_image_size=size, provenance=provenance)
+    return T2IWork(item=item, image=prepared, model_image=prepared.to_pil(), model_image_size=size, provenance=provenance)
 
 
 def run_chain(models, caption=None, family="qwen2-vl", size=(640, 480), spec_name="t2i.yaml"):
@@ -99,8 +109,9 @@ def test_assembly_annotates_first_free_occurrence_longest_first():
         ("small dog", "(500,700),(600,850)"),
         ("kite", "(700,51),(799,301)"),
     ]
-    assert record.provenance.tokens["ground"].requests == 4
-    assert set(record.provenance.prompt_hashes) == {"recaption", "extract_entities", "ground"}
+    assert record.provenance.tokens["ground"].requests == record.provenance.tokens["verify"].requests == 4
+    assert set(record.provenance.prompt_hashes) == {"recaption", "extract_entities", "ground", "verify"}
+    assert all(o.box_scores == [0.9] for o in record.objects)  # p(yes) - p(no) of the replayed verdicts
 
 
 def test_one_object_claimed_by_two_phrases_stays_with_the_more_specific():
@@ -189,4 +200,48 @@ def test_the_replay_answers_every_model_stage_of_every_t2i_spec(spec_name):
     models = ReplayModels(recaption(), ["red kite"], {"red kite": qwen2_vl_box("red kite", "(100,50),(400,300)")})
     work = run_chain(models, spec_name=spec_name)
     assert work.record is not None
-    assert {name for name, _ in models.calls} == {s.name for s in load_spec(spec_name).stages if s.role}
+    asking = {s.name for s in load_spec(spec_name).stages if s.role and s.options.get("enabled", True)}
+    assert {name for name, _ in models.calls} == asking
+
+
+def test_verify_keeps_the_boxes_the_model_vouches_for_with_their_scores():
+    two_dogs = ("<|object_ref_start|>small dog<|object_ref_end|><|box_start|>(500,700),(600,850)<|box_end|>"
+                "<|box_start|>(100,700),(200,850)<|box_end|>")
+    models = ReplayModels(
+        recaption(), ["red kite", "small dog", "green field"],
+        {"red kite": qwen2_vl_box("red kite", "(100,50),(400,300)"), "small dog": two_dogs,
+         "green field": qwen2_vl_box("green field", "(0,600),(999,999)")},
+        verdicts={("small dog", "(100,700),(200,850)"): 0.55,  # a lean to yes, under the 0.2 margin
+                  ("green field", "(0,600),(999,999)"): 0.1, ("red kite", "(100,50),(400,300)"): 0.8},
+    )
+    work = run_chain(models)
+    by_phrase = {o.phrase: o for o in work.record.objects}
+    assert set(by_phrase) == {"red kite", "small dog"}
+    assert [b.render() for b in by_phrase["small dog"].boxes] == ["(500,700),(600,850)"]
+    assert by_phrase["small dog"].box_scores == [0.9] and by_phrase["red kite"].box_scores == [0.6]
+    assert sorted(work.dropped_boxes) == [("green field", "unverified"), ("small dog", "unverified")]
+    assert work.dropped == [("green field", "no_verified_box")]
+    assert parse_record(work.record.model_dump_json()).schema_version == "1.1"
+
+
+def test_verify_rejects_an_input_left_without_a_box_and_counts_failed_requests():
+    models = ReplayModels(recaption(), ["red kite"], {"red kite": qwen2_vl_box("red kite", "(100,50),(400,300)")},
+                          verdicts={("red kite", "(100,50),(400,300)"): None})
+    with pytest.raises(StageReject) as info:
+        run_chain(models)
+    assert (info.value.stage, info.value.reason) == ("verify", "no_verified_box")
+    assert "model_failure" in info.value.detail
+
+
+def test_the_verify_question_sees_the_crop_with_its_margin():
+    seen = []
+
+    class Watching(ReplayModels):
+        async def ask_logprobs(self, stage, work, values, images=None, regex=None, top=10, tag=None):
+            seen.append((images[0].size, regex, top))
+            return await super().ask_logprobs(stage, work, values, images, regex, top, tag)
+
+    models = Watching(recaption(), ["red kite"], {"red kite": qwen2_vl_box("red kite", "(100,50),(400,300)")})
+    run_chain(models, size=(1000, 1000))
+    # the box is 300x250 pixels; 10% more on every side: 360x300
+    assert seen == [((360, 300), "[Yy]es|[Nn]o", 10)]

@@ -57,6 +57,24 @@ def test_structured_answers_parse(vlm_pool, ray_session):
         assert response.prompt_tokens > 20 and response.output_tokens > 0 and response.latency_s > 0
 
 
+def test_yes_no_logprobs_come_back_per_answer_token(vlm_pool):
+    from got_data.annotate.verification import YES_NO_REGEX, yes_no_margin
+
+    images = make_images(4, seed=5)
+    requests = [image_request(f"v{i}", image, "Does this picture show a red circle? Answer yes or no.",
+                              regex=YES_NO_REGEX, max_tokens=4, logprobs=5) for i, image in enumerate(images)]
+    requests.append(image_request("plain", images[0], "Describe.", max_tokens=2))
+    *asked, plain = vlm_pool.generate_many(requests)
+    for response in asked:
+        assert response.ok, response
+        assert response.text.lower() in ("yes", "no")
+        assert len(response.logprobs) == response.output_tokens
+        first = response.logprobs[0]
+        assert 1 <= len(first) <= 6 and all(value <= 0 for value in first.values())  # the top 5 and the token drawn
+        assert -1 <= yes_no_margin(first) <= 1
+    assert plain.ok and plain.logprobs is None
+
+
 def test_length_is_retried_once_then_reported(vlm_pool):
     [image] = make_images(1, seed=3)
     response = vlm_pool.generate_many(

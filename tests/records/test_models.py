@@ -1,6 +1,7 @@
 """Record invariants are enforced by the models themselves."""
 
 import hashlib
+import json
 import re
 from datetime import datetime, timezone
 
@@ -199,3 +200,22 @@ def test_original_caption_stays_verbatim(kind):
     data = RECORDS[kind]().model_dump(mode="json")
     data["source"]["original_caption"] = "<|im_end|>\x00\u202eexact words"
     assert parse_record(data).source.original_caption == "<|im_end|>\x00\u202eexact words"
+
+
+def test_schema_1_1_verification_scores_align_with_boxes_and_1_0_records_still_read():
+    scored = t2i_data(objects=[
+        GroundedObject(phrase="red kite", boxes=[KITE], span=t2i_data()["objects"][0].span, box_scores=[0.93]),
+        t2i_data()["objects"][1],
+    ])
+    record = parse_record(T2IRecord(**scored).model_dump_json())
+    assert record.schema_version == "1.1" and record.objects[0].box_scores == [0.93] and record.objects[1].box_scores is None
+    with pytest.raises(ValueError, match="1 verification score"):
+        GroundedObject(phrase="red kite", boxes=[KITE, FIELD], span=(0, 8), box_scores=[0.5])
+    with pytest.raises(ValueError):
+        EditOp(edit_type="color", target_object="kite", regions=[KITE], change="blue", region_scores=[1.5])
+    old = json.loads(T2IRecord(**t2i_data()).model_dump_json())
+    old["schema_version"] = "1.0"  # what got-data wrote before verification scores
+    assert parse_record(old).schema_version == "1.0"
+    old["schema_version"] = "2.0"
+    with pytest.raises(RecordError):
+        parse_record(old)

@@ -24,6 +24,16 @@ def test_committed_valid_shards_pass(shards_dir, kind, samples):
     assert (report.shards, report.samples, report.valid) == (1, samples, samples)
 
 
+def test_schema_1_0_shards_still_read_and_validate(shards_dir):
+    """tests/data/schema-1.0/ holds shards as got-data wrote them before schema 1.1 (verification scores)."""
+    from got_data.shards import iter_samples
+
+    old = shards_dir.parent / "schema-1.0" / "t2i"
+    report = validate_paths(old)
+    assert report.ok and report.valid == 3, report.issues
+    assert {sample.record.schema_version for sample in iter_samples(old)} == {"1.0"}
+
+
 @pytest.mark.parametrize("case, kind, reason", [
     ("box_out_of_range", "schema", "outside [0, 1000)"),
     ("span_misses_phrase", "schema", "does not point at it"),

@@ -41,6 +41,9 @@ def test_box_answers_in_both_conventions_decode_to_the_true_box(model_size):
     relative = WorldOracle(TRUTH).box_answer(SCENE, obj.phrase, image)
     assert re.fullmatch(answer_constraint(QWEN2_VL, obj.phrase, 8).regex, relative)
     assert parse_qwen2_vl(relative)[0].iou(SCENE.rel_box(obj)) > 0.99
+    bare = WorldOracle(TRUTH).box_answer(SCENE, obj.phrase, image, one_box=True)
+    assert re.fullmatch(answer_constraint(QWEN2_VL, obj.phrase, 8, one_box=True).regex, bare)
+    assert parse_qwen2_vl(bare) == parse_qwen2_vl(relative)
     bounds = (3136, 50176)
     absolute = WorldOracle(TRUTH, family=QWEN25_VL, pixel_bounds=bounds).box_answer(SCENE, obj.phrase, image)
     assert [item["label"] for item in json.loads(absolute)] == [obj.phrase]

@@ -1,5 +1,6 @@
 """Assembly: the description with each grounded phrase annotated inline (first free occurrence), as a
-validated T2I record. Near-duplicate boxes of one phrase are merged first."""
+validated T2I record. Near-duplicate boxes of one phrase are merged first; each box keeps its
+verification score when the verify stage ran."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 
 from pydantic import Field
 
-from got_data.annotate.grounding import merge_near_duplicates
+from got_data.annotate.grounding import distinct_box_indices
 from got_data.annotate.stage import Stage, StageOptions, StageReject
 from got_data.errors import RecordError
 from got_data.records import Annotation, GroundedObject, parse_record, render_got
@@ -25,6 +26,7 @@ def find_free_occurrence(text: str, phrase: str, taken: list[tuple[int, int]]) -
 class AssembleT2I(Stage):
     name = "assemble"
     reads = ("description", "groundings")
+    optional_reads = ("box_scores",)
     writes = ("record", "dropped")
 
     class Options(StageOptions):
@@ -34,22 +36,26 @@ class AssembleT2I(Stage):
 
     async def run(self, work, models) -> None:
         merge_iou = self.options.merge_iou
-        annotations: list[Annotation] = []
+        scored = work.box_scores if work.box_scores is not None else [None] * len(work.groundings)
+        placed: list[tuple[Annotation, list[float] | None]] = []
         taken: list[tuple[int, int]] = []
         # Longer phrases first, so "the red car" claims its words before "car" does.
-        for phrase, boxes in sorted(work.groundings, key=lambda g: -len(g[0])):
+        for (phrase, boxes), scores in sorted(zip(work.groundings, scored), key=lambda g: -len(g[0][0])):
             span = find_free_occurrence(work.description, phrase, taken)
             if span is None:
                 work.dropped.append((phrase, "phrase_not_found"))
                 continue
             taken.append(span)
-            annotations.append(Annotation(span[0], span[1], tuple(merge_near_duplicates(boxes, merge_iou))))
-        if not annotations:
+            distinct = distinct_box_indices(boxes, merge_iou)
+            placed.append((Annotation(span[0], span[1], tuple(boxes[n] for n in distinct)),
+                           None if scores is None else [scores[n] for n in distinct]))
+        if not placed:
             raise StageReject(self.name, "no_grounded_object", "no grounded phrase occurs in the description")
-        annotations.sort(key=lambda a: a.start)
-        got, spans = render_got(work.description, annotations)
+        placed.sort(key=lambda p: p[0].start)
+        got, spans = render_got(work.description, [a for a, _ in placed])
         objects = [
-            GroundedObject(phrase=got[s:e], boxes=list(a.boxes), span=(s, e)) for a, (s, e) in zip(annotations, spans)
+            GroundedObject(phrase=got[s:e], boxes=list(a.boxes), span=(s, e), box_scores=scores)
+            for (a, scores), (s, e) in zip(placed, spans)
         ]
         try:
             work.record = parse_record(work.record_fields(got=got, objects=objects))

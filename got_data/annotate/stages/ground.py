@@ -5,10 +5,12 @@ reused. The answer format (several boxes, or "not there") is each model family's
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from pydantic import Field
 
 from got_data.annotate.grounding import (
+    ONE_BOX_SECTION,
     GroundingParseError,
     answer_constraint,
     merge_near_duplicates,
@@ -23,6 +25,9 @@ from got_data.records import Box
 class GroundingOptions(StageOptions):
     """Options of every stage that grounds phrases (ground, localize)."""
 
+    answer: Literal["instances", "one_box"] = Field(
+        "instances", description="instances: every instance of the phrase, or none (not there); one_box: the single-box "
+        "question and answer of models trained before multi-box grounding (the committed world VLM)")
     max_boxes: int = Field(8, ge=1, le=50, description="most boxes one phrase may get (instances of it in the picture)")
     merge_iou: float = Field(0.85, gt=0, le=1, description="boxes overlapping more than this are one object: "
                              "merged within a phrase; across phrases the more specific phrase keeps it")
@@ -57,9 +62,10 @@ async def ground_phrase(stage: Stage, work, models, phrase: str, image, image_si
     phrase; the stage's options are `GroundingOptions`."""
     options = stage.options
     assert isinstance(options, GroundingOptions)
-    constraint = answer_constraint(stage.family, phrase, options.max_boxes)
+    one_box = options.answer == "one_box"
+    constraint = answer_constraint(stage.family, phrase, options.max_boxes, one_box)
     text = await models.ask(
-        stage, work, values={"phrase": phrase}, images=[image],
+        stage, work, values={"phrase": phrase}, images=[image], section=ONE_BOX_SECTION if one_box else "user",
         json_schema=constraint.json_schema, regex=constraint.regex,
         skip_special_tokens=False, reject_on_failure=False,
     )
