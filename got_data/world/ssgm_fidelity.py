@@ -105,14 +105,14 @@ def moved_to_far_corner(scene: Scene) -> Scene:
 
 
 def got_with_boxes_of(got: str, scene: Scene) -> str:
-    """The GoT text with every phrase's boxes replaced by its object's box in `scene` (text unchanged)."""
+    """The GoT text with every phrase's boxes replaced by its objects' boxes in `scene` (text unchanged)."""
     parsed = parse_got(got)
     annotations = []
     for ref in parsed.refs:
-        obj = scene.find(ref.phrase)
-        if obj is None:
+        objects = scene.find(ref.phrase)
+        if not objects:
             raise InputError(f"the GoT names {ref.phrase!r}, which is not in the scene")
-        annotations.append(Annotation(ref.plain_span[0], ref.plain_span[1], (scene.rel_box(obj),)))
+        annotations.append(Annotation(ref.plain_span[0], ref.plain_span[1], tuple(scene.rel_box(o) for o in objects)))
     return render_got(parsed.plain, annotations)[0]
 
 
