@@ -19,9 +19,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import IO, Any
@@ -84,9 +85,10 @@ def reset_filesystems() -> None:
 
 @dataclass(frozen=True)
 class Location:
-    """A file or folder on a file system: `fs` and its `path` there, and the `uri` the user sees."""
+    """A file or folder on a file system: `fs` and its `path` there, and the `uri` the user sees.
+    Compared and hashed by path and uri (a store's file system object is not hashable)."""
 
-    fs: pafs.FileSystem
+    fs: pafs.FileSystem = field(compare=False)
     path: str
     uri: str
 
@@ -265,6 +267,21 @@ def upload(local_file: str | os.PathLike[str], target: str | os.PathLike[str] | 
         return
     with _guard(loc, "upload"), open(local_file, "rb") as src, loc.fs.open_output_stream(loc.path) as out:
         shutil.copyfileobj(src, out, length=8 * 1024 * 1024)
+
+
+def write_file(target: str | os.PathLike[str] | Location, write: Callable[[Path], object]) -> None:
+    """Call `write(local_path)`, then put what it wrote under `target` whole: locally by an atomic
+    rename, in a store by one upload from a temporary file (for files written piece by piece, such as
+    a page of many images)."""
+    loc = location(target)
+    if not loc.remote:
+        Path(loc.path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(Path(loc.path), write)
+        return
+    with tempfile.TemporaryDirectory(prefix="got-data-upload-") as folder:
+        staged = Path(folder) / loc.name
+        write(staged)
+        upload(staged, loc)
 
 
 def delete(target: str | os.PathLike[str] | Location) -> None:

@@ -14,21 +14,22 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from PIL import Image
 
+from got_data import uri
 from got_data.errors import GotDataError, InputError, ShardError
 from got_data.records import Box, EditOp, EditRecord, ImageInfo, MultiTurnRecord, T2IRecord
 from got_data.records.codec import UNSAFE_CHARACTER_RE, ParsedGot, parse_got
 from got_data.shards.image_formats import open_claimed
-from got_data.shards.layout import JSON_MEMBER, partial_path, resolve_shard_paths
+from got_data.shards.layout import JSON_MEMBER, ShardSources, resolve_shards
 from got_data.shards.reader import AnyRecord, ShardSample, sample_from_raw
 from got_data.shards.tar_stream import TarStream
+from got_data.uri import Location, StorageError
 
 DEFAULT_PAGE = "preview.html"
 DEFAULT_LIMIT = 200
@@ -99,7 +100,7 @@ class InvalidSample:
 
 @dataclass(frozen=True)
 class PreviewResult:
-    path: Path
+    path: Path | Location
     samples: int
     truncated: bool
     invalid: int = 0
@@ -259,7 +260,7 @@ def invalid_html(entry: InvalidSample, number: int) -> str:
             f"{_fields_html([('shard', Path(entry.shard).name)])}{record}</section>\n")
 
 
-def shard_entries(shards: list[Path], keys: set[str] | None = None) -> Iterator[ShardSample | InvalidSample]:
+def shard_entries(shards: Sequence[Path | Location], keys: set[str] | None = None) -> Iterator[ShardSample | InvalidSample]:
     """Every sample of the shards (only `keys` when given), valid or with its error; a tar that cannot be
     read further ends in one InvalidSample and the next shard follows."""
     for path in shards:
@@ -287,7 +288,7 @@ def entry_html(entry: ShardSample | InvalidSample, number: int) -> tuple[str, bo
         return invalid_html(InvalidSample(entry.key, entry.shard, f"cannot draw this sample: {exc}"), number), False
 
 
-def _page_head(shards: list[Path]) -> str:
+def _page_head(shards: Sequence[Path | Location]) -> str:
     names = ", ".join(str(p) for p in shards[:5]) + (f" (+{len(shards) - 5} more)" if len(shards) > 5 else "")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta http-equiv=\"Content-Security-Policy\" "
@@ -313,16 +314,26 @@ def _write_samples(page: TextIO, entries: Iterator[ShardSample | InvalidSample],
     return count, False, invalid
 
 
-def default_page_path(source: Path | str | list[Path], shards: list[Path]) -> Path:
-    """`OUT_DIR/preview.html` for a folder of shards, else (a tar, a glob, a list) beside the first shard."""
-    folder = Path(source) if isinstance(source, (str, Path)) and Path(source).is_dir() else shards[0].parent
-    return folder / DEFAULT_PAGE
+def default_page_path(source: ShardSources, shards: list[Path | Location]) -> Path | Location:
+    """`OUT_DIR/preview.html` for a folder of shards (a bucket prefix: in the bucket), else (a tar, a
+    glob, a list) beside the first shard."""
+    if isinstance(source, (str, Path)) and uri.is_dir(source):
+        return uri.location(source).join(DEFAULT_PAGE) if uri.is_remote(source) else Path(source) / DEFAULT_PAGE
+    first = shards[0]
+    return first.parent.join(DEFAULT_PAGE) if isinstance(first, Location) else first.parent / DEFAULT_PAGE
 
 
-def write_preview(source: Path | str | list[Path], out: Path | None = None, limit: int = DEFAULT_LIMIT,
-                  keys: set[str] | None = None) -> PreviewResult:
-    """Write the HTML page for the first `limit` samples of `source` (a shard folder, tar or glob), or
-    only those whose key is in `keys`.
+def page_target(out: Path | Location | str) -> Path | Location:
+    """Where a page goes: a bucket URI as its Location, anything else as a local path."""
+    if isinstance(out, str):
+        return uri.location(out) if uri.is_remote(out) else Path(out)
+    return out
+
+
+def write_preview(source: ShardSources, out: Path | Location | str | None = None,
+                  limit: int = DEFAULT_LIMIT, keys: set[str] | None = None) -> PreviewResult:
+    """Write the HTML page for the first `limit` samples of `source` (a shard folder, tar or glob, local
+    or in a bucket), or only those whose key is in `keys`; `out` may name a page in a bucket too.
 
     Streams: one sample is in memory at a time. The page appears under its final name only once it is
     complete. Samples that do not validate are shown with their error; raises ShardError only when
@@ -330,18 +341,19 @@ def write_preview(source: Path | str | list[Path], out: Path | None = None, limi
     """
     if limit < 1:
         raise InputError(f"limit must be at least 1, got {limit}")
-    shards = resolve_shard_paths(source)
-    page_path = out if out is not None else default_page_path(source, shards)
-    partial = partial_path(page_path)
-    try:
-        page_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(partial, "w", encoding="utf-8") as page:
+    shards = resolve_shards(source)
+    page_path = default_page_path(source, shards) if out is None else page_target(out)
+    tally: list[tuple[int, bool, int]] = []
+
+    def write_page(staged: Path) -> None:
+        with open(staged, "w", encoding="utf-8") as page:
             page.write(_page_head(shards))
-            count, truncated, invalid = _write_samples(page, shard_entries(shards, keys), limit)
-            page.write(_page_tail(count, truncated))
-        os.replace(partial, page_path)
-    except OSError as exc:
+            tally.append(_write_samples(page, shard_entries(shards, keys), limit))
+            page.write(_page_tail(tally[0][0], tally[0][1]))
+
+    try:
+        uri.write_file(page_path, write_page)
+    except (OSError, StorageError) as exc:
         raise ShardError(f"cannot write {page_path}: {exc}") from exc
-    finally:
-        partial.unlink(missing_ok=True)
+    count, truncated, invalid = tally[0]
     return PreviewResult(path=page_path, samples=count, truncated=truncated, invalid=invalid)

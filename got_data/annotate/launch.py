@@ -136,10 +136,7 @@ def annotate(
         uri.write_text(uri.location(options.out_dir).join(STATS_FILE), text)
     options.console.print(summary_table(stats))
     out = uri.location(options.out_dir)
-    if out.remote:  # the report page reads a local folder only (for now)
-        options.console.print(f"output: {out.uri} (for the report page, copy it to a folder and run "
-                              "`got-data report FOLDER`)")
-    else:
-        report = write_report(options.out_dir)
-        options.console.print(f"output: {Path(out.path).resolve()} (look at it: {report.path.name})")
+    report = write_report(out)
+    shown = out.uri if out.remote else Path(out.path).resolve()
+    options.console.print(f"output: {shown} (look at it: {report.path.name})")
     return stats

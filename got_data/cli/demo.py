@@ -91,4 +91,4 @@ def _validate_and_show(out: Path, console: Console, step: str) -> None:
     sample = next(iter_samples(out))
     console.print(Syntax(json.dumps(json.loads(sample.record.model_dump_json()), indent=2)[:4000], "json"))
     page = write_preview(out)
-    console.print(f"[bold]look at the records:[/bold] {page.path.resolve()} ({page.samples} samples)")
+    console.print(f"[bold]look at the records:[/bold] {page.path} ({page.samples} samples)")

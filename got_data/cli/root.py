@@ -90,15 +90,17 @@ def demo(
 @guarded
 def view(
     source: Annotated[str, typer.Argument(metavar="OUT_DIR_OR_SHARDS",
-                                                help="output folder of an annotate run, shard tar, or glob")],
-    out: Annotated[Optional[Path], typer.Option(help="HTML page to write (default: SOURCE/preview.html)")] = None,
+                                                help="output folder of an annotate run, shard tar, or glob; "
+                                                     "local or in a bucket (s3://bucket/got)")],
+    out: Annotated[Optional[str], typer.Option(help="HTML page to write, a path or a bucket URI "
+                                                    "(default: SOURCE/preview.html)")] = None,
     limit: Annotated[int, typer.Option(min=1, help="show at most this many samples")] = DEFAULT_LIMIT,
 ) -> None:
     """Write one self-contained HTML page showing each sample's images with its boxes drawn over them,
     the GoT text with grounded phrases highlighted, and the prompt or instructions. A sample that does not
     validate is shown with its validation error."""
-    if out is not None and out.is_dir():
-        raise InputError(f"--out {out} is a folder; give the HTML file to write, e.g. {out / 'preview.html'}")
+    if out is not None and Path(out).is_dir():
+        raise InputError(f"--out {out} is a folder; give the HTML file to write, e.g. {Path(out) / 'preview.html'}")
     result = write_preview(source, out, limit)
     more = " (limit reached)" if result.truncated else ""
     invalid = f", {result.invalid} invalid: shown with their errors" if result.invalid else ""
@@ -108,8 +110,10 @@ def view(
 @app.command("report")
 @guarded
 def report(
-    out_dir: Annotated[Path, typer.Argument(metavar="OUT_DIR", help="output folder of an annotate run")],
-    out: Annotated[Optional[Path], typer.Option(help="HTML page to write (default: OUT_DIR/report.html)")] = None,
+    out_dir: Annotated[str, typer.Argument(metavar="OUT_DIR", help="output folder of an annotate run, local or "
+                                                                  "in a bucket (s3://bucket/got)")],
+    out: Annotated[Optional[str], typer.Option(help="HTML page to write, a path or a bucket URI "
+                                                    "(default: OUT_DIR/report.html)")] = None,
     sample: Annotated[int, typer.Option(min=0, help="records drawn at random for the sample table")] = 24,
     seed: Annotated[int, typer.Option(help="seed of the random sample")] = 0,
 ) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from got_data.atomic import atomic_write_text
+from got_data import uri
 from got_data.distributions import Histogram, Tally
 from got_data.errors import GotDataError, InputError, ShardError
 from got_data.records import EditRecord, MultiTurnRecord, T2IRecord
@@ -29,7 +29,8 @@ from got_data.report import figures
 from got_data.report.facts import RunFacts, gather, require_output_folder
 from got_data.shards.image_formats import open_claimed
 from got_data.shards.reader import ShardSample
-from got_data.view import InvalidSample, shown, write_preview
+from got_data.uri import Location, StorageError
+from got_data.view import InvalidSample, page_target, shown, write_preview
 
 REPORT_FILE = "report.html"
 DEFAULT_SAMPLE = 24
@@ -63,8 +64,8 @@ td img{width:96px;height:auto}
 
 @dataclass(frozen=True)
 class ReportResult:
-    path: Path
-    samples_page: Path | None
+    path: Path | Location
+    samples_page: Path | Location | None
     sample: int
 
 
@@ -236,7 +237,7 @@ def _sample_row(entry: ShardSample | InvalidSample, link: str) -> str:
             f"<td>{_e(_short(caption)) if caption is not None else '-'}</td><td class=\"n\">{boxes}</td></tr>")
 
 
-def _sample(facts: RunFacts, samples_page: Path | None, seed: int) -> str:
+def _sample(facts: RunFacts, samples_page: Path | Location | None, seed: int) -> str:
     if not facts.sample or samples_page is None:
         return _section("Random sample", "<p>no records in this folder</p>", "sample")
     rows = "".join(_sample_row(entry, samples_page.name) for entry in facts.sample)
@@ -248,7 +249,7 @@ def _sample(facts: RunFacts, samples_page: Path | None, seed: int) -> str:
     return _section("Random sample", body, "sample")
 
 
-def render_report(facts: RunFacts, samples_page: Path | None, seed: int) -> str:
+def render_report(facts: RunFacts, samples_page: Path | Location | None, seed: int) -> str:
     """The whole page as text."""
     title = f"GoT run report · {facts.out_dir.name}"
     written = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -262,27 +263,41 @@ def render_report(facts: RunFacts, samples_page: Path | None, seed: int) -> str:
     return head + body + "</body></html>\n"
 
 
-def write_report(out_dir: Path | str, out: Path | None = None, sample_size: int = DEFAULT_SAMPLE,
-                 seed: int = DEFAULT_SEED) -> ReportResult:
-    """Write `report.html` (or `out`) about the annotate output `out_dir`, and its sample's preview page
-    beside it (`<name>-samples.html`). Both appear whole or not at all."""
+def _beside(page: Path | Location, name: str) -> Path | Location:
+    return page.parent.join(name) if isinstance(page, Location) else page.with_name(name)
+
+
+def _report_target(folder: Location, out: Path | Location | str | None) -> Path | Location:
+    """Where the report goes: `out`, else inside the run's folder (a bucket prefix: in the bucket)."""
+    if out is None:
+        return folder.join(REPORT_FILE) if folder.remote else Path(folder.path) / REPORT_FILE
+    path = page_target(out)
+    if isinstance(path, Path):
+        if path.is_dir():
+            raise InputError(f"--out {path} is a folder; give the HTML file to write, e.g. {path / REPORT_FILE}")
+        if not path.parent.is_dir():
+            raise InputError(f"--out {path}: folder {path.parent} does not exist")
+    return path
+
+
+def write_report(out_dir: Path | str | Location, out: Path | Location | str | None = None,
+                 sample_size: int = DEFAULT_SAMPLE, seed: int = DEFAULT_SEED) -> ReportResult:
+    """Write `report.html` (or `out`) about the annotate output `out_dir` (a folder or a bucket prefix,
+    read through the URI layer), and its sample's preview page beside it (`<name>-samples.html`).
+    Both appear whole or not at all."""
     if sample_size < 0:
         raise InputError(f"the sample size must be 0 or more, got {sample_size}")
-    out_dir = Path(out_dir)
-    require_output_folder(out_dir)
-    path = Path(out) if out is not None else out_dir / REPORT_FILE
-    if path.is_dir():
-        raise InputError(f"--out {path} is a folder; give the HTML file to write, e.g. {path / REPORT_FILE}")
-    if not path.parent.is_dir():
-        raise InputError(f"--out {path}: folder {path.parent} does not exist")
-    facts = gather(out_dir, sample_size, seed)
-    samples_page = path.with_name(f"{path.stem}-samples.html") if facts.sample else None
+    folder = require_output_folder(out_dir)
+    path = _report_target(folder, out)
+    facts = gather(folder, sample_size, seed)
+    samples_page = _beside(path, f"{path.name.rsplit('.', 1)[0]}-samples.html") if facts.sample else None
     if samples_page is not None:
         keys = {entry.key for entry in facts.sample if entry.key is not None}
-        sampled_shards = sorted({Path(entry.shard) for entry in facts.sample})  # only the tars that hold it
+        by_name = {str(tar): tar for tar in facts.shards}
+        sampled_shards = sorted({by_name[entry.shard] for entry in facts.sample}, key=str)  # only the tars that hold it
         write_preview(sampled_shards, samples_page, limit=max(len(facts.sample), 1), keys=keys)
     try:
-        atomic_write_text(path, render_report(facts, samples_page, seed))
-    except OSError as exc:
+        uri.write_text(path, render_report(facts, samples_page, seed))
+    except (OSError, StorageError) as exc:
         raise ShardError(f"cannot write {path}: {exc}") from exc
     return ReportResult(path=path, samples_page=samples_page, sample=len(facts.sample))

@@ -7,6 +7,7 @@ files are finished shards (`{name}-{index:06d}.tar`) and which are leftovers of 
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 import re
@@ -28,6 +29,8 @@ MEMBER_MODE = 0o644
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _MEMBER_RE = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
 _SHARD_RE = re.compile(r"^(?P<name>.+)-(?P<index>\d{6,})\.tar$")
+# What the readers of shards take: files, folders, globs, bucket URIs, shard Locations, or a list of them.
+ShardSources = Sequence[Path | str | Location] | Path | str | Location
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # pipe:CMD, http://, s3://, file:...
 
 
@@ -94,11 +97,29 @@ def list_shard_locations(folder: str | os.PathLike[str] | Location, name: str | 
             if info.type == uri.FileType.File and shard_index(Path(info.base_name), name) is not None]
 
 
+def _bucket_glob(pattern: str) -> list[Location]:
+    """The finished shards whose names match a glob in the last part of a bucket URI
+    (`s3://bucket/got/got-00*.tar`); a store lists prefixes, so a pattern above the last part is refused."""
+    loc = uri.location(pattern)
+    if glob.has_magic(loc.parent.uri):
+        raise ShardError(f"{pattern!r}: in a bucket URI only the last part may hold a glob (s3://bucket/got/got-*.tar)")
+    return [loc.parent.join(info.base_name) for info in uri.list_dir(loc.parent)
+            if info.type == uri.FileType.File and fnmatch.fnmatchcase(info.base_name, loc.name)
+            and info.base_name.endswith(".tar") and not info.base_name.startswith(".")]
+
+
 def resolve_shard_locations(items: list[str]) -> list[Location]:
-    """Bucket URIs (`s3://...`) -> their finished shards: a shard object itself, or a prefix's shards.
-    Raises ShardError for a URI that names neither, so a typo is not mistaken for an empty dataset."""
+    """Bucket URIs (`s3://...`) -> their finished shards: a shard object itself, a prefix's shards, or
+    the shards a glob in the last part names. Raises ShardError for a URI that names none, so a typo is
+    not mistaken for an empty dataset."""
     found: list[Location] = []
     for item in items:
+        if glob.has_magic(item):
+            matches = _bucket_glob(item)
+            if not matches:
+                raise ShardError(f"no shard matches {item!r}")
+            found.extend(matches)
+            continue
         loc = uri.location(item)
         if uri.is_file(loc):
             found.append(loc)
@@ -162,6 +183,18 @@ def resolve_shard_paths(paths: Sequence[Path | str] | Path | str) -> list[Path]:
         else:
             raise ShardError(f"{path} does not exist")
     return sorted(found)
+
+
+def resolve_shards(paths: ShardSources) -> list[Path | Location]:
+    """Local files, folders and globs (`resolve_shard_paths`), bucket URIs (`resolve_shard_locations`)
+    and shard Locations in one list, local shards first: what every reader of shards (view, report,
+    training) takes, so a bucket is read through the URI layer and never handed to a URL opener.
+    Raises ShardError like both."""
+    items = [paths] if isinstance(paths, (str, os.PathLike, Location)) else list(paths)
+    texts = [item.uri if isinstance(item, Location) else os.fspath(item) for item in items]
+    local: list[Path | str] = [text for text in texts if not uri.is_remote(text)]
+    buckets = [text for text in texts if uri.is_remote(text)]
+    return [*(resolve_shard_paths(local) if local else []), *(resolve_shard_locations(buckets) if buckets else [])]
 
 
 def split_member_name(name: str) -> tuple[str, str]:

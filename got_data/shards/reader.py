@@ -9,15 +9,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from got_data.errors import RecordError, ShardError
 from got_data.records import EditRecord, MultiTurnRecord, T2IRecord, parse_record
-from got_data.shards.layout import JSON_MEMBER, resolve_shard_paths
+from got_data.shards.layout import JSON_MEMBER, ShardSources, resolve_shards
 from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy
 from got_data.shards.tar_stream import RawSample, TarStream
-from got_data.uri import Location
 
 AnyRecord = T2IRecord | EditRecord | MultiTurnRecord
 
@@ -96,16 +94,16 @@ def sample_from_raw(raw: RawSample, shard: str) -> ShardSample:
 
 
 def iter_samples(
-    paths: list[Path] | list[str] | Path | str | Location, member_policy: MemberPolicy = DEFAULT_POLICY
+    paths: ShardSources, member_policy: MemberPolicy = DEFAULT_POLICY
 ) -> Iterator[ShardSample]:
-    """Every sample of the given shards (files, folders, globs, or one shard's Location of the URI
-    layer), shards in sorted order.
+    """Every sample of the given shards (files, folders, globs, bucket URIs such as `s3://bucket/got`,
+    or one shard's Location of the URI layer), shards in sorted order.
 
     Streams: memory holds one sample at a time, each member within `member_policy`'s caps. Raises
     ShardError on a sample that does not validate, a member the policy refuses (link, sparse,
     oversized), or a tar that is unreadable or truncated (run `got-data validate` for a full report).
     """
-    for path in [paths] if isinstance(paths, Location) else resolve_shard_paths(paths):
+    for path in resolve_shards(paths):
         for raw in TarStream(path, member_policy).samples():
             yield sample_from_raw(raw, str(path))
 

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from got_data.errors import SpecError
+from got_data.uri import is_remote
 
 
 class _Strict(BaseModel):
@@ -115,7 +116,7 @@ class ModelSettings(_Strict):
 
 class DataSource(_Strict):
     name: str = Field(min_length=1)
-    shards: list[str] = Field(min_length=1, description="shard files, folders or globs")
+    shards: list[str] = Field(min_length=1, description="shard files, folders or globs, local or in a bucket (s3://bucket/got)")
     weight: float = Field(default=1.0, gt=0, description="relative share of this source in the mixed stream")
 
 
@@ -287,7 +288,7 @@ def _resolve_paths(config: TrainConfig, base: Path) -> TrainConfig:
         return p if p is None or p.is_absolute() else (base / p).resolve()
 
     def resolve_glob(text: str) -> str:
-        return text if Path(text).is_absolute() else str(base / text)
+        return text if Path(text).is_absolute() or is_remote(text) else str(base / text)
 
     model = config.model
     return config.model_copy(

@@ -1,4 +1,6 @@
 """The training stream: GoT shards read with the project's tar reader, mixed, shuffled, batched, resumable.
+Shards are local files or objects in a bucket (`s3://bucket/got/got-*.tar`), both read through the URI
+layer (`got_data/uri.py`), never through a URL opener or a `pipe:` command.
 
 Why the shape: exact resume needs the stream to be a pure function of (seed, stream, position). A run
 has `ranks x loader workers` logical streams (one per DataLoader worker of each training worker); each
@@ -26,13 +28,14 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from got_data.errors import InputError, ShardError
-from got_data.shards.layout import resolve_shard_paths
+from got_data.shards.layout import resolve_shards
 from got_data.shards.reader import ShardSample, sample_from_raw
 from got_data.shards.tar_stream import TarStream
 from got_data.train.config import DataSettings
 from got_data.train.examples import TrainingExample, build_example, collate
 from got_data.train.prompting import ChatEncoder
 from got_data.train.randomness import derived_seed
+from got_data.uri import Location
 
 log = logging.getLogger(__name__)
 MAX_IDLE_EPOCHS = 64  # epochs in a row without a sample for a stream before a source counts as unusable
@@ -47,11 +50,11 @@ def worker_share(batches_done: int, worker: int, workers: int) -> int:
 class EpochPlan:
     """What one stream reads in one epoch: these shards, and of them only its keys when `by_key`."""
 
-    shards: list[Path]
+    shards: list[Path | Location]
     by_key: bool
 
 
-def epoch_plan(shards: list[Path], seed: int, epoch: int, stream: int, streams: int) -> EpochPlan:
+def epoch_plan(shards: list[Path | Location], seed: int, epoch: int, stream: int, streams: int) -> EpochPlan:
     """Shards shuffled per epoch; split by shard when there are enough, else read by all, split by key."""
     order = list(shards)
     random.Random(f"{seed}:{epoch}").shuffle(order)
@@ -82,7 +85,7 @@ class _Reader:
         self.stream, self.streams, self.skip_bad = stream, streams, skip_bad
         self.seen = 0
 
-    def samples(self, path: Path, epoch: int, by_key: bool) -> Iterator[ShardSample]:
+    def samples(self, path: Path | Location, epoch: int, by_key: bool) -> Iterator[ShardSample]:
         try:
             for raw in TarStream(path).samples():
                 self.seen += 1
@@ -100,7 +103,7 @@ class _Reader:
             log.warning("skipping the rest of a bad shard: %s", exc)
 
 
-def source_stream(shards: list[Path], seed: int, stream: int, streams: int, skip_bad: bool) -> Iterator[Drawn]:
+def source_stream(shards: list[Path | Location], seed: int, stream: int, streams: int, skip_bad: bool) -> Iterator[Drawn]:
     """Endless samples of one source for one stream: epoch after epoch of shuffled shards."""
     reader = _Reader(stream, streams, skip_bad)
     epoch, idle_epochs = 0, 0
@@ -163,7 +166,7 @@ class ShardBatches(IterableDataset):
         self.sources = []
         for source in settings.sources:
             try:
-                shards = resolve_shard_paths(source.shards)
+                shards = resolve_shards(source.shards)
             except ShardError as exc:
                 raise InputError(f"data source {source.name!r}: {exc}") from exc
             self.sources.append((source.name, shards, source.weight))
@@ -175,6 +178,11 @@ class ShardBatches(IterableDataset):
         self.batches_done = batches_done
         self.rank = rank
         self.world = world
+
+    @property
+    def reads_a_store(self) -> bool:
+        """True when a source has shards in an object store (not on a local disk)."""
+        return any(isinstance(shard, Location) and shard.remote for _, shards, _ in self.sources for shard in shards)
 
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
@@ -214,7 +222,9 @@ def make_loader(
         rank=rank,
         world=world,
     )
-    # A private generator keeps DataLoader from drawing on the global RNG.
+    # A private generator keeps DataLoader from drawing on the global RNG. The AWS SDK under a store's
+    # file system does not survive fork (a forked worker's reads fail after a minute of retries), so
+    # workers reading a bucket start fresh (spawn).
     return DataLoader(
         dataset,
         batch_size=None,
@@ -222,6 +232,7 @@ def make_loader(
         persistent_workers=False,
         generator=torch.Generator().manual_seed(seed),
         prefetch_factor=2 if settings.workers else None,
+        multiprocessing_context="spawn" if settings.workers and dataset.reads_a_store else None,
     )
 
 
@@ -230,7 +241,7 @@ def held_out_samples(shards: list[str], count: int, what: str) -> list[ShardSamp
     from got_data.shards.reader import iter_samples
 
     try:
-        paths = resolve_shard_paths(shards)
+        paths = resolve_shards(shards)
     except ShardError as exc:
         raise InputError(f"{what} shards: {exc}") from exc
     samples = list(itertools.islice(iter_samples(paths), count))

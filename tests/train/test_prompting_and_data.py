@@ -136,3 +136,21 @@ def test_the_instruction_choice_follows_seed_epoch_and_key(encoder, tiny_shards)
     again = [build_example(sample, encoder, 16, epoch=e, seed=2, reinstruction_probability=0.5).input_ids
              for e in range(12)]
     assert choices == again and len({tuple(c) for c in choices}) == 2
+
+
+def test_the_loader_reads_shards_in_a_bucket_like_local_ones(encoder, tiny_shards, tmp_path, s3_bucket):
+    """Bucket sources (a glob, a prefix) go through the URI layer, in a DataLoader worker process too (spawned:
+    the AWS SDK does not survive fork), and give the batches the same shards give from the local disk."""
+    from got_data import uri
+
+    for kind, folder in tiny_shards.items():
+        for path in sorted(folder.iterdir()):
+            uri.upload(path, f"{s3_bucket}/{kind}/{path.name}")
+    config = config_from_dict(tiny_config_dict(tiny_shards, tmp_path))
+    local = config.data.model_copy(update={"resolution": 16, "workers": 1})  # one worker: a spawn costs seconds
+    bucket_sources = [local.sources[0].model_copy(update={"shards": [f"{s3_bucket}/t2i/t2i-*.tar"]}),
+                      local.sources[1].model_copy(update={"shards": [f"{s3_bucket}/edit"]})]
+    bucket = local.model_copy(update={"sources": bucket_sources})
+    keys = [[next(batches)["keys"] for _ in range(4)]
+            for batches in (iter(make_loader(s, encoder, batch_size=3, seed=5)) for s in (local, bucket))]
+    assert keys[0] == keys[1]
