@@ -2,7 +2,8 @@
 oracle's instant answers (no model cost), so the figures are what one driver process can carry.
 
 Prints records/s and the driver process's CPU-ms per record (its threads included) at the runner's
-default in-flight bound and with the bound lifted, alternating the two round by round in one run
+default in-flight bound (`auto`: sized from the pools and CPUs, annotate/in_flight.py) and with the
+bound lifted, alternating the two round by round in one run
 (a shared 2-core machine swings between passes; side by side is the only fair comparison).
 
     .venv/bin/python bench/driver_ceiling.py [--inputs 1600] [--kind t2i|edit|multiturn] [--lifted 256] [--rounds 3]
@@ -31,14 +32,17 @@ def driver_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def one_pass(spec, kind: str, input_path: Path, truth: dict, out: Path, bound: int) -> tuple[float, float, int]:
-    """(records/s, driver CPU-ms per record, records) of one annotate run into a fresh folder."""
+def one_pass(spec, kind: str, input_path: Path, truth: dict, out: Path, bound: int | str) -> tuple[float, float, int]:
+    """(records/s, driver CPU-ms per record, records) of one annotate run into a fresh folder; prints
+    what an `auto` bound came to."""
     from got_data.world.oracle import annotate_with_oracle
 
     cpu0, t0 = driver_cpu_s(), time.perf_counter()
     stats, _ = annotate_with_oracle(spec, kind, input_path, truth, out, max_images_in_flight=bound)
     wall, cpu = time.perf_counter() - t0, driver_cpu_s() - cpu0
     records = stats["run"]["records"]
+    if bound != stats["run"]["max_images_in_flight"]:
+        print(f"  (bound {bound} came to {stats['run']['max_images_in_flight']} inputs in flight)")
     return records / wall, 1000 * cpu / max(records, 1), records
 
 
@@ -66,7 +70,7 @@ def main() -> None:
     rate, cpu_ms, _ = one_pass(spec, args.kind, input_path, truth, work / "cold", default_bound)
     print(f"cold first pass (Ray workers start, imports; what a one-shot timing sees), bound {default_bound}: "
           f"{rate:.1f} records/s, driver {cpu_ms:.2f} CPU-ms/record")
-    results: dict[int, list[tuple[float, float]]] = {default_bound: [], args.lifted: []}
+    results: dict[int | str, list[tuple[float, float]]] = {default_bound: [], args.lifted: []}
     for round_no in range(args.rounds):
         order = (default_bound, args.lifted) if round_no % 2 == 0 else (args.lifted, default_bound)
         for bound in order:

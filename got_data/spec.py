@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from string import Template
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -53,7 +53,8 @@ class ModelRoleSpec(BaseModel):
     min_pixels: int | None = None
     max_pixels: int | None = None
     num_actors: int = Field(default=1, ge=1)
-    max_in_flight_per_actor: int = Field(default=128, ge=1)
+    max_in_flight_per_actor: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        default="auto", description="requests outstanding per engine; auto: the engine's batch (docs/CONFIG.md)")
     max_model_len: int = Field(default=4096, gt=0)
 
 

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from got_data import uri
+from got_data.annotate.in_flight import AUTO
 from got_data.annotate.launch import ModelChoice, annotate, init_ray, start_pools
 from got_data.annotate.projection import (
     MEASURED_DEVICE,
@@ -99,7 +100,7 @@ def _rate(after: dict[str, float], before: dict[str, float], name: str) -> float
 
 
 def measure_sample(spec: PipelineSpec, sample: SampledSource, pools: dict[str, Any], work_dir: Path,
-                   console: Console, max_images_in_flight: int = 32) -> dict[str, Any]:
+                   console: Console, max_images_in_flight: int | str = AUTO) -> dict[str, Any]:
     """Annotate the sample into `work_dir` with `pools` and return what it cost: per stage (role, requests,
     prompt and output tokens, images), per role (busy seconds, cache hit rates, model size), records."""
     metered = {role: MeteredPool(pool) for role, pool in pools.items()}
@@ -140,7 +141,7 @@ class PlanRequest:
     throughput: Path | None = None
     out_dir: str = "."  # a local folder or a bucket URI
     inputs: int | None = None  # the whole input's size, when the source cannot count itself
-    max_images_in_flight: int = 32
+    max_images_in_flight: int | str = AUTO
 
 
 def plan_location(request: PlanRequest) -> uri.Location:

@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import got_data
 from got_data.annotate.decode import DecodedImage, DecodeGroups, DecodeResult
 from got_data.annotate.gateway import ModelGateway
+from got_data.annotate.in_flight import AUTO, cluster_cpus, images_in_flight
 from got_data.annotate.journal import Journal, RejectRow
 from got_data.annotate.output import JOURNAL_FILES, OutputFolder
 from got_data.annotate.reject_detail import public_detail
@@ -65,7 +66,7 @@ class RunOptions:
     samples_per_shard: int = 1000  # at most; a small input gets smaller shards (samples_per_shard_for)
     min_shards: int = MIN_SHARDS
     shard_name: str = "got"
-    max_images_in_flight: int = 32
+    max_images_in_flight: int | str = AUTO  # a number, or "auto": sized from the pools and CPUs (in_flight.py)
     max_input_pixels: int = 64_000_000
     retry_rejects: tuple[str, ...] = ()  # reject reasons to redo on a rerun, beside the transient ones
     strip_metadata: bool = False  # drop EXIF, XMP, comments, trailing bytes from the published images
@@ -251,7 +252,8 @@ class PipelineRun:
 
     async def _drive(self, writer: ShardWriter, progress: Progress | None, task_id: Any) -> None:
         done = self.journal.done_refs()
-        slots = asyncio.Semaphore(self.options.max_images_in_flight)
+        self.stats.images_in_flight = images_in_flight(self.options.max_images_in_flight, self.pools, cluster_cpus())
+        slots = asyncio.Semaphore(self.stats.images_in_flight)
         pending: set[asyncio.Task] = set()
         errors: list[BaseException] = []
 

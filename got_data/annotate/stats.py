@@ -129,6 +129,7 @@ class RunStats:
     tokens: dict[str, dict[str, int]] = field(default_factory=dict)
     latency: dict[str, Histogram] = field(default_factory=dict)  # stage -> seconds per input
     boxes: int = 0
+    images_in_flight: int = 0  # the bound the runner used (its setting, or what "auto" came to)
 
     def add_usage(self, usage: Usage) -> None:
         for stage, u in usage.by_stage.items():
@@ -156,6 +157,7 @@ class RunStats:
             "rejects": self.reject_count,
             "elapsed_s": round(elapsed, 3),
             "records_per_s": round(self.records / elapsed, 4) if elapsed > 0 else 0.0,
+            "max_images_in_flight": self.images_in_flight,
             "boxes_per_record": round(self.boxes / self.records, 3) if self.records else 0.0,
             "stages": {
                 name: {"entered": self.entered[name], "passed": self.passed[name]} for name in self.stage_names

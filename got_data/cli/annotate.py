@@ -33,7 +33,7 @@ class AnnotateSettings:
     samples_per_shard: int
     ray_address: str | None
     dataset: str | None
-    max_images_in_flight: int
+    max_images_in_flight: int | str
     max_input_pixels: int
     force: bool = False
     retry_rejects: list[str] | None = None
@@ -61,7 +61,9 @@ def _shared_annotate_options(
     samples_per_shard: Annotated[int, typer.Option(help="samples per shard tar")] = 1000,
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local Ray)")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="dataset name recorded in each record")] = None,
-    max_images_in_flight: Annotated[int, typer.Option(help="inputs between reader and writer at once")] = 32,
+    max_images_in_flight: Annotated[str, typer.Option(
+        metavar="N|auto", help="inputs between reader and writer at once; auto: sized from the pools and CPUs "
+        "found (Little's law, docs/CONFIG.md)")] = "auto",
     max_input_pixels: Annotated[int, typer.Option(help="decompression-bomb guard: larger images are rejected")] = 64_000_000,
     max_member_bytes: Annotated[Optional[list[str]], typer.Option(
         metavar="EXT=SIZE", help="cap on a shard input's tar members by extension, e.g. jpg=20MB, json=1M, *=8M "
@@ -113,18 +115,20 @@ def annotate_command(name: str, default_config: str) -> Callable[[Callable[..., 
         ]
 
         def command(**kwargs: Any) -> None:
+            from got_data.annotate.in_flight import parse_setting
             from got_data.annotate.launch import ModelChoice, annotate
             from got_data.annotate.runner import RunOptions
             from got_data.spec import load_spec
 
             own_values = {p.name: kwargs.pop(p.name) for p in own}
             settings = AnnotateSettings(**kwargs)
+            in_flight = parse_setting(settings.max_images_in_flight)
             spec = load_spec(settings.config or default_config)
             source = open_input(settings, **own_values)
             out = settings.out if is_remote(settings.out) else Path(settings.out)
             options = RunOptions(out_dir=out, limit=settings.limit, console=console,
                                  samples_per_shard=settings.samples_per_shard,
-                                 max_images_in_flight=settings.max_images_in_flight,
+                                 max_images_in_flight=in_flight,
                                  max_input_pixels=settings.max_input_pixels,
                                  retry_rejects=tuple(settings.retry_rejects or ()),
                                  strip_metadata=settings.strip_metadata)

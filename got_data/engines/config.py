@@ -12,6 +12,14 @@ from got_data.families import Family, UnknownFamilyError, family_for_model_type
 from got_data.families import family as model_family
 
 ROLES = ("vlm", "llm")
+AUTO = "auto"
+# Requests kept outstanding per engine when `max_in_flight_per_actor` is "auto" (Little's law:
+# in-flight = throughput x latency; an engine's throughput stops growing once its batch is full, so
+# the batch it can run at once is what keeps it busy). On a GPU that is vLLM's offline batch
+# (`max_num_seqs`: 256 below 70 GB of device memory, 1024 above; an engine_kwargs value wins). On a
+# CPU a step's time grows with the batch once the cores are busy, so more in flight only adds latency.
+GPU_ENGINE_IN_FLIGHT = 256
+CPU_ENGINE_IN_FLIGHT = 32
 
 
 @dataclass
@@ -26,7 +34,7 @@ class PoolConfig:
     min_actors: int | None = None
     max_actors: int | None = None
     tensor_parallel_size: int = 1
-    max_in_flight_per_actor: int = 128
+    max_in_flight_per_actor: int | str = AUTO  # requests outstanding per engine; "auto": in_flight_per_actor()
     max_model_len: int = 4096
     min_pixels: int | None = None
     max_pixels: int | None = None
@@ -56,11 +64,24 @@ class PoolConfig:
         lo, hi = self.size_bounds()
         if lo < 1 or hi < lo:
             raise PoolConfigError(f"pool size must satisfy 1 <= min <= max, got min={lo} max={hi}")
-        for name in ("tensor_parallel_size", "max_in_flight_per_actor", "max_model_len", "max_attempts",
-                     "max_batch_per_call", "render_chunk"):
+        if self.max_in_flight_per_actor != AUTO and (
+                not isinstance(self.max_in_flight_per_actor, int) or self.max_in_flight_per_actor < 1):
+            raise PoolConfigError(f"max_in_flight_per_actor must be 'auto' or >= 1, got {self.max_in_flight_per_actor!r}")
+        for name in ("tensor_parallel_size", "max_model_len", "max_attempts", "max_batch_per_call", "render_chunk"):
             if getattr(self, name) < 1:
                 raise PoolConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         return replace(self, family=family.value)
+
+    def in_flight_per_actor(self, on_gpu: bool) -> int:
+        """Requests kept outstanding per engine: the configured number, or for "auto" the batch the
+        engine runs at once (`max_num_seqs` in engine_kwargs, else GPU_ENGINE_IN_FLIGHT on a GPU and
+        CPU_ENGINE_IN_FLIGHT on a CPU)."""
+        if isinstance(self.max_in_flight_per_actor, int):
+            return self.max_in_flight_per_actor
+        batch = self.engine_kwargs.get("max_num_seqs")
+        if batch:
+            return int(batch)
+        return GPU_ENGINE_IN_FLIGHT if on_gpu else CPU_ENGINE_IN_FLIGHT
 
     def size_bounds(self) -> tuple[int, int]:
         """(min, max) actors; both equal `num_actors` unless min/max are given."""

@@ -76,6 +76,7 @@ class ModelPool:
         self._outgoing: dict[asyncio.AbstractEventLoop, list] = {}
         self._incoming: dict[asyncio.AbstractEventLoop, list] = {}
         self._use_gpus = ray.cluster_resources().get("GPU", 0) >= config.tensor_parallel_size
+        self.in_flight_per_actor = config.in_flight_per_actor(self._use_gpus)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"pool-{config.role}", daemon=True)
         self._thread.start()
@@ -148,14 +149,14 @@ class ModelPool:
             )
 
     def _new_slot(self) -> _Slot:
-        slot = _Slot(index=len(self._slots), semaphore=asyncio.Semaphore(self.config.max_in_flight_per_actor))
+        slot = _Slot(index=len(self._slots), semaphore=asyncio.Semaphore(self.in_flight_per_actor))
         self._slots.append(slot)
         return slot
 
     def _actor_options(self) -> dict:
         options: dict[str, Any] = {
             "num_cpus": self.config.num_cpus_per_actor,
-            "max_concurrency": max(1000, 2 * self.config.max_in_flight_per_actor + 16),
+            "max_concurrency": max(1000, 2 * self.in_flight_per_actor + 16),
             "max_restarts": 0,  # the pool restarts actors itself, so it knows what to re-send
             "max_task_retries": 0,
         }
@@ -419,7 +420,7 @@ class ModelPool:
                             totals[key] = totals.get(key, 0) + value
             actors.append(row)
         return {"role": self.config.role, "model": self.config.model, "users": self._users,
-                "max_in_flight_per_actor": self.config.max_in_flight_per_actor,
+                "max_in_flight_per_actor": self.in_flight_per_actor,
                 "actors": actors, "engine": totals}
 
     def reset_caches(self) -> None:
@@ -430,6 +431,11 @@ class ModelPool:
     def actors(self) -> list:
         """Handles of the live engine actors (for operations: inspecting or killing one)."""
         return [s.actor for s in self._slots if s.live.is_set() and not s.given_up and s.actor is not None]
+
+    def request_capacity(self) -> int:
+        """Requests the pool serves at once at its largest size (engines x in-flight per engine): what
+        the runner's in-flight bound must cover to keep every engine busy."""
+        return self.config.size_bounds()[1] * self.in_flight_per_actor
 
     def model_info(self) -> dict:
         """Which model answers, as records publish it: its name (never a host path), a revision, the family."""

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
 
+from got_data.annotate.in_flight import DECODE_DEPTH
 from got_data.annotate.launch import ModelChoice, annotate
 from got_data.annotate.runner import RunOptions
 from got_data.ingest import open_source
@@ -54,6 +55,15 @@ def test_every_bundled_image_lands_exactly_once(bundled_run):
     assert stats["totals"]["samples"] == len(samples) and stats["totals"]["rejects"] == len(rejects)
     assert stats["run"]["records"] + stats["run"]["rejects"] == len(inputs)
     assert samples, f"the tiny models produced no record at all: {rejects}"
+
+
+def test_the_default_in_flight_bound_is_sized_from_the_pools_and_cpus(bundled_run, vlm_pool, llm_pool, vlm_config,
+                                                                      llm_config, ray_session):
+    _, stats = bundled_run
+    cpus = ray_session.cluster_resources()["CPU"]
+    capacity = (vlm_pool.request_capacity(), llm_pool.request_capacity())
+    assert capacity == (vlm_config.max_in_flight_per_actor, llm_config.max_in_flight_per_actor)  # one engine each
+    assert stats["run"]["max_images_in_flight"] == sum(capacity) + int(cpus * DECODE_DEPTH)
 
 
 def test_output_validates_and_carries_provenance(bundled_run):

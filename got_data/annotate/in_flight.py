@@ -1,0 +1,62 @@
+"""How many inputs the runner keeps in flight when `--max-images-in-flight` is `auto`.
+
+Little's law: inputs in flight = records/s x seconds per record. An input holds its slot from decode
+to the shard writer, and spends that time either waiting on a model pool or on a CPU (decode, CPU
+stages). To keep every engine busy, each request an engine can run at once (its pool's
+`request_capacity()`: engines x requests per engine) needs an input waiting on it; to keep the CPUs
+busy, each CPU needs a queue of inputs to decode (DECODE_DEPTH). So the bound is the sum, counted
+once per pool (one pool may serve two roles), kept between MIN_ and MAX_IMAGES_IN_FLIGHT: small on a
+CPU machine with tiny engines, large on GPUs. Memory grows with it (each input in flight holds its
+image bytes and decoded copies), which is what MAX_IMAGES_IN_FLIGHT caps.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from got_data.errors import InputError
+
+AUTO = "auto"
+DECODE_DEPTH = 16  # inputs queued per CPU of the cluster: a decode task's latency covers a few in turn
+MIN_IMAGES_IN_FLIGHT = 32
+MAX_IMAGES_IN_FLIGHT = 4096
+
+
+def pool_capacity(pool: Any) -> int:
+    """Requests a pool serves at once; 0 for a pool that answers without waiting (the world oracle,
+    a replay), on which no input needs to wait."""
+    capacity = getattr(pool, "request_capacity", None)
+    return int(capacity()) if capacity is not None else 0
+
+
+def cluster_cpus() -> float:
+    """CPUs of the Ray cluster the decode tasks run on (this machine's when Ray is not started)."""
+    import ray
+
+    if ray.is_initialized():
+        return float(ray.cluster_resources().get("CPU", 1))
+    return float(os.cpu_count() or 1)
+
+
+def parse_setting(value: int | str) -> int | str:
+    """`auto` or a whole number >= 1 (as typed on the command line); InputError otherwise."""
+    if value == AUTO:
+        return AUTO
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise InputError(f"--max-images-in-flight must be 'auto' or a whole number >= 1, got {value!r}")
+    return number
+
+
+def images_in_flight(setting: int | str, pools: dict[str, Any], cpus: float) -> int:
+    """The bound for `setting` (a number, or "auto": Little's law over the pools and CPUs found)."""
+    setting = parse_setting(setting)
+    if isinstance(setting, int):
+        return setting
+    distinct = {id(pool): pool for pool in pools.values()}.values()
+    wanted = sum(pool_capacity(pool) for pool in distinct) + int(cpus * DECODE_DEPTH)
+    return max(MIN_IMAGES_IN_FLIGHT, min(MAX_IMAGES_IN_FLIGHT, wanted))
