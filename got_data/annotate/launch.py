@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from got_data.annotate.out_marker import RunIdentity, claim_output_dir
 from got_data.annotate.projection import PLAN_FILE, plan_comparison, read_plan
 from got_data.annotate.runner import PipelineRun, RunOptions
 from got_data.annotate.stats_log import STATS_FILE
+from got_data.engines.config import PoolConfig
 from got_data.local_ray import start_local_ray
 from got_data.report import write_report
 from got_data.spec import PipelineSpec
@@ -42,9 +43,28 @@ def init_ray(address: str | None, roles: int) -> None:
     start_local_ray(cpus, int(os.environ.get("GOT_DATA_OBJECT_STORE_BYTES", 500 * 1024**2)))
 
 
+def pool_configs(spec: PipelineSpec, chosen: dict[str, str]) -> dict[str, PoolConfig]:
+    """The pool configuration each role of the spec calls, for the chosen model paths.
+
+    When the VLM and LLM roles name the same model, both roles get one configuration (the same
+    object): one pool serves both, so each GPU holds one engine instead of two and no engine idles
+    while the other role's stages are busy. It has the two roles' engines together, the longer
+    context of the two, and the VLM's image bounds and in-flight bound."""
+    configs: dict[str, PoolConfig] = {}
+    for role in spec.roles():
+        role_spec = spec.models.get(role)
+        configs[role] = PoolConfig(role=role, model=chosen[role], **(role_spec.model_dump() if role_spec else {}))
+    vlm, llm = configs.get("vlm"), configs.get("llm")
+    if vlm is not None and llm is not None and vlm.model == llm.model:
+        shared = replace(vlm, num_actors=vlm.num_actors + llm.num_actors,
+                         max_model_len=max(vlm.max_model_len, llm.max_model_len))
+        configs = {"vlm": shared, "llm": shared}
+    return configs
+
+
 def start_pools(spec: PipelineSpec, models: ModelChoice, console: Console) -> dict[str, Any]:
-    """One pool per role the spec uses; roles without a model option get the tiny local models."""
-    from got_data.engines.config import PoolConfig
+    """One pool per role the spec uses (one for both when they name the same model: `pool_configs`);
+    roles without a model option get the tiny local models. Shut each role's pool down once."""
     from got_data.engines.pool import ModelPool
     from got_data.engines.tiny_models import ensure_tiny_models
 
@@ -57,13 +77,15 @@ def start_pools(spec: PipelineSpec, models: ModelChoice, console: Console) -> di
         )
         chosen = {"vlm": chosen["vlm"] or str(tiny.vlm), "llm": chosen["llm"] or str(tiny.llm)}
     pools: dict[str, Any] = {}
-    for role in spec.roles():
-        model = chosen[role]
-        assert model is not None  # every role without a model got a tiny one above
-        role_spec = spec.models.get(role)
-        kwargs = role_spec.model_dump() if role_spec else {}
-        console.print(f"starting the {role} pool: {model}")
-        pools[role] = ModelPool.start(PoolConfig(role=role, model=model, **kwargs))
+    started: dict[int, Any] = {}
+    for role, config in pool_configs(spec, {role: str(model) for role, model in chosen.items()}).items():
+        if id(config) in started:
+            pools[role] = started[id(config)]
+            pools[role].add_user()  # each role's shutdown releases one hold
+            console.print(f"the {role} role shares the {config.role} pool: {config.model}")
+            continue
+        console.print(f"starting the {role} pool: {config.model}")
+        pools[role] = started[id(config)] = ModelPool.start(config)
     return pools
 
 

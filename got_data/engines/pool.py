@@ -111,6 +111,13 @@ class ModelPool:
             _REGISTRY[config.role] = pool
             return pool
 
+    def add_user(self) -> None:
+        """One more holder of this pool (a second role it serves): the engines stop at the last release."""
+        with _REGISTRY_LOCK:
+            if self._closed:
+                raise PoolClosedError(f"the {self.config.role} pool is shut down")
+            self._users += 1
+
     def shutdown(self, force: bool = False) -> None:
         """Release this user's hold; the engines stop when the last user (or `force`) releases."""
         with _REGISTRY_LOCK:
