@@ -38,7 +38,7 @@ class AnnotateSettings:
     force: bool = False
     retry_rejects: list[str] | None = None
     max_member_bytes: list[str] | None = None
-    allow_paths_outside: list[Path] | None = None
+    allow_paths_outside: list[str] | None = None
     strip_metadata: bool = False
     plan: str | None = None
 
@@ -73,10 +73,10 @@ def _shared_annotate_options(
     retry_rejects: Annotated[Optional[list[str]], typer.Option(
         metavar="REASON", help="redo the inputs an earlier run rejected with this reason (repeatable); transient "
         "rejects (model_failure) are always redone")] = None,
-    allow_paths_outside: Annotated[Optional[list[Path]], typer.Option(
+    allow_paths_outside: Annotated[Optional[list[str]], typer.Option(
         "--allow-paths-outside", metavar="ROOT",
-        help="also read files under ROOT (repeatable); by default only files inside the input folder or the "
-             "manifest's folder are read")] = None,
+        help="also read files under ROOT, a folder or a bucket prefix (s3://bucket/prefix) (repeatable); by default "
+             "only files inside the input folder or prefix, or the manifest's, are read")] = None,
     strip_metadata: Annotated[bool, typer.Option(
         "--strip-metadata", help="drop EXIF (GPS, camera), XMP, comments and bytes after the image's end "
                                  "from the published images (ICC colour profiles are kept)")] = False,

@@ -11,7 +11,7 @@ from rich.console import Console
 console = Console()
 
 
-def _open_for_spec(spec: Any, input: str, allow_outside: list[Path]) -> Any:
+def _open_for_spec(spec: Any, input: str, allow_outside: list[str]) -> Any:
     """The input opened the way `annotate` opens it for the spec's record kind (default columns)."""
     from got_data.ingest import INPUT_KINDS, open_source
 
@@ -33,8 +33,9 @@ def plan(
         help="folder or bucket URI for plan.json: the run's --out, so its stats.json compares")] = ".",
     inputs: Annotated[Optional[int], typer.Option(help="the whole input's size, for an input that cannot count itself")] = None,
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local Ray)")] = None,
-    allow_paths_outside: Annotated[Optional[list[Path]], typer.Option(
-        "--allow-paths-outside", metavar="ROOT", help="also read files under ROOT (repeatable)")] = None,
+    allow_paths_outside: Annotated[Optional[list[str]], typer.Option(
+        "--allow-paths-outside", metavar="ROOT",
+        help="also read files under ROOT, a folder or a bucket prefix (repeatable)")] = None,
 ) -> None:
     """Annotate a random sample of INPUT, measure its requests, tokens, images and cache hits per stage, and
     project the whole run: tokens, device-hours and wall time on --gpus of --gpu-type, and the VLM:LLM split.

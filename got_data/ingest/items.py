@@ -18,11 +18,17 @@ from typing import Generic, TypeVar
 
 from got_data import uri as storage
 from got_data.errors import InputRefused
-from got_data.ingest.paths import MISSING_FILE, NOT_A_REGULAR_FILE, OUTSIDE_INPUT_ROOT, PathRefused, open_regular
+from got_data.ingest.paths import (
+    MISSING_FILE,
+    NOT_A_REGULAR_FILE,
+    OUTSIDE_INPUT_ROOT,
+    URL_NOT_SUPPORTED,
+    PathRefused,
+    open_regular,
+)
 from got_data.records.models import SourceInfo
 
 # Reasons an item can carry in `problem` (stable strings: they appear in rejects files).
-URL_NOT_SUPPORTED = "url_not_supported"
 MISSING_IMAGE_PATH = "missing_image_path"
 INVALID_ROW = "invalid_row"
 UNREADABLE_FILE = "unreadable_file"
@@ -49,8 +55,9 @@ def is_url(text: str) -> bool:
 
 def dataset_name(path: str | os.PathLike[str]) -> str:
     """Default dataset name for an input: the folder name or file stem ("input" if there is none)."""
-    if is_url(os.fspath(path)):  # a bucket prefix: its last part
-        return os.fspath(path).rstrip("/").rsplit("/", 1)[-1].split("://")[-1] or "input"
+    if is_url(os.fspath(path)):  # a bucket prefix or object: its last part (an object's without its extension)
+        last = os.fspath(path).rstrip("/").rsplit("/", 1)[-1].split("://")[-1]
+        return (os.path.splitext(last)[0] if storage.is_file(path) else last) or "input"
     resolved = Path(path).resolve()
     name = resolved.stem if resolved.is_file() else resolved.name
     return name or "input"

@@ -1,15 +1,16 @@
 """A manifest (JSONL or Parquet) with one row per input: what a row becomes is the record kind's
 (`RowInputs`: an image and a caption column for T2I, source/target/instruction for edits...).
 
-Image cells may hold a path (relative to the manifest's folder, or absolute, or a `file://` URI),
-raw bytes, or a Hugging Face `Image` struct ({"bytes": ..., "path": ...}). A path must resolve inside
-the manifest's folder or a folder the user allowed (InputRoots): a cell pointing elsewhere makes an
-item with problem `outside_input_root`, one naming a FIFO or device `not_a_regular_file`.
-URLs are never fetched: such a row becomes
-an item with problem `url_not_supported`, so a run over a half-downloaded manifest still processes
-the local rows and lists the rest in its rejects. Columns are checked when the source is opened,
-against the first JSONL row or the Parquet schema, so a wrong column name fails before any work.
-Rows are read in batches (Parquet) or line by line (JSONL): memory stays flat.
+The manifest may be a local file or an object (`s3://bucket/p/pairs.jsonl`, through `got_data/uri.py`).
+Image cells may hold a path (relative to the manifest's folder or prefix, or absolute, or a `file://`
+URI), an object URI (`s3://...`), raw bytes, or a Hugging Face `Image` struct ({"bytes": ..., "path": ...}).
+A path or object must lie inside the manifest's folder (prefix) or one the user allowed (InputRoots):
+a cell pointing elsewhere makes an item with problem `outside_input_root`, one naming a FIFO or device
+`not_a_regular_file`. Other URLs (`http://`...) are never fetched: such a row becomes an item with
+problem `url_not_supported`, so a run over a half-downloaded manifest still processes the local rows
+and lists the rest in its rejects. Columns are checked when the source is opened, against the first
+JSONL row or the Parquet schema, so a wrong column name fails before any work. Rows are read in
+batches (Parquet) or line by line (JSONL): memory stays flat.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import os
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Generic
+from typing import IO, Any, Generic
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from got_data import uri
 from got_data.errors import InputError
 from got_data.ingest.items import (
     INVALID_ROW,
@@ -34,6 +36,7 @@ from got_data.ingest.items import (
     ImageSource,
     InputKind,
     ItemT,
+    ObjectImage,
     PathImage,
     Source,
     dataset_name,
@@ -44,6 +47,7 @@ from got_data.ingest.paths import LOCAL_SCHEMES, InputRoots, PathRefused
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _PARQUET_BATCH_ROWS = 256
+_CHUNK = 1 << 20
 
 
 class ManifestFile:
@@ -54,11 +58,16 @@ class ManifestFile:
     """
 
     def __init__(self, path: str | os.PathLike[str], allow_outside: Iterable[str | os.PathLike[str]] = ()) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
+        text = os.fspath(path)
+        self.remote = uri.is_remote(text)
+        where = uri.location(text)
+        self.path: Path | str = where.uri if self.remote else Path(text)
+        self.name = where.name
+        if not (uri.is_file(where) if self.remote else Path(text).is_file()):
             raise InputError(f"manifest {self.path} does not exist or is not a file")
-        self.roots = InputRoots.under(self.path.absolute().parent, allow_outside, what="the manifest's folder")
-        suffix = self.path.suffix.lower()
+        self.folder = where.parent.uri if self.remote else str(Path(text).absolute().parent)
+        self.roots = InputRoots.under(self.folder, allow_outside, what="the manifest's folder")
+        suffix = where.suffix.lower()
         if suffix in JSONL_SUFFIXES:
             self.kind = "jsonl"
         elif suffix in PARQUET_SUFFIXES:
@@ -83,18 +92,20 @@ class ManifestFile:
         parse gives an _InvalidRow; Parquet reads only `columns`."""
         rows = self._jsonl_rows() if self.kind == "jsonl" else self._parquet_rows(columns)
         for index, row in enumerate(rows):
-            yield f"{self.path.name}#row={index}", row
+            yield f"{self.name}#row={index}", row
 
     def count(self) -> int:
         """Parquet: from the footer. JSONL: one pass over the lines (no JSON parsing)."""
         if self.kind == "parquet":
-            return self._parquet_file().metadata.num_rows
-        with open(self.path, "rb") as f:
-            return sum(1 for line in f if line.strip())
+            with uri.open_input(self.path) as f:
+                return self._parquet_file(f).metadata.num_rows
+        with uri.open_input(self.path) as f:
+            return sum(1 for line in _lines(f) if line.strip())
 
     def columns(self) -> set[str]:
         if self.kind == "parquet":
-            return set(self._parquet_file().schema_arrow.names)
+            with uri.open_input(self.path) as f:
+                return set(self._parquet_file(f).schema_arrow.names)
         for row in self._jsonl_rows():
             if isinstance(row, _InvalidRow):
                 raise InputError(f"manifest {self.path} is not JSON Lines: {row.detail}")
@@ -103,16 +114,16 @@ class ManifestFile:
             return set(row)
         raise InputError(f"manifest {self.path} is empty")
 
-    def _parquet_file(self) -> pq.ParquetFile:
+    def _parquet_file(self, f: IO[bytes]) -> pq.ParquetFile:
         try:
-            return pq.ParquetFile(self.path)
+            return pq.ParquetFile(f)
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"manifest {self.path} is not a readable Parquet file: {exc}") from exc
 
     def _jsonl_rows(self) -> Iterator[Any]:
         """Each non-blank line parsed; a line that is not JSON gives an _InvalidRow placeholder."""
-        with open(self.path, "rb") as f:
-            for line_number, line in enumerate(f, start=1):
+        with uri.open_input(self.path) as f:
+            for line_number, line in enumerate(_lines(f), start=1):
                 if not line.strip():
                     continue
                 try:
@@ -122,8 +133,9 @@ class ManifestFile:
 
     def _parquet_rows(self, columns: list[str]) -> Iterator[dict[str, Any]]:
         try:
-            for batch in self._parquet_file().iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=columns):
-                yield from batch.to_pylist()
+            with uri.open_input(self.path) as f:
+                for batch in self._parquet_file(f).iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=columns):
+                    yield from batch.to_pylist()
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"manifest {self.path}: cannot read Parquet rows: {exc}") from exc
 
@@ -137,13 +149,26 @@ class ManifestFile:
             return None, (MISSING_IMAGE_PATH, f"column {column!r} is empty in this row")
         if not isinstance(value, str):
             return None, (INVALID_ROW, f"column {column!r} holds a {type(value).__name__}, not a path")
-        if is_url(value) and value.split(":", 1)[0].lower() not in LOCAL_SCHEMES:
+        if is_url(value) and value.split(":", 1)[0].lower() not in LOCAL_SCHEMES and not uri.is_remote(value):
             return None, (URL_NOT_SUPPORTED, f"{value}: {URL_ADVICE}, then point the manifest at the local files")
         try:
-            real = self.roots.locate(value, self.path.absolute().parent)
+            real = self.roots.locate(value, self.folder)
         except PathRefused as exc:
             return None, (exc.reason, f"column {column!r}: {exc.detail}")
+        if uri.is_remote(real):
+            return ObjectImage(real), None
         return PathImage(real, ref=self.roots.ref(real)), None
+
+
+def _lines(f: IO[bytes]) -> Iterator[bytes]:
+    """The lines of a binary file read in chunks (a store's input files have no readline)."""
+    rest = b""
+    while chunk := f.read(_CHUNK):
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
 
 
 def row_problem(row: Any) -> str | None:
@@ -188,7 +213,7 @@ class ManifestSource(Source[ItemT], Generic[ItemT]):
 
     @property
     def location(self) -> str:
-        return os.path.realpath(self.path)
+        return str(self.path) if self.file.remote else os.path.realpath(self.path)
 
     def __iter__(self) -> Iterator[ItemT]:
         for ref, row in self.file.rows([c for c in self.columns.values() if c is not None]):

@@ -11,10 +11,12 @@ A refused path is a `PathRefused` with a stable reason (`outside_input_root`, `n
 `missing_file`); sources turn it into the input's problem, so it becomes a reject row and the job
 goes on. Details name paths relative to their root only, never host paths: rejects are published.
 
-URIs: today only local paths and `file://` URIs inside a root are allowed (`LOCAL_SCHEMES`); any
-other scheme is refused by the sources as `url_not_supported`. When object storage arrives, a root
-becomes a (scheme, bucket, prefix) and `LOCAL_SCHEMES` grows into the allowed schemes; sources keep
-calling `InputRoots.locate` and nothing else changes for them.
+Object storage (`s3://` and the other schemes of `got_data/uri.py`): a root may also be a prefix
+(`s3://bucket/prefix`), the input's own (a bucket folder, the prefix a manifest or shards lie in) or
+one the user allowed (`--allow-paths-outside s3://bucket/other`). An object URI is normalised (`..`
+and `.` segments collapsed) and must lie under a prefix root; a store has no links, so that is all
+there is to check, and the object is read where it is decoded. A URI of any other scheme (`http`,
+`ftp`) is refused by the sources as `url_not_supported`, and so is one that carries credentials.
 
 Between the check and the read the tree may change (a folder swapped for a link): `open_regular`
 walks the checked real path from `/` one component at a time without following any link, so what
@@ -27,18 +29,21 @@ from __future__ import annotations
 
 import errno
 import os
+import posixpath
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
+from got_data import uri
 from got_data.errors import InputError, InputRefused
 
 # Reasons a path is refused (stable strings: they appear in rejects files).
 OUTSIDE_INPUT_ROOT = "outside_input_root"
 NOT_A_REGULAR_FILE = "not_a_regular_file"
 MISSING_FILE = "missing_file"
+URL_NOT_SUPPORTED = "url_not_supported"
 PATH_REASONS = (OUTSIDE_INPUT_ROOT, NOT_A_REGULAR_FILE)
 
 LOCAL_SCHEMES = ("file",)  # URI schemes that name local paths; the paths then obey the roots like any other
@@ -51,7 +56,8 @@ class PathRefused(InputRefused):
 
 @dataclass(frozen=True)
 class InputRoots:
-    """The folders a job may read from (real paths). `what` names the first one in messages."""
+    """The folders and store prefixes a job may read from (real paths, normalised URIs). `what` names
+    the first one in messages."""
 
     roots: tuple[str, ...]
     what: str = "the input folder"
@@ -59,36 +65,56 @@ class InputRoots:
     @classmethod
     def under(cls, root: str | os.PathLike[str], allowed: Iterable[str | os.PathLike[str]] = (),
               what: str = "the input folder") -> InputRoots:
-        """`root` (the input folder or the manifest's folder) plus the folders the user allowed.
+        """`root` (the input folder or prefix, the manifest's folder) plus the folders and prefixes the
+        user allowed.
 
-        Raises InputError when an allowed folder does not exist: a typo must not silently refuse
-        every row that pointed there.
+        Raises InputError when an allowed folder does not exist or an allowed prefix holds no
+        object: a typo must not silently refuse every row that pointed there.
         """
         extra = []
         for folder in allowed:
-            real = os.path.realpath(folder)
+            text = os.fspath(folder)
+            if uri.is_remote(text):
+                prefix = _allowed_uri(text)
+                if not uri.is_dir(prefix):
+                    raise InputError(f"{ALLOW_OPTION} {prefix}: no objects under that prefix")
+                extra.append(prefix)
+                continue
+            if uri.scheme_of(text) not in (None, *LOCAL_SCHEMES):
+                raise InputError(f"{ALLOW_OPTION} {text}: not a folder or a storage prefix ({', '.join(sorted(uri.REMOTE_SCHEMES))})")
+            real = os.path.realpath(unquote(urlparse(text).path) if uri.scheme_of(text) else text)
             if not os.path.isdir(real):
-                raise InputError(f"{ALLOW_OPTION} {os.fspath(folder)}: not an existing folder")
+                raise InputError(f"{ALLOW_OPTION} {text}: not an existing folder")
             extra.append(real)
-        return cls(roots=(os.path.realpath(root), *extra), what=what)
+        first = _allowed_uri(os.fspath(root)) if uri.is_remote(root) else os.path.realpath(root)
+        return cls(roots=(first, *extra), what=what)
 
     def root_of(self, real: str) -> str | None:
-        """The allowed root `real` lies under, or None."""
+        """The allowed root `real` (a real path or a normalised URI) lies under, or None."""
+        remote = uri.is_remote(real)
+        sep = "/" if remote else os.sep
         for root in self.roots:
-            if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+            if uri.is_remote(root) == remote and (real == root or real.startswith(root.rstrip(sep) + sep)):
                 return root
         return None
 
     def ref(self, real: str) -> str:
         """`real` relative to its root, for messages (never a host path)."""
         root = self.root_of(real)
-        return os.path.relpath(real, root).replace(os.sep, "/") if root is not None else "(outside the roots)"
+        if root is None:
+            return "(outside the roots)"
+        if uri.is_remote(real):
+            return real[len(root):].lstrip("/") or posixpath.basename(real)
+        return os.path.relpath(real, root).replace(os.sep, "/")
 
     def confine(self, path: str | os.PathLike[str], shown: str | None = None) -> str:
-        """The real path of `path` when the job may read it as a regular file; else PathRefused.
+        """The real path of `path` when the job may read it as a regular file (an object URI: when it
+        lies under a prefix root and is an object); else PathRefused.
 
         `shown` is how messages name the path (default: relative to its root once resolved).
         """
+        if uri.is_remote(path):
+            return self._confine_object(os.fspath(path), shown, must_exist=True)
         real = os.path.realpath(path)
         if self.root_of(real) is None:
             raise PathRefused(
@@ -108,11 +134,57 @@ class InputRoots:
         return real
 
     def locate(self, text: str, base: str | os.PathLike[str]) -> str:
-        """The real path a manifest cell names: a path relative to `base`, an absolute path or a
-        `file://` URI; it must pass `confine`. The cell's own text is not echoed (it may be a host path)."""
-        if urlparse(text).scheme in LOCAL_SCHEMES:
+        """The real path or object URI a manifest cell names: a path relative to `base` (the manifest's
+        folder or prefix), an absolute path, a `file://` URI or an object URI; it must lie under a root.
+        An object is not looked up here (one request per row): a missing one fails where it is read.
+        The cell's own text is not echoed (it may be a host path)."""
+        scheme = uri.scheme_of(text)
+        if scheme in uri.REMOTE_SCHEMES:
+            return self._confine_object(text, None, must_exist=False)
+        if scheme in LOCAL_SCHEMES:
             text = unquote(urlparse(text).path)
-        return self.confine(text if os.path.isabs(text) else os.path.join(base, text))
+        if os.path.isabs(text):
+            return self.confine(text)
+        if uri.is_remote(base):
+            return self._confine_object(f"{os.fspath(base).rstrip('/')}/{text}", None, must_exist=False)
+        return self.confine(os.path.join(base, text))
+
+    def _confine_object(self, text: str, shown: str | None, must_exist: bool) -> str:
+        target = _object_uri(text)
+        if self.root_of(target) is None:
+            raise PathRefused(
+                OUTSIDE_INPUT_ROOT,
+                f"{shown or 'the object'} lies outside {self.what}; inputs are read only from there "
+                f"(to read another prefix, name it with {ALLOW_OPTION})",
+            )
+        if must_exist:
+            found = uri.file_type(target)
+            name = shown or self.ref(target)
+            if found == uri.FileType.NotFound:
+                raise PathRefused(MISSING_FILE, f"{name} does not exist")
+            if found != uri.FileType.File:
+                raise PathRefused(NOT_A_REGULAR_FILE, f"{name} is a prefix, not an object")
+        return target
+
+
+def _object_uri(text: str) -> str:
+    """An object URI with its `.`/`..` segments collapsed (a store would take them literally, or not:
+    either way the check must see the key that is read); PathRefused(url_not_supported) when it
+    carries credentials."""
+    scheme, _, rest = text.partition("://")  # split by hand: a key may hold `#` or `?`, which are not URL syntax here
+    bucket, _, key = rest.partition("/")
+    if "@" in bucket or not bucket:
+        raise PathRefused(URL_NOT_SUPPORTED, "an object URI must name a bucket and carry no credentials "
+                                             "(they come from the environment)")
+    key = posixpath.normpath("/" + key).lstrip("/")
+    return f"{scheme.lower()}://{bucket}/{key}".rstrip("/")
+
+
+def _allowed_uri(text: str) -> str:
+    try:
+        return _object_uri(text)
+    except PathRefused as exc:
+        raise InputError(f"{ALLOW_OPTION} / input {text.split('@')[-1]}: {exc.detail}") from None
 
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)

@@ -13,13 +13,15 @@ a sample is never read, and the sample becomes a reject row with that reason.
 from __future__ import annotations
 
 import os
+import posixpath
 import tarfile
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic
+from typing import IO, Generic
 
+from got_data import uri
 from got_data.errors import InputError
 from got_data.ingest.items import InputKind, ItemT, Source, dataset_name
 from got_data.ingest.paths import InputRoots
@@ -58,20 +60,26 @@ class WebDatasetSource(Source[ItemT], Generic[ItemT]):
     ) -> None:
         self.items = items
         self.member_policy = member_policy
-        self.shards = sorted(Path(p) for p in paths)
-        if not self.shards:
+        texts = [os.fspath(p) for p in paths]
+        if not texts:
             raise InputError("no shards given")
-        folder = os.path.commonpath([os.path.abspath(shard.parent) for shard in self.shards])
+        self.remote = uri.is_remote(texts[0])
+        if any(uri.is_remote(t) != self.remote for t in texts):
+            raise InputError("shards must be all local files or all objects in one store")
+        self.shards: list[Path | str] = sorted((uri.location(t).uri for t in texts) if self.remote
+                                               else (Path(t) for t in texts))
+        folder = _common_folder(self.shards, self.remote)
         self.roots = InputRoots.under(folder, allow_outside, what="the shards' folder")
-        self.root = Path(self.roots.roots[0])  # the shards' folder, real path
-        for shard in self.shards:
-            self.roots.confine(shard, shown=f"shard {shard.name}")
+        self.root = self.roots.roots[0]  # the shards' folder: real path, or its normalised URI
+        checked = [self.roots.confine(shard, shown=f"shard {uri.location(shard).name}") for shard in self.shards]
+        if self.remote:  # objects are read under the URI the check saw (`..` collapsed)
+            self.shards = list(checked)
         default_name = self.shards[0] if len(self.shards) == 1 else folder
         self.dataset = dataset or dataset_name(default_name)
 
     @property
     def location(self) -> str:
-        return str(self.root)
+        return self.root
 
     def __iter__(self) -> Iterator[ItemT]:
         for shard in self.shards:
@@ -84,9 +92,18 @@ class WebDatasetSource(Source[ItemT], Generic[ItemT]):
                 else:
                     yield self.items.from_sample(self.dataset, ref, sample.key, sample.members)
 
-    def shard_ref(self, shard: Path) -> str:
+    def shard_ref(self, shard: Path | str) -> str:
         """The shard's path relative to the root it lies in (input references never hold host paths)."""
-        return self.roots.ref(os.path.realpath(shard))
+        return self.roots.ref(str(shard) if self.remote else os.path.realpath(shard))
+
+
+def _common_folder(shards: list[Path | str], remote: bool) -> str:
+    """The folder (or prefix) all the shards lie in."""
+    if not remote:
+        return os.path.commonpath([os.path.abspath(Path(shard).parent) for shard in shards])
+    scheme = str(shards[0]).split("://", 1)[0]
+    parents = [str(shard).split("://", 1)[1].rsplit("/", 1)[0] for shard in shards]
+    return f"{scheme}://{posixpath.commonpath(parents)}"
 
 
 @dataclass
@@ -107,7 +124,7 @@ class TarSample:
 
 
 def iter_tar_samples(
-    shard: Path, wanted: Callable[[str], bool], policy: MemberPolicy = DEFAULT_POLICY
+    shard: Path | str, wanted: Callable[[str], bool], policy: MemberPolicy = DEFAULT_POLICY
 ) -> Iterator[TarSample]:
     """Every sample of a shard, streamed; only members `wanted` (by extension) and allowed by `policy` are read.
 
@@ -117,7 +134,7 @@ def iter_tar_samples(
     sample: TarSample | None = None
     seen: set[str] = set()
     try:
-        with tarfile.open(shard, mode="r|") as tar:
+        with uri.open_input(shard) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
             for member in tar:
                 if member.isdir():
                     continue
@@ -134,8 +151,7 @@ def iter_tar_samples(
                     sample = TarSample(member_key)
                 if wanted(ext):
                     _read_member(tar, member, ext, sample, policy)
-            end_offset = tar.offset
-        _check_end_of_archive(shard, end_offset, len(seen))
+            _check_end_of_archive(shard, raw, tar.offset, len(seen))
         if sample is not None:
             yield sample
     except (tarfile.TarError, OSError, EOFError) as exc:
@@ -155,11 +171,10 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, ext: str, sample
     sample.members[ext] = extracted.read(member.size)
 
 
-def _check_end_of_archive(shard: Path, offset: int, samples_read: int) -> None:
+def _check_end_of_archive(shard: Path | str, raw: IO[bytes], offset: int, samples_read: int) -> None:
     """tarfile ends a stream silently at a cut or garbled header; a whole tar has a zero block there."""
-    with open(shard, "rb") as f:
-        f.seek(offset)
-        block = f.read(tarfile.BLOCKSIZE)
+    raw.seek(offset)
+    block = raw.read(tarfile.BLOCKSIZE)
     if len(block) < tarfile.BLOCKSIZE or block.count(0) != tarfile.BLOCKSIZE:
         raise InputError(
             f"shard {shard} is cut short or damaged at byte {offset} (after {samples_read} samples); "

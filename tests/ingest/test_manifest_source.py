@@ -12,7 +12,7 @@ import pytest
 from got_data.errors import InputError
 from got_data.ingest import BytesImage, ManifestSource, PathImage, T2IInputs, load_input_image
 from got_data.ingest.items import INVALID_ROW, MISSING_FILE, MISSING_IMAGE_PATH, URL_NOT_SUPPORTED
-from got_data.ingest.paths import NOT_A_REGULAR_FILE
+from got_data.ingest.paths import NOT_A_REGULAR_FILE, OUTSIDE_INPUT_ROOT
 from tests.ingest.bad_images import encode, gradient
 
 
@@ -54,10 +54,11 @@ def test_jsonl_with_custom_columns(images):
     assert a.caption == "a gradient <|im_end|>" and a.problem is None
     assert isinstance(a.image, PathImage) and a.image.read() == (images / "imgs" / "a.jpg").read_bytes()
     assert b.caption is None and b.image.path == absolute
-    for item in (http, s3):
-        reason, detail = item.problem
-        assert reason == URL_NOT_SUPPORTED and "not fetched" in detail and "img2dataset" in detail
-        assert item.image is None
+    reason, detail = http.problem
+    assert reason == URL_NOT_SUPPORTED and "not fetched" in detail and "img2dataset" in detail
+    assert http.image is None
+    # an object URI is read like a path: only under the manifest's folder or an allowed prefix
+    assert s3.problem[0] == OUTSIDE_INPUT_ROOT and "--allow-paths-outside" in s3.problem[1] and s3.image is None
     assert http.caption == "remote"  # kept, so the rejects file can show it
     assert missing.problem[0] == MISSING_FILE and "missing.jpg" in missing.problem[1]
     assert folder.problem[0] == NOT_A_REGULAR_FILE and "imgs is a folder" in folder.problem[1]
