@@ -209,6 +209,20 @@ def test_an_image_folder_in_a_bucket_is_read_like_a_local_one(ray_session, s3_bu
     assert sorted(ref for refs in bucket_outcome(out).values() for ref in refs) == sorted(i.input_ref for i in local)
 
 
+def test_an_edit_manifest_in_a_bucket_is_annotated_from_its_objects(ray_session, s3_bucket, tmp_path):
+    """The manifest and the images it names (relative to its prefix) are read from the bucket, the
+    images by the decode tasks: every pair lands once, as from a local copy."""
+    folder = tmp_path / "edit-set"
+    manifest = write_world_set(folder, "edit", 6, seed=7)
+    truth = read_truth(folder)
+    upload_tree(folder, f"{s3_bucket}/edits")
+    out = tmp_path / "out"
+    stats, _ = annotate_with_oracle(load_spec("edit-world.yaml"), "edit", f"{s3_bucket}/edits/{manifest.name}",
+                                    truth, out)
+    assert stats["totals"]["samples"] == 6
+    assert sorted(s.record.source.input_ref for s in iter_samples(out)) == sorted(truth)
+
+
 def test_a_bucket_that_refuses_access_is_one_line_before_any_work(s3_bucket, world_set, tmp_path):
     path, _ = world_set
     env = {**os.environ, "AWS_SECRET_ACCESS_KEY": "wrong-secret-for-this-test"}
