@@ -117,6 +117,7 @@ class RunStats:
     """The work of one attempt: inputs, rejects, stages entered and passed, tokens, per-stage latency."""
 
     stage_names: list[str]
+    role_stages: dict[str, str] = field(default_factory=dict)  # model role -> the last stage that calls it
     started: float = field(default_factory=time.monotonic)
     inputs: int = 0
     skipped_done: int = 0
@@ -148,6 +149,13 @@ class RunStats:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def records_per_s_by_role(self) -> dict[str, float]:
+        """Inputs per second through each model pool so far: those past the last stage of its role
+        (a pool that falls behind shows here first; `got-data plan` projects the same figure)."""
+        elapsed = self.elapsed()
+        return {role: round(self.passed[stage] / elapsed, 4) if elapsed > 0 else 0.0
+                for role, stage in sorted(self.role_stages.items())}
+
     def as_dict(self) -> dict[str, Any]:
         elapsed = self.elapsed()
         return {
@@ -157,6 +165,7 @@ class RunStats:
             "rejects": self.reject_count,
             "elapsed_s": round(elapsed, 3),
             "records_per_s": round(self.records / elapsed, 4) if elapsed > 0 else 0.0,
+            "records_per_s_by_role": self.records_per_s_by_role(),
             "max_images_in_flight": self.images_in_flight,
             "boxes_per_record": round(self.boxes / self.records, 3) if self.records else 0.0,
             "stages": {

@@ -103,3 +103,34 @@ def test_latency_percentiles_per_stage(killed_and_resumed):
         latency = run["latency_s"][stage]
         assert latency["count"] == counts["entered"] > 0
         assert 0 <= latency["min"] <= latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
+
+
+def test_the_progress_line_and_stats_show_live_records_per_second_per_pool(ray_session, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    images = write_world_set(tmp_path / "set", "t2i", 4, seed=8)
+    spec, truth = load_spec("t2i-world.yaml"), read_truth(tmp_path / "set")
+    screen = io.StringIO()
+    options = RunOptions(out_dir=tmp_path / "out", samples_per_shard=PER_SHARD,
+                         console=Console(file=screen, width=240, force_terminal=False))
+    stats = PipelineRun(spec, open_world_input("t2i", images), _pools(spec, truth), options).run()
+    rates = stats["run"]["records_per_s_by_role"]
+    assert set(rates) == {"vlm", "llm"} and all(rate > 0 for rate in rates.values())
+    assert rates["vlm"] >= stats["run"]["records_per_s"]  # the last VLM stage (ground) comes before the record
+    last = [line for line in screen.getvalue().splitlines() if "rec/s" in line][-1]
+    assert "rec/s (llm " in last and ", vlm " in last and last.count("/s") == 3, last
+
+
+def test_pool_rates_count_the_inputs_past_each_roles_last_stage():
+    import time
+
+    from got_data.annotate.runner import pool_rates_text
+    from got_data.annotate.stats import RunStats
+
+    stats = RunStats(["recaption", "ground", "assemble"], role_stages={"vlm": "ground"},
+                     started=time.monotonic() - 2.0)
+    stats.passed.update({"recaption": 10, "ground": 6})
+    assert stats.records_per_s_by_role() == {"vlm": pytest.approx(3.0, rel=0.05)}
+    assert pool_rates_text({"llm": 2.5, "vlm": 3.0}) == " (llm 2.50/s, vlm 3.00/s)" and pool_rates_text({}) == ""
