@@ -149,10 +149,10 @@ class RunStats:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def records_per_s_by_role(self) -> dict[str, float]:
-        """Inputs per second through each model pool so far: those past the last stage of its role
-        (a pool that falls behind shows here first; `got-data plan` projects the same figure)."""
-        elapsed = self.elapsed()
+    def records_per_s_by_role(self, elapsed: float | None = None) -> dict[str, float]:
+        """Inputs per second through each model pool so far (over `elapsed`, default: now): those past
+        the last stage of its role (a pool that falls behind shows here first)."""
+        elapsed = self.elapsed() if elapsed is None else elapsed
         return {role: round(self.passed[stage] / elapsed, 4) if elapsed > 0 else 0.0
                 for role, stage in sorted(self.role_stages.items())}
 
@@ -165,7 +165,7 @@ class RunStats:
             "rejects": self.reject_count,
             "elapsed_s": round(elapsed, 3),
             "records_per_s": round(self.records / elapsed, 4) if elapsed > 0 else 0.0,
-            "records_per_s_by_role": self.records_per_s_by_role(),
+            "records_per_s_by_role": self.records_per_s_by_role(elapsed),
             "max_images_in_flight": self.images_in_flight,
             "boxes_per_record": round(self.boxes / self.records, 3) if self.records else 0.0,
             "stages": {

@@ -119,6 +119,7 @@ def test_the_progress_line_and_stats_show_live_records_per_second_per_pool(ray_s
     rates = stats["run"]["records_per_s_by_role"]
     assert set(rates) == {"vlm", "llm"} and all(rate > 0 for rate in rates.values())
     assert rates["vlm"] >= stats["run"]["records_per_s"]  # the last VLM stage (ground) comes before the record
+    # (both over the same elapsed time)
     last = [line for line in screen.getvalue().splitlines() if "rec/s" in line][-1]
     assert "rec/s (llm " in last and ", vlm " in last and last.count("/s") == 3, last
 
