@@ -9,7 +9,8 @@ missing everything, so a pipeline cannot score well by rejecting its hard inputs
   two), and word accuracy of the prompt and the description;
 - edit / multiturn: per edit, IoU of the region (union of the record's boxes) with the true region,
   edited-object accuracy (the record's target names the true object), edit-type accuracy; for
-  multiturn also the share of records with the right number of steps.
+  multiturn also the share of records with the right number of steps; and the lengths the records
+  reached (words and sentences of the source and final descriptions, words of the crop descriptions).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from got_data.world.sets import read_truth
 
 IOU_HIT = 0.5
 _WORDS = re.compile(r"[a-z0-9]+")
+_SENTENCE_END = re.compile(r"[.!?](?=\s)")
 
 
 def words(text: str) -> list[str]:
@@ -117,6 +119,22 @@ def score_t2i(records: dict[str, Any], truth: dict[str, dict]) -> dict[str, Any]
     }
 
 
+def sentence_count(text: str) -> int:
+    return len(_SENTENCE_END.findall(text.strip() + " ")) or 1
+
+
+def description_lengths(records: list[Any]) -> dict[str, float | None]:
+    """Mean words and sentences of the records' source and final descriptions, and mean words of their
+    crop descriptions (the lengths `describe` / `crop_describe` reached, beside the paper's)."""
+    texts = [text for r in records for text in (r.source_description, getattr(r, "target_description", None)
+                                                 or getattr(r, "final_description", ""))]
+    crops = [text for r in records for op in (r.steps if r.kind == "multiturn" else [r.edit])
+             for text in (op.object_description, op.new_object_description) if text]
+    return {"description_words": _mean([len(words(t)) for t in texts]),
+            "description_sentences": _mean([sentence_count(t) for t in texts]),
+            "crop_description_words": _mean([len(words(t)) for t in crops])}
+
+
 def score_edits(records: dict[str, Any], truth: dict[str, dict], multiturn: bool) -> dict[str, Any]:
     edits = hits = right_object = right_type = right_count = 0
     iou_values: list[float] = []
@@ -140,6 +158,7 @@ def score_edits(records: dict[str, Any], truth: dict[str, dict], multiturn: bool
         "region_mean_iou": ious, "region_iou50_share": hits / edits if edits else None,
         "object_accuracy": right_object / edits if edits else None,
         "edit_type_accuracy": right_type / edits if edits else None,
+        **description_lengths([records[ref] for ref in truth if ref in records]),
     }
     if multiturn:
         scores["step_count_accuracy"] = right_count / len(truth) if truth else None

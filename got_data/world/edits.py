@@ -48,6 +48,15 @@ class Edit:
     explicit: str = ""  # a longer rewrite
 
 
+    def crop_text(self, when: str, detailed: bool = False) -> str:
+        """What the region shows `when` ("before" / "after"): a few words, or with `detailed` the
+        object with its surroundings (as a detailed crop description names them)."""
+        text, scene = (self.crop_before, self.before) if when == "before" else (self.crop_after, self.after)
+        if not detailed or "background" in text:
+            return text
+        return f"{text} on a plain {scene.background} background"
+
+
 def _empty(scene: Scene) -> str:
     return f"empty {scene.background} background"
 

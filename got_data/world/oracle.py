@@ -58,6 +58,13 @@ def compact(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
+# Answer lengths the short prompts (describe.txt, crop_describe.txt) ask for; a spec asking for more
+# (the real specs' detailed prompts) gets the comprehensive answers: every object with its place and the
+# background for a description, the region's object and its surroundings for a crop.
+SHORT_SENTENCES = 2
+SHORT_WORDS = 8
+
+
 class WorldOracle:
     """Perfect answers for one world set's truth (`read_truth`)."""
 
@@ -108,7 +115,8 @@ class WorldOracle:
               json_schema: dict | None) -> str:
         if stage == "describe":
             scene = edits[0].before if context.get("section") == "user" else edits[-1].after
-            return compact({"description": scene.summary()})
+            detailed = int(values.get("sentences", SHORT_SENTENCES)) > SHORT_SENTENCES
+            return compact({"description": scene.description() if detailed else scene.summary()})
         if stage == "assemble_edit":
             return compact({"steps": [{"object": e.object_text, "change": e.change} for e in edits]})
         if stage == "localize":
@@ -122,7 +130,8 @@ class WorldOracle:
         if stage == "edit_parse":
             return compact({"edit_type": edit.edit_type, "objects": [edit.obj], "new_object": edit.new_object})
         if stage == "crop_describe":
-            return compact({"description": edit.crop_before if context.get("tag") == "before" else edit.crop_after})
+            detailed = int(values.get("words", SHORT_WORDS)) > SHORT_WORDS
+            return compact({"description": edit.crop_text(context.get("tag") or "before", detailed)})
         if stage == "reinstruct":
             count = (json_schema or {}).get("properties", {}).get("rewrites", {}).get("maxItems", 3)
             return compact({"rewrites": [edit.concise, edit.explicit, edit.instruction][:count]})

@@ -20,6 +20,7 @@ from typing import Any
 from got_data.errors import InputError
 from got_data.records.boxes import Box
 from got_data.records.models import RECORD_KINDS
+from got_data.spec import PipelineSpec
 from got_data.world.edits import Edit, random_edit, random_sequence
 from got_data.world.scene import IMAGE_SIZES, Scene, Shape, random_scene
 
@@ -28,6 +29,13 @@ TRUTH_FILE = "truth.jsonl"
 INPUT_NAMES = {"t2i": "images", "edit": "edits.jsonl", "multiturn": "sequences.jsonl"}
 # The pipeline spec of each kind sized for the world's trained tiny models.
 WORLD_SPECS = {"t2i": "t2i-world.yaml", "edit": "edit-world.yaml", "multiturn": "multiturn-world.yaml"}
+
+
+def for_world_scenes(spec: PipelineSpec) -> PipelineSpec:
+    """`spec` with its minimum image side lowered to the world's smallest scene: a real spec (512)
+    would refuse most world scenes, and what a world run of a real spec checks is its prompts, answer
+    lengths and pixel budget."""
+    return spec.model_copy(update={"min_image_side": min(spec.min_image_side, min(map(min, IMAGE_SIZES)))})
 
 
 def scene_to_dict(scene: Scene) -> dict[str, Any]:

@@ -12,10 +12,9 @@ from got_data.eval.fidelity import score_run
 from got_data.families import QWEN2_VL, QWEN25_VL
 from got_data.records.boxes import pixels_to_rel, smart_resize
 from got_data.shards import iter_samples
-from got_data.spec import PipelineSpec, load_spec
+from got_data.spec import load_spec
 from got_data.world.oracle import annotate_with_oracle
-from got_data.world.scene import IMAGE_SIZES
-from got_data.world.sets import read_truth, write_world_set
+from got_data.world.sets import for_world_scenes, read_truth, write_world_set
 
 # Qwen2-VL's relative boxes are exact up to rounding; Qwen2.5-VL's whole pixels on the resized copy lose
 # up to half a pixel per edge: ~5% of IoU at the world budget (112x112), ~1% at the real one (t2i.yaml,
@@ -32,16 +31,10 @@ def floor_for(family: str, spec_name: str) -> float:
     return SMALL_BUDGET_FLOOR if family == QWEN25_VL and spec_name.endswith("-world.yaml") else FLOORS[family]
 
 
-def world_ready(spec_name: str) -> PipelineSpec:
-    """The spec with its minimum image side lowered to the world's: most world scenes are under a real
-    spec's 512 pixels, and the pixel budget, not the minimum side, is what these tests exercise."""
-    spec = load_spec(spec_name)
-    return spec.model_copy(update={"min_image_side": min(spec.min_image_side, min(map(min, IMAGE_SIZES)))})
-
-
 def _run(tmp_path, kind: str, spec_name: str, family: str, repeats: bool = False) -> dict:
     path = write_world_set(tmp_path / "set", kind, 8, seed=11, repeats=repeats)
-    annotate_with_oracle(world_ready(spec_name), kind, path, read_truth(tmp_path / "set"), tmp_path / "out",
+    annotate_with_oracle(for_world_scenes(load_spec(spec_name)), kind, path, read_truth(tmp_path / "set"),
+                         tmp_path / "out",
                          family=family)
     return score_run(tmp_path / "out", tmp_path / "set")
 

@@ -1,6 +1,8 @@
 """Crop-describe: the edit region cut from the image before and after each edit, each crop named in
-a few words (what the object was, what it became). Optional detail: a failed answer leaves the
-record's object descriptions empty instead of rejecting the input."""
+at most `max_words` words (what the object was, what it became; the prompt sees the bound as `$words`:
+the real specs' `crop_describe_detailed.txt` asks for a detailed phrase, the world specs keep the short
+`crop_describe.txt`). Optional detail: a failed answer leaves the record's object descriptions empty
+instead of rejecting the input."""
 
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ class CropDescribe(Stage):
         crop = crop_region(image.model_image, image.model_size, region)
         answer = await ask_json(
             self, work, models, DescriptionAnswer,
-            values={"object": step.target_object, "instruction": step.instruction}, images=[crop],
+            values={"object": step.target_object, "instruction": step.instruction,
+                    "words": str(self.options.max_words)}, images=[crop],
             json_schema=bounded_schema(DescriptionAnswer, {"description": self.options.max_chars}),
             tag=when, on_bad="drop", dropped_as=f"{when} crop",
         )

@@ -1,5 +1,7 @@
 """Describe: the first and the last image of an edit input (source and target, or source and the
-image after the last turn), each in at most two sentences that mention what the edits touch."""
+image after the last turn), each in at most `max_sentences` sentences that mention what the edits
+touch. The prompt sees that bound as `$sentences` (the real specs' `describe_detailed.txt` asks for a
+comprehensive description; the world specs keep the short `describe.txt` their models learned)."""
 
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ class Describe(Stage):
 
     async def run(self, work, models) -> None:
         objects = ", ".join(dict.fromkeys(p for step in work.steps for p in step.objects))
-        values = {"instructions": instructions_text(work), "objects": objects}
+        values = {"instructions": instructions_text(work), "objects": objects,
+                  "sentences": str(self.options.max_sentences)}
         work.source_description, work.final_description = await asyncio.gather(
             self._describe(work, models, "user", work.first, values),
             self._describe(work, models, "user_after", work.last, values),
