@@ -126,8 +126,8 @@ def sentence_count(text: str) -> int:
 def description_lengths(records: list[Any]) -> dict[str, float | None]:
     """Mean words and sentences of the records' source and final descriptions, and mean words of their
     crop descriptions (the lengths `describe` / `crop_describe` reached, beside the paper's)."""
-    texts = [text for r in records for text in (r.source_description, getattr(r, "target_description", None)
-                                                 or getattr(r, "final_description", ""))]
+    texts = [text for r in records
+             for text in (r.source_description, r.target_description if r.kind == "edit" else r.final_description)]
     crops = [text for r in records for op in (r.steps if r.kind == "multiturn" else [r.edit])
              for text in (op.object_description, op.new_object_description) if text]
     return {"description_words": _mean([len(words(t)) for t in texts]),

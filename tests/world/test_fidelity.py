@@ -94,13 +94,20 @@ def test_edit_scores_region_object_type_and_steps():
         {"obj": "red circle", "edit_type": "color", "region": [0, 0, 500, 500]},
         {"obj": "the whole image", "edit_type": "style", "region": [0, 0, 999, 999]}]}}
 
-    def op(target, edit_type, box):
-        return SimpleNamespace(target_object=target, edit_type=edit_type, regions=[Box(x1=box[0], y1=box[1], x2=box[2], y2=box[3])])
+    def op(target, edit_type, box, crop=None):
+        return SimpleNamespace(target_object=target, edit_type=edit_type, regions=[Box(x1=box[0], y1=box[1], x2=box[2], y2=box[3])],
+                               object_description=crop, new_object_description=None)
 
-    good = SimpleNamespace(steps=[op("red circle", "color", [0, 0, 500, 500]), op("the whole image", "style", [0, 0, 999, 999])])
+    def record(*steps):
+        return SimpleNamespace(kind="multiturn", steps=list(steps), final_description="A gray circle.",
+                               source_description="A red circle is at the top. The background is gray.")
+
+    good = record(op("red circle", "color", [0, 0, 500, 500], "a red circle"), op("the whole image", "style", [0, 0, 999, 999]))
     scores = score_edits({"e#row=0": good}, truth, multiturn=True)
     assert scores["region_mean_iou"] == 1.0 and scores["object_accuracy"] == 1.0 and scores["step_count_accuracy"] == 1.0
-    bad = SimpleNamespace(steps=[op("blue circle", "add", [500, 500, 999, 999])])
+    # words 11 and 3, sentences 2 and 1; one crop description of 3 words (the missing one is not counted)
+    assert (scores["description_words"], scores["description_sentences"], scores["crop_description_words"]) == (7.0, 1.5, 3.0)
+    bad = record(op("blue circle", "add", [500, 500, 999, 999]))
     scores = score_edits({"e#row=0": bad}, truth, multiturn=True)
     assert scores["region_mean_iou"] == 0.0 and scores["object_accuracy"] == 0.0 and scores["edit_type_accuracy"] == 0.0
     assert scores["step_count_accuracy"] == 0.0
