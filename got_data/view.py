@@ -135,11 +135,14 @@ def _edit_steps(record: EditRecord | MultiTurnRecord) -> list[EditOp]:
 
 
 def _edit_panels(record: EditRecord | MultiTurnRecord, parsed: ParsedGot) -> list[Panel]:
-    """Each edit's regions go on the image it applies to: edit n on image n (source, turn1, ...).
+    """Each edit's regions go on the image it applies to: edit n on image n (source, turn1, ...), and
+    each placed object (schema 1.1) on the image it is named about.
 
-    The record guarantees the GoT text's boxes, in order, equal the edits' regions, so the n-th region
-    overall takes the colour and phrase of the ref whose box it is."""
-    box_refs = [i for i, ref in enumerate(parsed.refs) for _ in ref.boxes]
+    The record guarantees the GoT text's boxes outside the placed objects' spans, in order, equal the
+    edits' regions, so the n-th region overall takes the colour and phrase of the ref whose box it is."""
+    placed = {obj.span for obj in record.objects or []}
+    ref_index = {ref.got_span: i for i, ref in enumerate(parsed.refs)}
+    box_refs = [i for i, ref in enumerate(parsed.refs) if ref.got_span not in placed for _ in ref.boxes]
     steps = _edit_steps(record)
     instructions = [record.instruction] if isinstance(record, EditRecord) else record.instructions
     panels: list[Panel] = []
@@ -154,7 +157,11 @@ def _edit_panels(record: EditRecord | MultiTurnRecord, parsed: ParsedGot) -> lis
         caption = info.role if n == 0 else f"{info.role}: after “{instructions[n - 1]}”"
         if overlays:
             caption += f" (regions of edit {n + 1})" if len(steps) > 1 else " (edit regions)"
-        panels.append(Panel(info, caption, overlays))
+        objects = tuple(Overlay(box, obj.phrase, colour_of(ref_index[obj.span]))
+                        for obj in record.objects or [] if obj.image == info.role for box in obj.boxes)
+        if objects:
+            caption += " (named objects)" if not overlays else " and named objects"
+        panels.append(Panel(info, caption, overlays + objects))
     return panels
 
 

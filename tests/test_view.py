@@ -96,13 +96,25 @@ def geometry(box: Box) -> dict[str, str]:
 def expected_boxes(sample: ShardSample) -> list[tuple[int, Box, str]]:
     """(image index, box, label) for every structured box: T2I objects on the image, labelled with their
     phrase; each edit's regions on the image it applies to (edit n on image n), labelled with the phrase
-    the GoT text grounds that box with (the text's boxes, in order, are the edits' regions)."""
+    the GoT text grounds that box with (the text's boxes outside placed objects, in order, are the edits'
+    regions), then the placed objects (schema 1.1) on the image each is named about."""
     record = sample.record
     if record.kind == "t2i":
         return [(0, box, obj.phrase) for obj in record.objects for box in obj.boxes]
     steps = [record.edit] if record.kind == "edit" else record.steps
-    phrases = iter([ref.phrase for ref in parse_got(record.got).refs for _ in ref.boxes])
-    return [(n, box, next(phrases)) for n, step in enumerate(steps) for box in step.regions]
+    placed = record.objects or []
+    phrases = iter([ref.phrase for ref in parse_got(record.got).refs
+                    if ref.got_span not in {obj.span for obj in placed} for _ in ref.boxes])
+    expected = []
+    for n, info in enumerate(record.images):
+        expected += [(n, box, next(phrases)) for box in (steps[n].regions if n < len(steps) else [])]
+        expected += [(n, box, obj.phrase) for obj in placed if obj.image == info.role for box in obj.boxes]
+    return expected
+
+
+def test_the_sample_edit_shards_place_other_objects_on_their_image() -> None:
+    placed = [(s.record.key, obj) for s in iter_samples(SHARDS_DIR / "edit") for obj in s.record.objects or []]
+    assert [(obj.phrase, obj.image) for _, obj in placed] == [("a potted basil plant", "source")]
 
 
 @pytest.fixture(scope="module", params=KINDS)

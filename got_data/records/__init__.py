@@ -13,6 +13,7 @@ from got_data.records.models import (
     ImageInfo,
     ModelInfo,
     MultiTurnRecord,
+    PlacedObject,
     Provenance,
     Record,
     RecordKind,
@@ -28,7 +29,7 @@ AnyRecord = T2IRecord | EditRecord | MultiTurnRecord
 __all__ = [
     "RECORD_KINDS", "RECORD_TYPES", "RecordKind", "READABLE_SCHEMA_VERSIONS", "SCHEMA_VERSION", "WHOLE_IMAGE",
     "Annotation", "AnyRecord", "Box", "EditOp", "EditRecord",
-    "GroundedObject", "ImageInfo", "ModelInfo", "MultiTurnRecord", "ParsedGot", "Provenance", "Record",
+    "GroundedObject", "ImageInfo", "ModelInfo", "MultiTurnRecord", "ParsedGot", "PlacedObject", "Provenance", "Record",
     "SourceInfo", "StageUsage", "T2IRecord", "make_key", "parse_got", "parse_record", "pixels_to_rel",
     "qwen25_abs_to_rel", "rel_to_pixels", "render_got", "smart_resize", "strip_special_tokens",
 ]

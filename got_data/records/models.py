@@ -19,7 +19,8 @@ from got_data.records.codec import find_special_tokens, find_unsafe_characters, 
 
 SCHEMA_VERSION: Final = "1.1"
 # Versions this got-data reads and validates: 1.1 added the optional verification scores
-# (GroundedObject.box_scores, EditOp.region_scores); a 1.0 record is a 1.1 record without them.
+# (GroundedObject.box_scores, EditOp.region_scores) and the placed objects of edit records
+# (EditRecord.objects, MultiTurnRecord.objects); a 1.0 record is a 1.1 record without them.
 READABLE_SCHEMA_VERSIONS: Final = ("1.0", "1.1")
 KEY_LENGTH = 24
 
@@ -123,6 +124,25 @@ class GroundedObject(_Strict):
         return self
 
 
+class PlacedObject(GroundedObject):
+    """An object an edit GoT names (in a description), boxed on the image it is named about."""
+
+    image: str = Field(min_length=1, description="role of the image the boxes are on: source, target or turnN")
+
+
+def _objects_match_refs(got: str, objects: list[GroundedObject], refs: dict[tuple[int, int], Any]) -> None:
+    """Each object's span points at its phrase in `got` and at a grounded ref there with the same boxes."""
+    for obj in objects:
+        start, end = obj.span
+        if not (0 <= start < end <= len(got)) or got[start:end] != obj.phrase:
+            raise ValueError(f"span {list(obj.span)} of object {obj.phrase!r} does not point at it in the GoT text")
+        ref = refs.get(obj.span)
+        if ref is None:
+            raise ValueError(f"object {obj.phrase!r} at {list(obj.span)} is not grounded in the GoT text")
+        if list(ref.boxes) != obj.boxes:
+            raise ValueError(f"object {obj.phrase!r}: boxes differ from those in the GoT text")
+
+
 class EditOp(_Strict):
     """One edit: what changes, where (boxes relative to the image the edit applies to), and how."""
 
@@ -174,14 +194,25 @@ class _RecordBase(_Strict):
                 return im
         raise RecordError(f"record {self.key} has no {role!r} image")
 
-    def _got_boxes_must_be(self, boxes: list[Box]) -> None:
+    def _got_boxes_must_be(self, boxes: list[Box], objects: list[PlacedObject] | None = None) -> None:
+        """The GoT's boxes are the placed `objects`' (at their spans) and, in text order, `boxes` (the
+        edit regions); a placed object's image must be one of the record's."""
         try:
             parsed = parse_got(self.got)
         except CodecError as exc:
             raise ValueError(f"GoT text: {exc}") from exc
-        if parsed.boxes() != boxes:
+        if objects is not None and self.schema_version == "1.0":
+            raise ValueError("placed objects need schema_version 1.1")
+        roles = {im.role for im in self.images}
+        for obj in objects or []:
+            if obj.image not in roles:
+                raise ValueError(f"object {obj.phrase!r} is placed on image {obj.image!r}, not one of {sorted(roles)}")
+        _objects_match_refs(self.got, list(objects or []), {ref.got_span: ref for ref in parsed.refs})
+        placed = {obj.span for obj in objects or []}
+        regions = [box for ref in parsed.refs if ref.got_span not in placed for box in ref.boxes]
+        if regions != boxes:
             raise ValueError(
-                f"boxes in the GoT text {[b.render() for b in parsed.boxes()]} differ from the structured boxes "
+                f"boxes in the GoT text {[b.render() for b in regions]} differ from the structured boxes "
                 f"{[b.render() for b in boxes]}"
             )
 
@@ -211,17 +242,7 @@ class T2IRecord(_RecordBase):
             raise ValueError(f"GoT text: {exc}") from exc
         if parsed.plain != self.description:
             raise ValueError("GoT text without its grounding tokens differs from the description")
-        for obj in self.objects:
-            start, end = obj.span
-            if not (0 <= start < end <= len(self.got)) or self.got[start:end] != obj.phrase:
-                raise ValueError(f"span {list(obj.span)} of object {obj.phrase!r} does not point at it in the GoT text")
-        by_span = {ref.got_span: ref for ref in parsed.refs}
-        for obj in self.objects:
-            ref = by_span.get(obj.span)
-            if ref is None:
-                raise ValueError(f"object {obj.phrase!r} at {list(obj.span)} is not grounded in the GoT text")
-            if list(ref.boxes) != obj.boxes:
-                raise ValueError(f"object {obj.phrase!r}: boxes differ from those in the GoT text")
+        _objects_match_refs(self.got, list(self.objects), {ref.got_span: ref for ref in parsed.refs})
         if len(parsed.refs) != len(self.objects):
             raise ValueError(
                 f"GoT text grounds {len(parsed.refs)} phrase(s) but the record lists {len(self.objects)} object(s)"
@@ -239,6 +260,9 @@ class EditRecord(_RecordBase):
     source_description: str = Field(min_length=1)
     target_description: str = Field(min_length=1)
     edit: EditOp
+    objects: list[PlacedObject] | None = Field(
+        default=None, description="schema 1.1: every other object the GoT names, boxed on the image it is named "
+        "about (source or target); absent when the run placed none")
 
     @model_validator(mode="after")
     def _invariants(self) -> "EditRecord":
@@ -248,11 +272,16 @@ class EditRecord(_RecordBase):
             _safe_text(getattr(self, name), name.replace("_", " "))
         for text in self.reinstructions:
             _safe_text(text, "reinstruction")
-        self._got_boxes_must_be(list(self.edit.regions))
+        self._got_boxes_must_be(list(self.edit.regions), self.objects)
         return self
 
     def object_count(self) -> int:
-        return len(self.edit.regions)
+        """The GoT's boxes: the edit region(s) and the placed objects' (what the index's num_boxes counts)."""
+        return len(self.all_boxes())
+
+    def all_boxes(self) -> list[Box]:
+        """The edit region(s), then every placed object's boxes."""
+        return [*self.edit.regions, *(box for obj in self.objects or [] for box in obj.boxes)]
 
 
 class MultiTurnRecord(_RecordBase):
@@ -261,6 +290,9 @@ class MultiTurnRecord(_RecordBase):
     source_description: str = Field(min_length=1)
     final_description: str = Field(min_length=1)
     steps: list[EditOp] = Field(min_length=1, description="one per turn, in order")
+    objects: list[PlacedObject] | None = Field(
+        default=None, description="schema 1.1: every other object the GoT names, boxed on the image it is named "
+        "about (source or the last turn's); absent when the run placed none")
 
     @model_validator(mode="after")
     def _invariants(self) -> "MultiTurnRecord":
@@ -271,11 +303,17 @@ class MultiTurnRecord(_RecordBase):
             _safe_text(text, f"instruction {n}")
         for name in ("source_description", "final_description"):
             _safe_text(getattr(self, name), name.replace("_", " "))
-        self._got_boxes_must_be([box for step in self.steps for box in step.regions])
+        self._got_boxes_must_be([box for step in self.steps for box in step.regions], self.objects)
         return self
 
     def object_count(self) -> int:
-        return sum(len(step.regions) for step in self.steps)
+        """The GoT's boxes: every step's region(s) and the placed objects' (the index's num_boxes)."""
+        return len(self.all_boxes())
+
+    def all_boxes(self) -> list[Box]:
+        """Every step's region(s), then every placed object's boxes."""
+        return [*(box for step in self.steps for box in step.regions),
+                *(box for obj in self.objects or [] for box in obj.boxes)]
 
 
 Record = Annotated[Union[T2IRecord, EditRecord, MultiTurnRecord], Field(discriminator="kind")]

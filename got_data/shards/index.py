@@ -94,8 +94,9 @@ class SampleRow:
 class IndexRow:
     """The member view of an index (either version): one tar member with its size and sha256.
 
-    `object_count` is what version 1 stored, record.object_count(): objects for T2I, edit regions for
-    edits (for a version-2 index it is derived from num_objects / num_boxes the same way).
+    `object_count` is what version 1 stored, record.object_count(): objects for T2I, the GoT's boxes
+    for edits (regions, and since schema 1.1 placed objects; for a version-2 index it is derived from
+    num_objects / num_boxes the same way).
     """
 
     key: str

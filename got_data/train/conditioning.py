@@ -80,6 +80,6 @@ def black_pixels(resolution: int) -> np.ndarray:
     return np.zeros((resolution, resolution, 3), dtype=np.uint8)
 
 
-def spatial_canvases(got: str, resolution: int) -> torch.Tensor:
-    """Mask canvases of a GoT at the training resolution, in model range: [K, 3, R, R]."""
-    return to_model_range(mask_canvases(got_boxes(got), resolution, resolution))
+def spatial_canvases(boxes: list[Box], resolution: int) -> torch.Tensor:
+    """Mask canvases of a GoT's boxes at the training resolution, in model range: [K, 3, R, R]."""
+    return to_model_range(mask_canvases(boxes, resolution, resolution))

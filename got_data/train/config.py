@@ -120,6 +120,9 @@ class DataSource(_Strict):
     weight: float = Field(default=1.0, gt=0, description="relative share of this source in the mixed stream")
 
 
+SpatialBoxes = Literal["edit_regions", "all_objects"]
+
+
 class DataSettings(_Strict):
     sources: list[DataSource] = Field(min_length=1)
     resolution: int = Field(default=1024, gt=0, description="square training resolution of target, reference and masks")
@@ -129,6 +132,11 @@ class DataSettings(_Strict):
     reinstruction_probability: float = Field(
         default=0.0, ge=0, le=1,
         description="chance that an edit trains on one of its record's concise rewrites instead of the instruction",
+    )
+    spatial_boxes: SpatialBoxes = Field(
+        default="edit_regions",
+        description="which boxes of an edit record paint the spatial canvases: its edit regions, or all_objects "
+        "(every box of its GoT: the regions and, schema 1.1, the other objects it names); T2I records use every object",
     )
 
     @model_validator(mode="after")

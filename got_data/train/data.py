@@ -213,7 +213,7 @@ def make_loader(
         settings,
         partial(
             build_example, encoder=encoder, resolution=settings.resolution, seed=seed,
-            reinstruction_probability=settings.reinstruction_probability,
+            reinstruction_probability=settings.reinstruction_probability, spatial_boxes=settings.spatial_boxes,
         ),
         pad_id=encoder.tokenizer.pad_token_id,
         batch_size=batch_size,

@@ -3,6 +3,8 @@
 T2I: the prompt -> GoT + image tokens; target = the image; reference = black.
 Edit: instruction + source image -> GoT + image tokens; target = the target image; reference = source.
 Multi-turn records train as one edit from the source to the last turn, instructions in order.
+Spatial canvases: T2I boxes every object; an edit its regions, or (`data.spatial_boxes: all_objects`)
+every box of its GoT, the other objects it names included (schema 1.1).
 Image members are always found through the record (`record.image(role).member`), never by name.
 """
 
@@ -13,8 +15,16 @@ from dataclasses import dataclass
 
 import torch
 
-from got_data.records import EditRecord, MultiTurnRecord, T2IRecord
-from got_data.train.conditioning import black_pixels, open_image, resize_pixels, spatial_canvases, to_model_range
+from got_data.records import AnyRecord, Box, EditRecord, MultiTurnRecord, T2IRecord
+from got_data.train.conditioning import (
+    black_pixels,
+    got_boxes,
+    open_image,
+    resize_pixels,
+    spatial_canvases,
+    to_model_range,
+)
+from got_data.train.config import SpatialBoxes
 from got_data.train.prompting import IGNORE_INDEX, ChatEncoder
 from got_data.train.randomness import derived_seed
 
@@ -44,9 +54,18 @@ def edit_instruction(record: EditRecord, probability: float, rng: random.Random)
     return record.instruction
 
 
+def spatial_boxes_of(record: AnyRecord, which: SpatialBoxes = "edit_regions") -> list[Box]:
+    """The boxes that paint a record's spatial canvases, in GoT order: every object of a T2I record; an
+    edit's regions, or with `all_objects` every box of its GoT (the regions and the placed objects)."""
+    if isinstance(record, T2IRecord) or which == "all_objects":
+        return got_boxes(record.got)
+    ops = [record.edit] if isinstance(record, EditRecord) else list(record.steps)
+    return [box for op in ops for box in op.regions]
+
+
 def build_example(
     sample, encoder: ChatEncoder, resolution: int, epoch: int = 0, seed: int = 0,
-    reinstruction_probability: float = 0.0,
+    reinstruction_probability: float = 0.0, spatial_boxes: SpatialBoxes = "edit_regions",
 ) -> TrainingExample:
     """Everything one training step needs from one ShardSample (see module doc for the roles).
 
@@ -74,7 +93,7 @@ def build_example(
         image_grid_thw=encoded.image_grid_thw,
         target=to_model_range(resize_pixels(_member(sample, target_role), resolution)),
         reference=to_model_range(reference),
-        canvases=spatial_canvases(record.got, resolution),
+        canvases=spatial_canvases(spatial_boxes_of(record, spatial_boxes), resolution),
     )
 
 

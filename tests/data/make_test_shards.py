@@ -35,6 +35,7 @@ from got_data.records import (
     ImageInfo,
     ModelInfo,
     MultiTurnRecord,
+    PlacedObject,
     Provenance,
     SourceInfo,
     StageUsage,
@@ -210,6 +211,7 @@ EDIT_CASES: list[dict[str, Any]] = [
                      object_description="a plain white ceramic mug with a curved handle",
                      new_object_description="a tall clear glass filled with orange juice"),
         "phrase": "the white ceramic mug",
+        "placed": [("a potted basil plant", "source", box(420, 80, 560, 330))],  # schema 1.1: other named objects
         "background": (150, 110, 70),
     },
     {
@@ -241,8 +243,11 @@ EDIT_CASES: list[dict[str, Any]] = [
 
 def edit_got(case: dict[str, Any]) -> str:
     op: EditOp = case["op"]
+    source = case["source_description"]
+    for phrase, _, placed_box in case.get("placed", []):
+        source = source.replace(phrase, ground(phrase, placed_box), 1)
     return (
-        f"1) The source image shows {case['source_description'][0].lower()}{case['source_description'][1:]}\n"
+        f"1) The source image shows {source[0].lower()}{source[1:]}\n"
         f"2) The object to edit is {op.target_object}.\n"
         f"3) The region to edit is {ground(case['phrase'], *op.regions)}.\n"
         f"4) The change: {op.change}.\n"
@@ -255,19 +260,29 @@ def edit_sample(case: dict[str, Any], minute: int) -> tuple[EditRecord, dict[str
     source = draw(64, 64, case["background"], [], "PNG")
     target = draw(64, 64, case["background"], list(op.regions), "PNG")
     images = [image_info("source", "source.png", source), image_info("target", "target.png", target)]
+    got = edit_got(case)
     record = EditRecord(
         key=make_key("edit", "omniedit", case["ref"], images[0].sha256, images[1].sha256),
         source=SourceInfo(dataset="omniedit", input_ref=case["ref"], original_caption=case["instruction"]),
         images=images,
-        got=edit_got(case),
+        got=got,
         provenance=provenance("edit-got", EDIT_STAGES, minute),
         instruction=case["instruction"],
         reinstructions=case["reinstructions"],
         source_description=case["source_description"],
         target_description=case["target_description"],
         edit=op,
+        objects=placed_objects(got, case["placed"]) if "placed" in case else None,
     )
     return record, {"source.png": source, "target.png": target}
+
+
+def placed_objects(got: str, placed: list[tuple[str, str, Box]]) -> list[PlacedObject]:
+    objects = []
+    for phrase, image, placed_box in placed:
+        start = got.index(ground(phrase, placed_box)) + len(REF_START)
+        objects.append(PlacedObject(phrase=phrase, boxes=[placed_box], span=(start, start + len(phrase)), image=image))
+    return objects
 
 
 MULTITURN_CASES: list[dict[str, Any]] = [
@@ -319,6 +334,7 @@ def multiturn_sample(case: dict[str, Any], minute: int) -> tuple[MultiTurnRecord
         members[f"turn{i + 1}.jpg"] = data
         infos.append(image_info(f"turn{i + 1}", f"turn{i + 1}.jpg", data))
     record = MultiTurnRecord(
+        schema_version="1.0",  # records written before 1.1 still read and validate
         key=make_key("multiturn", "seed-edit-multiturn", case["ref"], *(im.sha256 for im in infos)),
         source=SourceInfo(dataset="seed-edit-multiturn", input_ref=case["ref"], original_caption=" / ".join(t[0] for t in turns)),
         images=infos,
@@ -428,6 +444,10 @@ def write_broken(root: Path, samples: dict[str, list[tuple[Any, dict[str, bytes]
     def bidi_in_step(d: dict[str, Any]) -> None:
         d["steps"][0]["change"] = "\u202e" + d["steps"][0]["change"]
 
+    write_raw_shard(root / "object_on_missing_image", [
+        entry(good, as_members(good, good_images)),
+        entry(edit, as_members(edit, edit_images, tampered(edit, lambda d: d["objects"][0].update(image="turn1")))),
+    ])
     write_raw_shard(root / "edit_op_bidi_control", [
         entry(good, as_members(good, good_images)),
         entry(sequence, as_members(sequence, sequence_images, tampered(sequence, bidi_in_step))),

@@ -25,9 +25,10 @@ def write_all(folder, samples, samples_per_shard=100):
 def boxes_in(record) -> int:
     if record.kind == "t2i":
         return sum(len(obj.boxes) for obj in record.objects)
+    placed = sum(len(obj.boxes) for obj in record.objects or [])  # schema 1.1: the other objects the GoT names
     if record.kind == "edit":
-        return len(record.edit.regions)
-    return sum(len(step.regions) for step in record.steps)
+        return len(record.edit.regions) + placed
+    return sum(len(step.regions) for step in record.steps) + placed
 
 
 def test_one_row_per_sample_with_what_people_filter_on(tmp_path, all_samples):
@@ -40,7 +41,7 @@ def test_one_row_per_sample_with_what_people_filter_on(tmp_path, all_samples):
         assert (row.width, row.height) == (record.images[0].width, record.images[0].height)
         assert row.got_chars == len(record.got)
         assert row.num_boxes == boxes_in(record)
-        expected_objects = {"t2i": len(getattr(record, "objects", [])), "edit": 1,
+        expected_objects = {"t2i": len(record.objects or []), "edit": 1,
                             "multiturn": len(getattr(record, "steps", []))}[record.kind]
         assert row.num_objects == expected_objects
         assert [m.member for m in row.members] == ["json"] + [im.member for im in record.images]

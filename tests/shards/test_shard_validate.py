@@ -44,6 +44,7 @@ def test_schema_1_0_shards_still_read_and_validate(shards_dir):
     ("truncated_tar", "tar_truncated", "ends inside a member"),
     ("instruction_control_token", "schema", "instruction contains special token <|im_end|>"),
     ("edit_op_bidi_control", "schema", "change contains the control character U+202E"),
+    ("object_on_missing_image", "schema", "placed on image 'turn1', not one of"),
 ])
 def test_each_broken_shard_fails_with_its_kind(shards_dir, case, kind, reason):
     report = validate_paths(shards_dir / "broken" / case)

@@ -2,6 +2,7 @@
 
 import itertools
 import random
+from pathlib import Path
 
 import pytest
 from transformers import Qwen2VLImageProcessor
@@ -14,6 +15,7 @@ from got_data.train.examples import build_example
 from got_data.train.prompting import IGNORE_INDEX, ChatEncoder, add_gen_tokens
 from tests.train.conftest import tiny_config_dict
 
+SAMPLE_SHARDS = Path(__file__).resolve().parents[1] / "data" / "shards"
 GOT = "A <|object_ref_start|>cat<|object_ref_end|><|box_start|>(0,0),(500,500)<|box_end|> sits."
 
 
@@ -50,6 +52,19 @@ def test_edit_prompt_carries_the_source_image(encoder, tiny_shards):
     assert example.target.shape == example.reference.shape == (3, 16, 16)
     assert example.canvases.shape == (1, 3, 16, 16)
     assert example.reference.abs().sum() > 0  # the source, not a black image
+
+
+def test_an_edit_paints_its_regions_unless_the_config_asks_for_every_object(encoder, tiny_shards, tmp_path):
+    # the committed sample edit with a placed object (schema 1.1): region = the mug, placed = the basil plant
+    sample = next(s for s in iter_samples(SAMPLE_SHARDS / "edit") if s.record.objects)
+    regions = build_example(sample, encoder, resolution=16)
+    every = build_example(sample, encoder, resolution=16, spatial_boxes="all_objects")
+    assert regions.canvases.shape[0] == len(sample.record.edit.regions) == 1
+    assert every.canvases.shape[0] == len(sample.record.all_boxes()) == 2
+    config = tiny_config_dict(tiny_shards, tmp_path)
+    assert config_from_dict(config).data.spatial_boxes == "edit_regions"
+    config["data"]["spatial_boxes"] = "all_objects"
+    assert config_from_dict(config).data.spatial_boxes == "all_objects"
 
 
 def test_t2i_reference_is_black(encoder, tiny_shards):
