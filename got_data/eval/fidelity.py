@@ -10,7 +10,9 @@ missing everything, so a pipeline cannot score well by rejecting its hard inputs
 - edit / multiturn: per edit, IoU of the region (union of the record's boxes) with the true region,
   edited-object accuracy (the record's target names the true object), edit-type accuracy; for
   multiturn also the share of records with the right number of steps; and the lengths the records
-  reached (words and sentences of the source and final descriptions, words of the crop descriptions).
+  reached (words and sentences of the source and final descriptions, words of the crop descriptions);
+  for records that place the other objects their GoT names (schema 1.1), the mean IoU of those boxes
+  with the true objects of the image each is placed on, beside the region IoU, and the share placed.
 """
 
 from __future__ import annotations
@@ -135,6 +137,42 @@ def description_lengths(records: list[Any]) -> dict[str, float | None]:
             "crop_description_words": _mean([len(words(t)) for t in crops])}
 
 
+def scene_of_image(true_edits: list[dict[str, Any]], role: str) -> dict[str, Any] | None:
+    """The true scene an edit record's image role shows: source, target (single-turn) or turnN."""
+    if role == "source":
+        return true_edits[0]["before"]
+    turn = 1 if role == "target" else int(role[4:]) if role.startswith("turn") and role[4:].isdigit() else 0
+    return true_edits[turn - 1]["after"] if 1 <= turn <= len(true_edits) else None
+
+
+def placed_object_scores(records: dict[str, Any], truth: dict[str, dict]) -> dict[str, Any]:
+    """Scores of the objects edit records place besides their regions (schema 1.1 `objects`): each
+    placed object matched by phrase to a true object of the scene its image shows; mean IoU of the
+    matched boxes (a placed object naming nothing there scores 0), and the share of the scenes' true
+    objects placed. None when no record placed any."""
+    ious: list[float] = []
+    placed_true = total_true = 0
+    for ref, row in truth.items():
+        record = records.get(ref)
+        if record is None or not record.objects:
+            continue
+        roles = {obj.image for obj in record.objects}
+        for role in roles:
+            scene = scene_of_image(row["edits"], role)
+            if scene is None:
+                continue
+            found = set()
+            for obj in (o for o in record.objects if o.image == role):
+                match = next((t for t in scene["objects"] if names_object(obj.phrase, t["phrase"])), None)
+                ious.append(union_box(obj.boxes).iou(_box(match["rel_box"])) if match else 0.0)
+                if match:
+                    found.add(match["phrase"])
+            placed_true += len(found)
+            total_true += len(scene["objects"])
+    return {"placed_object_mean_iou": _mean(ious),
+            "placed_object_recall": placed_true / total_true if total_true else None}
+
+
 def score_edits(records: dict[str, Any], truth: dict[str, dict], multiturn: bool) -> dict[str, Any]:
     edits = hits = right_object = right_type = right_count = 0
     iou_values: list[float] = []
@@ -159,6 +197,7 @@ def score_edits(records: dict[str, Any], truth: dict[str, dict], multiturn: bool
         "object_accuracy": right_object / edits if edits else None,
         "edit_type_accuracy": right_type / edits if edits else None,
         **description_lengths([records[ref] for ref in truth if ref in records]),
+        **placed_object_scores(records, truth),
     }
     if multiturn:
         scores["step_count_accuracy"] = right_count / len(truth) if truth else None

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from got_data.eval.fidelity import names_object, score_edits, score_t2i, word_accuracy
+from got_data.eval.fidelity import names_object, placed_object_scores, score_edits, score_t2i, word_accuracy
 from got_data.records.boxes import Box
 
 TRUTH = {
@@ -99,7 +99,7 @@ def test_edit_scores_region_object_type_and_steps():
                                object_description=crop, new_object_description=None)
 
     def record(*steps):
-        return SimpleNamespace(kind="multiturn", steps=list(steps), final_description="A gray circle.",
+        return SimpleNamespace(kind="multiturn", steps=list(steps), final_description="A gray circle.", objects=None,
                                source_description="A red circle is at the top. The background is gray.")
 
     good = record(op("red circle", "color", [0, 0, 500, 500], "a red circle"), op("the whole image", "style", [0, 0, 999, 999]))
@@ -111,3 +111,22 @@ def test_edit_scores_region_object_type_and_steps():
     scores = score_edits({"e#row=0": bad}, truth, multiturn=True)
     assert scores["region_mean_iou"] == 0.0 and scores["object_accuracy"] == 0.0 and scores["edit_type_accuracy"] == 0.0
     assert scores["step_count_accuracy"] == 0.0
+
+
+def test_placed_objects_score_against_the_scene_of_their_image():
+    scene = {"objects": [{"phrase": "red circle", "rel_box": [0, 0, 500, 500]},
+                         {"phrase": "blue square", "rel_box": [500, 500, 999, 999]}]}
+    after = {"objects": [{"phrase": "green circle", "rel_box": [0, 0, 500, 500]}]}
+    truth = {"e#row=0": {"kind": "edit", "edits": [{"before": scene, "after": after}]}}
+
+    def placed(phrase, image, box):
+        return SimpleNamespace(phrase=phrase, image=image, boxes=[Box(x1=box[0], y1=box[1], x2=box[2], y2=box[3])])
+
+    record = SimpleNamespace(objects=[placed("the red circle", "source", [0, 0, 500, 500]),
+                                      placed("a yellow star", "source", [0, 0, 10, 10]),
+                                      placed("the green circle", "target", [0, 0, 500, 250])])
+    scores = placed_object_scores({"e#row=0": record}, truth)
+    assert scores["placed_object_mean_iou"] == (1.0 + 0.0 + 0.5) / 3  # the star names nothing there
+    assert scores["placed_object_recall"] == 2 / 3  # red circle (of 2 on the source), green circle (of 1)
+    none = placed_object_scores({"e#row=0": SimpleNamespace(objects=None)}, truth)
+    assert none == {"placed_object_mean_iou": None, "placed_object_recall": None}
