@@ -97,8 +97,10 @@ def test_edit_shards_validate_and_carry_both_images_and_provenance(bundled_run):
         assert prov.tokens["assemble_edit"].prompt_tokens > 0
         assert not find_control_tokens(record.got)
     stats = json.loads((out / "stats.json").read_text())
-    assert set(stats["run"]["stages"]) == {"compare_images", "edit_parse", "describe", "localize", "crop_describe",
-                                           "reinstruct", "assemble_edit"}
+    # every stage of the spec is counted, verify_regions too (switched off in the tiny spec: it passes all)
+    assert set(stats["run"]["stages"]) == {"compare_images", "edit_parse", "describe", "localize", "verify_regions",
+                                           "crop_describe", "reinstruct", "assemble_edit"}
+    assert stats["run"]["stages"]["verify_regions"]["entered"] == stats["run"]["stages"]["verify_regions"]["passed"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["total_samples"] == stats["totals"]["samples"]
 

@@ -7,7 +7,7 @@ import torch
 from got_data.errors import CodecError
 from got_data.records import Box
 from got_data.train.components import widen_conv_in
-from got_data.train.conditioning import MASK_COLORS, mask_canvases, spatial_canvases
+from got_data.train.conditioning import MASK_COLORS, got_boxes, mask_canvases, spatial_canvases
 from got_data.train.model import segment_mean, ssgm_input
 
 GOT = (
@@ -31,12 +31,12 @@ def test_no_boxes_gives_one_black_canvas():
 
 
 def test_spatial_canvases_from_got_text_in_model_range():
-    out = spatial_canvases(GOT, 8)
+    out = spatial_canvases(got_boxes(GOT), 8)
     assert out.shape == (2, 3, 8, 8)
     assert out[0, :, 0, 0].tolist() == [1.0, -1.0, -1.0]  # red
     assert out[1, :, 0, 0].tolist() == [-1.0, -1.0, -1.0]  # black outside the dog's box
     with pytest.raises(CodecError):
-        spatial_canvases("broken <|box_start|>(1,1),(2,2)<|box_end|>", 8)
+        got_boxes("broken <|box_start|>(1,1),(2,2)<|box_end|>")
 
 
 def test_ssgm_input_channel_order():
