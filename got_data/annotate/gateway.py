@@ -43,10 +43,13 @@ class ModelGateway:
         skip_special_tokens: bool = True,
         reject_on_failure: bool = True,
         tag: str | None = None,
+        max_tokens: int | None = None,
     ) -> str | None:
         """The model's answer text. On failure: StageReject, or None when reject_on_failure is False.
-        `tag` tells apart requests a stage makes with the same values (e.g. the crop before and after)."""
-        response = await self._send(stage, work, values, images, section, json_schema, regex, skip_special_tokens, tag)
+        `tag` tells apart requests a stage makes with the same values (e.g. the crop before and after);
+        `max_tokens` replaces the stage's own for a request that answers several questions at once."""
+        response = await self._send(stage, work, values, images, section, json_schema, regex, skip_special_tokens, tag,
+                                    max_tokens=max_tokens)
         if response.ok:
             return response.text
         if reject_on_failure:
@@ -64,11 +67,14 @@ class ModelGateway:
 
     async def _send(self, stage: Stage, work: Any, values: dict[str, str], images: list[Any] | None, section: str,
                     json_schema: dict | None, regex: str | None, skip_special_tokens: bool, tag: str | None,
-                    logprobs: int | None = None) -> ModelResponse:
+                    logprobs: int | None = None, max_tokens: int | None = None) -> ModelResponse:
         assert stage.prompt is not None and stage.role is not None
         system, user = stage.prompt.render(section, **values)
         images = images or []
         messages = request_messages(system, user, len(images))
+        sampling = stage.sampling()
+        if max_tokens is not None:
+            sampling["max_tokens"] = max_tokens
         request = ModelRequest(
             id=f"{work.item.input_ref}|{stage.name}|{next(self._ids)}",
             messages=messages,
@@ -79,7 +85,7 @@ class ModelGateway:
             logprobs=logprobs,
             context={"stage": stage.name, "section": section, "values": dict(values), "tag": tag,
                      "input_ref": work.item.input_ref},
-            **stage.sampling(),
+            **sampling,
         )
         response = await self.pools[stage.role].generate(request)
         work.usage.add(stage.name, response.prompt_tokens, response.output_tokens)

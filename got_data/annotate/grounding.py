@@ -8,7 +8,9 @@ form, as a decoding constraint and as parsed relative GoT boxes.
   pixels of the image as its processor resized it (`smart_resize`); the empty list: not there.
 
 Both are bounded (`max_boxes`, a stage option) and merged where boxes of one phrase overlap beyond
-the spec's IoU; `resolve_shared_objects` settles one object claimed by two phrases. The single-box
+the spec's IoU. Asked about all of an image's phrases at once (`requests: per_image`), the answer is
+the same per phrase, in the order asked: the phrases' Qwen2-VL answers one after the other, or one
+Qwen2.5-VL list whose labels name the phrases; `resolve_shared_objects` settles one object claimed by two phrases. The single-box
 answer that came before (`one_box`: a bare `(x1,y1),(x2,y2)`, one `{"bbox_2d", "label"}` object, no
 "not there") stays for models trained on it: the committed world VLM, until it is retrained.
 """
@@ -27,6 +29,7 @@ QWEN2_VL_BOX_REGEX = r"\([0-9]{1,3},[0-9]{1,3}\),\([0-9]{1,3},[0-9]{1,3}\)"
 OBJECT_REF_START, OBJECT_REF_END = "<|object_ref_start|>", "<|object_ref_end|>"
 BOX_START, BOX_END = "<|box_start|>", "<|box_end|>"
 ONE_BOX_SECTION = "user_one_box"  # the prompt section of the single-box question (`one_box`)
+ALL_PHRASES_SECTION = "user_all_phrases"  # the prompt section asking about every phrase at once (`per_image`)
 NOT_THERE = "not_there"  # the dropped-phrase reason of an answer that gives no box on purpose
 _JSON_BLOCK = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 _REF_ONLY = re.compile(r"\s*" + re.escape(OBJECT_REF_START) + r".*?" + re.escape(OBJECT_REF_END) + r"\s*(<\|im_end\|>)?\s*",
@@ -95,6 +98,69 @@ def answer_constraint(family_name: str | None, phrase: str, max_boxes: int, one_
     if family_name is not None and family(family_name).grounding_answer == "bbox_json_list":
         return AnswerConstraint(json_schema=QWEN25_ONE_BOX_SCHEMA if one_box else qwen25_vl_answer_schema(phrase, max_boxes))
     return AnswerConstraint(regex=QWEN2_VL_BOX_REGEX if one_box else qwen2_vl_answer_regex(phrase, max_boxes))
+
+
+def all_phrases_constraint(family_name: str | None, phrases: list[str], max_boxes: int) -> AnswerConstraint:
+    """The constraint of one answer about every phrase, in the order asked: each phrase's own
+    multi-box answer in turn (Qwen2-VL), or one list of up to `max_boxes` per phrase whose labels are
+    the phrases (Qwen2.5-VL)."""
+    if family_name is not None and family(family_name).grounding_answer == "bbox_json_list":
+        schema = qwen25_vl_answer_schema(phrases[0], max_boxes * len(phrases))
+        schema["items"]["properties"]["label"]["enum"] = list(dict.fromkeys(phrases))
+        return AnswerConstraint(json_schema=schema)
+    return AnswerConstraint(regex="".join(qwen2_vl_answer_regex(p, max_boxes) for p in phrases))
+
+
+def numbered_phrases(phrases: list[str]) -> str:
+    """The phrases as the per-image question lists them: one per line, numbered in the order asked."""
+    return "\n".join(f"{n}. {phrase}" for n, phrase in enumerate(phrases, 1))
+
+
+def phrases_of_numbered(text: str) -> list[str]:
+    """The phrases a per-image question lists (`numbered_phrases` read back), for the world's oracle."""
+    return [line.partition(". ")[2] for line in text.splitlines()]
+
+
+PhraseAnswer = list[Box] | GroundingParseError  # the boxes of one phrase, or why it has none
+
+
+def split_qwen2_vl_answer(text: str, phrases: list[str]) -> list[PhraseAnswer]:
+    """Per phrase asked, its boxes in an answer about every phrase (Qwen2-VL): the text from each
+    phrase's reference up to the next reference, parsed as that phrase's own answer. A phrase the
+    answer never names has `no_box_in_answer`."""
+    found: dict[str, str] = {}
+    for part in text.split(OBJECT_REF_START)[1:]:
+        label, _, _ = part.partition(OBJECT_REF_END)
+        found.setdefault(label, OBJECT_REF_START + part)
+    return [_answer(parse_qwen2_vl, found[p]) if p in found
+            else GroundingParseError("no_box_in_answer", f"{p!r} not named in {text[:200]}") for p in phrases]
+
+
+def split_qwen25_vl_answer(text: str, phrases: list[str], width: int, height: int, min_pixels: int | None,
+                           max_pixels: int | None) -> list[PhraseAnswer]:
+    """Per phrase asked, its boxes in one Qwen2.5-VL list about every phrase, grouped by label; a
+    phrase with no item is "not there". An answer that is no JSON list fails every phrase alike."""
+    block = _JSON_BLOCK.search(text)
+    try:
+        data = json.loads(block.group(1) if block else text)
+    except json.JSONDecodeError as exc:
+        failure = GroundingParseError("unparsable_answer", f"{exc}: {text[:200]}")
+        return [failure for _ in phrases]
+    items = data if isinstance(data, list) else [data]
+    by_label: dict[str, list[Any]] = {}
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("label"), str):
+            by_label.setdefault(item["label"], []).append(item)
+    return [_answer(parse_qwen25_vl, json.dumps(by_label.get(p, [])), width, height, min_pixels, max_pixels)
+            for p in phrases]
+
+
+def _answer(parse: Any, *args: Any) -> PhraseAnswer:
+    """`parse(*args)`, or the GroundingParseError it raised."""
+    try:
+        return parse(*args)
+    except GroundingParseError as exc:
+        return exc
 
 
 def qwen2_vl_answer(phrase: str, boxes: list[Box]) -> str:

@@ -31,11 +31,15 @@ def check_spec(spec: PipelineSpec, stage_modules: Iterable[str] = ()) -> list[ty
             raise SpecError(f"no stage called {stage_spec.name!r}; known: {', '.join(sorted(registry))} "
                             f"(a stage of your own: name its module in GOT_DATA_STAGE_MODULES or --stages-module)")
         _fill_role_and_prompt(stage_spec, cls)
-        stage_options(cls, stage_spec)
+        options = stage_options(cls, stage_spec)
         if stage_spec.prompt is not None:
-            load_prompt(stage_spec.prompt, spec.prompt_dirs)
-            for variant in family_variants(stage_spec.prompt, spec.prompt_dirs):
-                load_prompt(variant.name, [variant.parent])
+            templates = [load_prompt(stage_spec.prompt, spec.prompt_dirs)]
+            templates += [load_prompt(v.name, [v.parent]) for v in family_variants(stage_spec.prompt, spec.prompt_dirs)]
+            for template in templates:
+                for section in cls.prompt_sections(options):
+                    if section not in template.sections:
+                        raise SpecError(f"stage {stage_spec.name!r}: prompt {template.path.name} has no [{section}] "
+                                        f"section, which the stage's options ask for")
         classes.append(cls)
     check_chain(spec.name, [(s.name, cls) for s, cls in zip(spec.stages, classes)], WORK_KINDS[spec.record_kind])
     return classes

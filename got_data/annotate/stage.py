@@ -96,6 +96,13 @@ class Stage(ABC):
     def sampling(self) -> dict[str, Any]:
         return self.spec.sampling.model_dump()
 
+    @classmethod
+    def prompt_sections(cls, options: Any) -> tuple[str, ...]:
+        """The prompt sections this stage renders with these options, checked in its prompt and every
+        family variant when the spec loads (so a missing one is an error before work starts); ()
+        checks none."""
+        return ()
+
     @abstractmethod
     async def run(self, work: Any, models: Any) -> None:
         """Read `reads` from work, call models, set `writes`; raise StageReject to drop the input."""

@@ -19,7 +19,15 @@ from typing import Any
 
 from PIL import Image
 
-from got_data.annotate.grounding import BOX_END, BOX_START, OBJECT_REF_END, OBJECT_REF_START, ONE_BOX_SECTION
+from got_data.annotate.grounding import (
+    ALL_PHRASES_SECTION,
+    BOX_END,
+    BOX_START,
+    OBJECT_REF_END,
+    OBJECT_REF_START,
+    ONE_BOX_SECTION,
+    phrases_of_numbered,
+)
 from got_data.engines.types import ModelRequest, ModelResponse
 from got_data.errors import CodecError
 from got_data.families import QWEN2, QWEN2_VL, family
@@ -105,6 +113,8 @@ class WorldOracle:
             return compact({"prompt": scene.prompt(), "description": scene.description()})
         if stage == "extract_entities":
             return compact({"entities": scene.phrases()})
+        if stage == "ground" and context.get("section") == ALL_PHRASES_SECTION:
+            return self.all_phrases_answer(scene, phrases_of_numbered(values["phrases"]), images[0], json_schema)
         if stage == "ground":
             return self.box_answer(scene, values["phrase"], images[0], json_schema, one_box=_one_box(context))
         if stage == "verify":
@@ -140,6 +150,14 @@ class WorldOracle:
     def verify_answer(self, scene: Scene, phrase: str, box: Box) -> str:
         """"yes" when `box` covers an instance of the phrase at IoU >= 0.5, else "no"."""
         return "yes" if any(scene.rel_box(o).iou(box) >= VERIFY_IOU for o in scene.find(phrase)) else "no"
+
+    def all_phrases_answer(self, scene: Scene, phrases: list[str], image: Image.Image, json_schema: dict | None) -> str:
+        """Every phrase's instances in one answer, in the order asked: the phrases' own answers one after
+        the other, or one JSON list (each phrase's share of the schema's `maxItems`)."""
+        if json_schema is None:
+            return "".join(self.box_answer(scene, phrase, image) for phrase in phrases)
+        share = {"maxItems": json_schema["maxItems"] // len(phrases)}
+        return compact([item for phrase in phrases for item in json.loads(self.box_answer(scene, phrase, image, share))])
 
     def box_answer(self, scene: Scene, phrase: str, image: Image.Image, json_schema: dict | None = None,
                    one_box: bool = False) -> str:

@@ -13,12 +13,17 @@ from got_data.annotate.grounding import (
     CLAIMED_BY_OTHER_PHRASE,
     NOT_THERE,
     GroundingParseError,
+    all_phrases_constraint,
     answer_constraint,
     merge_near_duplicates,
+    numbered_phrases,
     parse_qwen2_vl,
     parse_qwen25_vl,
+    phrases_of_numbered,
     qwen2_vl_answer,
     resolve_shared_objects,
+    split_qwen2_vl_answer,
+    split_qwen25_vl_answer,
 )
 from got_data.families import QWEN2_VL, QWEN25_VL
 from got_data.records import Box, rel_to_pixels, smart_resize
@@ -136,6 +141,11 @@ def test_the_grammar_backend_compiles_both_constraints():
     assert all(matcher.accept_token(t) for t in tokenizer(answer, add_special_tokens=False)["input_ids"])
     assert matcher.is_terminated() or matcher.accept_token(tokenizer.convert_tokens_to_ids("<|im_end|>"))
     compiler.compile_json_schema(json.dumps(answer_constraint(QWEN25_VL, phrase, 8).json_schema))
+    phrases = [phrase, "a blue square"]
+    matcher = xgr.GrammarMatcher(compiler.compile_regex(all_phrases_constraint(QWEN2_VL, phrases, 8).regex))
+    answer += qwen2_vl_answer("a blue square", [])
+    assert all(matcher.accept_token(t) for t in tokenizer(answer, add_special_tokens=False)["input_ids"])
+    compiler.compile_json_schema(json.dumps(all_phrases_constraint(QWEN25_VL, phrases, 8).json_schema))
 
 
 def test_not_there_in_each_family():
@@ -164,3 +174,47 @@ def test_one_object_claimed_by_two_phrases_goes_to_the_more_specific():
     # unrelated phrases on one box both keep it: the text cannot say which is wrong
     kept, dropped = resolve_shared_objects([("red circle", [circle]), ("blue square", [circle])], 0.85)
     assert len(kept) == 2 and dropped == []
+
+
+def test_one_answer_about_every_phrase_in_the_qwen2_vl_form():
+    import re
+
+    phrases = ["dog", "red ball (small)", "cat"]
+    regex = all_phrases_constraint(QWEN2_VL, phrases, max_boxes=2).regex
+    dogs, ball = [_box(10, 20, 110, 220), _box(500, 500, 700, 900)], [_box(1, 2, 30, 40)]
+    answer = qwen2_vl_answer("dog", dogs) + qwen2_vl_answer("red ball (small)", ball) + qwen2_vl_answer("cat", [])
+    assert re.fullmatch(regex, answer)
+    assert not re.fullmatch(regex, qwen2_vl_answer("red ball (small)", ball) + qwen2_vl_answer("dog", dogs)
+                            + qwen2_vl_answer("cat", []))  # the order asked
+    got = split_qwen2_vl_answer(answer + "<|im_end|>", phrases)
+    assert got[:2] == [dogs, ball] and isinstance(got[2], GroundingParseError) and got[2].reason == NOT_THERE
+    # an unconstrained answer that leaves a phrase out: that phrase alone has no box
+    missing = split_qwen2_vl_answer(qwen2_vl_answer("dog", dogs), phrases)
+    assert missing[0] == dogs and [m.reason for m in missing[1:]] == ["no_box_in_answer"] * 2
+
+
+def test_one_answer_about_every_phrase_in_the_qwen25_vl_form():
+    schema = all_phrases_constraint(QWEN25_VL, ["dog", "cat"], max_boxes=3).json_schema
+    assert schema["items"]["properties"]["label"]["enum"] == ["dog", "cat"] and schema["maxItems"] == 6
+    answer = ('[{"bbox_2d":[0,0,100,100],"label":"dog"},{"bbox_2d":[320,240,640,480],"label":"dog"},'
+              '{"bbox_2d":[0,0,640,480],"label":"bird"}]')
+    dog, cat = split_qwen25_vl_answer(answer, ["dog", "cat"], 640, 480, None, None)
+    assert len(dog) == 2 and isinstance(cat, GroundingParseError) and cat.reason == NOT_THERE
+    failed = split_qwen25_vl_answer("no boxes today", ["dog", "cat"], 640, 480, None, None)
+    assert [f.reason for f in failed] == ["unparsable_answer"] * 2
+
+
+def test_the_numbered_phrase_list_reads_back():
+    phrases = ["a dog", "the 2. ball", "cat: grey"]
+    assert numbered_phrases(phrases) == "1. a dog\n2. the 2. ball\n3. cat: grey"
+    assert phrases_of_numbered(numbered_phrases(phrases)) == phrases
+
+
+def test_one_request_per_image_needs_the_multi_box_answer():
+    from pydantic import ValidationError
+
+    from got_data.annotate.stages.ground import GroundOptions
+
+    assert GroundOptions(requests="per_image").requests == "per_image"
+    with pytest.raises(ValidationError, match="needs answer: instances"):
+        GroundOptions(requests="per_image", answer="one_box")

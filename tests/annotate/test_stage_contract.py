@@ -267,3 +267,17 @@ def test_spec_check_takes_user_stages_and_prompts_beside_the_spec(tmp_path, monk
     assert result.stdout == "" and result.stderr.count("\n") == 1
     result = runner.invoke(app, ["spec", "check", str(spec), "--stages-module", "no_such_stage_module"])
     assert result.exit_code == 1 and "stage module 'no_such_stage_module' cannot be imported" in result.output
+
+
+def test_a_prompt_without_the_section_the_options_ask_for_fails_when_the_spec_loads(tmp_path):
+    spec = write_spec(tmp_path, "per-image.yaml", """\
+        extends: t2i.yaml
+        stages:
+          - name: ground
+            options: {requests: per_image}
+        """)
+    assert next(s for s in load_spec(spec).stages if s.name == "ground").options == {"requests": "per_image"}
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "ground.txt").write_text("[user]\nFind this: $phrase\n")  # a prompt of one's own, older
+    with pytest.raises(SpecError, match=r"stage 'ground': prompt ground.txt has no \[user_all_phrases\] section"):
+        load_spec(spec)

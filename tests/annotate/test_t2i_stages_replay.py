@@ -11,6 +11,7 @@ import json
 import pytest
 from PIL import Image
 
+from got_data.annotate.grounding import ALL_PHRASES_SECTION, phrases_of_numbered
 from got_data.annotate.runner import build_stages
 from got_data.annotate.stage import StageReject
 from got_data.annotate.work_items import T2IWork
@@ -37,10 +38,14 @@ class ReplayModels:
         self.calls: list[tuple[str, dict]] = []
 
     async def ask(self, stage, work, values, images=None, section="user", json_schema=None, regex=None,
-                  skip_special_tokens=True, reject_on_failure=True, tag=None):
+                  skip_special_tokens=True, reject_on_failure=True, tag=None, max_tokens=None):
         stage.prompt.render(section, **values)  # the template must render with what the stage passes
         self.calls.append((stage.name, values))
         work.usage.add(stage.name, 10, 5)
+        if stage.name == "ground" and section == ALL_PHRASES_SECTION:  # every phrase's answer in turn
+            self.max_tokens = max_tokens
+            answers = (self.boxes.get(p, "").removesuffix("<|im_end|>") for p in phrases_of_numbered(values["phrases"]))
+            return "".join(answers) + "<|im_end|>"
         if stage.name == "ground":
             return self.boxes.get(values["phrase"], "I cannot find it.")
         return self.answers[stage.name]  # a stage without an answer here fails the test
@@ -65,8 +70,9 @@ def make_work(spec, stages, caption=None, family="qwen2-vl", size=(640, 480)):
     return T2IWork(item=item, image=prepared, model_image=prepared.to_pil(), model_image_size=size, provenance=provenance)
 
 
-def run_chain(models, caption=None, family="qwen2-vl", size=(640, 480), spec_name="t2i.yaml"):
+def run_chain(models, caption=None, family="qwen2-vl", size=(640, 480), spec_name="t2i.yaml", ground_options=None):
     spec = load_spec(spec_name)
+    next(s for s in spec.stages if s.name == "ground").options.update(ground_options or {})
     stages = build_stages(spec, {"vlm": family, "llm": "qwen2"})
     work = make_work(spec, stages, caption, family, size)
 
@@ -140,6 +146,20 @@ def test_every_instance_gets_its_box_and_not_there_drops_the_phrase():
     assert [o.phrase for o in work.record.objects] == ["red kite", "small dog"]
     assert work.dropped == [("green field", "not_there")]
     assert parse_got(work.record.got).boxes() == [Box(x1=100, y1=50, x2=400, y2=300), *dog.boxes]
+
+
+def test_one_request_per_image_grounds_every_phrase_as_asked_alone():
+    two_dogs = ("<|object_ref_start|>small dog<|object_ref_end|><|box_start|>(500,700),(600,850)<|box_end|>"
+                "<|box_start|>(100,700),(200,850)<|box_end|>")
+    boxes = {"red kite": qwen2_vl_box("red kite", "(100,50),(400,300)"), "small dog": two_dogs,
+             "green field": "<|object_ref_start|>green field<|object_ref_end|>"}
+    alone = run_chain(ReplayModels(recaption(), ["red kite", "small dog", "green field"], boxes))
+    models = ReplayModels(recaption(), ["red kite", "small dog", "green field"], boxes)
+    together = run_chain(models, ground_options={"requests": "per_image"})
+    assert together.record.got == alone.record.got and together.dropped == alone.dropped == [("green field", "not_there")]
+    assert together.record.provenance.tokens["ground"].requests == 1
+    assert alone.record.provenance.tokens["ground"].requests == 3
+    assert models.max_tokens == 3 * 256  # the spec's max_tokens is per phrase
 
 
 def test_phrases_without_valid_box_are_dropped_not_fatal():

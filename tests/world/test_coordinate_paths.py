@@ -105,3 +105,23 @@ def test_verify_from_truth_drops_the_wrong_boxes_and_keeps_the_right_ones(ray_se
     # each of 8 scenes x 3 phrases got 3 boxes, 2 of them on other objects
     assert stats["run"]["dropped_boxes_by_reason"] == {"unverified": 48}
     assert stats["run"]["tokens_per_stage"]["verify"]["requests"] == 72
+
+
+@pytest.mark.parametrize("family", [QWEN2_VL, QWEN25_VL])
+def test_one_grounding_request_per_image_gives_the_same_boxes(ray_session, tmp_path, family):
+    """`requests: per_image` asks for every phrase at once: the same records as one request per
+    phrase (repeated objects included), with one ground request per record."""
+    path = write_world_set(tmp_path / "set", "t2i", 8, seed=13, repeats=True)
+    scores, ground = {}, {}
+    for requests in ("per_phrase", "per_image"):
+        spec = for_world_scenes(load_spec("t2i.yaml"))
+        next(s for s in spec.stages if s.name == "ground").options["requests"] = requests
+        out = tmp_path / requests
+        annotate_with_oracle(spec, "t2i", path, read_truth(tmp_path / "set"), out, family=family)
+        scores[requests] = {k: v for k, v in score_run(out, tmp_path / "set").items() if k != "out_dir"}
+        ground[requests] = json.loads((out / "stats.json").read_text())["run"]["tokens_per_stage"]["ground"]["requests"]
+        records = {s.record.key: s.record.got for s in iter_samples(out)}
+        scores[requests]["gots"] = records
+    assert scores["per_image"] == scores["per_phrase"]
+    assert scores["per_image"]["instance_recall"] == scores["per_image"]["instance_precision"] == 1.0
+    assert ground["per_image"] == 8 < ground["per_phrase"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from got_data.annotate.stage import Stage, StageReject
-from got_data.annotate.stages.ground import GroundingOptions, ground_phrase
+from got_data.annotate.stages.ground import GroundingOptions, ground_phrase, grounding_sections
 from got_data.records import WHOLE_IMAGE
 from got_data.records.edits import WHOLE_IMAGE_PHRASE
 
@@ -21,6 +21,10 @@ class Localize(Stage):
 
     Options = GroundingOptions
     options: GroundingOptions
+
+    @classmethod
+    def prompt_sections(cls, options: GroundingOptions) -> tuple[str, ...]:
+        return grounding_sections(options)
 
     async def run(self, work, models) -> None:
         await asyncio.gather(*(self._localize(work, models, n, step) for n, step in enumerate(work.steps, start=1)))
