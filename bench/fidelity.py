@@ -14,7 +14,9 @@ per instance: instance recall and precision at IoU 0.5. The t2i sets also run wi
 on (the world specs keep it off until the world VLM learns the question): answered by the oracle, by
 the world models with the oracle verifying (what verification gains on real boxes when the verifier
 is right), and by the world models verifying themselves; with its cost in requests and seconds per
-record.
+record. The t2i sets also ground all of an image's phrases in one request (`requests: per_image`),
+by the oracle and by the world models, beside one request per phrase: requests and prefill tokens of
+the ground stage per record, from the same run.
 
     .venv/bin/python bench/fidelity.py --sets t2i t2i-repeats --count 96 --seeds 1000 1001
 """
@@ -36,7 +38,8 @@ for _key, _value in {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TRAN
 SETS = {"t2i": ("t2i", False), "t2i-repeats": ("t2i", True), "edit": ("edit", False), "multiturn": ("multiturn", False)}
 T2I_COLUMNS = ("object_recall", "object_precision", "mean_iou", "iou50_share", "instance_recall", "instance_precision",
                "prompt_word_accuracy", "description_word_accuracy")
-COST_COLUMNS = ("verify_requests_per_record", "seconds_per_record")
+COST_COLUMNS = ("verify_requests_per_record", "ground_requests_per_record", "ground_prefill_per_record",
+                "seconds_per_record")
 EDIT_COLUMNS = ("region_mean_iou", "region_iou50_share", "object_accuracy", "edit_type_accuracy", "step_count_accuracy")
 
 
@@ -45,6 +48,14 @@ def with_verify(spec, enabled: bool):
     for stage in spec.stages:
         if stage.name in ("verify", "verify_regions"):
             stage.options["enabled"] = enabled
+    return spec
+
+
+def with_ground_requests(spec, requests: str):
+    """The spec grounding one request per phrase (`per_phrase`) or all of an image's phrases at once."""
+    for stage in spec.stages:
+        if stage.name == "ground":
+            stage.options["requests"] = requests
     return spec
 
 
@@ -72,11 +83,15 @@ class VerifyFromTruth:
 
 
 def cost(out: Path, seconds: float) -> dict:
-    """Verification's cost in an annotate run: its requests and the run's seconds, per record."""
+    """The cost of verification and grounding in an annotate run (requests, the ground stage's prefill
+    tokens) and the run's seconds, per record."""
     run = json.loads((out / "stats.json").read_text())["run"]
     records = max(run["records"], 1)
-    verify = run["tokens_per_stage"].get("verify", {}).get("requests", 0)
-    return {"verify_requests_per_record": verify / records, "seconds_per_record": seconds / records}
+    stages = run["tokens_per_stage"]
+    return {"verify_requests_per_record": stages.get("verify", {}).get("requests", 0) / records,
+            "ground_requests_per_record": stages.get("ground", {}).get("requests", 0) / records,
+            "ground_prefill_per_record": stages.get("ground", {}).get("prompt_tokens", 0) / records,
+            "seconds_per_record": seconds / records}
 
 
 def main() -> None:
@@ -111,14 +126,19 @@ def main() -> None:
     start_local_ray(max(os.cpu_count() or 1, 4), 500 * 1024**2)
     for name, seed in runs:
         kind, truth_dir = SETS[name][0], args.out / f"{name}-{seed}-set"
-        passes = [(family, False) for family in (QWEN2_VL, QWEN25_VL)] + ([(QWEN2_VL, True)] if kind == "t2i" else [])
-        for family, verify in passes:
-            out = args.out / f"{name}-{seed}-oracle-{family}{'-verify' if verify else ''}"
+        passes = [(family, False, "per_phrase") for family in (QWEN2_VL, QWEN25_VL)]
+        if kind == "t2i":
+            passes += [(QWEN2_VL, True, "per_phrase"), (QWEN2_VL, False, "per_image")]
+        for family, verify, requests in passes:
+            label = f"{family}{', verify' if verify else ''}{', per image' if requests == 'per_image' else ''}"
+            out = args.out / f"{name}-{seed}-oracle-{label.replace(', ', '-').replace(' ', '-')}"
             started = time.monotonic()
-            annotate_with_oracle(with_instances(with_verify(load_spec(WORLD_SPECS[kind]), verify)), kind, sets[name, seed],
-                                 read_truth(truth_dir), out, family=family)
+            spec = with_instances(with_verify(load_spec(WORLD_SPECS[kind]), verify))
+            if kind == "t2i":
+                spec = with_ground_requests(spec, requests)
+            annotate_with_oracle(spec, kind, sets[name, seed], read_truth(truth_dir), out, family=family)
             scores = {**score_run(out, truth_dir), **cost(out, time.monotonic() - started)}
-            rows.append((name, f"{seed} oracle, {family}{', verify' if verify else ''}", scores))
+            rows.append((name, f"{seed} oracle, {label}", scores))
     pools = start_world_pools(vlm, llm, console)
     try:
         for name, seed in runs:
@@ -127,12 +147,15 @@ def main() -> None:
             if kind == "t2i":
                 oracle = OraclePool("vlm", WorldOracle(read_truth(truth_dir), family=QWEN2_VL))
                 passes += [(", verify by truth", True, {**pools, "vlm": VerifyFromTruth(pools["vlm"], oracle)}),
-                           (", verify by the VLM", True, pools)]
+                           (", verify by the VLM", True, pools), (", per image", False, pools)]
             for label, verify, run_pools in passes:
                 out = args.out / f"{name}-{seed}{label.replace(', ', '-').replace(' ', '-')}"
                 started = time.monotonic()
+                spec = with_verify(load_spec(WORLD_SPECS[kind]), verify)
+                if label == ", per image":  # the question in the multi-box answer: the world VLM never learned it
+                    spec = with_ground_requests(with_instances(spec), "per_image")
                 scores = annotate_and_score(kind, sets[name, seed], truth_dir, out, run_pools, console, show_progress=False,
-                                            spec=with_verify(load_spec(WORLD_SPECS[kind]), verify))
+                                            spec=spec)
                 rows.append((name, f"{seed} world models{label}", {**scores, **cost(out, time.monotonic() - started)}))
     finally:
         for pool in pools.values():
