@@ -4,11 +4,12 @@ samples/s of the real training loop in one process and as a Ray Train job.
     python bench/train_step.py                        # tiny config on CPU
     python bench/train_step.py --size 3b --device cuda --mixed-precision bf16 --resolution 1024 --batch 1
     python bench/train_step.py --workers 1 2          # tiny config, bundled shards: 1 process vs 2 Ray workers
+    python bench/train_step.py --workers 1 2 --parallelism ddp fsdp   # and the 2 workers under FSDP too
 
 With `--workers`, every run trains the same global batch (8) for `--steps` steps on the bundled test
 shards and reports samples/s over the steps after the first two (metrics.jsonl's step times). On a
 2-core machine two workers share the cores: the figure shows the distributed path's overhead (Ray
-Train, DDP all-reduce over gloo), not scaling.
+Train, DDP all-reduce or FSDP all-gathers and reduce-scatters over gloo), not scaling.
 
 `--size 3b` builds Qwen2.5-VL-3B-shaped and SDXL-UNet-shaped models with random weights (nothing is
 downloaded); the tiny tokenizer stands in for Qwen's, with the embedding padded to Qwen's 151,936 rows.
@@ -70,7 +71,7 @@ def synthetic_batch(encoder, batch: int, resolution: int, got_words: int) -> dic
 WORKERS_GLOBAL_BATCH = 8
 
 
-def loop_samples_per_s(workers: int, steps: int) -> float:
+def loop_samples_per_s(workers: int, steps: int, parallelism: str = "ddp") -> float:
     """samples/s of `got-data train` on the tiny config: one process for 1, a Ray Train job beyond."""
     import json
 
@@ -83,7 +84,7 @@ def loop_samples_per_s(workers: int, steps: int) -> float:
         {"name": kind, "shards": [str(ROOT / "tests" / "data" / "shards" / kind)], "weight": 1.0}
         for kind in ("t2i", "edit")
     ]
-    data["train"].update(steps=steps, batch_size=2, global_batch=WORKERS_GLOBAL_BATCH, log_every=steps)
+    data["train"].update(steps=steps, batch_size=2, global_batch=WORKERS_GLOBAL_BATCH, log_every=steps, parallelism=parallelism)
     with tempfile.TemporaryDirectory() as run:
         data["checkpoint"] = {"dir": run, "every": steps, "keep": 1}
         config = config_from_dict(data)
@@ -96,11 +97,15 @@ def loop_samples_per_s(workers: int, steps: int) -> float:
     return (len(warm) - 1) * WORKERS_GLOBAL_BATCH / (warm[-1] - warm[0])
 
 
-def compare_workers(counts: list[int], steps: int) -> None:
+def compare_workers(counts: list[int], steps: int, parallelisms: list[str]) -> None:
     print(f"tiny config, global batch {WORKERS_GLOBAL_BATCH}, {steps} steps, {os.cpu_count()} CPU cores")
     for count in counts:
-        label = "1 process, no Ray" if count == 1 else f"{count} Ray Train workers (DDP, gloo)"
-        print(f"{label}: {loop_samples_per_s(count, steps):.1f} samples/s")
+        if count == 1:
+            print(f"1 process, no Ray: {loop_samples_per_s(count, steps):.1f} samples/s")
+            continue
+        for parallelism in parallelisms:
+            rate = loop_samples_per_s(count, steps, parallelism)
+            print(f"{count} Ray Train workers ({parallelism.upper()}, gloo): {rate:.1f} samples/s")
     print("GPU (real-size step time and memory): not measured this session")
 
 
@@ -116,9 +121,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--workers", type=int, nargs="+", help="compare the training loop at these worker counts")
+    parser.add_argument("--parallelism", nargs="+", choices=["ddp", "fsdp"], default=["ddp"],
+                        help="with --workers: run each count above 1 under these")
     args = parser.parse_args()
     if args.workers:
-        compare_workers(args.workers, max(args.steps, 12))
+        compare_workers(args.workers, max(args.steps, 12), args.parallelism)
         return
 
     data = yaml.safe_load(args.config.read_text())

@@ -130,6 +130,9 @@ app.command("plan")(guarded(plan_commands.plan))
 app.command("train", help="Fit the SSGM model (Qwen2.5-VL + LoRA, projectors, 12-channel UNet) on GoT shards.")(
     guarded(train_commands.train)
 )
+app.command("consolidate", help="Gather an FSDP run's sharded checkpoint into the weights generate loads.")(
+    guarded(train_commands.consolidate)
+)
 app.command("generate", help="Draw an image from a prompt or an (edited) GoT file, optionally editing a source image.")(
     guarded(train_commands.generate)
 )

@@ -1,4 +1,5 @@
-"""Typer-compatible command functions; the CLI mounts them as `got-data train` and `got-data generate`."""
+"""Typer-compatible command functions; the CLI mounts them as `got-data train`, `got-data consolidate` and
+`got-data generate`."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ def train(
     if workers is None:
         if ray_address is not None or gpus_per_worker:
             raise InputError("--ray-address and --gpus-per-worker need --workers N (without it training runs in one process)")
+        if settings.train.parallelism == "fsdp":
+            raise InputError("train.parallelism fsdp shards the model over Ray Train workers: give --workers N")
         from got_data.train.trainer import Trainer
 
         Trainer(settings, log=typer.echo).run()
@@ -39,6 +42,16 @@ def train(
     batch_plan(settings.train, workers)
     cluster = ClusterSettings(workers=workers, gpus_per_worker=gpus_per_worker, address=ray_address, max_failures=max_failures)
     run_distributed(settings, cluster, log=typer.echo)
+
+
+def consolidate(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="a step-NNNNNNNN folder of a train.parallelism fsdp run")],
+) -> None:
+    """Gather an FSDP run's sharded checkpoint into the full weights generate and init_from read (one process,
+    on the CPU; `got-data train --workers N` does it for the run's last checkpoint)."""
+    from got_data.train.sharded_checkpoint import consolidate as consolidate_checkpoint
+
+    consolidate_checkpoint(checkpoint, log=typer.echo)
 
 
 def generate(

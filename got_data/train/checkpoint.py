@@ -1,6 +1,6 @@
 """Checkpoints that resume exactly: weights, optimizer, LR schedule, RNG states and data position.
 
-Layout of `<run>/step-NNNNNNNN/`:
+Layout of `<run>/step-NNNNNNNN/` (a one-process or DDP run):
     mllm_lora/               peft adapter (LoRA + the trained image-generation token embeddings)
     projectors.safetensors   text and pooled projectors
     unet/                    the 12-channel UNet (diffusers format)
@@ -8,6 +8,10 @@ Layout of `<run>/step-NNNNNNNN/`:
                              strings only: it loads with torch.load(weights_only=True), so a file
                              dropped into a run folder cannot run code on resume)
     config.yaml              the resolved training config
+An FSDP run (`sharded_checkpoint.py`) writes `sharded/` (every rank's safetensors shard of the trained
+weights and optimizer moments) in place of the three weight entries, and `trainer_state.pt` keeps the
+optimizer's hyperparameters only; consolidating it adds `consolidated/` with the three weight entries,
+which is what `load_weights` (generate, init_from) reads.
 A checkpoint is written under a hidden temporary name and renamed into place, so a folder named like
 a checkpoint is always complete. No RNG state is kept: the trainer draws its randomness from the step
 and the sample keys.
@@ -29,6 +33,8 @@ from got_data.train.config import TrainConfig, dump_config, load_config
 _STEP_RE = re.compile(r"^step-(\d{8})$")
 STATE_FILE = "trainer_state.pt"
 CONFIG_FILE = "config.yaml"
+SHARDED_DIR = "sharded"
+CONSOLIDATED_DIR = "consolidated"
 
 
 class CheckpointError(GotDataError):
@@ -76,45 +82,79 @@ class TrainingState:
     lr_scheduler: dict
 
 
-def save_checkpoint(
-    model, optimizer, lr_scheduler, step: int, position: DataPosition, config: TrainConfig, run_dir: Path
-) -> Path:
-    from safetensors.torch import save_file
+def partial_path(final: Path) -> Path:
+    """The hidden name a checkpoint (or a part of one) is written under before it is renamed into place."""
+    return final.parent / f".{final.name}.partial"
 
-    final = run_dir / checkpoint_name(step)
-    tmp = run_dir / f".{final.name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.mllm.save_pretrained(tmp / "mllm_lora")
-    save_file(
-        {f"text.{k}": v.contiguous() for k, v in model.text_projector.state_dict().items()}
-        | {f"pooled.{k}": v.contiguous() for k, v in model.pooled_projector.state_dict().items()},
-        tmp / "projectors.safetensors",
-    )
-    model.unet.save_pretrained(tmp / "unet")
-    torch.save(
-        {
-            "step": step,
-            "position": asdict(position),
-            "optimizer": optimizer.state_dict(),
-            "lr_scheduler": lr_scheduler.state_dict(),
-        },
-        tmp / STATE_FILE,
-    )
-    dump_config(config, tmp / CONFIG_FILE)
+
+def commit(tmp: Path, final: Path) -> Path:
+    """Move a finished temporary folder to its final name (replacing an older one of that name)."""
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return final
 
 
+def write_weights(model, folder: Path) -> None:
+    """The trained weights in the layout `load_weights` reads: peft adapter, projectors, UNet."""
+    from safetensors.torch import save_file
+
+    model.mllm.save_pretrained(folder / "mllm_lora")
+    save_file(
+        {f"text.{k}": v.contiguous() for k, v in model.text_projector.state_dict().items()}
+        | {f"pooled.{k}": v.contiguous() for k, v in model.pooled_projector.state_dict().items()},
+        folder / "projectors.safetensors",
+    )
+    model.unet.save_pretrained(folder / "unet")
+
+
+def write_trainer_state(folder: Path, step: int, position: DataPosition, optimizer: dict, lr_scheduler: dict) -> None:
+    torch.save(
+        {"step": step, "position": asdict(position), "optimizer": optimizer, "lr_scheduler": lr_scheduler},
+        folder / STATE_FILE,
+    )
+
+
+def save_checkpoint(
+    model, optimizer, lr_scheduler, step: int, position: DataPosition, config: TrainConfig, run_dir: Path
+) -> Path:
+    final = run_dir / checkpoint_name(step)
+    tmp = partial_path(final)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write_weights(model, tmp)
+    write_trainer_state(tmp, step, position, optimizer.state_dict(), lr_scheduler.state_dict())
+    dump_config(config, tmp / CONFIG_FILE)
+    return commit(tmp, final)
+
+
+def is_sharded(checkpoint: Path) -> bool:
+    """Written by an FSDP run: every rank's shard in `sharded/`."""
+    return (checkpoint / SHARDED_DIR).is_dir()
+
+
+def weights_folder(checkpoint: Path) -> Path:
+    """Where a checkpoint's full weights are: the folder itself, or an FSDP checkpoint's `consolidated/`."""
+    if not is_sharded(checkpoint):
+        return checkpoint
+    folder = checkpoint / CONSOLIDATED_DIR
+    if not folder.is_dir():
+        raise CheckpointError(
+            f"{checkpoint} is a sharded (fsdp) checkpoint without consolidated weights: "
+            f"run `got-data consolidate --checkpoint {checkpoint}` first"
+        )
+    return folder
+
+
 def load_weights(model, checkpoint: Path) -> None:
-    """Load the trained weights (LoRA, tokens, projectors, UNet) of a checkpoint into a freshly built model."""
+    """Load the trained weights (LoRA, tokens, projectors, UNet) of a checkpoint into a freshly built model
+    (an FSDP checkpoint's consolidated ones)."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    adapter = checkpoint / "mllm_lora" / "adapter_model.safetensors"
-    unet_file = checkpoint / "unet" / "diffusion_pytorch_model.safetensors"
-    projectors = checkpoint / "projectors.safetensors"
+    folder = weights_folder(checkpoint)
+    adapter = folder / "mllm_lora" / "adapter_model.safetensors"
+    unet_file = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    projectors = folder / "projectors.safetensors"
     for path in (adapter, unet_file, projectors):
         if not path.is_file():
             raise CheckpointError(f"checkpoint {checkpoint} is incomplete: {path.name} is missing")

@@ -174,6 +174,9 @@ class ScheduleSettings(_Strict):
     warmup_steps: int = Field(default=500, ge=0)
 
 
+Parallelism = Literal["ddp", "fsdp"]
+
+
 class TrainSettings(_Strict):
     steps: int = Field(gt=0)
     batch_size: int = Field(gt=0, description="micro-batch of one worker (one process without --workers)")
@@ -186,6 +189,11 @@ class TrainSettings(_Strict):
     noise_offset: float = Field(default=0.1, ge=0)
     drop: DropSettings = Field(default_factory=DropSettings)
     log_every: int = Field(default=10, gt=0)
+    parallelism: Parallelism = Field(
+        default="ddp",
+        description="with --workers: ddp (every worker holds the whole model) or fsdp (FSDP2: weights, gradients and "
+        "optimizer state sharded over the workers; checkpoints sharded, consolidated at the end); see docs/TRAINING.md",
+    )
 
 
 class ValidationSettings(_Strict):
@@ -232,6 +240,15 @@ class TrainConfig(_Strict):
         default=None,
         description="a step-NNNNNNNN checkpoint whose weights start this run (fresh optimizer and schedule)",
     )
+
+    @model_validator(mode="after")
+    def _fsdp_draws_nothing(self) -> "TrainConfig":
+        if self.train.parallelism == "fsdp" and self.evaluation is not None:
+            raise ValueError(
+                "evaluation drawings are not available under train.parallelism fsdp (rank 0 alone would need the "
+                "whole model): drop the evaluation block, or draw from the consolidated checkpoints with got-data generate"
+            )
+        return self
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 Every worker runs the same `Trainer` loop as a single process, with its rank and world size. The run
 folder (config `checkpoint.dir`) must be one folder every worker sees (a shared filesystem on a
-cluster): rank 0 writes the checkpoints there, and a worker group that Ray Train restarts after a
-failure resumes from the newest one, so no step is counted twice.
+cluster): rank 0 writes the checkpoints there (under `train.parallelism: fsdp` every rank writes its
+shard, and this driver consolidates the last checkpoint once the job ends), and a worker group that Ray
+Train restarts after a failure resumes from the newest one, so no step is counted twice.
 """
 
 from __future__ import annotations
@@ -106,3 +107,16 @@ def run_distributed(config: TrainConfig, cluster: ClusterSettings, log: Callable
             import ray
 
             ray.shutdown()
+    if config.train.parallelism == "fsdp":
+        consolidate_last(run_dir, log)
+
+
+def consolidate_last(run_dir: Path, log: Callable[[str], None]) -> None:
+    """Write the full weights of an FSDP run's last checkpoint, the one generate and init_from read."""
+    from got_data.train.checkpoint import latest_checkpoint
+    from got_data.train.sharded_checkpoint import consolidate
+
+    last = latest_checkpoint(run_dir)
+    if last is None:
+        raise DistributedTrainingError(f"the fsdp run left no checkpoint in {run_dir} to consolidate")
+    consolidate(last, log)

@@ -1,8 +1,9 @@
 """The training loop: stream shards, step the GoT model, log, validate, checkpoint, resume exactly.
 
 One loop serves a single process and every worker of a distributed run (`distributed.py`): with a
-world of N it wraps the model in DistributedDataParallel, each rank streams its own part of the data,
-and rank 0 alone writes metrics and checkpoints. Randomness is drawn per step (dropout, seeded by step
+world of N it wraps the model in DistributedDataParallel (or shards it with FSDP2, `fsdp.py`), each
+rank streams its own part of the data, and rank 0 alone writes metrics and checkpoints (under FSDP
+every rank writes its shard of them, `sharded_checkpoint.py`). Randomness is drawn per step (dropout, seeded by step
 and rank) and per sample (noise, timestep, dropped conditions: `randomness.py`), so resuming needs
 only the step, the data position and the optimizer state.
 """
@@ -20,8 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from got_data.errors import SpecError
 from got_data.train.checkpoint import (
+    CheckpointError,
     DataPosition,
+    TrainingState,
+    is_sharded,
     latest_checkpoint,
     load_training_state,
     load_weights,
@@ -31,10 +36,12 @@ from got_data.train.checkpoint import (
 from got_data.train.components import ensure_tiny_base, load_components
 from got_data.train.config import BatchPlan, DropSettings, TrainConfig, batch_plan
 from got_data.train.data import fixed_batches, held_out_samples, make_loader
+from got_data.train.fsdp import set_gradient_sync, shard_model
 from got_data.train.metrics import MetricsLog
 from got_data.train.model import GoTModel, LossParts
 from got_data.train.prompting import ChatEncoder
 from got_data.train.randomness import derived_seed
+from got_data.train.sharded_checkpoint import load_sharded_checkpoint, save_sharded_checkpoint
 
 METRICS_FILE = "metrics.jsonl"
 VALIDATION_FILE = "validation.csv"
@@ -104,6 +111,9 @@ class Trainer:
         self.rank = rank
         self.world = world
         self.device = device or config.device
+        self.fsdp = config.train.parallelism == "fsdp"
+        if self.fsdp and not torch.distributed.is_initialized():
+            raise SpecError("train.parallelism fsdp shards the model over Ray Train workers: run with --workers N")
         self.log = log if rank == 0 else (lambda _: None)
         self.run_dir = Path(config.checkpoint.dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -117,23 +127,26 @@ class Trainer:
     def setup(self) -> TrainState:
         """Build the model and optimizer; resume from the newest checkpoint, or start from `init_from`."""
         cfg = self.config
-        model = build_model(cfg, self.run_dir, self.device)
+        # FSDP: built on the CPU, each unit's shard moved to the device by fully_shard
+        model = build_model(cfg, self.run_dir, "cpu" if self.fsdp else self.device)
+        resume_from = latest_checkpoint(self.run_dir) if cfg.checkpoint.resume else None
+        if resume_from is None and cfg.init_from is not None:
+            load_weights(model, cfg.init_from)
+            self.log(f"weights from {cfg.init_from}; fresh optimizer and schedule")
+        if self.fsdp:
+            shard_model(model, self.world, torch.device(self.device).type)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
             params, lr=cfg.optimizer.lr, betas=cfg.optimizer.betas, eps=cfg.optimizer.eps, weight_decay=cfg.optimizer.weight_decay
         )
         lr_scheduler = _lr_scheduler(cfg, optimizer)
-        resume_from = latest_checkpoint(self.run_dir) if cfg.checkpoint.resume else None
         fresh = self.layout(cfg.seed, 0)
         if resume_from is None:
-            if cfg.init_from is not None:
-                load_weights(model, cfg.init_from)
-                self.log(f"weights from {cfg.init_from}; fresh optimizer and schedule")
             return TrainState(model, optimizer, lr_scheduler, 0, fresh, None)
-        load_weights(model, resume_from)
-        state = load_training_state(resume_from)
-        optimizer.load_state_dict(state.optimizer)
-        lr_scheduler.load_state_dict(state.lr_scheduler)
+        if self.fsdp:
+            state = load_sharded_checkpoint(model, optimizer, lr_scheduler, resume_from)
+        else:
+            state = self._load_full(model, optimizer, lr_scheduler, resume_from)
         position = state.position
         if not position.same_layout(fresh):
             # Another worker count, loader worker count or micro-batch: the streams are cut differently,
@@ -145,6 +158,19 @@ class Trainer:
             position = self.layout(derived_seed("relayout", cfg.seed, state.step), 0)
         self.log(f"resumed from {resume_from} at step {state.step}")
         return TrainState(model, optimizer, lr_scheduler, state.step, position, resume_from)
+
+    @staticmethod
+    def _load_full(model: GoTModel, optimizer: torch.optim.Optimizer, lr_scheduler, checkpoint: Path) -> TrainingState:
+        if is_sharded(checkpoint):
+            raise CheckpointError(
+                f"{checkpoint} was written by an fsdp run (its optimizer state is sharded): resume it with "
+                "train.parallelism fsdp, or start a new run folder with init_from: it (weights, a fresh optimizer)"
+            )
+        load_weights(model, checkpoint)
+        state = load_training_state(checkpoint)
+        optimizer.load_state_dict(state.optimizer)
+        lr_scheduler.load_state_dict(state.lr_scheduler)
+        return state
 
     def run(self) -> list[dict]:
         """Train; returns the metrics of the steps run in this call (rank 0 also appends them to metrics.jsonl)."""
@@ -160,9 +186,9 @@ class Trainer:
         encoder = make_encoder(cfg, model)
         loader = iter(make_loader(cfg.data, encoder, self.plan.batch_size, position.seed, position.batches_done,
                                   rank=self.rank, world=self.world))
-        held_out = self._held_out(encoder) if self.rank == 0 else None
+        held_out = self._held_out(encoder) if self.rank == 0 or self.fsdp else None  # FSDP: every rank takes part
         drawings = self._eval_items() if self.rank == 0 else None
-        stepper = Stepper(model, self.world, self.device, cfg)
+        stepper = Stepper(model, self.world, self.device, cfg, sharded=self.fsdp)
         params = [p for p in model.parameters() if p.requires_grad]
         history: list[dict] = []
         window_start, window_samples = time.perf_counter(), 0
@@ -195,13 +221,22 @@ class Trainer:
                 self.log(f"step {step} validation loss {parts['loss']:.4f}")
             if drawings is not None and cfg.evaluation is not None and (step % cfg.evaluation.every == 0 or step == cfg.train.steps):
                 self._draw(model, encoder, drawings, step)
-            if self.rank == 0 and (step % cfg.checkpoint.every == 0 or step == cfg.train.steps):
-                path = save_checkpoint(
-                    model, optimizer, lr_scheduler, step, self.layout(position.seed, batches_done), cfg, self.run_dir
-                )
-                prune_checkpoints(self.run_dir, cfg.checkpoint.keep)
-                self.log(f"saved {path}")
+            if step % cfg.checkpoint.every == 0 or step == cfg.train.steps:
+                self._save(state, step, self.layout(position.seed, batches_done))
         return history
+
+    def _save(self, state: TrainState, step: int, position: DataPosition) -> None:
+        """Rank 0 writes the checkpoint; under FSDP every rank writes its shard."""
+        args = (state.model, state.optimizer, state.lr_scheduler, step, position, self.config, self.run_dir)
+        if self.fsdp:
+            path = save_sharded_checkpoint(*args, rank=self.rank)
+        elif self.rank == 0:
+            path = save_checkpoint(*args)
+        else:
+            return
+        if self.rank == 0:
+            prune_checkpoints(self.run_dir, self.config.checkpoint.keep)
+            self.log(f"saved {path}")
 
     def _eval_items(self):
         if self.config.evaluation is None:
@@ -234,13 +269,14 @@ class Trainer:
 
 
 class Stepper:
-    """Forward and backward of one optimizer step's micro-batches; under DDP, gradients are averaged
-    over ranks once, at the last micro-batch."""
+    """Forward and backward of one optimizer step's micro-batches; under DDP or FSDP, gradients are
+    averaged over ranks once, at the last micro-batch."""
 
-    def __init__(self, model: GoTModel, world: int, device: str, config: TrainConfig) -> None:
+    def __init__(self, model: GoTModel, world: int, device: str, config: TrainConfig, sharded: bool = False) -> None:
         self.config = config
         self.world = world
-        if world > 1:
+        self.sharded = sharded  # the model is already an FSDP module (fsdp.shard_model)
+        if world > 1 and not sharded:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [torch.device(device)] if torch.device(device).type == "cuda" else None
@@ -259,8 +295,9 @@ class Stepper:
         totals = torch.zeros(3)
         for i, batch in enumerate(batches):
             last = i == len(batches) - 1
-            sync = nullcontext() if self.world == 1 or last else self.module.no_sync()
-            with sync:
+            if self.sharded:
+                set_gradient_sync(self.module, last)
+            with nullcontext() if self.world == 1 or self.sharded or last else self.module.no_sync():
                 with self.autocast():
                     parts: LossParts = self.module(batch, self.config.train, self.config.seed, step)
                 (parts.total / len(batches)).backward()
@@ -276,13 +313,14 @@ class Stepper:
 
 @torch.no_grad()
 def validation_loss(model: GoTModel, batches: list[dict], config: TrainConfig) -> dict[str, float]:
-    """Mean losses of a fixed held-out set: full conditioning, fixed per-sample noise, no dropout."""
+    """Mean losses of a fixed held-out set: full conditioning, fixed per-sample noise, no dropout. Called
+    through forward, so an FSDP model gathers its weights (every rank takes part)."""
     model.eval()
     full = config.train.model_copy(update={"drop": DropSettings(no_spatial=0, reference_only=0, unconditional=0)})
     count = sum(len(b["keys"]) for b in batches)
     totals = {"loss": 0.0, "ce": 0.0, "mse": 0.0}
     for batch in batches:
-        parts = model.training_loss(batch, full, config.seed, VALIDATION_STEP)
+        parts = model(batch, full, config.seed, VALIDATION_STEP)
         weight = len(batch["keys"]) / count
         totals["loss"] += parts.total.item() * weight
         totals["ce"] += parts.ce.item() * weight
