@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -44,13 +45,14 @@ def _trained_names(model: nn.Module) -> list[str]:
     return [name for name, p in model.named_parameters() if p.requires_grad]
 
 
-def _flat_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+def _flat_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], dict[str, Any]]:
     """The tensors a sharded checkpoint holds (DTensors: each rank its shard), and the nested optimizer
     state dict they were taken from (the optimizer's state is created if it has none yet)."""
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
-    model_state, optim_state = get_state_dict(model, optimizer)
-    tensors = {_MODEL + name: model_state[name] for name in _trained_names(model)}
+    model_state, optim = get_state_dict(model, optimizer)
+    optim_state = cast(dict[str, Any], optim)  # {"state": {name: {key: tensor}}, "param_groups": [...]}
+    tensors: dict[str, Any] = {_MODEL + name: model_state[name] for name in _trained_names(model)}
     for name, values in optim_state["state"].items():
         for key, value in values.items():
             tensors[f"{_OPTIM}{key}.{name}"] = value
@@ -89,8 +91,6 @@ def save_sharded_checkpoint(
 def load_sharded_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, lr_scheduler, checkpoint: Path) -> TrainingState:
     """Every rank calls this: the trained weights and optimizer state resharded to this run's world size,
     the schedule restored; returns the saved step and data position."""
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint import HuggingFaceStorageReader
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
     if not is_sharded(checkpoint):
@@ -103,7 +103,7 @@ def load_sharded_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, 
     saved_groups = state.optimizer.get("param_groups", [])
     if len(saved_groups) != len(optim_state["param_groups"]):
         raise CheckpointError(f"{checkpoint} has {len(saved_groups)} optimizer group(s), this run {len(optim_state['param_groups'])}")
-    _read(dcp, HuggingFaceStorageReader, tensors, checkpoint, no_dist=False)
+    _read(tensors, checkpoint, no_dist=False)
     names = _trained_names(model)
     for name, values in optim_state["state"].items():
         for key in values:
@@ -118,11 +118,14 @@ def load_sharded_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, 
     return state
 
 
-def _read(dcp, reader_type, tensors: dict[str, torch.Tensor], checkpoint: Path, no_dist: bool) -> None:
+def _read(tensors: dict[str, Any], checkpoint: Path, no_dist: bool) -> None:
+    """Fill `tensors` in place from the shards (collective unless `no_dist`), resharded to their layout."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import HuggingFaceStorageReader
     from torch.distributed.checkpoint.api import CheckpointException
 
     try:
-        dcp.load(tensors, storage_reader=reader_type(str(checkpoint / SHARDED_DIR)), no_dist=no_dist)
+        dcp.load(tensors, storage_reader=HuggingFaceStorageReader(str(checkpoint / SHARDED_DIR)), no_dist=no_dist)
     except (CheckpointException, RuntimeError, KeyError, ValueError, AssertionError) as exc:
         raise CheckpointError(f"{checkpoint / SHARDED_DIR} does not fit the configured model: {exc}") from exc
 
@@ -131,9 +134,6 @@ def consolidate(checkpoint: Path, log: Callable[[str], None] = print) -> Path:
     """Gather a sharded checkpoint's trained weights into a full model in this one process (no process
     group; the CPU needs the whole model, as generate does) and write them to `<checkpoint>/consolidated/`,
     the layout `load_weights` reads."""
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint import HuggingFaceStorageReader
-
     from got_data.train.trainer import build_model
 
     if not is_sharded(checkpoint):
@@ -141,7 +141,7 @@ def consolidate(checkpoint: Path, log: Callable[[str], None] = print) -> Path:
     config = checkpoint_config(checkpoint)
     model = build_model(config, checkpoint.parent, "cpu")
     tensors = {_MODEL + name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
-    _read(dcp, HuggingFaceStorageReader, tensors, checkpoint, no_dist=True)
+    _read(tensors, checkpoint, no_dist=True)
     final = checkpoint / CONSOLIDATED_DIR
     tmp = partial_path(final)
     shutil.rmtree(tmp, ignore_errors=True)
