@@ -100,6 +100,7 @@ def summary_table(stats: dict[str, Any]) -> Table:
         ("records written", run["records"]),
         ("rejected", run["rejects"]),
         ("records/s", run["records_per_s"]),
+        ("objects per record", run["objects_per_record"]),
         ("boxes per record", run["boxes_per_record"]),
         ("samples in output", totals["samples"]),
         ("rejects in output", totals["rejects"]),

@@ -245,16 +245,14 @@ class PipelineRun:
         assert record is not None, f"the last stage of {self.spec.name!r} must set work.record"
         self._key_to_ref[record.key] = item.input_ref
         self._unshipped[record.key] = record
-        self.stats.records += 1  # counted before the write: a shard closing in it reports this record too
+        self.stats.add_record(record)  # counted before the write: a shard closing in it reports this record too
         try:
             writer.write(record, work.shard_images())
         except ShardError as exc:
             del self._key_to_ref[record.key]
             del self._unshipped[record.key]
-            self.stats.records -= 1
+            self.stats.add_record(record, -1)
             self._reject(item, record.key, "write", "invalid_sample", str(exc))
-            return
-        self.stats.boxes += record.object_count()
 
     async def _drive(self, writer: ShardWriter, progress: Progress | None, task_id: Any) -> None:
         done = self.journal.done_refs()

@@ -16,6 +16,7 @@ from typing import Any
 from got_data.annotate.stage import Usage
 from got_data.distributions import Histogram, Tally
 from got_data.records import EditOp, EditRecord, MultiTurnRecord, T2IRecord
+from got_data.shards.index import record_counts
 
 AnyRecord = T2IRecord | EditRecord | MultiTurnRecord
 # Image sizes are tallied rounded to this many pixels, so a web-scale run keeps a few hundred sizes.
@@ -51,19 +52,20 @@ class DatasetStats:
 
     def add_record(self, record: AnyRecord) -> None:
         t, h = self.tallies, self.histograms
+        num_objects, num_boxes = record_counts(record)
         t["kinds"].add(record.kind)
-        t["objects_per_record"].add(record.object_count())
+        t["objects_per_record"].add(num_objects)
+        t["boxes_per_record"].add(num_boxes)
         for info in record.images:
             t["image_sizes"].add(f"{_rounded(info.width)}x{_rounded(info.height)}")
         h["got_chars"].add(len(record.got))
         first = record.images[0]
         if isinstance(record, T2IRecord):
-            boxes = [box for obj in record.objects for box in obj.boxes]
             for obj in record.objects:
                 t["boxes_per_phrase"].add(len(obj.boxes))
             h["prompt_chars"].add(len(record.prompt))
             h["description_chars"].add(len(record.description))
-            self._add_boxes(boxes, first.width, first.height)
+            self._add_boxes([box for obj in record.objects for box in obj.boxes], first.width, first.height)
         else:
             ops = _edit_ops(record)
             instructions = [record.instruction] if isinstance(record, EditRecord) else record.instructions
@@ -73,14 +75,11 @@ class DatasetStats:
                 h["prompt_chars"].add(len(text))
             for text in (record.source_description, final):
                 h["description_chars"].add(len(text))
-            boxes = []
             for n, op in enumerate(ops):
                 t["edit_types"].add(op.edit_type or "unspecified")
                 t["boxes_per_phrase"].add(len(op.regions))
-                boxes += op.regions
                 on = record.images[n] if n < len(record.images) else first
                 self._add_boxes(op.regions, on.width, on.height)
-        t["boxes_per_record"].add(len(boxes))
 
     def _add_boxes(self, boxes: list, width: int, height: int) -> None:
         for box in boxes:
@@ -129,6 +128,7 @@ class RunStats:
     dropped_boxes: Counter = field(default_factory=Counter)  # boxes the verify stage left out, by reason
     tokens: dict[str, dict[str, int]] = field(default_factory=dict)
     latency: dict[str, Histogram] = field(default_factory=dict)  # stage -> seconds per input
+    objects: int = 0  # of the records written, counted as the index's num_objects and num_boxes
     boxes: int = 0
     images_in_flight: int = 0  # the bound the runner used (its setting, or what "auto" came to)
 
@@ -138,6 +138,14 @@ class RunStats:
             total["requests"] += u.requests
             total["prompt_tokens"] += u.prompt_tokens
             total["output_tokens"] += u.output_tokens
+
+    def add_record(self, record: AnyRecord, count: int = 1) -> None:
+        """Count a record written, its objects and its boxes each named as what it is (as the index counts
+        them); `count=-1` takes back a record whose write failed."""
+        num_objects, num_boxes = record_counts(record)
+        self.records += count
+        self.objects += count * num_objects
+        self.boxes += count * num_boxes
 
     def add_latency(self, stage: str, seconds: float) -> None:
         self.latency.setdefault(stage, Histogram()).add(max(seconds, 0.0))
@@ -167,6 +175,7 @@ class RunStats:
             "records_per_s": round(self.records / elapsed, 4) if elapsed > 0 else 0.0,
             "records_per_s_by_role": self.records_per_s_by_role(elapsed),
             "max_images_in_flight": self.images_in_flight,
+            "objects_per_record": round(self.objects / self.records, 3) if self.records else 0.0,
             "boxes_per_record": round(self.boxes / self.records, 3) if self.records else 0.0,
             "stages": {
                 name: {"entered": self.entered[name], "passed": self.passed[name]} for name in self.stage_names

@@ -22,7 +22,7 @@ from got_data.atomic import atomic_write_text
 
 LOG_FILE = "stats.jsonl"
 STATS_FILE = "stats.json"
-STATS_VERSION = 2
+STATS_VERSION = 3  # 3: objects and boxes per record counted as the shard index counts them
 _STATE_FIELDS = ("number", "status", "ended_at", "last_shard_at", "work")  # what the log's other lines set
 
 

@@ -19,6 +19,7 @@ from got_data.spec import load_spec
 from got_data.world.oracle import OraclePool, WorldOracle, open_world_input
 from got_data.world.sets import read_truth, write_world_set
 
+SHARDS = Path(__file__).resolve().parents[1] / "data" / "shards"
 INPUTS = 8  # world scenes, plus one empty file
 PER_SHARD = 2
 
@@ -94,6 +95,31 @@ def test_distributions_describe_exactly_the_shards_on_disk(killed_and_resumed):
     assert dataset["got_chars"]["min"] == min(len(r.got) for r in records)
     assert dataset["got_chars"]["max"] == max(len(r.got) for r in records)
     assert dataset["prompt_chars"]["total"] == sum(len(r.prompt) for r in records)
+
+
+def test_objects_and_boxes_are_counted_as_what_they_are():
+    """A T2I record with a phrase boxed twice has fewer objects than boxes; an edit names one edited object
+    whatever its regions and placed objects' boxes: the run's means and the dataset's tallies count both as
+    the shard index does (num_objects, num_boxes), never objects under the name of boxes."""
+    from got_data.annotate.stats import DatasetStats, RunStats
+    from got_data.shards.index import record_counts
+
+    records = [s.record for kind in ("t2i", "edit", "multiturn") for s in iter_samples(SHARDS / kind)]
+    counts = [record_counts(r) for r in records]
+    assert any(objects != boxes for objects, boxes in counts), "the committed shards must tell them apart"
+    work, dataset = RunStats(["assemble"]), DatasetStats()
+    for record in records + records[:1]:
+        work.add_record(record)
+        dataset.add_record(record)
+    work.add_record(records[0], -1)  # a record whose write failed is taken back
+    run = work.as_dict()
+    assert run["records"] == len(records)
+    assert run["objects_per_record"] == round(sum(o for o, _ in counts) / len(records), 3)
+    assert run["boxes_per_record"] == round(sum(b for _, b in counts) / len(records), 3)
+    both = counts + counts[:1]
+    stored = dataset.to_dict()
+    assert stored["objects_per_record"]["values"] == {str(n): [o for o, _ in both].count(n) for n, _ in both}
+    assert stored["boxes_per_record"]["values"] == {str(n): [b for _, b in both].count(n) for _, n in both}
 
 
 def test_latency_percentiles_per_stage(killed_and_resumed):
