@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,6 +15,8 @@ from got_data.errors import ShardError
 from got_data.shards import ShardWriter, iter_samples, read_index, validate_paths, write_manifest
 from got_data.shards.index import INDEX_VERSION, VALIDATION_PERCENT, index_version, read_sample_index, write_index
 from got_data.shards.layout import index_filename
+
+FORMAT_MD = Path(__file__).resolve().parents[2] / "got_data" / "shards" / "FORMAT.md"
 
 
 def write_all(folder, samples, samples_per_shard=100):
@@ -77,16 +81,25 @@ def test_the_split_is_a_deterministic_hash_of_the_key(tmp_path, make_variant):
     assert 20 <= validation <= 80  # about 5% of 1000
 
 
+def format_md_block(language: str, after: str) -> str:
+    """The first ```language block of FORMAT.md after the line containing `after`."""
+    text = FORMAT_MD.read_text(encoding="utf-8")
+    return re.findall(rf"```{language}\n(.*?)```", text.split(after, 1)[1], flags=re.DOTALL)[0]
+
+
 def test_formats_md_pyarrow_query_selects_by_split_and_boxes(tmp_path, make_variant):
+    """FORMAT.md's pyarrow query, run as written on a folder of shards (with a rejects.parquet beside them)."""
     write_all(tmp_path, [make_variant(i) for i in range(200)], samples_per_shard=50)
-    table = pq.read_table(
-        sorted(str(p) for p in tmp_path.glob("got-*.index.parquet")),
-        filters=[("split", "=", "train"), ("num_boxes", ">=", 2)],
-        columns=["key", "num_boxes", "split"],
-    )
-    assert table.num_rows > 0
-    assert set(table.column("split").to_pylist()) == {"train"}
-    assert min(table.column("num_boxes").to_pylist()) >= 2
+    pq.write_table(pa.table({"key": ["k"], "reason": ["empty_file"]}), tmp_path / "rejects.parquet")
+    query = format_md_block("python", "Querying with pyarrow")
+    assert "/data/got-t2i" in query
+    namespace: dict = {}
+    exec(compile(query.replace("/data/got-t2i", str(tmp_path)), "FORMAT.md", "exec"), namespace)  # noqa: S102
+    table = namespace["table"]
+    rows = [row for tar in sorted(tmp_path.glob("got-*.index.parquet")) for row in read_sample_index(tar)]
+    want = sorted(row.key for row in rows if row.split == "train" and row.num_boxes >= 3)
+    assert want and sorted(table.column("key").to_pylist()) == want
+    assert table.column_names == ["key", "input_ref", "width", "height", "num_boxes"]
 
 
 def test_version_1_indexes_still_read_and_validate(shards_dir):
