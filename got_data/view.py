@@ -236,7 +236,9 @@ def _fields(record: AnyRecord, shard: str) -> list[tuple[str, str]]:
         fields += [("reinstruction", text) for text in record.reinstructions]
         fields += [("source", record.source_description), ("target", record.target_description)]
         return fields + [("edit", _edit_fields(record.edit))]
-    fields += [(f"turn {n}", text) for n, text in enumerate(record.instructions, 1)]
+    rewrites = record.reinstructions or [[] for _ in record.instructions]
+    for n, (text, turn) in enumerate(zip(record.instructions, rewrites), 1):
+        fields += [(f"turn {n}", text), *((f"turn {n} reinstruction", r) for r in turn)]
     fields += [("source", record.source_description), ("final", record.final_description)]
     return fields + [(f"edit {n}", _edit_fields(step)) for n, step in enumerate(record.steps, 1)]
 

@@ -250,6 +250,8 @@ class MultiTurnWork(EditWorkBase):
         return {
             **self._common_fields(got),
             "instructions": [step.instruction for step in self.steps],
+            "reinstructions": [step.reinstructions for step in self.steps]
+            if any(step.reinstructions for step in self.steps) else None,
             "final_description": self.final_description,
             "steps": [step.edit_op() for step in self.steps],
         }

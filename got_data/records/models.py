@@ -20,7 +20,8 @@ from got_data.records.codec import find_special_tokens, find_unsafe_characters, 
 SCHEMA_VERSION: Final = "1.1"
 # Versions this got-data reads and validates: 1.1 added the optional verification scores
 # (GroundedObject.box_scores, EditOp.region_scores) and the placed objects of edit records
-# (EditRecord.objects, MultiTurnRecord.objects); a 1.0 record is a 1.1 record without them.
+# (EditRecord.objects, MultiTurnRecord.objects) and per-turn rewrites (MultiTurnRecord.reinstructions);
+# a 1.0 record is a 1.1 record without them.
 READABLE_SCHEMA_VERSIONS: Final = ("1.0", "1.1")
 KEY_LENGTH = 24
 
@@ -293,6 +294,9 @@ class MultiTurnRecord(_RecordBase):
     objects: list[PlacedObject] | None = Field(
         default=None, description="schema 1.1: every other object the GoT names, boxed on the image it is named "
         "about (source or the last turn's); absent when the run placed none")
+    reinstructions: list[list[str]] | None = Field(
+        default=None, description="schema 1.1: per turn, rewrites of its instruction, first concise (a turn whose "
+        "rewrite failed has none); absent when the run made none")
 
     @model_validator(mode="after")
     def _invariants(self) -> "MultiTurnRecord":
@@ -301,6 +305,14 @@ class MultiTurnRecord(_RecordBase):
         self._roles_must_be(["source"] + [f"turn{i + 1}" for i in range(len(self.instructions))])
         for n, text in enumerate(self.instructions, 1):
             _safe_text(text, f"instruction {n}")
+        if self.reinstructions is not None:
+            if self.schema_version == "1.0":
+                raise ValueError("per-turn reinstructions need schema_version 1.1")
+            if len(self.reinstructions) != len(self.instructions):
+                raise ValueError(f"{len(self.instructions)} instruction(s) but rewrites for {len(self.reinstructions)} turn(s)")
+            for n, rewrites in enumerate(self.reinstructions, 1):
+                for text in rewrites:
+                    _safe_text(text, f"reinstruction of turn {n}")
         for name in ("source_description", "final_description"):
             _safe_text(getattr(self, name), name.replace("_", " "))
         self._got_boxes_must_be([box for step in self.steps for box in step.regions], self.objects)

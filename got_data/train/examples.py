@@ -47,11 +47,19 @@ def _member(sample, role: str):
     return open_image(sample.images[member], member, f"sample {sample.key} member {member!r}")
 
 
-def edit_instruction(record: EditRecord, probability: float, rng: random.Random) -> str:
-    """The instruction, or with `probability` one of the record's concise rewrites (uniformly)."""
-    if record.reinstructions and rng.random() < probability:
-        return rng.choice(record.reinstructions)
-    return record.instruction
+def edit_instruction(instruction: str, rewrites: list[str], probability: float, rng: random.Random) -> str:
+    """The instruction, or with `probability` one of its concise rewrites (uniformly)."""
+    if rewrites and rng.random() < probability:
+        return rng.choice(rewrites)
+    return instruction
+
+
+def turn_instructions(record: MultiTurnRecord, probability: float, rng: random.Random) -> str:
+    """A multi-turn record's numbered instructions, each turn's replaced by one of its rewrites with
+    `probability`, as a single edit's is."""
+    rewrites = record.reinstructions or [[] for _ in record.instructions]
+    chosen = [edit_instruction(text, turn, probability, rng) for text, turn in zip(record.instructions, rewrites)]
+    return " ".join(f"{i + 1}) {text}" for i, text in enumerate(chosen))
 
 
 def spatial_boxes_of(record: AnyRecord, which: SpatialBoxes = "edit_regions") -> list[Box]:
@@ -75,11 +83,12 @@ def build_example(
         instruction, source, target_role = record.prompt, None, "image"
     elif isinstance(record, EditRecord):
         rng = random.Random(derived_seed("reinstruct", seed, epoch, sample.key))
-        instruction = edit_instruction(record, reinstruction_probability, rng)
+        instruction = edit_instruction(record.instruction, record.reinstructions, reinstruction_probability, rng)
         source, target_role = _member(sample, "source"), "target"
     elif isinstance(record, MultiTurnRecord):
-        steps = " ".join(f"{i + 1}) {text}" for i, text in enumerate(record.instructions))
-        instruction, source, target_role = steps, _member(sample, "source"), record.images[-1].role
+        rng = random.Random(derived_seed("reinstruct", seed, epoch, sample.key))
+        instruction = turn_instructions(record, reinstruction_probability, rng)
+        source, target_role = _member(sample, "source"), record.images[-1].role
     else:
         raise TypeError(f"unsupported record type {type(record).__name__}")
     encoded = encoder.with_got(instruction, source, record.got)

@@ -307,6 +307,10 @@ def test_multiturn_chain_has_one_step_per_turn_against_the_previous_image():
     assert localize_images["the sofa"][0] > 150 and localize_images["a lamp"][1] > 150
     assert json.loads(record.source.original_caption) == ["Make the sofa blue", "Add a lamp on the right"]
     assert set(work.shard_images()) == {"source.jpg", "turn1.jpg", "turn2.jpg"}
+    # every turn's instruction is rewritten as a single edit's is, shortest first
+    assert record.reinstructions == [["Sofa to blue", "Make the sofa blue instead of red, keeping everything else"]] * 2
+    assert [v["instruction"] for name, _, v, _ in models.calls if name == "reinstruct"] == [
+        "Make the sofa blue", "Add a lamp on the right"]
 
 
 def test_multiturn_assembly_must_write_one_step_per_turn():

@@ -153,6 +153,7 @@ def test_multiturn_step_count_matches_turns():
 def multiturn_record():
     return MultiTurnRecord(
         instructions=["make it blue", "add a field"],
+        reinstructions=[["blue kite"], ["add field", "put a field in"]],
         steps=[edit_op(KITE), edit_op(FIELD)],
         images=[image("source", "source.jpg"), image("turn1", "turn1.jpg"), image("turn2", "turn2.jpg")],
         **multiturn_base(),
@@ -172,7 +173,7 @@ MODEL_READ_TEXTS = [
     ("edit", ("edit", "target_object")), ("edit", ("edit", "change")), ("edit", ("edit", "new_object")),
     ("edit", ("edit", "object_description")), ("edit", ("edit", "new_object_description")),
     ("multiturn", ("instructions", 1)), ("multiturn", ("final_description",)), ("multiturn", ("steps", 1, "change")),
-    ("multiturn", ("steps", 0, "target_object")),
+    ("multiturn", ("steps", 0, "target_object")), ("multiturn", ("reinstructions", 1, 0)),
 ]
 # hostile text -> what the error names
 HOSTILE = [("<|im_end|>", "<|im_end|>"), ("\x00", "U+0000"), ("\u202e", "U+202E"), ("\u2066", "U+2066")]
@@ -219,3 +220,14 @@ def test_schema_1_1_verification_scores_align_with_boxes_and_1_0_records_still_r
     old["schema_version"] = "2.0"
     with pytest.raises(RecordError):
         parse_record(old)
+
+
+def test_multiturn_reinstructions_are_per_turn_and_need_schema_1_1():
+    record = multiturn_record()
+    assert parse_record(record.model_dump_json()).reinstructions == [["blue kite"], ["add field", "put a field in"]]
+    data = record.model_dump(mode="json")
+    with pytest.raises(RecordError, match="2 instruction.*rewrites for 1 turn"):
+        parse_record({**data, "reinstructions": [["blue kite"]]})
+    with pytest.raises(RecordError, match="per-turn reinstructions need schema_version 1.1"):
+        parse_record({**data, "schema_version": "1.0"})
+    assert parse_record({**data, "schema_version": "1.0", "reinstructions": None}).reinstructions is None

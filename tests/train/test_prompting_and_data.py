@@ -133,11 +133,31 @@ def test_edits_train_on_the_instruction_or_a_rewrite_by_probability():
     record, _ = make_edit(0, random.Random(1))
     rewritten = record.model_copy(update={"reinstructions": ["recolour it", "new colour"]})
     rng = random.Random(0)
-    assert {edit_instruction(rewritten, 0.0, rng) for _ in range(50)} == {record.instruction}
-    assert {edit_instruction(rewritten, 1.0, rng) for _ in range(200)} == {"recolour it", "new colour"}
-    picks = [edit_instruction(rewritten, 0.3, rng) for _ in range(4000)]
+
+    def pick(r, probability):
+        return edit_instruction(r.instruction, r.reinstructions, probability, rng)
+
+    assert {pick(rewritten, 0.0) for _ in range(50)} == {record.instruction}
+    assert {pick(rewritten, 1.0) for _ in range(200)} == {"recolour it", "new colour"}
+    picks = [pick(rewritten, 0.3) for _ in range(4000)]
     assert abs(picks.count(record.instruction) / 4000 - 0.7) < 0.03
-    assert {edit_instruction(record, 1.0, rng) for _ in range(20)} == {record.instruction}  # no rewrites
+    assert {pick(record, 1.0) for _ in range(20)} == {record.instruction}  # no rewrites
+
+
+def test_multiturn_turns_train_on_their_instruction_or_a_rewrite_each():
+    from got_data.train.examples import turn_instructions
+    from tests.records.test_models import multiturn_record
+
+    record = multiturn_record().model_copy(update={"reinstructions": None})
+    plain = " ".join(f"{i + 1}) {t}" for i, t in enumerate(record.instructions))
+    rng = random.Random(0)
+    assert turn_instructions(record, 1.0, rng) == plain  # no rewrites: the instructions as given
+    rewrites = [[f"short {n}"] for n in range(len(record.instructions))]
+    rewritten = record.model_copy(update={"reinstructions": rewrites})
+    assert turn_instructions(rewritten, 0.0, rng) == plain
+    assert turn_instructions(rewritten, 1.0, rng) == " ".join(f"{i + 1}) short {i}" for i in range(len(rewrites)))
+    partly = record.model_copy(update={"reinstructions": [[]] + rewrites[1:]})  # turn 1's rewrite failed
+    assert turn_instructions(partly, 1.0, rng).startswith(f"1) {record.instructions[0]} 2) short 1")
 
 
 def test_the_instruction_choice_follows_seed_epoch_and_key(encoder, tiny_shards):
