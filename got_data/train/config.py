@@ -131,7 +131,8 @@ class DataSettings(_Strict):
     skip_bad_samples: bool = Field(default=False, description="warn and skip samples that fail to decode")
     reinstruction_probability: float = Field(
         default=0.0, ge=0, le=1,
-        description="chance that an edit trains on one of its record's concise rewrites instead of the instruction",
+        description="chance that an edit (each turn of a multi-turn record) trains on one of its concise rewrites "
+        "instead of the instruction",
     )
     spatial_boxes: SpatialBoxes = Field(
         default="edit_regions",
