@@ -16,7 +16,7 @@ the world models with the oracle verifying (what verification gains on real boxe
 is right), and by the world models verifying themselves; with its cost in requests and seconds per
 record. The t2i sets also ground all of an image's phrases in one request (`requests: per_image`),
 by the oracle and by the world models, beside one request per phrase: requests and prefill tokens of
-the ground stage per record, from the same run.
+the ground stage per input, from the same run.
 
     .venv/bin/python bench/fidelity.py --sets t2i t2i-repeats --count 96 --seeds 1000 1001
 """
@@ -38,7 +38,7 @@ for _key, _value in {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TRAN
 SETS = {"t2i": ("t2i", False), "t2i-repeats": ("t2i", True), "edit": ("edit", False), "multiturn": ("multiturn", False)}
 T2I_COLUMNS = ("object_recall", "object_precision", "mean_iou", "iou50_share", "instance_recall", "instance_precision",
                "prompt_word_accuracy", "description_word_accuracy")
-COST_COLUMNS = ("verify_requests_per_record", "ground_requests_per_record", "ground_prefill_per_record",
+COST_COLUMNS = ("verify_requests_per_record", "ground_requests_per_input", "ground_prefill_per_input",
                 "seconds_per_record")
 EDIT_COLUMNS = ("region_mean_iou", "region_iou50_share", "object_accuracy", "edit_type_accuracy", "step_count_accuracy")
 
@@ -83,14 +83,14 @@ class VerifyFromTruth:
 
 
 def cost(out: Path, seconds: float) -> dict:
-    """The cost of verification and grounding in an annotate run (requests, the ground stage's prefill
-    tokens) and the run's seconds, per record."""
+    """The cost of verification and the run's seconds per record; the ground stage's requests and
+    prefill tokens per input (every input is grounded, records or not)."""
     run = json.loads((out / "stats.json").read_text())["run"]
-    records = max(run["records"], 1)
+    records, inputs = max(run["records"], 1), max(run["inputs_seen"], 1)
     stages = run["tokens_per_stage"]
     return {"verify_requests_per_record": stages.get("verify", {}).get("requests", 0) / records,
-            "ground_requests_per_record": stages.get("ground", {}).get("requests", 0) / records,
-            "ground_prefill_per_record": stages.get("ground", {}).get("prompt_tokens", 0) / records,
+            "ground_requests_per_input": stages.get("ground", {}).get("requests", 0) / inputs,
+            "ground_prefill_per_input": stages.get("ground", {}).get("prompt_tokens", 0) / inputs,
             "seconds_per_record": seconds / records}
 
 
