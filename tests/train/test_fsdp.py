@@ -1,6 +1,6 @@
 """FSDP2 under Ray Train (gloo, own local Ray on loopback): two sharded workers step like one process on the
-same global batch, every rank writes its shard, the job consolidates the last checkpoint into weights
-generate draws from, and a sharded checkpoint resumes exactly."""
+same global batch and score the same held-out loss, every rank writes its shard, the job consolidates the
+last checkpoint into weights generate draws from, and a sharded checkpoint resumes exactly."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from got_data.train.checkpoint import (
     load_weights,
 )
 from got_data.train.config import config_from_dict, load_config
-from got_data.train.trainer import METRICS_FILE, Trainer
+from got_data.train.trainer import METRICS_FILE, VALIDATION_FILE, Trainer
 from tests.train.conftest import tiny_config_dict, write_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,6 +44,7 @@ def _config(tiny_shards, run: Path, parallelism: str, loader_workers: int) -> di
     config["data"]["workers"] = loader_workers
     config["model"]["mllm"]["lora"]["dropout"] = 0.0  # its masks are drawn per rank
     config["checkpoint"].update(every=1, keep=None)
+    config["validation"] = {"shards": [str(tiny_shards["edit"])], "samples": 4, "every": 1, "batch_size": 2}
     return config
 
 
@@ -59,6 +60,12 @@ def _losses(run: Path) -> list[float]:
     lines = [json.loads(line) for line in (run / METRICS_FILE).read_text().splitlines()]
     assert [line["step"] for line in lines] == list(range(1, STEPS + 1))
     return [line["loss"] for line in lines]
+
+
+def _validation(run: Path) -> list[list[float]]:
+    rows = (run / VALIDATION_FILE).read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == [str(step) for step in range(1, STEPS + 1)]
+    return [[float(x) for x in row.split(",")[1:]] for row in rows]
 
 
 def _max_weight_diff(full: Path, consolidated: Path) -> float:
@@ -87,6 +94,9 @@ def test_fsdp_workers_match_one_process_resume_exactly_and_consolidate_for_gener
     print(single_losses, fsdp_losses)
     for a, b in zip(single_losses, fsdp_losses):  # step 2's loss is computed with the weights step 1 updated
         assert abs(a - b) <= TOLERANCE * max(1.0, abs(a)), (single_losses, fsdp_losses)
+    # every FSDP rank runs the held-out forward (it gathers the units), rank 0 writes it
+    for ours, theirs in zip(_validation(single_run), _validation(fsdp_run)):
+        assert ours == pytest.approx(theirs, rel=TOLERANCE), (_validation(single_run), _validation(fsdp_run))
     diff = _max_weight_diff(single_run / last.name, last / CONSOLIDATED_DIR)
     assert diff <= TOLERANCE, diff
     assert not (fsdp_run / "step-00000001" / CONSOLIDATED_DIR).exists()  # only the last one, automatically
