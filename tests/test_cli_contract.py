@@ -46,6 +46,12 @@ def test_help_documents_the_exit_codes(command):
     assert "Exit codes: 0 ok; 1 invalid data" in text and "2 usage or input error" in text
 
 
+def test_the_readme_documents_the_exit_codes():
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "**Exit codes** (every command, also in `got-data --help`): `0` ok; `1` invalid data" in text
+    assert "`2` usage or input error" in text
+
+
 def test_usage_errors_are_one_line_with_exit_2():
     assert_one_error_line(got_data_cli("validate", "--no-such-option"), "--no-such-option", "got-data validate --help")
     assert_one_error_line(got_data_cli("no-such-command"), "no-such-command")

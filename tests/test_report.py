@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -96,6 +97,35 @@ def test_report_renders_in_a_real_browser(t2i_out, browser, tmp_path):
     assert f"{SCENES + 1}\ninputs" in headline and f"{SCENES}\nrecords" in headline and "1\nrejects" in headline
     rejects = browser.run("return document.getElementById('rejects').innerText")
     assert "decode\tempty_file\t1" in rejects
+
+
+def test_the_report_gives_models_prompts_spec_tokens_and_rate(t2i_out, browser, tmp_path):
+    """The headline facts the issue lists, read from the rendered page against stats.json and the records."""
+    stats = json.loads((t2i_out / "stats.json").read_text())
+    provenance = next(iter(iter_samples(t2i_out))).record.provenance
+    page = browser.load(write_report(t2i_out, tmp_path / "r.html", sample_size=1).path)
+    assert page.errors() == []
+    models = browser.run("return document.getElementById('models').innerText")
+    for model in provenance.models:
+        assert f"{model.role}\t{model.name}\t{model.revision or '-'}" in models
+    for stage, digest in provenance.prompt_hashes.items():
+        assert f"{stage}\t{digest}" in models
+    assert f"spec sha256\t{stats['attempts'][-1]['spec_sha256']}" in models
+    assert f"{provenance.pipeline} {provenance.pipeline_version}" in models
+    stages = browser.run("return document.getElementById('stages').innerText")
+    tokens = stats["run"]["tokens_per_stage"]
+    assert tokens and all(usage["requests"] > 0 for usage in tokens.values())
+    for stage, usage in tokens.items():
+        assert f"{stage}\t{usage['requests']}\t{usage['prompt_tokens']}\t{usage['output_tokens']}" in stages
+    headline = browser.run("return document.getElementById('headline').innerText")
+    assert f"{stats['run']['records_per_s']}\nrecords/s (latest)" in headline
+
+
+def test_no_browser_is_a_failure_not_a_skip(monkeypatch, tmp_path):
+    """CI starts from a fresh machine: without chromium the page tests must fail, never skip."""
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(pytest.fail.Exception, match="no headless browser"):
+        Browser(tmp_path)
 
 
 def test_the_sample_links_to_its_preview_page(t2i_out, browser, tmp_path):
