@@ -91,3 +91,16 @@ def loader_outputs(shards_ray: Any, tmp_path_factory: pytest.TempPathFactory) ->
 
     root = tmp_path_factory.mktemp("loader-outputs")
     return {kind: annotate_mixed(root / kind, kind) for kind in ("t2i", "edit", "multiturn")}
+
+
+@pytest.fixture(scope="session")
+def demo_output(shards_ray: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `got-data demo` writes: its world sets annotated by the world's trained models on vLLM
+    (OUT/t2i, OUT/edit, OUT/multiturn). Slow tier: the demo takes minutes on 2 cores."""
+    from rich.console import Console
+
+    from got_data.cli.demo import run_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    run_demo(out, Console(quiet=True))
+    return out

@@ -35,6 +35,26 @@ def load_hf(folder, cache):
     return load_dataset(str(folder), split="train", cache_dir=str(cache))
 
 
+def assert_rows_are_the_samples(rows, out):
+    """`datasets` rows of an output folder are its samples: every record, every image member as a column
+    (None where a sample has no such member), nothing from the parquet files. Returns the samples by key."""
+    samples = samples_of(out)
+    assert len(rows) == len(samples) == json.loads((out / "manifest.json").read_text())["total_samples"] > 0
+    assert not {"member", "sha256", "stage", "reason"} & set(rows.column_names)  # not the parquet files
+    members = {info.member for s in samples.values() for info in s.record.images}
+    assert set(rows.column_names) == {"json", "__key__", "__url__"} | members
+    for row in rows:
+        sample = samples[row["__key__"]]
+        assert parse_record(row["json"]) == sample.record
+        for member in members:
+            info = next((im for im in sample.record.images if im.member == member), None)
+            if info is None:
+                assert row[member] is None  # e.g. turn3.png of a two-turn sequence
+            else:
+                assert row[member].size == (info.width, info.height)
+    return samples
+
+
 @pytest.mark.engine  # loader_outputs runs the pipelines on Ray
 @pytest.mark.parametrize("kind", KINDS)
 def test_mixed_inputs_give_one_member_name_per_role_losslessly(loader_outputs, kind):
@@ -80,23 +100,17 @@ def test_hf_load_dataset_on_the_output_folder_gives_images_and_records(loader_ou
     out = loader_outputs[kind]
     rejects = out / "rejects.parquet"
     assert rejects.is_file() and pq.read_metadata(rejects).num_rows == 0  # an empty table must not be loaded
-    rows = load_hf(out, tmp_path)
-    samples = samples_of(out)
-    assert len(rows) == len(samples) == json.loads((out / "manifest.json").read_text())["total_samples"]
-    assert not {"member", "sha256", "stage", "reason"} & set(rows.column_names)  # not the parquet files
-    members = {info.member for s in samples.values() for info in s.record.images}
-    assert set(rows.column_names) == {"json", "__key__", "__url__"} | members
-    for row in rows:
-        sample = samples[row["__key__"]]
-        assert parse_record(row["json"]) == sample.record
-        for member in members:
-            info = next((im for im in sample.record.images if im.member == member), None)
-            if info is None:
-                assert row[member] is None  # e.g. turn3.png of a two-turn sequence
-            else:
-                assert row[member].size == (info.width, info.height)
+    samples = assert_rows_are_the_samples(load_hf(out, tmp_path), out)
     if kind == "multiturn":
         assert len({len(s.record.steps) for s in samples.values()}) > 1, "the sequences vary in length"
+
+
+@pytest.mark.slow  # the demo takes minutes
+@pytest.mark.engine
+@pytest.mark.world_models
+@pytest.mark.parametrize("kind", KINDS)
+def test_hf_load_dataset_on_the_demo_output(demo_output, kind, tmp_path):
+    assert_rows_are_the_samples(load_hf(demo_output / kind, tmp_path), demo_output / kind)
 
 
 @pytest.mark.engine  # loader_outputs runs the pipelines on Ray

@@ -1,4 +1,5 @@
-"""The README's loading snippets, run as written on a real annotate output (mixed JPEG/PNG inputs).
+"""The README's loading snippets, run as written on real annotate outputs: one from mixed JPEG/PNG
+inputs, and the demo's.
 
 Each snippet must leave `record` (the first record it read, as a model or a dict) and `image` (a PIL
 image or the image's bytes); the test checks both against what `iter_samples` reads."""
@@ -31,11 +32,17 @@ def test_the_readme_shows_each_loader():
         assert loader in joined, f"the README's loading section lacks {loader}"
 
 
+# The issue's two outputs: mixed JPEG/PNG inputs with and without captions (oracle-answered, default
+# tier), and the demo's own (its world models on vLLM: slow tier).
+OUTPUTS = ["mixed", pytest.param("demo", marks=[pytest.mark.slow, pytest.mark.world_models])]
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
 @pytest.mark.parametrize("snippet", loading_snippets(), ids=lambda s: s.strip().splitlines()[0][:40])
-def test_a_readme_snippet_loads_the_output(loader_outputs, snippet, tmp_path, monkeypatch):
+def test_a_readme_snippet_loads_the_output(request, output, snippet, tmp_path, monkeypatch):
     import datasets.config
 
-    out = loader_outputs["t2i"]
+    out = request.getfixturevalue("loader_outputs")["t2i"] if output == "mixed" else request.getfixturevalue("demo_output") / "t2i"
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf")  # not the user's cache
     monkeypatch.setenv("WIDS_CACHE", str(tmp_path / "wids"))
     assert EXAMPLE_DIR in snippet
