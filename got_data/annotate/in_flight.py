@@ -52,11 +52,13 @@ def parse_setting(value: int | str) -> int | str:
     return number
 
 
-def images_in_flight(setting: int | str, pools: dict[str, Any], cpus: float) -> int:
-    """The bound for `setting` (a number, or "auto": Little's law over the pools and CPUs found)."""
+def images_in_flight(setting: int | str, pools: dict[str, Any], cpus: float, annotators: int = 1) -> int:
+    """The bound for `setting` (a number, or "auto": Little's law over the pools and CPUs found) in
+    one of `annotators` writers sharing those pools and CPUs: each takes its share of what `auto`
+    comes to (a number given by hand is each writer's own bound)."""
     setting = parse_setting(setting)
     if isinstance(setting, int):
         return setting
     distinct = {id(pool): pool for pool in pools.values()}.values()
     wanted = sum(pool_capacity(pool) for pool in distinct) + int(cpus * DECODE_DEPTH)
-    return max(MIN_IMAGES_IN_FLIGHT, min(MAX_IMAGES_IN_FLIGHT, wanted))
+    return max(MIN_IMAGES_IN_FLIGHT, min(MAX_IMAGES_IN_FLIGHT, wanted) // max(annotators, 1))

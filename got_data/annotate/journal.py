@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from got_data.annotate.output import STATE_DIR, OutputFolder
+from got_data.annotate.output import OutputFolder
 from got_data.atomic import atomic_write
 from got_data.shards.layout import list_shard_locations, shard_index
 
@@ -88,7 +89,7 @@ class Journal:
         self.output = output
         self.shard_name = shard_name
         output.fetch_state()
-        self.state_dir = output.staging / STATE_DIR
+        self.state_dir = output.state_dir
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.shards_path = self.state_dir / "shards.jsonl"
         self.rejects_path = self.state_dir / "rejects.jsonl"
@@ -144,6 +145,11 @@ class Journal:
 
     def write_rejects_parquet(self, path: Path) -> None:
         """The journal's rejects as parquet, sorted by input; temp file, fsync, rename."""
-        rows = sorted(self.rejects.values(), key=lambda r: r.input_ref)
-        table = pa.Table.from_pylist([{**asdict(r), "transient": r.transient} for r in rows], schema=REJECT_SCHEMA)
-        atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+        write_rejects_parquet(path, self.rejects.values())
+
+
+def write_rejects_parquet(path: Path, rejects: Iterable[RejectRow]) -> None:
+    """Reject rows as parquet, sorted by input; temp file, fsync, rename."""
+    rows = sorted(rejects, key=lambda r: r.input_ref)
+    table = pa.Table.from_pylist([{**asdict(r), "transient": r.transient} for r in rows], schema=REJECT_SCHEMA)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from got_data import uri
+from got_data.annotate.annotators import AnnotatorsRun, annotator_count
 from got_data.annotate.out_marker import RunIdentity, claim_output_dir
 from got_data.annotate.projection import PLAN_FILE, plan_comparison, read_plan
 from got_data.annotate.runner import PipelineRun, RunOptions
@@ -89,6 +90,16 @@ def start_pools(spec: PipelineSpec, models: ModelChoice, console: Console) -> di
     return pools
 
 
+def run_pipeline(spec: PipelineSpec, source: Any, pools: dict[str, Any], options: RunOptions) -> dict[str, Any]:
+    """Run in the driver (one annotator: the single-process path, as before annotators existed), or
+    split over `options.annotators` annotator actors (`auto`: one per node of the Ray cluster)."""
+    count = annotator_count(options.annotators)
+    if count == 1:
+        return PipelineRun(spec, source, pools, options).run()
+    options.console.print(f"{count} annotators, one partition each")
+    return AnnotatorsRun(spec, source, pools, options, count).run()
+
+
 def summary_table(stats: dict[str, Any]) -> Table:
     run, totals = stats["run"], stats["totals"]
     table = Table(title="annotation summary", show_header=True)
@@ -148,7 +159,7 @@ def annotate(
     own = pools is None
     pools = pools if pools is not None else start_pools(spec, models, options.console)
     try:
-        stats = PipelineRun(spec, source, pools, options).run()
+        stats = run_pipeline(spec, source, pools, options)
     finally:
         if own:
             for pool in pools.values():

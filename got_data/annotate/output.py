@@ -14,6 +14,10 @@ the tar's upload and the journal is reconciled on resume (the tar's records are 
 as for a local folder; the resume fetches the journal from the bucket and writes the same keys, and
 first aborts the multipart uploads a kill left open under the prefix (`s3_uploads.py`).
 Rejects journaled after the last commit and lost by a kill are simply redone by the resume.
+
+An annotator (`annotators.py`) opens the same `--out` for its partition: its journal and statistics
+live under `_state/pNNN/`, a bucket output gets its own staging folder, and it leaves the aborting of
+stale uploads to the driver (which does it once, before any annotator starts uploading).
 """
 
 from __future__ import annotations
@@ -38,14 +42,18 @@ class OutputFolder:
     """A run's `--out`: `staging` is the local folder the writer and journal use; `location` is where
     the output lives (the same folder, or a bucket prefix the commit step uploads to)."""
 
-    def __init__(self, out: str | os.PathLike[str] | Location) -> None:
+    def __init__(self, out: str | os.PathLike[str] | Location, partition: str | None = None) -> None:
         self.location = uri.location(out)
+        self.partition = partition
+        self.state_rel = STATE_DIR if partition is None else f"{STATE_DIR}/{partition}"  # this writer's journal
         self.aborted_uploads: tuple[str, ...] = ()
         if self.location.remote:
             digest = hashlib.sha256(self.location.uri.encode("utf-8")).hexdigest()[:16]
-            self.staging = Path(tempfile.gettempdir()) / f"got-data-out-{os.getuid()}-{digest}"
+            suffix = "" if partition is None else f"-{partition}"
+            self.staging = Path(tempfile.gettempdir()) / f"got-data-out-{os.getuid()}-{digest}{suffix}"
             shutil.rmtree(self.staging, ignore_errors=True)  # what a killed run left is redone, never reused
-            self.aborted_uploads = abort_stale_uploads(self.location).aborted  # a killed run's open uploads
+            if partition is None:  # an annotator's neighbours are uploading: only the driver aborts
+                self.aborted_uploads = abort_stale_uploads(self.location).aborted  # a killed run's open uploads
         else:
             self.staging = out if isinstance(out, Path) else Path(self.location.path)
         self.staging.mkdir(parents=True, exist_ok=True)
@@ -59,9 +67,9 @@ class OutputFolder:
         if not self.remote:
             return
         for name in JOURNAL_FILES:
-            source = self.location.join(STATE_DIR, name)
+            source = self.location.join(self.state_rel, name)
             if uri.exists(source):
-                target = self.staging / STATE_DIR / name
+                target = self.state_dir / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(uri.read_bytes(source))
 
@@ -70,11 +78,16 @@ class OutputFolder:
         if self.remote:
             uri.upload(self.staging / relative, self.location.join(relative))
 
+    @property
+    def state_dir(self) -> Path:
+        """The local folder of this writer's journal: `_state/`, or `_state/pNNN/` for an annotator."""
+        return self.staging / self.state_rel
+
     def publish_state(self, *names: str) -> None:
-        """Replace the named `_state/` files in the bucket with the staged ones (whole objects)."""
+        """Replace the named files of this writer's journal in the bucket with the staged ones (whole objects)."""
         for name in names:
-            if (self.staging / STATE_DIR / name).exists():
-                self.publish(f"{STATE_DIR}/{name}")
+            if (self.state_dir / name).exists():
+                self.publish(f"{self.state_rel}/{name}")
 
     def commit_shard(self, info: ShardInfo, name: str) -> None:
         """Upload a finished shard: its index first, then the tar (the tar's key means complete);

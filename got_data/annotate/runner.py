@@ -4,6 +4,10 @@ Data flow: Source (lazy) -> skip inputs the journal says are done -> Ray decode 
 -> stages in spec order, each calling the shared model pools through the gateway -> ShardWriter
 (finished shards journaled) or the rejects journal. At most `max_images_in_flight` inputs are
 between source and writer at once, so memory stays flat whatever the input size.
+
+The same run serves one annotator (`annotators.py`) when given a `Partition`: it takes only its
+share of the listing, writes `got-pNNN-*.tar` shards and its journal and statistics under
+`_state/pNNN/`, and leaves the manifest, rejects table, card and `stats.json` to the driver.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ import got_data
 from got_data.annotate.decode import DecodedImage, DecodeGroups, DecodeResult
 from got_data.annotate.gateway import ModelGateway
 from got_data.annotate.in_flight import AUTO, cluster_cpus, images_in_flight
-from got_data.annotate.journal import Journal, RejectRow
+from got_data.annotate.journal import Journal, RejectRow, write_rejects_parquet
 from got_data.annotate.output import JOURNAL_FILES, OutputFolder
+from got_data.annotate.output_journals import OutputJournals
+from got_data.annotate.partitions import Partition
 from got_data.annotate.reject_detail import public_detail
 from got_data.annotate.spec_check import check_spec
 from got_data.annotate.stage import Stage, StageReject
@@ -38,7 +44,7 @@ from got_data.annotate.work_items import WORK_KINDS
 from got_data.errors import CodecError, InputError, RecordError, ShardError
 from got_data.records import make_key
 from got_data.shards.dataset_card import write_dataset_card
-from got_data.shards.layout import tar_filename
+from got_data.shards.layout import partition_shard_name, tar_filename
 from got_data.shards.manifest import write_manifest
 from got_data.shards.reader import iter_samples
 from got_data.shards.wids_index import write_wids_index
@@ -75,6 +81,7 @@ class RunOptions:
     max_input_pixels: int = 64_000_000
     retry_rejects: tuple[str, ...] = ()  # reject reasons to redo on a rerun, beside the transient ones
     strip_metadata: bool = False  # drop EXIF, XMP, comments, trailing bytes from the published images
+    annotators: int | str = "auto"  # how many annotator actors `launch.annotate` splits the run over (annotators.py)
     show_progress: bool = True
     console: Console = field(default_factory=Console)
 
@@ -96,16 +103,31 @@ def build_stages(spec: PipelineSpec, families: dict[str, str]) -> list[Stage]:
             for s, cls in zip(spec.stages, classes)]
 
 
-def static_provenance(spec: PipelineSpec, stages: list[Stage], pools: dict[str, Any]) -> dict[str, Any]:
+def attempt_info(spec: PipelineSpec, models: list[dict[str, Any]], options: RunOptions) -> dict[str, Any]:
+    """What identifies an attempt in stats.json: command line, spec hash, models, packages."""
+    spec_json = spec.model_dump_json()
+    return {"argv": list(sys.argv), "pipeline": spec.name,
+            "spec_sha256": hashlib.sha256(spec_json.encode("utf-8")).hexdigest(),
+            "models": models, "packages": package_versions(),
+            "got_data_version": got_data.__version__, "samples_per_shard": options.samples_per_shard,
+            "limit": options.limit}
+
+
+def pool_models(pools: dict[str, Any]) -> list[dict[str, Any]]:
+    """Role, name, revision and family of each pool, as provenance and stats.json name them."""
     models = []
     for role, pool in sorted(pools.items()):
         info = pool.model_info()
         models.append({"role": role, "name": str(info.get("name")), "revision": info.get("revision"), "family": info.get("family")})
+    return models
+
+
+def static_provenance(spec: PipelineSpec, stages: list[Stage], pools: dict[str, Any]) -> dict[str, Any]:
     return {
         "pipeline": spec.name,
         "pipeline_version": spec.version,
         "got_data_version": got_data.__version__,
-        "models": models,
+        "models": pool_models(pools),
         "prompt_hashes": {s.spec.name: s.prompt.sha256 for s in stages if s.prompt is not None},
         "sampling": {s.spec.name: s.sampling() for s in stages if s.role is not None},
         "packages": package_versions(),
@@ -113,13 +135,17 @@ def static_provenance(spec: PipelineSpec, stages: list[Stage], pools: dict[str, 
 
 
 class PipelineRun:
-    """One invocation of a pipeline over one input into one output folder."""
+    """One invocation of a pipeline over one input (or one `partition` of it) into one output folder."""
 
-    def __init__(self, spec: PipelineSpec, source: Any, pools: dict[str, Any], options: RunOptions):
+    def __init__(self, spec: PipelineSpec, source: Any, pools: dict[str, Any], options: RunOptions,
+                 partition: Partition | None = None):
         self.spec = spec
         self.source = source
         self.pools = pools
         self.options = options
+        self.partition = partition
+        self.shard_name = (options.shard_name if partition is None
+                           else partition_shard_name(options.shard_name, partition.index))
         families = {role: pool.model_info()["family"] for role, pool in pools.items()}
         self.stages = build_stages(spec, families)
         self.work_kind = WORK_KINDS[spec.record_kind]
@@ -130,7 +156,7 @@ class PipelineRun:
         self.decoder = DecodeGroups(options.max_input_pixels, self.model_max_pixels,
                                     strip_metadata=options.strip_metadata, store_as=spec.image_format,
                                     min_side=spec.min_image_side)
-        self.output = OutputFolder(options.out_dir)
+        self.output = OutputFolder(options.out_dir, partition=partition.label if partition is not None else None)
         try:
             self._open_journal()
         except BaseException:
@@ -144,24 +170,27 @@ class PipelineRun:
         options = self.options
         if self.output.aborted_uploads:
             options.console.print(f"aborted {len(self.output.aborted_uploads)} upload(s) an interrupted run left open")
-        self.journal = Journal(self.output, options.shard_name, frozenset(options.retry_rejects))
+        self.journal = Journal(self.output, self.shard_name, frozenset(options.retry_rejects))
         if self.journal.retrying:
             counts = ", ".join(f"{reason} {n}" for reason, n in sorted(self.journal.retrying.items()))
             options.console.print(f"retrying earlier rejects: {counts}")
         for reason in sorted(set(options.retry_rejects) - set(self.journal.retrying)):
             options.console.print(f"[yellow]--retry-rejects {reason}: no reject has that reason[/yellow]")
         self.journal.reconcile(lambda tar: [s.record.source.input_ref for s in iter_samples(tar)])
+        # Every other writer's journal of this output (annotators of an earlier run, or its single driver).
+        self.others = OutputJournals(self.output.location, options.shard_name, frozenset(options.retry_rejects),
+                                     own=self.output.state_rel)
         self.stats = RunStats([s.spec.name for s in self.stages],
                               role_stages={s.role: s.spec.name for s in self.stages if s.role is not None})
         self.stats_log = StatsLog(self.journal.state_dir)
         self.stats_log.backfill(self.journal.shards, self._records_of_shard)
 
     def _records_of_shard(self, index: int) -> list[AnyRecord]:
-        tar = self.output.location.join(tar_filename(self.options.shard_name, index))
+        tar = self.output.location.join(tar_filename(self.shard_name, index))
         return [sample.record for sample in iter_samples(tar)]
 
     def _on_shard_closed(self, info: ShardInfo) -> None:
-        self.output.commit_shard(info, self.options.shard_name)  # in the bucket before the journal names it
+        self.output.commit_shard(info, self.shard_name)  # in the bucket before the journal names it
         self.journal.shard_done(info.index, [self._key_to_ref.pop(k) for k in info.keys])
         dataset = DatasetStats()
         for key in info.keys:
@@ -172,20 +201,20 @@ class PipelineRun:
     def _running_totals(self) -> dict[str, Any]:
         return {"samples": self.journal.samples(), "rejects": len(self.journal.rejects), "shards": len(self.journal.shards)}
 
-    def attempt_info(self) -> dict[str, Any]:
-        """What identifies this attempt in stats.json: command line, spec hash, models, packages."""
-        spec_json = self.spec.model_dump_json()
-        return {"argv": list(sys.argv), "pipeline": self.spec.name,
-                "spec_sha256": hashlib.sha256(spec_json.encode("utf-8")).hexdigest(),
-                "models": self.provenance["models"], "packages": self.provenance["packages"],
-                "got_data_version": got_data.__version__, "samples_per_shard": self.options.samples_per_shard,
-                "limit": self.options.limit}
-
-    def _write_stats(self, totals: dict[str, Any], complete: bool) -> dict[str, Any]:
-        reasons = Counter(f"{row.stage}/{row.reason}" for row in self.journal.rejects.values())
-        document = self.stats_log.document(self.stats.as_dict(), totals, self.journal.shards, reasons, complete)
-        write_stats(self.output.staging, document)
-        self.output.publish(STATS_FILE)
+    def _write_stats(self, totals: dict[str, Any], complete: bool, rejects: list[RejectRow] | None = None,
+                     others: OutputJournals | None = None) -> dict[str, Any]:
+        """stats.json (an annotator's: `_state/pNNN/stats.json`); `rejects` and `others` widen its
+        totals to every writer's journal at the end."""
+        rows = self.journal.rejects.values() if rejects is None else rejects
+        reasons = Counter(f"{row.stage}/{row.reason}" for row in rows)
+        document = self.stats_log.document(self.stats.as_dict(), totals, self.journal.shards, reasons, complete,
+                                           other_shards=others.dataset if others is not None else None)
+        if self.partition is None:
+            write_stats(self.output.staging, document)
+            self.output.publish(STATS_FILE)
+        else:
+            write_stats(self.journal.state_dir, document)
+            self.output.publish_state(STATS_FILE)
         self.output.publish_state(LOG_FILE)
         return document
 
@@ -255,8 +284,9 @@ class PipelineRun:
             self._reject(item, record.key, "write", "invalid_sample", str(exc))
 
     async def _drive(self, writer: ShardWriter, progress: Progress | None, task_id: Any) -> None:
-        done = self.journal.done_refs()
-        self.stats.images_in_flight = images_in_flight(self.options.max_images_in_flight, self.pools, cluster_cpus())
+        done = self.others.done_refs(self.journal)
+        self.stats.images_in_flight = images_in_flight(self.options.max_images_in_flight, self.pools, cluster_cpus(),
+                                                       annotators=self.partition.count if self.partition else 1)
         slots = asyncio.Semaphore(self.stats.images_in_flight)
         pending: set[asyncio.Task] = set()
         errors: list[BaseException] = []
@@ -276,6 +306,8 @@ class PipelineRun:
         for n, item in enumerate(self.source):
             if self.options.limit is not None and n >= self.options.limit:
                 break
+            if self.partition is not None and not self.partition.takes(n):
+                continue
             self.stats.inputs += 1
             if item.input_ref in done:
                 self.stats.skipped_done += 1
@@ -299,6 +331,8 @@ class PipelineRun:
         total = self.source.count() if hasattr(self.source, "count") else None
         if total is not None and opts.limit is not None:
             total = min(total, opts.limit)
+        if total is not None and self.partition is not None:
+            total = self.partition.share_of(total)
         progress = None
         task_id = None
         if opts.show_progress:
@@ -311,9 +345,9 @@ class PipelineRun:
             task_id = progress.add_task("annotate", total=total, records=0, rejects=0, rate=0.0, pools="")
             progress.start()
         per_shard = samples_per_shard_for(total, opts.samples_per_shard, opts.min_shards)
-        writer = ShardWriter(self.output.staging, name=opts.shard_name, samples_per_shard=per_shard,
+        writer = ShardWriter(self.output.staging, name=self.shard_name, samples_per_shard=per_shard,
                              start_index=self.journal.next_shard_index(), on_shard_closed=self._on_shard_closed)
-        self.stats_log.begin(self.attempt_info())
+        self.stats_log.begin(attempt_info(self.spec, self.provenance["models"], opts))
         try:
             try:
                 with writer:
@@ -325,24 +359,32 @@ class PipelineRun:
             finally:
                 if progress is not None:
                     progress.stop()
-            return self.finish()
+            return self.finish() if self.partition is None else self.finish_partition()
         finally:
             self.output.close()
+
+    def finish_partition(self) -> dict[str, Any]:
+        """An annotator's end: its journal and statistics published; the output's files are the driver's."""
+        self.output.publish_state(*JOURNAL_FILES)
+        self.stats_log.end(self.stats.as_dict(), "finished")
+        return self._write_stats(self._running_totals(), complete=True)
 
     def finish(self) -> dict[str, Any]:
         out = self.output.staging
         manifest = write_manifest(self.output.location, self.options.shard_name)
-        self.journal.write_rejects_parquet(out / "rejects.parquet")
+        others = None if self.others.empty else self.others  # no other writer: the journal's own figures
+        rejects = list(self.journal.rejects.values()) if others is None else others.merged_rejects(self.journal)
+        write_rejects_parquet(out / "rejects.parquet", rejects)
         self.output.publish("rejects.parquet")
         write_wids_index(self.output.location, self.options.shard_name)
         write_dataset_card(self.output.location, self.options.shard_name)
         self.output.publish_state(*JOURNAL_FILES)
         totals = {
-            "samples": self.journal.samples(),
-            "rejects": len(self.journal.rejects),
-            "shards": len(self.journal.shards),
+            "samples": self.journal.samples() if others is None else others.sample_count(self.journal),
+            "rejects": len(rejects),
+            "shards": len(self.journal.shards) if others is None else others.shard_count(self.journal),
             "manifest": manifest.name,
             "finished_at": datetime.now(timezone.utc).isoformat(),
         }
         self.stats_log.end(self.stats.as_dict(), "finished")
-        return self._write_stats(totals, complete=True)
+        return self._write_stats(totals, complete=True, rejects=rejects, others=others)

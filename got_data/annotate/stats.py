@@ -150,6 +150,19 @@ class RunStats:
     def add_latency(self, stage: str, seconds: float) -> None:
         self.latency.setdefault(stage, Histogram()).add(max(seconds, 0.0))
 
+    def merge(self, other: RunStats) -> None:
+        """Add another writer's work (an annotator's) to this one; the clock stays this one's."""
+        for name in ("inputs", "skipped_done", "records", "boxes", "images_in_flight"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("entered", "passed", "rejects", "dropped_phrases", "dropped_boxes"):
+            getattr(self, name).update(getattr(other, name))
+        for stage, usage in other.tokens.items():
+            total = self.tokens.setdefault(stage, {"requests": 0, "prompt_tokens": 0, "output_tokens": 0})
+            for key, value in usage.items():
+                total[key] = total.get(key, 0) + value
+        for stage, histogram in other.latency.items():
+            self.latency.setdefault(stage, Histogram()).merge(histogram)
+
     @property
     def reject_count(self) -> int:
         return sum(self.rejects.values())

@@ -109,8 +109,13 @@ class StatsLog:
         return merged
 
     def document(self, work: dict[str, Any], totals: dict[str, Any], shard_indexes: Iterable[int],
-                 rejects_by_reason: dict[str, int], complete: bool) -> dict[str, Any]:
-        """stats.json: this attempt's work as `run`, every attempt, the output's totals and distributions."""
+                 rejects_by_reason: dict[str, int], complete: bool,
+                 other_shards: DatasetStats | None = None) -> dict[str, Any]:
+        """stats.json: this attempt's work as `run`, every attempt, the output's totals and distributions
+        (`other_shards`: those of the shards other writers' journals hold, `output_journals.py`)."""
+        dataset = self.dataset(shard_indexes)
+        if other_shards is not None:
+            dataset.merge(other_shards)
         attempts = []
         for number, attempt in sorted(self.attempts.items()):
             entry = {k: v for k, v in attempt.items() if k != "work"}
@@ -123,7 +128,7 @@ class StatsLog:
             "totals": {**totals, "rejects_by_reason": dict(sorted(rejects_by_reason.items()))},
             "run": work,
             "attempts": attempts,
-            "dataset": self.dataset(shard_indexes).to_dict(),
+            "dataset": dataset.to_dict(),
         }
 
 

@@ -35,6 +35,7 @@ class AnnotateSettings:
     dataset: str | None
     max_images_in_flight: int | str
     max_input_pixels: int
+    annotators: str = "auto"
     force: bool = False
     retry_rejects: list[str] | None = None
     max_member_bytes: list[str] | None = None
@@ -65,6 +66,9 @@ def _shared_annotate_options(
         metavar="N|auto", help="inputs between reader and writer at once; auto: sized from the pools and CPUs "
         "found (Little's law, docs/CONFIG.md)")] = "auto",
     max_input_pixels: Annotated[int, typer.Option(help="decompression-bomb guard: larger images are rejected")] = 64_000_000,
+    annotators: Annotated[str, typer.Option(
+        metavar="N|auto", help="split the input over N annotator actors, each writing its own shards; auto: one "
+        "per node of the Ray cluster (one: the run stays in this process; docs/CONFIG.md)")] = "auto",
     max_member_bytes: Annotated[Optional[list[str]], typer.Option(
         metavar="EXT=SIZE", help="cap on a shard input's tar members by extension, e.g. jpg=20MB, json=1M, *=8M "
         "for all others (repeatable; docs/CONFIG.md)")] = None,
@@ -115,6 +119,7 @@ def annotate_command(name: str, default_config: str) -> Callable[[Callable[..., 
         ]
 
         def command(**kwargs: Any) -> None:
+            from got_data.annotate.annotators import parse_annotators
             from got_data.annotate.in_flight import parse_setting
             from got_data.annotate.launch import ModelChoice, annotate
             from got_data.annotate.runner import RunOptions
@@ -123,6 +128,7 @@ def annotate_command(name: str, default_config: str) -> Callable[[Callable[..., 
             own_values = {p.name: kwargs.pop(p.name) for p in own}
             settings = AnnotateSettings(**kwargs)
             in_flight = parse_setting(settings.max_images_in_flight)
+            annotators = parse_annotators(settings.annotators)
             spec = load_spec(settings.config or default_config)
             source = open_input(settings, **own_values)
             out = settings.out if is_remote(settings.out) else Path(settings.out)
@@ -131,7 +137,7 @@ def annotate_command(name: str, default_config: str) -> Callable[[Callable[..., 
                                  max_images_in_flight=in_flight,
                                  max_input_pixels=settings.max_input_pixels,
                                  retry_rejects=tuple(settings.retry_rejects or ()),
-                                 strip_metadata=settings.strip_metadata)
+                                 strip_metadata=settings.strip_metadata, annotators=annotators)
             models = ModelChoice(vlm=settings.vlm, llm=settings.llm)
             annotate(spec, source, options, models, ray_address=settings.ray_address, force=settings.force,
                      plan_file=settings.plan)

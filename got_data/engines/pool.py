@@ -9,6 +9,13 @@ Faults: a dead actor (RayActorError / ActorDiedError, or an engine that died ins
 replaced, and the requests it held are sent again; each request still gets exactly one response.
 A request that keeps failing comes back as `ModelResponse(ok=False, error=...)` after
 `max_attempts` tries instead of raising.
+
+Annotators in other processes share the engines: `pool.handle()` is a picklable `PoolHandle` (the
+configuration and the engine actors' handles), and `handle.open()` makes an attached pool in the
+annotator that sends its requests straight to those engines, so no request or image passes
+through the driver. An attached pool neither starts, grows nor replaces engines (that stays with
+the pool that owns them): an engine that dies is dropped from its slots, its requests retried on the
+others, and a request with no engine left fails as above (a transient reject, redone by a rerun).
 """
 
 from __future__ import annotations
@@ -65,8 +72,9 @@ class _Slot:
 class ModelPool:
     """Engines for one role. Use `ModelPool.start(config)`, not the constructor."""
 
-    def __init__(self, config: PoolConfig) -> None:
+    def __init__(self, config: PoolConfig, attached: bool = False) -> None:
         self.config = config
+        self.attached = attached  # serves through another process's engines (`PoolHandle.open`)
         self._users = 1
         self._closed = False
         self._slots: list[_Slot] = []
@@ -77,6 +85,7 @@ class ModelPool:
         self._incoming: dict[asyncio.AbstractEventLoop, list] = {}
         self._use_gpus = ray.cluster_resources().get("GPU", 0) >= config.tensor_parallel_size
         self.in_flight_per_actor = config.in_flight_per_actor(self._use_gpus)
+        self._node_id = ray.get_runtime_context().get_node_id()  # requests prefer engines on this node
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"pool-{config.role}", daemon=True)
         self._thread.start()
@@ -132,7 +141,7 @@ class ModelPool:
 
     def _close(self) -> None:
         self._closed = True
-        actors = [s.actor for s in self._slots if s.actor is not None]
+        actors = [] if self.attached else [s.actor for s in self._slots if s.actor is not None]
         for actor in actors:
             try:
                 ray.get(actor.shutdown.remote(), timeout=30)
@@ -198,6 +207,10 @@ class ModelPool:
     def _on_actor_lost(self, slot: _Slot, generation: int, reason: str) -> None:
         if slot.generation != generation or slot.replacing or self._closed:
             return  # already being replaced (another request saw the death first)
+        if self.attached:  # the owner's engine: not this process's to replace
+            log.warning("%s engine %d lost (%s); its requests go to the other engines", self.config.role, slot.index, reason)
+            slot.given_up = True
+            return
         log.warning("%s engine %d lost (%s); starting a replacement", self.config.role, slot.index, reason)
         slot.live.clear()
         slot.replacing = True
@@ -286,7 +299,7 @@ class ModelPool:
                 for task in pending:
                     task.cancel()
                 continue
-            slot = min(live, key=lambda s: s.in_flight + s.waiting)
+            slot = choose_slot(live, self._node_id)
             if slot.semaphore.locked():
                 self._maybe_scale_up()
             slot.waiting += 1
@@ -300,7 +313,7 @@ class ModelPool:
 
     def _maybe_scale_up(self) -> None:
         _, most = self.config.size_bounds()
-        if self._scaling or len(self._slots) >= most:
+        if self.attached or self._scaling or len(self._slots) >= most:
             return
         if any(s.live.is_set() and not s.semaphore.locked() for s in self._slots):
             return
@@ -435,6 +448,11 @@ class ModelPool:
         start equally cold; serving is unaffected apart from the lost reuse."""
         ray.get([actor.reset_caches.remote() for actor in self.actors()], timeout=60)
 
+    def handle(self) -> PoolHandle:
+        """What an annotator needs to send requests to this pool's engines itself (picklable)."""
+        live = [s for s in self._slots if s.live.is_set() and not s.given_up and s.actor is not None]
+        return PoolHandle(self.config, [s.actor for s in live], [dict(s.info) for s in live])
+
     def actors(self) -> list:
         """Handles of the live engine actors (for operations: inspecting or killing one)."""
         return [s.actor for s in self._slots if s.live.is_set() and not s.given_up and s.actor is not None]
@@ -448,6 +466,47 @@ class ModelPool:
         """Which model answers, as records publish it: its name (never a host path), a revision, the family."""
         return {"role": self.config.role, "name": model_name(self.config.model), "family": self.config.family,
                 "revision": model_revision(self.config.model)}
+
+
+def choose_slot(live: list[_Slot], node_id: str | None) -> _Slot:
+    """Where the next request goes (node-affine routing): the least busy engine on the caller's node
+    that has a free place, else the least busy with a free place anywhere, else the least busy on the
+    caller's node (where one exists) to wait for. An image a request carries then crosses the network
+    only when every engine of its node is full, and never when the node has an idle engine."""
+    def load(slot: _Slot) -> int:
+        return slot.in_flight + slot.waiting
+
+    local = [s for s in live if node_id is not None and s.info.get("node_id") == node_id]
+    for candidates in ([s for s in local if not s.semaphore.locked()], [s for s in live if not s.semaphore.locked()],
+                       local):
+        if candidates:
+            return min(candidates, key=load)
+    return min(live, key=load)
+
+
+@dataclass
+class PoolHandle:
+    """A pool's engines as another process sees them: its configuration and its actors' handles."""
+
+    config: PoolConfig
+    actors: list
+    infos: list[dict]
+
+    def open(self) -> ModelPool:
+        """An attached pool in this process over the engines (see the module docstring); `shutdown()`
+        stops only its own loop, never the engines."""
+        if not self.actors:
+            raise PoolClosedError(f"the {self.config.role} pool has no live engine to share")
+        pool = ModelPool(self.config, attached=True)
+
+        async def attach() -> None:
+            for actor, info in zip(self.actors, self.infos):
+                slot = pool._new_slot()
+                slot.actor, slot.info, slot.generation = actor, info, 1
+                slot.live.set()
+
+        pool._run(attach())  # the slots' events and semaphores belong to the pool's loop
+        return pool
 
 
 def _settle(batch: list) -> None:

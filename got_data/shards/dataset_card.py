@@ -26,7 +26,7 @@ from got_data import uri
 from got_data.errors import ShardError
 from got_data.records import SCHEMA_VERSION
 from got_data.shards.index import read_index
-from got_data.shards.layout import JSON_MEMBER, index_location_for, list_shard_locations, write_file_atomically
+from got_data.shards.layout import JSON_MEMBER, index_location_for, list_run_shard_locations, write_file_atomically
 from got_data.shards.tar_stream import TarStream
 from got_data.uri import Location
 
@@ -67,7 +67,7 @@ def card_facts(out_dir: Path | str | Location, name: str = "got") -> dict[str, A
     models: set[tuple[str, str, str]] = set()
     prompts: set[tuple[str, str]] = set()
     pipelines: set[str] = set()
-    shards = list_shard_locations(folder, name)
+    shards = list_run_shard_locations(folder, name)
     for tar in shards:
         for row in read_index(index_location_for(tar)):
             if row.member == JSON_MEMBER:

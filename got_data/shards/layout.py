@@ -82,12 +82,49 @@ def write_file_atomically(final: Path | Location, text: str) -> Path | Location:
     return final
 
 
+def parse_shard_name(file_name: str) -> tuple[str, int] | None:
+    """(shard name, index) of a finished shard's file name (`got-p001-000004.tar` -> ("got-p001", 4))."""
+    match = _SHARD_RE.match(file_name)
+    return (match["name"], int(match["index"])) if match else None
+
+
 def shard_index(path: Path | Location, name: str | None = None) -> int | None:
     """The shard number of a finished shard file name, or None when the name is not a shard's."""
     match = _SHARD_RE.match(path.name)
     if not match or (name is not None and match["name"] != name):
         return None
     return int(match["index"])
+
+
+def partition_label(partition: int) -> str:
+    """How partition 3 of a run is named: `p003` (its journal folder `_state/p003/`, its shards below)."""
+    return f"p{partition:03d}"
+
+
+def partition_shard_name(name: str, partition: int) -> str:
+    """The shard name of one annotator's partition of a run named `name`: `got` -> `got-p003`, so its
+    tars (`got-p003-000000.tar`) never collide with another annotator's or the single driver's."""
+    return f"{name}-{partition_label(partition)}"
+
+
+def in_run(shard_name: str, name: str) -> bool:
+    """Whether shards named `shard_name` belong to the run named `name`: the single driver's own
+    (`got`) or one of its annotators' partitions (`got-p000`, `got-p001`, ...)."""
+    return shard_name == name or re.fullmatch(re.escape(name) + r"-p\d{3,}", shard_name) is not None
+
+
+def shard_in_run(file_name: str, name: str | None) -> bool:
+    """Whether a file is a finished shard of the run `name` (any run's when `name` is None)."""
+    parsed = parse_shard_name(file_name)
+    return parsed is not None and (name is None or in_run(parsed[0], name))
+
+
+def list_run_shard_locations(folder: str | os.PathLike[str] | Location, name: str) -> list[Location]:
+    """Finished shards of the run named `name` (its own and every partition's), sorted by name: what
+    the manifest, the wids index and the dataset card list."""
+    base = uri.location(folder)
+    return [base.join(info.base_name) for info in uri.list_dir(base)
+            if info.type == uri.FileType.File and shard_in_run(info.base_name, name)]
 
 
 def list_shard_locations(folder: str | os.PathLike[str] | Location, name: str | None = None) -> list[Location]:

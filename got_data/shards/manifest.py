@@ -21,7 +21,7 @@ from got_data.shards.layout import (
     JSON_MEMBER,
     MANIFEST_FILE,
     index_location_for,
-    list_shard_locations,
+    list_run_shard_locations,
     write_file_atomically,
 )
 from got_data.uri import Location, StorageError
@@ -39,13 +39,14 @@ def file_sha256(path: Path | Location) -> str:
 
 
 def build_manifest(out_dir: Path | str | Location, name: str = "got") -> dict[str, Any]:
-    """The manifest of the finished `{name}-*.tar` shards in a folder or bucket prefix, as a dict."""
+    """The manifest of the finished shards of the run `name` in a folder or bucket prefix, as a dict:
+    `{name}-NNNNNN.tar` and its annotators' `{name}-pNNN-NNNNNN.tar` (`layout.in_run`)."""
     folder = uri.location(out_dir)
     if not folder.remote and not uri.is_dir(folder):
         raise ShardError(f"{folder} is not a folder")
     shards = []
     kinds: Counter[str] = Counter()
-    for tar in list_shard_locations(folder, name):
+    for tar in list_run_shard_locations(folder, name):
         rows = [row for row in read_index(index_location_for(tar)) if row.member == JSON_MEMBER]
         kinds.update(row.kind for row in rows)
         shards.append({"file": tar.name, "samples": len(rows), "sha256": file_sha256(tar), "size": uri.file_size(tar)})

@@ -29,7 +29,7 @@ from got_data.shards.layout import (
     index_path_for,
     resolve_shard_locations,
     resolve_shard_paths,
-    shard_index,
+    shard_in_run,
 )
 from got_data.shards.manifest import read_manifest
 from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy
@@ -264,7 +264,7 @@ def _check_manifest(folder: Path | Location, results: list[_ShardResult], whole_
                    f"schema {manifest['schema_version']}, this got-data reads {', '.join(READABLE_SCHEMA_VERSIONS)}")
     entries = {entry["file"]: entry for entry in manifest["shards"] if isinstance(entry, dict) and isinstance(entry.get("file"), str)}
     name = manifest.get("name")
-    mine = [r for r in results if shard_index(r.path, name) is not None]
+    mine = [r for r in results if shard_in_run(r.path.name, name)]  # its annotators' shards too
     for result in mine:
         entry = entries.get(result.path.name)
         if entry is None:

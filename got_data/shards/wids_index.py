@@ -17,7 +17,7 @@ from got_data.shards.index import read_index
 from got_data.shards.layout import (
     JSON_MEMBER,
     index_location_for,
-    list_shard_locations,
+    list_run_shard_locations,
     write_file_atomically,
 )
 from got_data.uri import Location
@@ -31,7 +31,7 @@ def build_wids_index(out_dir: Path | str | Location, name: str = "got") -> dict[
     if not folder.remote and not uri.is_dir(folder):
         raise ShardError(f"{folder} is not a folder")
     shardlist = []
-    for tar in list_shard_locations(folder, name):
+    for tar in list_run_shard_locations(folder, name):
         samples = sum(1 for row in read_index(index_location_for(tar)) if row.member == JSON_MEMBER)
         shardlist.append({"url": tar.name, "nsamples": samples, "filesize": uri.file_size(tar)})
     return {"wids_version": 1, "name": name, "shardlist": shardlist}

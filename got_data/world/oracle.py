@@ -257,10 +257,12 @@ def open_world_input(kind: str, path: str | Path) -> Any:
 def annotate_with_oracle(spec: PipelineSpec, kind: str, input_path: str | Path, truth: dict[str, dict],
                          out_dir: str | Path, family: str = QWEN2_VL, record: bool = False,
                          show_progress: bool = False, max_images_in_flight: int | None = None,
-                         samples_per_shard: int = 1000) -> tuple[dict, list[Example]]:
+                         samples_per_shard: int = 1000, annotators: int | None = None) -> tuple[dict, list[Example]]:
     """Run the real pipeline on a world set with oracle pools (Ray must be up: decode tasks run there).
     Returns the run's stats and, with `record`, every request with its perfect answer.
-    `max_images_in_flight` overrides the runner's default bound (benches lift it)."""
+    `max_images_in_flight` overrides the runner's default bound (benches lift it); `annotators`
+    splits the run over that many annotator actors (each with its copy of the oracle), even one."""
+    from got_data.annotate.annotators import AnnotatorsRun
     from got_data.annotate.runner import PipelineRun, RunOptions
 
     vlm = spec.models.get("vlm")
@@ -271,6 +273,12 @@ def annotate_with_oracle(spec: PipelineSpec, kind: str, input_path: str | Path, 
     options = RunOptions(out_dir=out, show_progress=show_progress, samples_per_shard=samples_per_shard)
     if max_images_in_flight is not None:
         options.max_images_in_flight = max_images_in_flight
-    stats = PipelineRun(spec, open_world_input(kind, input_path), pools, options).run()
+    source = open_world_input(kind, input_path)
+    if annotators is not None:
+        if record:
+            raise ValueError("recording examples needs the oracle in this process: annotators=None")
+        stats = AnnotatorsRun(spec, source, pools, options, annotators).run()
+    else:
+        stats = PipelineRun(spec, source, pools, options).run()
     examples = sorted((example for pool in pools.values() for example in pool.recorded), key=lambda e: e.key)
     return stats, examples  # sorted: requests complete in any order, training data must not depend on it

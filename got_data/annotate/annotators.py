@@ -1,0 +1,264 @@
+"""Many annotators instead of one driver: the input split into partitions, each run in a Ray actor.
+
+An annotator (`Annotator`, one Ray actor per partition, placed round robin over the cluster's nodes)
+opens the source itself and walks its share of the listing (`partitions.py`), decodes on Ray workers,
+runs the stages against the SHARED model pools (their engines reached through `PoolHandle`s, so no
+request or image passes through the driver) and writes its own shards (`got-pNNN-NNNNNN.tar`), its
+own journal, rejects and statistics log under `_state/pNNN/` (`PipelineRun` with a `Partition`).
+
+The driver (`AnnotatorsRun`) only assigns partitions, follows their progress, and at the end writes
+what spans the whole output: the manifest, the wids index, the dataset card, `rejects.parquet`
+merged from every journal, and `stats.json` (the annotators' work summed as `run`, and each
+annotator's own figures, its CPU time included, under `annotators`).
+
+Resume is per partition (each annotator resumes its own journal), and an input that any journal of
+the output lists as done is skipped (`output_journals.py`), so a rerun with another number of
+annotators, or with the single driver, lands every input exactly once.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import ray
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from got_data.annotate.journal import write_rejects_parquet
+from got_data.annotate.output import OutputFolder
+from got_data.annotate.output_journals import OutputJournals
+from got_data.annotate.partitions import Partition
+from got_data.annotate.runner import PipelineRun, RunOptions, attempt_info, pool_models
+from got_data.annotate.stats import RunStats
+from got_data.annotate.stats_log import LOG_FILE, STATS_FILE, StatsLog, write_stats
+from got_data.engines.pool import PoolHandle
+from got_data.errors import InputError
+from got_data.shards.dataset_card import write_dataset_card
+from got_data.shards.manifest import write_manifest
+from got_data.shards.wids_index import write_wids_index
+from got_data.spec import PipelineSpec
+
+AUTO = "auto"
+POLL_S = 0.5  # how often the driver asks the annotators how far they are
+
+
+def parse_annotators(value: int | str) -> int | str:
+    """`auto` or a whole number >= 1 (as typed on the command line); InputError otherwise."""
+    if value == AUTO:
+        return AUTO
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise InputError(f"--annotators must be 'auto' or a whole number >= 1, got {value!r}")
+    return number
+
+
+def alive_nodes() -> list[str]:
+    """Node ids of the Ray cluster's live nodes, in a stable order."""
+    return sorted(node["NodeID"] for node in ray.nodes() if node.get("Alive"))
+
+
+def annotator_count(setting: int | str) -> int:
+    """How many annotators a setting comes to: `auto` is one per live node of the Ray cluster."""
+    setting = parse_annotators(setting)
+    return (len(alive_nodes()) or 1) if setting == AUTO else int(setting)
+
+
+def shareable_pools(pools: dict[str, Any]) -> dict[str, Any]:
+    """What an annotator gets for each role: a `PoolHandle` for an engine pool (one per pool, so a
+    pool serving two roles stays one), or the pool itself when it answers in-process (the world
+    oracle, a replay), which then travels as a copy."""
+    handles: dict[int, Any] = {}
+    for pool in pools.values():
+        if id(pool) not in handles:
+            handles[id(pool)] = pool.handle() if hasattr(pool, "handle") else pool
+    return {role: handles[id(pool)] for role, pool in pools.items()}
+
+
+def open_pools(shared: dict[str, Any]) -> dict[str, Any]:
+    """The annotator's side of `shareable_pools`: each handle opened once (attached pools)."""
+    opened: dict[int, Any] = {}
+    for item in shared.values():
+        if id(item) not in opened:
+            opened[id(item)] = item.open() if isinstance(item, PoolHandle) else item
+    return {role: opened[id(item)] for role, item in shared.items()}
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process, all its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class PartitionTask:
+    """Everything an annotator needs, sent once: picklable (no console, pools as handles)."""
+
+    spec: PipelineSpec
+    source: Any
+    pools: dict[str, Any]
+    partition: Partition
+    out_dir: Path | str
+    limit: int | None
+    samples_per_shard: int
+    min_shards: int
+    shard_name: str
+    max_images_in_flight: int | str
+    max_input_pixels: int
+    retry_rejects: tuple[str, ...]
+    strip_metadata: bool
+
+    def options(self) -> RunOptions:
+        return RunOptions(out_dir=self.out_dir, limit=self.limit, samples_per_shard=self.samples_per_shard,
+                          min_shards=self.min_shards, shard_name=self.shard_name,
+                          max_images_in_flight=self.max_images_in_flight, max_input_pixels=self.max_input_pixels,
+                          retry_rejects=self.retry_rejects, strip_metadata=self.strip_metadata,
+                          show_progress=False, console=Console(quiet=True))
+
+
+class Annotator:
+    """One partition's run in its own process (a Ray actor: `ray.remote(Annotator)`)."""
+
+    def __init__(self) -> None:
+        self.run_: PipelineRun | None = None
+
+    def run(self, task: PartitionTask) -> dict[str, Any]:
+        """Annotate the partition; its figures: work (`RunStats`), CPU seconds, node and pid."""
+        import os
+
+        cpu0, wall0 = cpu_seconds(), time.perf_counter()
+        pools = open_pools(task.pools)
+        try:
+            self.run_ = PipelineRun(task.spec, task.source, pools, task.options(), partition=task.partition)
+            self.run_.run()
+        finally:
+            for pool in {id(p): p for p in pools.values()}.values():
+                if isinstance(pool, PoolHandle) or getattr(pool, "attached", False):
+                    pool.shutdown()
+        return {"partition": task.partition.label, "node_id": ray.get_runtime_context().get_node_id(),
+                "pid": os.getpid(), "cpu_s": cpu_seconds() - cpu0, "wall_s": time.perf_counter() - wall0,
+                "stats": self.run_.stats, "work": self.run_.stats.as_dict()}
+
+    def progress(self) -> tuple[int, int, int]:
+        """(inputs seen, records, rejects) so far."""
+        stats = self.run_.stats if self.run_ is not None else None
+        return (stats.inputs, stats.records, stats.reject_count) if stats is not None else (0, 0, 0)
+
+
+@dataclass
+class AnnotatorsRun:
+    """The driver of a run split over `count` annotators."""
+
+    spec: PipelineSpec
+    source: Any
+    pools: dict[str, Any]
+    options: RunOptions
+    count: int
+    annotators: list[Any] = field(default_factory=list)
+
+    def _tasks(self) -> list[PartitionTask]:
+        o = self.options
+        shared = shareable_pools(self.pools)
+        return [PartitionTask(self.spec, self.source, shared, Partition(i, self.count), o.out_dir, o.limit,
+                              o.samples_per_shard, o.min_shards, o.shard_name, o.max_images_in_flight,
+                              o.max_input_pixels, tuple(o.retry_rejects), o.strip_metadata)
+                for i in range(self.count)]
+
+    def _start(self) -> list[Any]:
+        """One actor per partition, round robin over the live nodes (soft: a full node does not block)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = alive_nodes()
+        remote: Any = ray.remote(Annotator)
+        for i in range(self.count):
+            strategy = NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True) if nodes else "DEFAULT"
+            # No CPU reserved: an annotator waits on decode tasks and pools most of the time.
+            self.annotators.append(remote.options(num_cpus=0, max_concurrency=2,
+                                                  scheduling_strategy=strategy).remote())
+        return [actor.run.remote(task) for actor, task in zip(self.annotators, self._tasks())]
+
+    def _wait(self, refs: list[Any], progress: Progress | None, task_id: Any) -> list[dict[str, Any]]:
+        """The annotators' results; the first failure stops the others and is raised."""
+        results: dict[Any, dict[str, Any]] = {}
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1, timeout=POLL_S)
+            for ref in ready:
+                results[ref] = ray.get(ref)  # raises the annotator's error
+            if progress is not None:
+                counts = ray.get([actor.progress.remote() for actor in self.annotators])
+                progress.update(task_id, completed=sum(c[0] for c in counts), records=sum(c[1] for c in counts),
+                                rejects=sum(c[2] for c in counts))
+        return [results[ref] for ref in refs]
+
+    def run(self) -> dict[str, Any]:
+        """Run every partition to its end; returns the stats document also written to stats.json."""
+        opts = self.options
+        output = OutputFolder(opts.out_dir)  # a bucket's stale uploads are aborted here, before any annotator
+        merged = RunStats([s.name for s in self.spec.stages],  # the annotators' work, on the driver's clock
+                          role_stages={s.role: s.name for s in self.spec.stages if s.role is not None})
+        progress, task_id = None, None
+        try:
+            output.fetch_state()
+            output.state_dir.mkdir(parents=True, exist_ok=True)
+            stats_log = StatsLog(output.state_dir)
+            stats_log.begin({**attempt_info(self.spec, pool_models(self.pools), opts), "annotators": self.count})
+            if opts.show_progress:
+                total = self.source.count() if hasattr(self.source, "count") else None
+                if total is not None and opts.limit is not None:
+                    total = min(total, opts.limit)
+                progress = Progress(TextColumn(f"[bold]{self.spec.name} ({self.count} annotators)"), BarColumn(),
+                                    MofNCompleteColumn(), TextColumn("{task.fields[records]} records, "
+                                                                     "{task.fields[rejects]} rejects"),
+                                    TimeElapsedColumn(), console=opts.console, transient=False)
+                task_id = progress.add_task("annotate", total=total, records=0, rejects=0)
+                progress.start()
+            try:
+                results = self._wait(self._start(), progress, task_id)
+            except BaseException:
+                stats_log.end(merged.as_dict(), "failed")
+                output.publish_state(LOG_FILE)
+                raise
+            finally:
+                if progress is not None:
+                    progress.stop()
+                for actor in self.annotators:
+                    ray.kill(actor, no_restart=True)
+            for result in results:
+                merged.merge(result["stats"])
+            return self._finish(output, stats_log, merged, results)
+        finally:
+            output.close()
+
+    def _finish(self, output: OutputFolder, stats_log: StatsLog, merged: RunStats,
+                results: list[dict[str, Any]]) -> dict[str, Any]:
+        """What spans the output: manifest, wids index, card, merged rejects, stats.json."""
+        opts = self.options
+        journals = OutputJournals(output.location, opts.shard_name, frozenset(opts.retry_rejects))
+        manifest = write_manifest(output.location, opts.shard_name)
+        rejects = journals.merged_rejects()
+        write_rejects_parquet(output.staging / "rejects.parquet", rejects)
+        output.publish("rejects.parquet")
+        write_wids_index(output.location, opts.shard_name)
+        write_dataset_card(output.location, opts.shard_name)
+        work = merged.as_dict()
+        stats_log.end(work, "finished")
+        totals = {"samples": journals.sample_count(), "rejects": len(rejects), "shards": journals.shard_count(),
+                  "manifest": manifest.name, "finished_at": datetime.now(timezone.utc).isoformat()}
+        reasons = Counter(f"{row.stage}/{row.reason}" for row in rejects)
+        document = stats_log.document(work, totals, [], reasons, complete=True, other_shards=journals.dataset)
+        document["annotators"] = [
+            {"partition": r["partition"], "node_id": r["node_id"], "pid": r["pid"], "cpu_s": round(r["cpu_s"], 3),
+             "wall_s": round(r["wall_s"], 3), "work": r["work"]} for r in results]
+        write_stats(output.staging, document)
+        output.publish(STATS_FILE)
+        output.publish_state(LOG_FILE)
+        return document

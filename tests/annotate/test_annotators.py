@@ -1,0 +1,172 @@
+"""Many annotators: the real runner in annotator actors over partitions of a world set, answered by the
+world oracle (each annotator has its copy), decode tasks on Ray, shards, journals and the driver's
+merge. A kill is a real one: the source makes every annotator's process exit hard (`os._exit`, what
+SIGKILL leaves) when its listing reaches a chosen position, while shards are being written."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import ray
+
+from got_data.annotate.annotators import AnnotatorsRun
+from got_data.annotate.runner import PipelineRun, RunOptions
+from got_data.shards.layout import list_shards, parse_shard_name
+from got_data.shards.manifest import read_manifest
+from got_data.shards.validate import validate_paths
+from got_data.spec import load_spec
+from got_data.world.oracle import OraclePool, WorldOracle, open_world_input
+from got_data.world.sets import read_truth, write_world_set
+from tests.annotate.outputs import outcome
+
+pytestmark = pytest.mark.engine  # starts Ray actors
+
+INPUTS = 12  # world scenes, plus one empty file (a reject)
+PER_SHARD = 2
+
+
+class DieAt:
+    """A source whose reader's process exits hard when the listing reaches position `at`."""
+
+    def __init__(self, source, at: int) -> None:
+        self.source, self.at = source, at
+        self.dataset, self.location = source.dataset, source.location
+
+    def __iter__(self):
+        for n, item in enumerate(self.source):
+            if n == self.at:
+                os._exit(9)
+            yield item
+
+
+@pytest.fixture(scope="module")
+def world(ray_session, tmp_path_factory):
+    work = tmp_path_factory.mktemp("annotators")
+    images = write_world_set(work / "set", "t2i", INPUTS, seed=11)
+    (images / "zz-empty.png").write_bytes(b"")
+    return load_spec("t2i-world.yaml"), read_truth(work / "set"), images
+
+
+def _pools(spec, truth):
+    vlm = spec.models["vlm"]
+    oracle = WorldOracle(truth, pixel_bounds=(vlm.min_pixels, vlm.max_pixels))
+    return {role: OraclePool(role, oracle) for role in spec.roles()}
+
+
+def _run(world, out: Path, annotators: int | None, die_at: int | None = None) -> dict:
+    """`annotators` actors (None: the single driver, in this process)."""
+    spec, truth, images = world
+    source = open_world_input("t2i", images)
+    if die_at is not None:
+        source = DieAt(source, die_at)
+    options = RunOptions(out_dir=out, show_progress=False, samples_per_shard=PER_SHARD, max_images_in_flight=1)
+    if annotators is None:
+        return PipelineRun(spec, source, _pools(spec, truth), options).run()
+    return AnnotatorsRun(spec, source, _pools(spec, truth), options, annotators).run()
+
+
+def _all_refs(world) -> set[str]:
+    return {item.input_ref for item in open_world_input("t2i", world[2])}
+
+
+def _assert_exactly_once(world, out: Path) -> tuple[dict, dict]:
+    samples, rejects = outcome(out)  # fails on an input written twice or both written and rejected
+    assert set(samples) | set(rejects) == _all_refs(world)
+    assert rejects == {"zz-empty.png": ("decode", "empty_file")}
+    assert validate_paths([out]).ok
+    manifest = read_manifest(out / "manifest.json")
+    assert manifest["total_samples"] == len(samples) == INPUTS
+    assert {s["file"] for s in manifest["shards"]} == {p.name for p in list_shards(out)}
+    return samples, rejects
+
+
+def test_two_annotators_split_the_input_and_the_driver_merges(world, tmp_path):
+    out = tmp_path / "out"
+    stats = _run(world, out, 2)
+    _assert_exactly_once(world, out)
+    names = Counter(parse_shard_name(p.name)[0] for p in list_shards(out))
+    assert set(names) == {"got-p000", "got-p001"}  # no shard under the single driver's name, none shared
+    wids = json.loads((out / "wids.json").read_text())
+    assert sorted(s["url"] for s in wids["shardlist"]) == sorted(p.name for p in list_shards(out))
+    assert f"samples: {INPUTS} in {len(list_shards(out))} shard(s)" in (out / "README.md").read_text()  # card: all
+    for label in ("p000", "p001"):
+        assert (out / "_state" / label / "shards.jsonl").is_file() and (out / "_state" / label / "stats.json").is_file()
+    a, b = stats["annotators"]
+    assert (a["partition"], b["partition"]) == ("p000", "p001") and a["pid"] != b["pid"] != os.getpid()
+    assert a["cpu_s"] > 0 and b["cpu_s"] > 0
+    assert a["work"]["records"] + b["work"]["records"] == stats["run"]["records"] == INPUTS
+    assert a["work"]["inputs_seen"] + b["work"]["inputs_seen"] == INPUTS + 1  # round robin: 7 and 6
+    assert stats["totals"]["samples"] == INPUTS and stats["totals"]["rejects"] == 1
+    assert stats["totals"]["rejects_by_reason"] == {"decode/empty_file": 1}
+    assert stats["dataset"]["records"] == INPUTS
+    assert stats["run"]["stages"]["assemble"]["passed"] == INPUTS
+
+
+@pytest.fixture(scope="module")
+def killed(world, tmp_path_factory):
+    """A 2-annotator run whose processes died when their listings reached position 9."""
+    out = tmp_path_factory.mktemp("killed") / "out"
+    with pytest.raises(ray.exceptions.RayActorError):
+        _run(world, out, 2, die_at=9)
+    return out
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_a_killed_run_resumes_each_partition(world, killed, tmp_path):
+    out = _copy(killed, tmp_path / "out")
+    before = {p.name for p in list_shards(out)}
+    assert before and len(before) < INPUTS // PER_SHARD  # killed part way
+    stats = _run(world, out, 2)
+    _assert_exactly_once(world, out)
+    assert before <= {p.name for p in list_shards(out)}  # finished shards kept, never rewritten
+    done_before = sum(a["work"]["skipped_already_done"] for a in stats["annotators"])
+    assert done_before == 2 * len(before) == stats["run"]["skipped_already_done"]
+    # An annotator the kill caught running shows that attempt interrupted (one whose actor had not
+    # started yet when the other's death stopped the run has only this one).
+    started = [label for label in ("p000", "p001") if (killed / "_state" / label / "stats.jsonl").is_file()]
+    assert started
+    for label in started:
+        log = [json.loads(line) for line in (out / "_state" / label / "stats.jsonl").read_text().splitlines()]
+        assert [row["status"] for row in log if row["type"] == "end"] == ["interrupted", "finished"]
+
+
+def test_a_rerun_with_another_split_lands_every_input_once(world, killed, tmp_path):
+    out = _copy(killed, tmp_path / "out")
+    stats = _run(world, out, 3)
+    samples, _ = _assert_exactly_once(world, out)
+    assert {parse_shard_name(p.name)[0] for p in list_shards(out)} >= {"got-p000", "got-p001", "got-p002"}
+    assert stats["totals"]["samples"] == len(samples) and stats["dataset"]["records"] == INPUTS
+    again = _run(world, out, None)  # the single driver sees everything done by the annotators
+    assert again["run"]["skipped_already_done"] == INPUTS + 1 and again["run"]["records"] == 0
+    assert again["totals"]["samples"] == INPUTS and again["dataset"]["records"] == INPUTS
+    _assert_exactly_once(world, out)
+
+
+def test_two_annotators_write_into_a_bucket(world, s3_bucket):
+    """`--out s3://...`: each annotator stages and commits its own shards and journal objects."""
+    from got_data import uri
+    from got_data.shards.layout import list_shard_locations
+    from got_data.shards.reader import iter_samples
+
+    out = f"{s3_bucket}/got"
+    stats = _run(world, out, 2)
+    tars = list_shard_locations(out)
+    assert {parse_shard_name(t.name)[0] for t in tars} == {"got-p000", "got-p001"}
+    refs = [s.record.source.input_ref for s in iter_samples(tars)]
+    assert len(refs) == len(set(refs)) == INPUTS and set(refs) == _all_refs(world) - {"zz-empty.png"}
+    assert validate_paths([out]).ok
+    manifest = json.loads(uri.read_text(uri.location(out).join("manifest.json")))
+    assert manifest["total_samples"] == INPUTS and len(manifest["shards"]) == len(tars)
+    for label in ("p000", "p001"):
+        assert uri.is_file(uri.location(out).join("_state", label, "shards.jsonl"))
+    assert stats["totals"]["rejects"] == 1 and uri.is_file(uri.location(out).join("rejects.parquet"))
