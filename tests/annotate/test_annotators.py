@@ -170,3 +170,32 @@ def test_two_annotators_write_into_a_bucket(world, s3_bucket):
     for label in ("p000", "p001"):
         assert uri.is_file(uri.location(out).join("_state", label, "shards.jsonl"))
     assert stats["totals"]["rejects"] == 1 and uri.is_file(uri.location(out).join("rejects.parquet"))
+
+
+def test_two_annotators_send_their_requests_to_the_shared_engines(vlm_pool, llm_pool, tmp_path):
+    """The tiny vLLM pools, started once in this process, serve annotators in other processes
+    through their handles (`PoolHandle.open`): every request answered by the engines themselves."""
+    import shutil
+
+    from rich.console import Console
+
+    from got_data.annotate.launch import ModelChoice, annotate
+    from got_data.ingest import open_source
+    from got_data.sample_data import sample_images_dir
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for photo in ("astronaut", "coffee", "rocket", "cat"):
+        shutil.copy(sample_images_dir() / f"{photo}.jpg", inputs / f"{photo}.jpg")
+    out = tmp_path / "out"
+    options = RunOptions(out_dir=out, samples_per_shard=2, show_progress=False, console=Console(quiet=True),
+                         annotators=2)
+    stats = annotate(load_spec(load_spec("t2i-tiny.yaml").source), open_source(str(inputs)), options, ModelChoice(),
+                     pools={"vlm": vlm_pool, "llm": llm_pool})
+    samples, rejects = outcome(out)
+    assert set(samples) | set(rejects) == {f"{p}.jpg" for p in ("astronaut", "coffee", "rocket", "cat")}
+    assert not [r for r in rejects.values() if r[1] == "model_failure"], rejects
+    assert [a["partition"] for a in stats["annotators"]] == ["p000", "p001"]
+    recaption = stats["run"]["tokens_per_stage"]["recaption"]
+    assert recaption["requests"] >= 4 and recaption["prompt_tokens"] > 0  # answered by vLLM, not a stand-in
+    assert vlm_pool.actors() and llm_pool.actors()  # the owner's engines still serve after the annotators closed
