@@ -152,7 +152,7 @@ class RunStats:
 
     def merge(self, other: RunStats) -> None:
         """Add another writer's work (an annotator's) to this one; the clock stays this one's."""
-        for name in ("inputs", "skipped_done", "records", "boxes", "images_in_flight"):
+        for name in ("inputs", "skipped_done", "records", "objects", "boxes", "images_in_flight"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("entered", "passed", "rejects", "dropped_phrases", "dropped_boxes"):
             getattr(self, name).update(getattr(other, name))

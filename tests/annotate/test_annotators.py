@@ -104,6 +104,7 @@ def test_two_annotators_split_the_input_and_the_driver_merges(world, tmp_path):
     assert stats["totals"]["rejects_by_reason"] == {"decode/empty_file": 1}
     assert stats["dataset"]["records"] == INPUTS
     assert stats["run"]["stages"]["assemble"]["passed"] == INPUTS
+    assert stats["run"]["objects_per_record"] > 0 and stats["run"]["boxes_per_record"] >= stats["run"]["objects_per_record"]
 
 
 @pytest.fixture(scope="module")
