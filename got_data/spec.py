@@ -89,7 +89,10 @@ class PromptTemplate:
 
     def __init__(self, path: Path):
         self.path = path
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"prompt {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from exc
         self.sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
         parts = self.SECTION_RE.split(text)
         self.sections = {name: Template(body.strip()) for name, body in zip(parts[1::2], parts[2::2])}

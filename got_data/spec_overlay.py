@@ -56,6 +56,8 @@ def read_spec_tree(path: Path, depth: int = 0) -> tuple[dict[str, Any], list[Pat
     """The spec at `path` with its `extends` chain merged in, and the files read (the spec first)."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"pipeline spec {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from exc
     except yaml.YAMLError as exc:
         raise SpecError(f"pipeline spec {path} is not valid YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(raw, dict):

@@ -44,3 +44,28 @@ def test_input_problems_exit_2_with_advice(tmp_path):
     fails_with(["t2i", str(manifest), "--allow-paths-outside", str(tmp_path / "typo")],
                "--allow-paths-outside " + str(tmp_path / "typo") + ": not an existing folder")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_spec_or_prompt_that_is_not_utf8_is_one_line(tmp_path, monkeypatch):
+    """A pipeline spec or a prompt beside it saved in another encoding: one line naming the file, no traceback."""
+    import got_data.annotate.launch as launch
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray must not start before the spec is read")
+
+    monkeypatch.setattr(launch, "init_ray", no_ray)
+    images = tmp_path / "images"
+    images.mkdir()
+    spec = tmp_path / "latin1.yaml"
+    spec.write_bytes(b"# caf\xe9\nextends: t2i-tiny.yaml\n")
+    beside = tmp_path / "prompts-beside"
+    (beside / "prompts").mkdir(parents=True)
+    (beside / "spec.yaml").write_text("extends: t2i-tiny.yaml\n")
+    (beside / "prompts" / "recaption.txt").write_bytes("[user]\nD\xe9cris l'image.\n".encode("latin-1"))
+    for config, file in [(spec, spec), (beside / "spec.yaml", beside / "prompts" / "recaption.txt")]:
+        result = CliRunner().invoke(app, ["annotate", "t2i", str(images), "--out", str(tmp_path / "out"),
+                                          "--config", str(config)])
+        assert result.exit_code == 2, result.output
+        assert f"{file} is not UTF-8 text" in " ".join(result.output.split()), result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "out").exists()
