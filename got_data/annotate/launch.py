@@ -21,7 +21,7 @@ from got_data.annotate.stats_log import STATS_FILE
 from got_data.engines.config import PoolConfig
 from got_data.local_ray import start_local_ray
 from got_data.report import write_report
-from got_data.spec import PipelineSpec
+from got_data.spec import PipelineSpec, Role
 
 TINY_MODELS = "got-data tiny random-weight models"  # what a role without --vlm/--llm gets
 
@@ -44,6 +44,22 @@ def init_ray(address: str | None, roles: int) -> None:
     start_local_ray(cpus, int(os.environ.get("GOT_DATA_OBJECT_STORE_BYTES", 500 * 1024**2)))
 
 
+def pool_config(spec: PipelineSpec, role: Role, model: str) -> PoolConfig:
+    """The pool configuration of one role of the spec, for `model`."""
+    role_spec = spec.models.get(role)
+    return PoolConfig(role=role, model=model, **(role_spec.model_dump() if role_spec else {}))
+
+
+def check_models(spec: PipelineSpec, models: ModelChoice) -> None:
+    """Each model named on the command line (--vlm, --llm) for a role of the spec is readable and of a
+    family that role can use; raises PoolConfigError. Run before the output folder is claimed and Ray
+    starts, so a typo costs nothing and never marks the folder with a model that did not run."""
+    given: dict[Role, str | None] = {"vlm": models.vlm, "llm": models.llm}
+    for role, model in given.items():
+        if model is not None and role in spec.roles():
+            pool_config(spec, role, model).resolved()
+
+
 def pool_configs(spec: PipelineSpec, chosen: dict[str, str]) -> dict[str, PoolConfig]:
     """The pool configuration each role of the spec calls, for the chosen model paths.
 
@@ -51,10 +67,7 @@ def pool_configs(spec: PipelineSpec, chosen: dict[str, str]) -> dict[str, PoolCo
     object): one pool serves both, so each GPU holds one engine instead of two and no engine idles
     while the other role's stages are busy. It has the two roles' engines together, the longer
     context of the two, and the VLM's image bounds and in-flight bound."""
-    configs: dict[str, PoolConfig] = {}
-    for role in spec.roles():
-        role_spec = spec.models.get(role)
-        configs[role] = PoolConfig(role=role, model=chosen[role], **(role_spec.model_dump() if role_spec else {}))
+    configs: dict[str, PoolConfig] = {role: pool_config(spec, role, chosen[role]) for role in spec.roles()}
     vlm, llm = configs.get("vlm"), configs.get("llm")
     if vlm is not None and llm is not None and vlm.model == llm.model:
         shared = replace(vlm, num_actors=vlm.num_actors + llm.num_actors,
@@ -145,13 +158,15 @@ def annotate(
 ) -> dict[str, Any]:
     """Run a pipeline end to end; pools passed in are used (and left running), else started here.
 
-    The output folder is claimed for this job first (`out_marker`), before Ray or a pool starts. A plan
+    The models named are checked and the output folder is claimed for this job first (`out_marker`),
+    before Ray or a pool starts. A plan
     (`plan_file`, or OUT/plan.json) gets the run's figures put beside its own in stats.json."""
     plan = _plan_for(options.out_dir, plan_file)
     if pools is not None:
         infos = {role: pool.model_info() for role, pool in pools.items()}
         names = {role: f"{info.get('name')}@{info.get('revision')}" for role, info in infos.items()}
     else:
+        check_models(spec, models)
         names = {"vlm": models.vlm or TINY_MODELS, "llm": models.llm or TINY_MODELS}
     identity = RunIdentity.of(spec, source, names, strip_metadata=options.strip_metadata)
     claim_output_dir(options.out_dir, identity, force=force)

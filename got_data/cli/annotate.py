@@ -58,14 +58,14 @@ def _shared_annotate_options(
     config: Annotated[Optional[str], typer.Option(help="pipeline spec (a path, or a bundled name); default: the command's")] = None,
     vlm: Annotated[Optional[str], typer.Option(help="Qwen2-VL/2.5-VL checkpoint: local path or reachable hub id")] = None,
     llm: Annotated[Optional[str], typer.Option(help="Qwen2.5 checkpoint: local path or reachable hub id")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="stop after this many inputs")] = None,
-    samples_per_shard: Annotated[int, typer.Option(help="samples per shard tar")] = 1000,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="stop after this many inputs")] = None,
+    samples_per_shard: Annotated[int, typer.Option(min=1, help="samples per shard tar")] = 1000,
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local Ray)")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="dataset name recorded in each record")] = None,
     max_images_in_flight: Annotated[str, typer.Option(
         metavar="N|auto", help="inputs between reader and writer at once; auto: sized from the pools and CPUs "
         "found (Little's law, docs/CONFIG.md)")] = "auto",
-    max_input_pixels: Annotated[int, typer.Option(help="decompression-bomb guard: larger images are rejected")] = 64_000_000,
+    max_input_pixels: Annotated[int, typer.Option(min=1, help="decompression-bomb guard: larger images are rejected")] = 64_000_000,
     annotators: Annotated[str, typer.Option(
         metavar="N|auto", help="split the input over N annotator actors, each writing its own shards; auto: one "
         "per node of the Ray cluster (one: the run stays in this process; docs/CONFIG.md)")] = "auto",

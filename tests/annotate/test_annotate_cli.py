@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from got_data.cli import app
+from got_data.cli.root import main
 
 SHARED = ("--out", "--config", "--vlm", "--llm", "--limit", "--samples-per-shard", "--ray-address", "--dataset",
           "--max-images-in-flight", "--max-input-pixels", "--force", "--retry-rejects",
@@ -69,3 +70,32 @@ def test_a_spec_or_prompt_that_is_not_utf8_is_one_line(tmp_path, monkeypatch):
         assert f"{file} is not UTF-8 text" in " ".join(result.output.split()), result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)
     assert not (tmp_path / "out").exists()
+
+
+def test_every_command_line_check_comes_before_ray_and_the_run_marker(tmp_path, monkeypatch, capsys):
+    """A wrong model or a number out of range is one line (exit 2) before Ray starts and before --out is
+    claimed: a corrected rerun into the same --out is not refused as another job's."""
+    import got_data.annotate.launch as launch
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray must not start before the command line is checked")
+
+    monkeypatch.setattr(launch, "init_ray", no_ray)
+    images = tmp_path / "images"
+    images.mkdir()
+    text_model = tmp_path / "text-model"
+    text_model.mkdir()
+    (text_model / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    out = tmp_path / "out"
+    for args, message in [
+        (["--vlm", str(tmp_path / "no-such-model")], "cannot read config.json of model"),
+        (["--llm", str(images)], "config.json is missing"),
+        (["--vlm", str(text_model)], "role 'vlm' needs a vision family"),
+        (["--limit", "0"], "--limit"),
+        (["--samples-per-shard", "0"], "--samples-per-shard"),
+        (["--max-input-pixels", "-1"], "--max-input-pixels"),
+    ]:
+        assert main(["annotate", "t2i", str(images), "--out", str(out), *args]) == 2, args
+        error = capsys.readouterr().err
+        assert message in error and len(error.strip().splitlines()) == 1, (args, error)
+        assert not out.exists(), args
