@@ -13,7 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from got_data.errors import SpecError
+from got_data.errors import InputError, SpecError
+from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy, parse_caps
 from got_data.uri import is_remote
 
 
@@ -129,6 +130,11 @@ class DataSettings(_Strict):
     shuffle_buffer: int = Field(default=1000, ge=0)
     workers: int = Field(default=4, ge=0)
     skip_bad_samples: bool = Field(default=False, description="warn and skip samples that fail to decode")
+    max_member_bytes: list[str] = Field(
+        default_factory=list,
+        description="caps on the shards' tar members by extension, EXT=SIZE as annotate's --max-member-bytes "
+        "(jpg=20MB, '*=8M'); a link, sparse or over-cap member is never read",
+    )
     reinstruction_probability: float = Field(
         default=0.0, ge=0, le=1,
         description="chance that an edit (each turn of a multi-turn record) trains on one of its concise rewrites "
@@ -145,7 +151,15 @@ class DataSettings(_Strict):
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ValueError(f"data source names repeat: {names}")
+        self.member_policy()  # a bad cap fails when the config loads
         return self
+
+    def member_policy(self) -> MemberPolicy:
+        """The tar member caps every shard read of the run applies (training, validation, evaluation)."""
+        try:
+            return DEFAULT_POLICY.with_caps(parse_caps(self.max_member_bytes))
+        except InputError as exc:
+            raise ValueError(f"max_member_bytes: {exc}") from None
 
 
 class DropSettings(_Strict):

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from got_data.errors import InputError, ShardError
 from got_data.shards.layout import resolve_shards
 from got_data.shards.reader import ShardSample, sample_from_raw
+from got_data.shards.tar_policy import DEFAULT_POLICY, MemberPolicy
 from got_data.shards.tar_stream import TarStream
 from got_data.train.config import DataSettings
 from got_data.train.examples import TrainingExample, build_example, collate
@@ -81,13 +82,14 @@ class _Reader:
     """Reads one stream's samples of a shard through the project's own tar reader (no URL, no shell);
     counts every sample it saw, its stream's or not, so an empty source is told from an unlucky split."""
 
-    def __init__(self, stream: int, streams: int, skip_bad: bool) -> None:
+    def __init__(self, stream: int, streams: int, skip_bad: bool, member_policy: MemberPolicy) -> None:
         self.stream, self.streams, self.skip_bad = stream, streams, skip_bad
+        self.member_policy = member_policy
         self.seen = 0
 
     def samples(self, path: Path | Location, epoch: int, by_key: bool) -> Iterator[ShardSample]:
         try:
-            for raw in TarStream(path).samples():
+            for raw in TarStream(path, self.member_policy).samples():
                 self.seen += 1
                 if by_key and key_stream(raw.key, epoch, self.streams) != self.stream:
                     continue  # another stream's sample: passed over before its record is parsed
@@ -103,9 +105,11 @@ class _Reader:
             log.warning("skipping the rest of a bad shard: %s", exc)
 
 
-def source_stream(shards: list[Path | Location], seed: int, stream: int, streams: int, skip_bad: bool) -> Iterator[Drawn]:
-    """Endless samples of one source for one stream: epoch after epoch of shuffled shards."""
-    reader = _Reader(stream, streams, skip_bad)
+def source_stream(shards: list[Path | Location], seed: int, stream: int, streams: int, skip_bad: bool,
+                  member_policy: MemberPolicy = DEFAULT_POLICY) -> Iterator[Drawn]:
+    """Endless samples of one source for one stream: epoch after epoch of shuffled shards, each tar
+    member within `member_policy`'s caps."""
+    reader = _Reader(stream, streams, skip_bad, member_policy)
     epoch, idle_epochs = 0, 0
     while True:
         plan = epoch_plan(shards, seed, epoch, stream, streams)
@@ -192,7 +196,8 @@ class ShardBatches(IterableDataset):
         worker = ((info.id if info is not None else 0) + self.batches_done) % workers
         stream, streams = self.rank * workers + worker, self.world * workers
         sources = [
-            source_stream(shards, derived_seed("source", self.seed, name), stream, streams, self.settings.skip_bad_samples)
+            source_stream(shards, derived_seed("source", self.seed, name), stream, streams, self.settings.skip_bad_samples,
+                          self.settings.member_policy())
             for name, shards, _ in self.sources
         ]
         mixed = mix(sources, [w for _, _, w in self.sources], random.Random(f"mix:{self.seed}:{stream}"))
@@ -236,7 +241,8 @@ def make_loader(
     )
 
 
-def held_out_samples(shards: list[str], count: int, what: str) -> list[ShardSample]:
+def held_out_samples(shards: list[str], count: int, what: str,
+                     member_policy: MemberPolicy = DEFAULT_POLICY) -> list[ShardSample]:
     """The first `count` samples of `shards` in sorted shard order: a fixed set (validation, evaluation)."""
     from got_data.shards.reader import iter_samples
 
@@ -244,15 +250,17 @@ def held_out_samples(shards: list[str], count: int, what: str) -> list[ShardSamp
         paths = resolve_shards(shards)
     except ShardError as exc:
         raise InputError(f"{what} shards: {exc}") from exc
-    samples = list(itertools.islice(iter_samples(paths), count))
+    samples = list(itertools.islice(iter_samples(paths, member_policy), count))
     if not samples:
         raise InputError(f"{what} shards {shards} hold no sample")
     return samples
 
 
 def fixed_batches(
-    shards: list[str], count: int, encoder: ChatEncoder, resolution: int, batch_size: int, pad_id: int
+    shards: list[str], count: int, encoder: ChatEncoder, resolution: int, batch_size: int, pad_id: int,
+    member_policy: MemberPolicy = DEFAULT_POLICY,
 ) -> list[dict]:
     """The first `count` samples of `shards` (sorted shard order) as collated batches: a held-out set."""
-    examples = [build_example(s, encoder, resolution) for s in held_out_samples(shards, count, "validation")]
+    held_out = held_out_samples(shards, count, "validation", member_policy)
+    examples = [build_example(s, encoder, resolution) for s in held_out]
     return [collate(examples[i : i + batch_size], pad_id) for i in range(0, len(examples), batch_size)]

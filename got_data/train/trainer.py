@@ -243,7 +243,8 @@ class Trainer:
             return None
         from got_data.train.evaluation import eval_items
 
-        return eval_items(held_out_samples(self.config.evaluation.shards, self.config.evaluation.samples, "evaluation"))
+        return eval_items(held_out_samples(self.config.evaluation.shards, self.config.evaluation.samples, "evaluation",
+                                           self.config.data.member_policy()))
 
     def _draw(self, model: GoTModel, encoder: ChatEncoder, items, step: int) -> None:
         from got_data.train.evaluation import draw_evaluation
@@ -264,7 +265,7 @@ class Trainer:
             return None
         return fixed_batches(
             validation.shards, validation.samples, encoder, self.config.data.resolution, validation.batch_size,
-            encoder.tokenizer.pad_token_id,
+            encoder.tokenizer.pad_token_id, self.config.data.member_policy(),
         )
 
 
