@@ -29,6 +29,10 @@ class ModelError(GotDataError):
     """A model could not be loaded or served."""
 
 
+class LocalRayError(GotDataError):
+    """A local Ray cannot be started as safely as got-data starts one (e.g. token auth switched off)."""
+
+
 class InputRefused(InputError):
     """One input cannot be used: `reason` is the stable word its reject row carries, `detail` says why."""
 

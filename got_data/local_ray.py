@@ -7,9 +7,10 @@ the only guard against code execution on the host. Here every one of them binds 
   `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER` switch, read once at import): we set that switch for the
   processes Ray starts and for this one, which imported Ray already;
 - vLLM reads `VLLM_HOST_IP` / `VLLM_LOOPBACK_IP` for the addresses its engines listen on.
-Ray's token authentication stays as Ray sets it (on by default): we never turn it off. Joining a real
+Ray's token authentication stays as Ray sets it (on by default): we never turn it off, and refuse to
+start a local Ray when the environment does (`RAY_AUTH_MODE` other than `token`). Joining a real
 cluster (`--ray-address`) does not come here; `docs/SECURITY.md` says how to secure one.
-`tests/test_local_ray.py` checks that no listening socket of a local run is on another address.
+`tests/security/test_local_ray.py` checks that no listening socket of a local run is on another address.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from got_data.errors import LocalRayError
+
 LOOPBACK = "127.0.0.1"
+AUTH_MODE_VARIABLE = "RAY_AUTH_MODE"  # Ray's switch: unset (token auth on for a new local cluster), token, disabled
 LOOPBACK_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "VLLM_HOST_IP": LOOPBACK,
@@ -26,7 +30,12 @@ LOOPBACK_ENV = {
 
 
 def start_local_ray(num_cpus: int, object_store_memory: int, **kwargs: Any) -> None:
-    """`ray.init` of a new local instance bound to loopback, without the dashboard."""
+    """`ray.init` of a new local instance bound to loopback, without the dashboard, with Ray's token
+    authentication on; raises LocalRayError when the environment switches it off."""
+    mode = os.environ.get(AUTH_MODE_VARIABLE)
+    if mode is not None and mode.strip().lower() != "token":
+        raise LocalRayError(f"{AUTH_MODE_VARIABLE}={mode} would start the local Ray without token authentication, "
+                            f"which got-data never does (docs/SECURITY.md): unset {AUTH_MODE_VARIABLE}")
     os.environ.update(LOOPBACK_ENV)
     import ray
     from ray._private import ray_constants

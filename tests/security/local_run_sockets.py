@@ -1,5 +1,6 @@
 """Start a local Ray the way `got-data annotate` does, serve one request from a tiny vLLM engine, and
-print (JSON, last line) every listening inet socket of this process and all its descendants.
+print (JSON, last line) every listening inet socket of this process and all its descendants, and whether
+Ray's token authentication is on.
 
 Launched in a subprocess by test_local_ray.py: it needs its own Ray instance.
 Usage: python local_run_sockets.py MODEL_DIR
@@ -36,6 +37,9 @@ def main(model: str) -> None:
     from got_data.engines.types import ModelRequest
 
     init_ray(None, 1)
+    from ray._private.authentication.authentication_utils import is_token_auth_enabled
+
+    token_auth = is_token_auth_enabled()
     try:
         pool = ModelPool.start(PoolConfig(role="llm", model=model, max_model_len=512, max_in_flight_per_actor=4))
         answers = pool.generate_many([ModelRequest(id="a", messages=[{"role": "user", "content": "Hi."}], max_tokens=4)])
@@ -44,7 +48,8 @@ def main(model: str) -> None:
         pool.shutdown()
     finally:
         ray.shutdown()
-    print(json.dumps({"answered": sum(a.ok for a in answers), "processes": processes, "sockets": sockets}))
+    print(json.dumps({"answered": sum(a.ok for a in answers), "processes": processes, "sockets": sockets,
+                      "token_auth": token_auth}))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""A plain local run (no --ray-address) listens on loopback only: Ray's servers and vLLM's sockets."""
+"""A plain local run (no --ray-address) listens on loopback only (Ray's servers and vLLM's sockets), with
+Ray's token authentication on; got-data refuses to start a local Ray with it switched off."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-pytestmark = [pytest.mark.engine, pytest.mark.own_ray]
 
 SCRIPT = Path(__file__).with_name("local_run_sockets.py")
 
@@ -26,7 +25,9 @@ def test_is_loopback_reads_both_families():
     assert not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("192.0.2.2")
 
 
-def test_local_run_listens_on_loopback_only(tiny_models):
+@pytest.mark.engine
+@pytest.mark.own_ray
+def test_local_run_listens_on_loopback_only_with_token_auth_on(tiny_models):
     proc = subprocess.run([sys.executable, str(SCRIPT), str(tiny_models.llm)], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -36,3 +37,20 @@ def test_local_run_listens_on_loopback_only(tiny_models):
     assert {"gcs_server", "raylet"} <= names, names  # the servers were seen, so the check looked at them
     exposed = [s for s in summary["sockets"] if not is_loopback(s["ip"])]
     assert not exposed, exposed
+    assert summary["token_auth"] is True
+
+
+@pytest.mark.parametrize("mode", ["disabled", "DISABLED", "off"])
+def test_a_local_ray_is_never_started_with_token_auth_off(monkeypatch, mode):
+    import ray
+
+    from got_data.errors import LocalRayError
+    from got_data.local_ray import start_local_ray
+
+    def no_init(*args, **kwargs):
+        raise AssertionError("ray.init must not be called")
+
+    monkeypatch.setattr(ray, "init", no_init)
+    monkeypatch.setenv("RAY_AUTH_MODE", mode)
+    with pytest.raises(LocalRayError, match=f"RAY_AUTH_MODE={mode} would start the local Ray without token"):
+        start_local_ray(1, 100 * 1024**2)
