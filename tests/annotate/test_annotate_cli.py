@@ -94,6 +94,7 @@ def test_every_command_line_check_comes_before_ray_and_the_run_marker(tmp_path, 
         (["--limit", "0"], "--limit"),
         (["--samples-per-shard", "0"], "--samples-per-shard"),
         (["--max-input-pixels", "-1"], "--max-input-pixels"),
+        (["--annotators", "none"], "--annotators"),
     ]:
         assert main(["annotate", "t2i", str(images), "--out", str(out), *args]) == 2, args
         error = capsys.readouterr().err
