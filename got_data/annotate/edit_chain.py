@@ -8,13 +8,22 @@ Single-turn (the GoT paper's five steps):
     1. Source image: ...   2. Edited object: ...   3. Edit region: <ref>phrase</ref><box>...</box>
     4. Change: ...   5. Edited image: ...
 Multi-turn: 1. Source image, then one step per turn (object, region, change), then the final image.
+
+The objects the descriptions name (placed by the `place_objects` stage) are grounded in the
+description lines, at the first free occurrence of each phrase (longer phrases first), and become
+the record's `objects`, each on the image its description is about.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from got_data.records import Annotation, Box, render_got
+from got_data.annotate.model_text import find_free_occurrence
+from got_data.records import Annotation, Box, PlacedObject, render_got
+
+# Objects each description names, with their boxes: "source" (the source image's description) and
+# "final" (the edited image's, or the last turn's)
+DescribedObjects = dict[str, list[tuple[str, list[Box]]]]
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,14 @@ class ChainStep:
     change: str
 
 
+@dataclass(frozen=True)
+class EditGot:
+    """An edit GoT's text and the objects its descriptions ground (none when nothing was placed)."""
+
+    text: str
+    objects: list[PlacedObject] = field(default_factory=list)
+
+
 class _Builder:
     """Plain text plus annotations, appended piece by piece."""
 
@@ -33,6 +50,7 @@ class _Builder:
         self.parts: list[str] = []
         self.length = 0
         self.annotations: list[Annotation] = []
+        self.placed: list[tuple[int, str]] = []  # (annotation index, image role) of each described object
 
     def text(self, piece: str) -> None:
         self.parts.append(piece)
@@ -48,32 +66,61 @@ class _Builder:
                 self.text(", ")
             self.grounded(phrase, boxes)
 
-    def render(self) -> str:
-        got, _ = render_got("".join(self.parts), self.annotations)
-        return got
+    def described(self, text: str, objects: list[tuple[str, list[Box]]], image: str) -> None:
+        """`text` with each object grounded at the first free occurrence of its phrase (longer phrases
+        first, so "red sofa" claims its words before "sofa"); a phrase that does not occur is left out."""
+        taken: list[tuple[int, int]] = []
+        found: list[tuple[tuple[int, int], list[Box]]] = []
+        for phrase, boxes in sorted(objects, key=lambda o: -len(o[0])):
+            span = find_free_occurrence(text, phrase, taken)
+            if span is not None:
+                taken.append(span)
+                found.append((span, boxes))
+        cursor = 0
+        for (start, end), boxes in sorted(found, key=lambda f: f[0]):
+            self.text(text[cursor:start])
+            self.placed.append((len(self.annotations), image))
+            self.grounded(text[start:end], boxes)
+            cursor = end
+        self.text(text[cursor:])
+
+    def render(self) -> EditGot:
+        got, spans = render_got("".join(self.parts), self.annotations)
+        objects = [PlacedObject(phrase=got[spans[i][0]:spans[i][1]], boxes=list(self.annotations[i].boxes), span=spans[i],
+                                image=image) for i, image in self.placed]
+        return EditGot(got, objects)
 
 
 def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
-def single_turn_got(source_description: str, step: ChainStep, target_description: str) -> str:
+def single_turn_got(source_description: str, step: ChainStep, target_description: str,
+                    objects: DescribedObjects | None = None) -> EditGot:
+    objects = objects or {}
     out = _Builder()
-    out.text(f"1. Source image: {_sentence(source_description)}\n")
-    out.text(f"2. Edited object: {_sentence(step.object_text)}\n")
+    out.text("1. Source image: ")
+    out.described(_sentence(source_description), objects.get("source", []), "source")
+    out.text(f"\n2. Edited object: {_sentence(step.object_text)}\n")
     out.text("3. Edit region: ")
     out.region(step.groundings)
     out.text(f".\n4. Change: {_sentence(step.change)}\n")
-    out.text(f"5. Edited image: {_sentence(target_description)}")
+    out.text("5. Edited image: ")
+    out.described(_sentence(target_description), objects.get("final", []), "target")
     return out.render()
 
 
-def multi_turn_got(source_description: str, steps: list[ChainStep], final_description: str) -> str:
+def multi_turn_got(source_description: str, steps: list[ChainStep], final_description: str,
+                   objects: DescribedObjects | None = None) -> EditGot:
+    objects = objects or {}
     out = _Builder()
-    out.text(f"1. Source image: {_sentence(source_description)}\n")
+    out.text("1. Source image: ")
+    out.described(_sentence(source_description), objects.get("source", []), "source")
+    out.text("\n")
     for n, step in enumerate(steps, start=1):
         out.text(f"{n + 1}. Edit {n}: {_sentence(step.object_text)} Region: ")
         out.region(step.groundings)
         out.text(f". Change: {_sentence(step.change)}\n")
-    out.text(f"{len(steps) + 2}. Final image: {_sentence(final_description)}")
+    out.text(f"{len(steps) + 2}. Final image: ")
+    out.described(_sentence(final_description), objects.get("final", []), f"turn{len(steps)}")
     return out.render()

@@ -24,6 +24,15 @@ def clean_model_text(text: str) -> str:
     return _SPACE.sub(" ", _CONTROL.sub("", strip_special_tokens(text))).strip()
 
 
+def find_free_occurrence(text: str, phrase: str, taken: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """First occurrence of phrase on word boundaries that overlaps no span already taken."""
+    for match in re.finditer(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", text):
+        start, end = match.span()
+        if all(end <= s or start >= e for s, e in taken):
+            return start, end
+    return None
+
+
 def parse_json_answer(model: type[ModelT], text: str) -> ModelT:
     """A structured answer, read leniently: raw control characters inside strings are accepted
     (cleaning removes them later). Raises ValueError (pydantic's ValidationError is one) on a bad answer."""

@@ -165,6 +165,9 @@ class EditWorkBase(Work):
     steps: list[EditStep]
     source_description: str = ""
     final_description: str = ""  # single-turn: the target's description
+    # the objects each description names ("source", "final"), then where they are (place_objects)
+    object_phrases: dict[str, list[str]] = field(default_factory=dict)
+    placed: dict[str, list[tuple[str, list[Box]]]] = field(default_factory=dict)
 
     kind: ClassVar[str]
     provided: ClassVar[frozenset[str]] = frozenset(

@@ -129,6 +129,11 @@ class WorldOracle:
             return compact({"description": scene.description() if detailed else scene.summary()})
         if stage == "assemble_edit":
             return compact({"steps": [{"object": e.object_text, "change": e.change} for e in edits]})
+        if stage in ("extract_objects", "place_objects"):  # a description's objects: the source's or the final's
+            scene = edits[0].before if context.get("tag") == "source" else edits[-1].after
+            if stage == "extract_objects":
+                return compact({"entities": scene.phrases()})
+            return self.box_answer(scene, values["phrase"], images[0], json_schema, one_box=_one_box(context))
         if stage == "localize":
             edit = _one(edits, lambda e: e.obj == values["phrase"], values["phrase"])
             return self.box_answer(edit.after if edit.kind == "add" else edit.before, edit.obj, images[0], json_schema,

@@ -34,9 +34,11 @@ class ReplayModels:
     """Answers by stage (and section, for describe), grounding by phrase, as the models write them."""
 
     def __init__(self, edit_parse, boxes, chain, describe=None, crops=None, rewrites=None, family="qwen2-vl",
-                 verdicts=None):
+                 verdicts=None, objects=None, places=None):
         self.edit_parse = list(edit_parse)
         self.boxes = boxes
+        self.objects = objects or {}  # "source" / "final" -> the phrases the description's extraction answers
+        self.places = places or {}  # ("source" / "final", phrase) -> the grounding answer placing it
         self.verdicts = verdicts or {}  # (phrase, box text) -> p(yes) of the verify question; None: it fails
         self.chain = chain
         self.describe = describe or {"user": json.dumps({"description": "A grey cat sits on a red sofa. A lamp stands behind it."}),
@@ -61,6 +63,10 @@ class ReplayModels:
             return self.crops.pop(0) if self.crops else None
         if stage.name == "reinstruct":
             return self.rewrites
+        if stage.name == "extract_objects":
+            return json.dumps({"entities": self.objects.get(tag, [])})
+        if stage.name == "place_objects":
+            return self.places.get((tag, values["phrase"]), "I cannot see it.")
         if stage.name == "assemble_edit":
             return self.chain
         raise KeyError(f"the replay has no answer for stage {stage.name!r}")
@@ -139,7 +145,7 @@ def test_single_turn_record_grounds_the_region_in_the_chain():
     assert [im.role for im in record.images] == ["source", "target"]
     assert set(work.shard_images()) == {"source.jpg", "target.jpg"}
     assert set(record.provenance.prompt_hashes) == {"edit_parse", "describe", "localize", "verify_regions", "crop_describe",
-                                                    "reinstruct", "assemble_edit"}
+                                                    "reinstruct", "extract_objects", "place_objects", "assemble_edit"}
     assert record.edit.region_scores == [0.9]
     assert parse_record(record.model_dump_json()) == record
     # the descriptions were asked with the parsed object named in the prompt
@@ -363,8 +369,49 @@ def test_whole_image_is_offered_only_when_the_edit_may_be_global():
 @pytest.mark.parametrize("spec_name", [f"{kind}{size}.yaml" for kind in ("edit", "multiturn") for size in ("", "-tiny", "-world")])
 def test_the_replay_answers_every_model_stage_of_every_edit_spec(spec_name):
     models = ReplayModels([parse("color", ["the sofa"])], {"the sofa": qwen2_vl_box("the sofa", "(100,400),(900,950)")},
-                          chain(("The sofa.", "It turns blue.")))
+                          chain(("The sofa.", "It turns blue.")), objects={"source": ["red sofa"]})
     work = run_chain(models, ["Make the sofa blue"], [RED, BLUE], spec=spec_name)
     assert work.record is not None
     assert {c[0] for c in models.calls} == {s.name for s in load_spec(spec_name).stages
                                             if s.role and s.options.get("enabled", True)}
+
+
+def test_every_object_the_descriptions_name_is_placed_on_its_image():
+    """The paper appends a position to each object: the objects of each description are grounded on
+    the image it is about and become the record's objects, boxed in the description lines."""
+    models = ReplayModels(
+        [parse("color", ["the sofa"])], {"the sofa": qwen2_vl_box("the sofa", "(100,400),(900,950)")},
+        chain(("The sofa under the cat.", "It turns blue.")),
+        objects={"source": ["grey cat", "red sofa", "A lamp", "a dragon"], "final": ["grey cat"]},
+        places={("source", "grey cat"): qwen2_vl_box("grey cat", "(300,100),(600,500)"),
+                ("source", "red sofa"): qwen2_vl_box("red sofa", "(100,400),(900,950)"),
+                ("final", "grey cat"): qwen2_vl_box("grey cat", "(310,110),(610,510)")},
+    )
+    work = run_chain(models, ["Make the sofa blue"], [RED, BLUE])
+    record = work.record
+    placed = [(o.phrase, o.image, [b.render() for b in o.boxes]) for o in record.objects]
+    assert placed == [("grey cat", "source", ["(300,100),(600,500)"]), ("red sofa", "source", ["(100,400),(900,950)"]),
+                      ("grey cat", "target", ["(310,110),(610,510)"])]
+    lines = record.got.splitlines()
+    assert "<|object_ref_start|>grey cat<|object_ref_end|>" in lines[0] and "red sofa<|object_ref_end|>" in lines[0]
+    assert "grey cat<|object_ref_end|><|box_start|>(310,110),(610,510)" in lines[4]
+    assert [b.render() for b in record.edit.regions] == ["(100,400),(900,950)"]  # the region stays localize's
+    assert record.object_count() == 4 and work.dropped == [("A lamp", "no_box_in_answer")]  # a dragon: not in the text
+    assert sorted(v["phrase"] for name, _, v, _ in models.calls if name == "place_objects") == [
+        "A lamp", "grey cat", "grey cat", "red sofa"]
+
+
+def test_a_multiturn_record_places_the_final_objects_on_the_last_turn():
+    models = ReplayModels(
+        [parse("color", ["the sofa"]), parse("add", ["a lamp"])],
+        {"the sofa": qwen2_vl_box("the sofa", "(100,400),(900,950)"), "a lamp": qwen2_vl_box("a lamp", "(700,50),(850,400)")},
+        chain(("The sofa.", "It turns blue."), ("The right corner.", "A lamp appears.")),
+        crops=[json.dumps({"description": "a sofa"})] * 4,
+        describe={"user": json.dumps({"description": "A grey cat sits on a red sofa."}),
+                  "user_after": json.dumps({"description": "A grey cat sits on a blue sofa."})},
+        objects={"final": ["blue sofa"]}, places={("final", "blue sofa"): qwen2_vl_box("blue sofa", "(100,400),(900,950)")},
+    )
+    work = run_chain(models, ["Make the sofa blue", "Add a lamp on the right"], [RED, BLUE, jpeg((30, 200, 30))],
+                     spec="multiturn.yaml")
+    assert [(o.phrase, o.image) for o in work.record.objects] == [("blue sofa", "turn2")]
+    assert work.record.got.splitlines()[-1].startswith("4. Final image: A grey cat sits on a <|object_ref_start|>blue sofa")

@@ -52,6 +52,8 @@ def test_perfect_answers_give_perfect_boxes(ray_session, tmp_path, kind, spec_na
     else:
         assert scores["object_accuracy"] == scores["edit_type_accuracy"] == 1.0
         assert scores["region_mean_iou"] >= floor, scores
+        # every object the descriptions name is placed on its image (place_objects)
+        assert scores["placed_object_mean_iou"] >= floor, scores
 
 
 @pytest.mark.parametrize("family", [QWEN2_VL, QWEN25_VL])

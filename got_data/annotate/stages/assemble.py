@@ -4,23 +4,13 @@ verification score when the verify stage ran."""
 
 from __future__ import annotations
 
-import re
-
 from pydantic import Field
 
 from got_data.annotate.grounding import distinct_box_indices
+from got_data.annotate.model_text import find_free_occurrence
 from got_data.annotate.stage import Stage, StageOptions, StageReject
 from got_data.errors import RecordError
 from got_data.records import Annotation, GroundedObject, parse_record, render_got
-
-
-def find_free_occurrence(text: str, phrase: str, taken: list[tuple[int, int]]) -> tuple[int, int] | None:
-    """First occurrence of phrase on word boundaries that overlaps no span already taken."""
-    for match in re.finditer(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", text):
-        start, end = match.span()
-        if all(end <= s or start >= e for s, e in taken):
-            return start, end
-    return None
 
 
 class AssembleT2I(Stage):

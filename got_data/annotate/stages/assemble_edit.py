@@ -38,7 +38,7 @@ class AssembleEdit(Stage):
     role = "llm"
     reads = ("source_description", "final_description", "steps.instruction", "steps.edit_type", "steps.objects",
              "steps.new_object", "steps.groundings")
-    optional_reads = ("steps.object_description", "steps.new_object_description")
+    optional_reads = ("steps.object_description", "steps.new_object_description", "placed")
     writes = ("record", "steps.object_text", "steps.change")
 
     class Options(StageOptions):
@@ -69,9 +69,12 @@ class AssembleEdit(Stage):
             chain.append(ChainStep(object_text=step.object_text, groundings=step.groundings, change=step.change))
         try:
             if work.kind == "edit":
-                got = single_turn_got(work.source_description, chain[0], work.final_description)
+                got = single_turn_got(work.source_description, chain[0], work.final_description, work.placed)
             else:
-                got = multi_turn_got(work.source_description, chain, work.final_description)
-            work.record = parse_record(work.record_fields(got))
+                got = multi_turn_got(work.source_description, chain, work.final_description, work.placed)
+            fields = work.record_fields(got.text)
+            if got.objects:
+                fields["objects"] = got.objects
+            work.record = parse_record(fields)
         except (RecordError, CodecError) as exc:
             raise StageReject("validate", "schema", str(exc)) from exc

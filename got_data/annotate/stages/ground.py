@@ -119,12 +119,14 @@ class Ground(Stage):
         return found
 
 
-async def ground_phrase(stage: Stage, work, models, phrase: str, image, image_size: tuple[int, int]) -> list[Box]:
+async def ground_phrase(stage: Stage, work, models, phrase: str, image, image_size: tuple[int, int],
+                        tag: str | None = None) -> list[Box]:
     """Every box of `phrase` on `image` (seen by the model at `image_size`) in GoT coordinates, asked in
     the stage's model family's own multi-box convention, near-duplicates merged and at most the
     stage's `max_boxes`. An answer without a usable box ("not there", a bad answer, a failed request)
     gives [] and a (phrase, reason) entry in `work.dropped`. Shared by every stage that grounds a
-    phrase; the stage's options are `GroundingOptions`."""
+    phrase; the stage's options are `GroundingOptions`; `tag` says which image is meant when a stage
+    asks about several."""
     options = stage.options
     assert isinstance(options, GroundingOptions)
     one_box = options.answer == "one_box"
@@ -132,7 +134,7 @@ async def ground_phrase(stage: Stage, work, models, phrase: str, image, image_si
     text = await models.ask(
         stage, work, values={"phrase": phrase}, images=[image], section=ONE_BOX_SECTION if one_box else "user",
         json_schema=constraint.json_schema, regex=constraint.regex,
-        skip_special_tokens=False, reject_on_failure=False,
+        skip_special_tokens=False, reject_on_failure=False, tag=tag,
     )
     if text is None:
         work.dropped.append((phrase, "model_failure"))
