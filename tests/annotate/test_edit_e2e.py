@@ -87,19 +87,22 @@ def test_edit_shards_validate_and_carry_both_images_and_provenance(bundled_run):
         for role in ("source", "target"):
             assert pixels(sample.images[f"{role}.png"]) == pixels(sources[role])
         assert all(im.normalization == ["reencode_png"] for im in record.images)
-        assert parse_got(record.got).boxes() == record.edit.regions
+        # the GoT's boxes: the edit region and the objects its descriptions name (placed on either image)
+        assert sorted(b.render() for b in parse_got(record.got).boxes()) == sorted(b.render() for b in record.all_boxes())
+        assert {o.image for o in record.objects or []} <= {"source", "target"}
         assert len(record.got.splitlines()) == 5
         prov = record.provenance
         assert {m.role for m in prov.models} == {"vlm", "llm"}
         assert set(prov.prompt_hashes) == {"edit_parse", "describe", "localize", "verify_regions", "crop_describe",
-                                           "reinstruct", "assemble_edit"}
+                                           "reinstruct", "extract_objects", "place_objects", "assemble_edit"}
         assert prov.tokens["edit_parse"].requests == 1 and prov.tokens["describe"].requests == 2
         assert prov.tokens["assemble_edit"].prompt_tokens > 0
         assert not find_control_tokens(record.got)
     stats = json.loads((out / "stats.json").read_text())
     # every stage of the spec is counted, verify_regions too (switched off in the tiny spec: it passes all)
     assert set(stats["run"]["stages"]) == {"compare_images", "edit_parse", "describe", "localize", "verify_regions",
-                                           "crop_describe", "reinstruct", "assemble_edit"}
+                                           "crop_describe", "reinstruct", "extract_objects", "place_objects",
+                                           "assemble_edit"}
     assert stats["run"]["stages"]["verify_regions"]["entered"] == stats["run"]["stages"]["verify_regions"]["passed"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["total_samples"] == stats["totals"]["samples"]
