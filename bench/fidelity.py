@@ -40,7 +40,8 @@ T2I_COLUMNS = ("object_recall", "object_precision", "mean_iou", "iou50_share", "
                "prompt_word_accuracy", "description_word_accuracy")
 COST_COLUMNS = ("verify_requests_per_record", "ground_requests_per_input", "ground_prefill_per_input",
                 "seconds_per_record")
-EDIT_COLUMNS = ("region_mean_iou", "region_iou50_share", "object_accuracy", "edit_type_accuracy", "step_count_accuracy")
+EDIT_COLUMNS = ("region_mean_iou", "region_iou50_share", "object_accuracy", "edit_type_accuracy", "step_count_accuracy",
+                "placed_object_mean_iou", "placed_object_recall")
 
 
 def with_verify(spec, enabled: bool):
