@@ -112,6 +112,9 @@ def test_the_report_gives_models_prompts_spec_tokens_and_rate(t2i_out, browser, 
         assert f"{stage}\t{digest}" in models
     assert f"spec sha256\t{stats['attempts'][-1]['spec_sha256']}" in models
     assert f"{provenance.pipeline} {provenance.pipeline_version}" in models
+    spec = stats["attempts"][-1]["spec"]
+    assert spec["name"] == "t2i" and sorted(stage["name"] for stage in spec["stages"]) == sorted(stats["run"]["stages"])
+    assert json.loads(browser.run("return document.querySelector('#spec pre').textContent")) == spec
     stages = browser.run("return document.getElementById('stages').innerText")
     tokens = stats["run"]["tokens_per_stage"]
     assert tokens and all(usage["requests"] > 0 for usage in tokens.values())

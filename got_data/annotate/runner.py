@@ -104,10 +104,10 @@ def build_stages(spec: PipelineSpec, families: dict[str, str]) -> list[Stage]:
 
 
 def attempt_info(spec: PipelineSpec, models: list[dict[str, Any]], options: RunOptions) -> dict[str, Any]:
-    """What identifies an attempt in stats.json: command line, spec hash, models, packages."""
+    """What identifies an attempt in stats.json: command line, the spec (and its hash), models, packages."""
     spec_json = spec.model_dump_json()
     return {"argv": list(sys.argv), "pipeline": spec.name,
-            "spec_sha256": hashlib.sha256(spec_json.encode("utf-8")).hexdigest(),
+            "spec_sha256": hashlib.sha256(spec_json.encode("utf-8")).hexdigest(), "spec": spec.model_dump(mode="json"),
             "models": models, "packages": package_versions(),
             "got_data_version": got_data.__version__, "samples_per_shard": options.samples_per_shard,
             "limit": options.limit}

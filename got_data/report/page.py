@@ -132,6 +132,9 @@ def _models_and_spec(facts: RunFacts) -> str:
     if attempts:
         spec_rows.append(["spec sha256", attempts[-1].get("spec_sha256", "-")])
     body += _table(["spec", "value"], spec_rows)
+    if attempts and isinstance(attempts[-1].get("spec"), dict):
+        spec = json.dumps(attempts[-1]["spec"], indent=1, sort_keys=True)
+        body += f'<details id="spec"><summary>the spec as run (latest attempt)</summary><pre>{_e(spec)}</pre></details>'
     if prov is not None:
         body += _table(["stage", "prompt sha256"], [[stage, digest] for stage, digest in sorted(prov.prompt_hashes.items())])
         body += f"<p class=\"note\">sampling per stage</p><pre>{_e(json.dumps(prov.sampling, indent=1, sort_keys=True))}</pre>"
