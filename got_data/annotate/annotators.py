@@ -30,6 +30,7 @@ import ray
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from got_data.annotate.in_flight import AUTO, parse_auto_or_count
 from got_data.annotate.journal import write_rejects_parquet
 from got_data.annotate.output import OutputFolder
 from got_data.annotate.output_journals import OutputJournals
@@ -38,27 +39,17 @@ from got_data.annotate.runner import PipelineRun, RunOptions, attempt_info, pool
 from got_data.annotate.stats import RunStats
 from got_data.annotate.stats_log import LOG_FILE, STATS_FILE, StatsLog, write_stats
 from got_data.engines.pool import PoolHandle
-from got_data.errors import InputError
 from got_data.shards.dataset_card import write_dataset_card
 from got_data.shards.manifest import write_manifest
 from got_data.shards.wids_index import write_wids_index
 from got_data.spec import PipelineSpec
 
-AUTO = "auto"
 POLL_S = 0.5  # how often the driver asks the annotators how far they are
 
 
 def parse_annotators(value: int | str) -> int | str:
-    """`auto` or a whole number >= 1 (as typed on the command line); InputError otherwise."""
-    if value == AUTO:
-        return AUTO
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise InputError(f"--annotators must be 'auto' or a whole number >= 1, got {value!r}")
-    return number
+    """The `--annotators` setting: `auto` (one per node) or a whole number >= 1."""
+    return parse_auto_or_count(value, "--annotators")
 
 
 def alive_nodes() -> list[str]:

@@ -39,8 +39,8 @@ def cluster_cpus() -> float:
     return float(os.cpu_count() or 1)
 
 
-def parse_setting(value: int | str) -> int | str:
-    """`auto` or a whole number >= 1 (as typed on the command line); InputError otherwise."""
+def parse_auto_or_count(value: int | str, option: str) -> int | str:
+    """`auto` or a whole number >= 1 (as typed on the command line for `option`); InputError otherwise."""
     if value == AUTO:
         return AUTO
     try:
@@ -48,8 +48,13 @@ def parse_setting(value: int | str) -> int | str:
     except ValueError:
         number = 0
     if number < 1:
-        raise InputError(f"--max-images-in-flight must be 'auto' or a whole number >= 1, got {value!r}")
+        raise InputError(f"{option} must be 'auto' or a whole number >= 1, got {value!r}")
     return number
+
+
+def parse_setting(value: int | str) -> int | str:
+    """The `--max-images-in-flight` setting: `auto` or a whole number >= 1."""
+    return parse_auto_or_count(value, "--max-images-in-flight")
 
 
 def images_in_flight(setting: int | str, pools: dict[str, Any], cpus: float, annotators: int = 1) -> int:
