@@ -116,6 +116,12 @@ def killed(world, tmp_path_factory):
     return out
 
 
+def _began_an_attempt(log: Path) -> bool:
+    """Whether an annotator's stats log holds an attempt (the file may exist before one begins)."""
+    return log.is_file() and any(json.loads(line).get("type") == "attempt" for line in log.read_text().splitlines()
+                                 if line.strip())
+
+
 def _copy(src: Path, dst: Path) -> Path:
     import shutil
 
@@ -134,7 +140,7 @@ def test_a_killed_run_resumes_each_partition(world, killed, tmp_path):
     assert done_before == 2 * len(before) == stats["run"]["skipped_already_done"]
     # An annotator the kill caught running shows that attempt interrupted (one whose actor had not
     # started yet when the other's death stopped the run has only this one).
-    started = [label for label in ("p000", "p001") if (killed / "_state" / label / "stats.jsonl").is_file()]
+    started = [label for label in ("p000", "p001") if _began_an_attempt(killed / "_state" / label / "stats.jsonl")]
     assert started
     for label in started:
         log = [json.loads(line) for line in (out / "_state" / label / "stats.jsonl").read_text().splitlines()]
