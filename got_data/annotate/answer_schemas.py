@@ -96,6 +96,16 @@ def candidate_phrases(text: str, max_words: int = 5, limit: int = 1000) -> list[
     return list(seen)
 
 
+def verbatim_phrases(answered: list[str], text: str, limit: int) -> list[str]:
+    """The answered phrases that occur in `text`, each once, in answer order, at most `limit` (the
+    constraint already keeps them verbatim; an answer read unconstrained is checked here)."""
+    phrases: list[str] = []
+    for phrase in answered:
+        if phrase.strip() and phrase in text and phrase not in phrases:
+            phrases.append(phrase)
+    return phrases[:limit]
+
+
 def entity_schema(candidates: list[str], max_items: int = 12) -> dict[str, Any]:
     """JSON schema of EntityAnswer whose items must be one of the candidate phrases."""
     return {

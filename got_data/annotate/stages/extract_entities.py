@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from got_data.annotate.answer_schemas import EntityAnswer, candidate_phrases, entity_schema
+from got_data.annotate.answer_schemas import EntityAnswer, candidate_phrases, entity_schema, verbatim_phrases
 from got_data.annotate.ask_json import ask_json
 from got_data.annotate.stage import Stage, StageOptions, StageReject
 
@@ -28,10 +28,7 @@ class ExtractEntities(Stage):
             raise StageReject(self.name, "no_entities", "the description has no words")
         answer = await ask_json(self, work, models, EntityAnswer, values={"description": work.description},
                                 json_schema=entity_schema(candidates, max_items=max_entities))
-        entities: list[str] = []
-        for phrase in answer.entities:
-            if phrase.strip() and phrase in work.description and phrase not in entities:
-                entities.append(phrase)
+        entities = verbatim_phrases(answer.entities, work.description, max_entities)
         if not entities:
             raise StageReject(self.name, "no_entities", answer.model_dump_json()[:200])
-        work.entities = entities[:max_entities]
+        work.entities = entities

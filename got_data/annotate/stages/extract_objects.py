@@ -9,7 +9,7 @@ import asyncio
 
 from pydantic import Field
 
-from got_data.annotate.answer_schemas import EntityAnswer, candidate_phrases, entity_schema
+from got_data.annotate.answer_schemas import EntityAnswer, candidate_phrases, entity_schema, verbatim_phrases
 from got_data.annotate.ask_json import ask_json
 from got_data.annotate.stage import Stage, StageOptions
 
@@ -43,8 +43,4 @@ class ExtractObjects(Stage):
         answer = await ask_json(self, work, models, EntityAnswer, values={"description": description}, tag=which,
                                 json_schema=entity_schema(candidates, max_items=self.options.max_objects),
                                 on_bad="drop", dropped_as=f"{which} objects")
-        phrases: list[str] = []
-        for phrase in answer.entities if answer is not None else []:
-            if phrase.strip() and phrase in description and phrase not in phrases:
-                phrases.append(phrase)
-        return phrases[: self.options.max_objects]
+        return verbatim_phrases(answer.entities, description, self.options.max_objects) if answer is not None else []
