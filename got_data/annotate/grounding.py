@@ -140,18 +140,15 @@ def split_qwen25_vl_answer(text: str, phrases: list[str], width: int, height: in
                            max_pixels: int | None) -> list[PhraseAnswer]:
     """Per phrase asked, its boxes in one Qwen2.5-VL list about every phrase, grouped by label; a
     phrase with no item is "not there". An answer that is no JSON list fails every phrase alike."""
-    block = _JSON_BLOCK.search(text)
     try:
-        data = json.loads(block.group(1) if block else text)
-    except json.JSONDecodeError as exc:
-        failure = GroundingParseError("unparsable_answer", f"{exc}: {text[:200]}")
+        data = _json_answer(text)
+    except GroundingParseError as failure:
         return [failure for _ in phrases]
-    items = data if isinstance(data, list) else [data]
     by_label: dict[str, list[Any]] = {}
-    for item in items:
+    for item in data if isinstance(data, list) else [data]:
         if isinstance(item, dict) and isinstance(item.get("label"), str):
             by_label.setdefault(item["label"], []).append(item)
-    return [_answer(parse_qwen25_vl, json.dumps(by_label.get(p, [])), width, height, min_pixels, max_pixels)
+    return [_answer(qwen25_vl_boxes, by_label.get(p, []), text, width, height, min_pixels, max_pixels)
             for p in phrases]
 
 
@@ -187,17 +184,28 @@ def parse_qwen2_vl(text: str) -> list[Box]:
     return boxes
 
 
+def _json_answer(text: str) -> Any:
+    """The JSON of a Qwen2.5-VL answer, inside a ```json block or bare; `unparsable_answer` otherwise."""
+    block = _JSON_BLOCK.search(text)
+    try:
+        return json.loads(block.group(1) if block else text)
+    except json.JSONDecodeError as exc:
+        raise GroundingParseError("unparsable_answer", f"{exc}: {text[:200]}") from exc
+
+
 def parse_qwen25_vl(text: str, width: int, height: int, min_pixels: int | None, max_pixels: int | None) -> list[Box]:
     """Boxes of a Qwen2.5-VL JSON answer (one object or a list), converted from the resized image's
     pixels to relative coordinates of a width x height image. The empty list is "not there"."""
-    block = _JSON_BLOCK.search(text)
-    try:
-        data = json.loads(block.group(1) if block else text)
-    except json.JSONDecodeError as exc:
-        raise GroundingParseError("unparsable_answer", f"{exc}: {text[:200]}") from exc
-    if data == []:
+    data = _json_answer(text)
+    return qwen25_vl_boxes(data if isinstance(data, list) else [data], text, width, height, min_pixels, max_pixels)
+
+
+def qwen25_vl_boxes(items: list[Any], text: str, width: int, height: int, min_pixels: int | None,
+                    max_pixels: int | None) -> list[Box]:
+    """The boxes of parsed Qwen2.5-VL answer items (`text`: the answer, for the reject detail); no
+    item is "not there", items without a usable box `no_box_in_answer`."""
+    if not items:
         raise GroundingParseError(NOT_THERE, text[:200])
-    items = data if isinstance(data, list) else [data]
     kwargs = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
     boxes = []
     for item in items:
