@@ -40,6 +40,11 @@ class GroundingOptions(StageOptions):
                              "merged within a phrase; across phrases the more specific phrase keeps it")
 
 
+def kept_boxes(boxes: list[Box], options: GroundingOptions) -> list[Box]:
+    """A phrase's boxes as a grounding stage keeps them: near-duplicates merged, at most `max_boxes`."""
+    return merge_near_duplicates(boxes, options.merge_iou)[: options.max_boxes]
+
+
 def grounding_sections(options: GroundingOptions) -> tuple[str, ...]:
     """The prompt section a grounding stage asks one phrase's question with."""
     return (ONE_BOX_SECTION,) if options.answer == "one_box" else ("user",)
@@ -115,7 +120,7 @@ class Ground(Stage):
                 work.dropped.append((phrase, answer.reason))
                 found.append([])
             else:
-                found.append(merge_near_duplicates(answer, options.merge_iou)[: options.max_boxes])
+                found.append(kept_boxes(answer, options))
         return found
 
 
@@ -148,4 +153,4 @@ async def ground_phrase(stage: Stage, work, models, phrase: str, image, image_si
     except GroundingParseError as exc:
         work.dropped.append((phrase, exc.reason))
         return []
-    return merge_near_duplicates(boxes, options.merge_iou)[: options.max_boxes]
+    return kept_boxes(boxes, options)
