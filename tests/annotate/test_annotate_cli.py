@@ -47,14 +47,19 @@ def test_input_problems_exit_2_with_advice(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_spec_or_prompt_that_is_not_utf8_is_one_line(tmp_path, monkeypatch):
-    """A pipeline spec or a prompt beside it saved in another encoding: one line naming the file, no traceback."""
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Starting Ray fails the test: what it checks must come before Ray starts."""
     import got_data.annotate.launch as launch
 
-    def no_ray(*args, **kwargs):
-        raise AssertionError("Ray must not start before the spec is read")
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray must not start before the command line and the spec are checked")
 
-    monkeypatch.setattr(launch, "init_ray", no_ray)
+    monkeypatch.setattr(launch, "init_ray", refuse)
+
+
+def test_a_spec_or_prompt_that_is_not_utf8_is_one_line(tmp_path, no_ray):
+    """A pipeline spec or a prompt beside it saved in another encoding: one line naming the file, no traceback."""
     images = tmp_path / "images"
     images.mkdir()
     spec = tmp_path / "latin1.yaml"
@@ -72,15 +77,9 @@ def test_a_spec_or_prompt_that_is_not_utf8_is_one_line(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
-def test_every_command_line_check_comes_before_ray_and_the_run_marker(tmp_path, monkeypatch, capsys):
+def test_every_command_line_check_comes_before_ray_and_the_run_marker(tmp_path, no_ray, capsys):
     """A wrong model or a number out of range is one line (exit 2) before Ray starts and before --out is
     claimed: a corrected rerun into the same --out is not refused as another job's."""
-    import got_data.annotate.launch as launch
-
-    def no_ray(*args, **kwargs):
-        raise AssertionError("Ray must not start before the command line is checked")
-
-    monkeypatch.setattr(launch, "init_ray", no_ray)
     images = tmp_path / "images"
     images.mkdir()
     text_model = tmp_path / "text-model"
