@@ -134,8 +134,14 @@ def _edit_steps(record: EditRecord | MultiTurnRecord) -> list[EditOp]:
     return [record.edit] if isinstance(record, EditRecord) else list(record.steps)
 
 
+def _step_image(record: EditRecord | MultiTurnRecord, step: int) -> str:
+    """The role of the image edit `step` (1-based) was localized on: the latest one before it."""
+    return "source" if isinstance(record, EditRecord) else record.image_before_step(step)
+
+
 def _edit_panels(record: EditRecord | MultiTurnRecord, parsed: ParsedGot) -> list[Panel]:
-    """Each edit's regions go on the image it applies to: edit n on image n (source, turn1, ...), and
+    """Each edit's regions go on the image it applies to: the latest image before it (source, turn1,
+    ...; a record split from one instruction may lack some, so several edits can share one), and
     each placed object (schema 1.1) on the image it is named about.
 
     The record guarantees the GoT text's boxes outside the placed objects' spans, in order, equal the
@@ -145,18 +151,19 @@ def _edit_panels(record: EditRecord | MultiTurnRecord, parsed: ParsedGot) -> lis
     box_refs = [i for i, ref in enumerate(parsed.refs) if ref.got_span not in placed for _ in ref.boxes]
     steps = _edit_steps(record)
     instructions = [record.instruction] if isinstance(record, EditRecord) else record.instructions
+    starts = [sum(len(step.regions) for step in steps[:n]) for n in range(len(steps))]
     panels: list[Panel] = []
-    offset = 0
-    for n, info in enumerate(record.images):
-        regions = steps[n].regions if n < len(steps) else []
+    for info in record.images:
+        shown = [n for n in range(1, len(steps) + 1) if _step_image(record, n) == info.role]
         overlays = tuple(
-            Overlay(box, parsed.refs[box_refs[offset + j]].phrase, colour_of(box_refs[offset + j]))
-            for j, box in enumerate(regions)
+            Overlay(box, parsed.refs[box_refs[starts[n - 1] + j]].phrase, colour_of(box_refs[starts[n - 1] + j]))
+            for n in shown for j, box in enumerate(steps[n - 1].regions)
         )
-        offset += len(regions)
-        caption = info.role if n == 0 else f"{info.role}: after “{instructions[n - 1]}”"
+        after = 1 if info.role == "target" else int(info.role[4:]) if info.role.startswith("turn") else 0
+        caption = info.role if after == 0 else f"{info.role}: after “{instructions[after - 1]}”"
         if overlays:
-            caption += f" (regions of edit {n + 1})" if len(steps) > 1 else " (edit regions)"
+            caption += (" (edit regions)" if len(steps) == 1 else f" (regions of edit {shown[0]})" if len(shown) == 1
+                        else f" (regions of edits {', '.join(map(str, shown))})")
         objects = tuple(Overlay(box, obj.phrase, colour_of(ref_index[obj.span]))
                         for obj in record.objects or [] if obj.image == info.role for box in obj.boxes)
         if objects:
@@ -236,6 +243,8 @@ def _fields(record: AnyRecord, shard: str) -> list[tuple[str, str]]:
         fields += [("reinstruction", text) for text in record.reinstructions]
         fields += [("source", record.source_description), ("target", record.target_description)]
         return fields + [("edit", _edit_fields(record.edit))]
+    if record.combined_instruction is not None:
+        fields.append(("combined instruction", record.combined_instruction))
     rewrites = record.reinstructions or [[] for _ in record.instructions]
     for n, (text, turn) in enumerate(zip(record.instructions, rewrites), 1):
         fields += [(f"turn {n}", text), *((f"turn {n} reinstruction", r) for r in turn)]

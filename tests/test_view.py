@@ -95,8 +95,9 @@ def geometry(box: Box) -> dict[str, str]:
 
 def expected_boxes(sample: ShardSample) -> list[tuple[int, Box, str]]:
     """(image index, box, label) for every structured box: T2I objects on the image, labelled with their
-    phrase; each edit's regions on the image it applies to (edit n on image n), labelled with the phrase
-    the GoT text grounds that box with (the text's boxes outside placed objects, in order, are the edits'
+    phrase; each edit's regions on the image it applies to (edit n on image n; in a record split from
+    one instruction, schema 1.2, on the last image there is before it), labelled with the phrase the GoT
+    text grounds that box with (the text's boxes outside placed objects, in order, are the edits'
     regions), then the placed objects (schema 1.1) on the image each is named about."""
     record = sample.record
     if record.kind == "t2i":
@@ -105,9 +106,13 @@ def expected_boxes(sample: ShardSample) -> list[tuple[int, Box, str]]:
     placed = record.objects or []
     phrases = iter([ref.phrase for ref in parse_got(record.got).refs
                     if ref.got_span not in {obj.span for obj in placed} for _ in ref.boxes])
+    present = getattr(record, "step_images", None) or [True] * len(steps)
+    # image index each edit applies to: how many images there are before it, less one
+    on_image = [sum(present[:n]) for n in range(len(steps))]
+    regions = [(on_image[n], box, next(phrases)) for n, step in enumerate(steps) for box in step.regions]
     expected = []
     for n, info in enumerate(record.images):
-        expected += [(n, box, next(phrases)) for box in (steps[n].regions if n < len(steps) else [])]
+        expected += [region for region in regions if region[0] == n]
         expected += [(n, box, obj.phrase) for obj in placed if obj.image == info.role for box in obj.boxes]
     return expected
 

@@ -164,3 +164,24 @@ def edit_chain_schema(steps: int, max_object_chars: int, max_change_chars: int) 
         "required": ["steps"],
         "additionalProperties": False,
     }
+
+
+class SplitAnswer(BaseModel):
+    """split_instruction: a combined multi-turn instruction as ordered single-turn instructions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: list[str] = Field(min_length=1, description="one instruction per edit, in the order they are done")
+
+
+def split_schema(min_steps: int, max_steps: int, max_step_chars: int) -> dict[str, Any]:
+    """JSON schema of SplitAnswer: min_steps..max_steps non-empty steps of at most max_step_chars each."""
+    return {
+        "type": "object",
+        "properties": {
+            "steps": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": max_step_chars},
+                      "minItems": min_steps, "maxItems": max_steps},
+        },
+        "required": ["steps"],
+        "additionalProperties": False,
+    }

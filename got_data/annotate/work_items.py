@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from got_data.annotate.decode import DecodedImage
 from got_data.annotate.stage import Usage
+from got_data.errors import RecordError
 from got_data.ingest.edit_items import EditItem, clean_instruction
 from got_data.ingest.images import PreparedImage
 from got_data.ingest.items import InputItem
@@ -157,7 +158,9 @@ class EditWorkBase(Work):
     """An edit input on its way through the stages: its images by role and one EditStep per turn.
 
     The stages only use `steps`, `first`, `last` and the two descriptions, so the same stage classes
-    serve single-turn and multi-turn pipelines; the subclasses differ in the record they build.
+    serve single-turn and multi-turn pipelines; the subclasses differ in the record they build. A
+    multi-turn input given as one combined instruction starts with no steps: `split_instruction`
+    makes them (and names the final image `turnN`, `step_images` saying which steps have an image).
     """
 
     item: EditItem
@@ -168,11 +171,12 @@ class EditWorkBase(Work):
     # the objects each description names ("source", "final"), then where they are (place_objects)
     object_phrases: dict[str, list[str]] = field(default_factory=dict)
     placed: dict[str, list[tuple[str, list[Box]]]] = field(default_factory=dict)
+    step_images: list[bool] | None = None  # combined inputs, once split: per step, whether its image exists
 
     kind: ClassVar[str]
     provided: ClassVar[frozenset[str]] = frozenset(
-        {"images", "steps", "first", "last", "steps.instruction", "steps.given_edit_type", "steps.before",
-         "steps.after"})
+        {"images", "steps", "first", "last", "combined_instruction", "steps.instruction", "steps.given_edit_type",
+         "steps.before", "steps.after"})
     derived: ClassVar[dict[str, tuple[str, ...]]] = {
         "steps.is_global": ("steps.edit_type",),
         "steps.regions": ("steps.groundings",),
@@ -192,11 +196,18 @@ class EditWorkBase(Work):
 
     @property
     def first(self) -> DecodedImage:
-        return self.steps[0].before
+        """The source image."""
+        return next(iter(self.images.values()))
 
     @property
     def last(self) -> DecodedImage:
-        return self.steps[-1].after
+        """The image after the last edit (the target, the last turn's, or a combined input's final)."""
+        return list(self.images.values())[-1]
+
+    @property
+    def combined_instruction(self) -> str | None:
+        """The cleaned combined instruction of an input that gives its steps as one; None otherwise."""
+        return None if self.item.combined is None else clean_instruction(self.item.combined.instruction)
 
     @property
     def key(self) -> str:
@@ -250,8 +261,13 @@ class MultiTurnWork(EditWorkBase):
     record: MultiTurnRecord | None = None
 
     def record_fields(self, got: str) -> dict[str, Any]:
+        if self.item.combined is not None and self.step_images is None:
+            raise RecordError(f"input {self.item.input_ref} gives its steps as one instruction, which no stage split: "
+                              "put the split_instruction stage in the pipeline")
         return {
             **self._common_fields(got),
+            "combined_instruction": self.combined_instruction,
+            "step_images": self.step_images,
             "instructions": [step.instruction for step in self.steps],
             "reinstructions": [step.reinstructions for step in self.steps]
             if any(step.reinstructions for step in self.steps) else None,

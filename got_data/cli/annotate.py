@@ -186,9 +186,17 @@ def annotate_multiturn(
     settings: AnnotateSettings,
     source_column: Annotated[str, typer.Option(help="manifest column holding source images")] = "source",
     turns_column: Annotated[str, typer.Option(help="manifest column holding the turns: [{instruction, image, edit_type?}]")] = "turns",
+    instruction_column: Annotated[str, typer.Option(help="manifest column holding a row's steps as one combined "
+                                                         "instruction (instead of turns)")] = "instruction",
+    final_column: Annotated[str, typer.Option(help="manifest column holding a combined row's final image")] = "final",
+    intermediates_column: Annotated[str, typer.Option(help="manifest column holding a combined row's intermediate "
+                                                           "images: {\"K\": image after step K}")] = "intermediates",
 ) -> Any:
-    """Multi-turn edit GoT from a source image and its ordered turns: one chain, one step per turn. Rerun to resume."""
+    """Multi-turn edit GoT from a source image and its ordered turns, or from one combined instruction with
+    the final (and any intermediate) images, split into turns: one chain, one step per turn. Rerun to resume."""
     from got_data.ingest import MultiTurnInputs, open_source
 
-    return open_source(settings.input, MultiTurnInputs(source_column=source_column, turns_column=turns_column),
-                       **settings.source_options())
+    items = MultiTurnInputs(source_column=source_column, turns_column=turns_column,
+                            instruction_column=instruction_column, final_column=final_column,
+                            intermediates_column=intermediates_column)
+    return open_source(settings.input, items, **settings.source_options())

@@ -8,8 +8,9 @@ Single-turn pairs (`EditInputs`):
 - WebDataset shards: samples `KEY.source.<ext>`, `KEY.target.<ext>`, the instruction in
   `KEY.instruction.txt` or `KEY.txt` or the "instruction" field of `KEY.json` (which may also hold
   "edit_type").
-Multi-turn sequences (`MultiTurnInputs`): a manifest with a source image column and a `turns` list of
-{"instruction", "image", "edit_type"?}.
+Multi-turn sequences (`MultiTurnInputs`): a manifest with a source image column and, per row, either
+a `turns` list of {"instruction", "image", "edit_type"?}, or one combined `instruction` for every
+step with the `final` image and optional `intermediates` {"K": image} (the image after step K).
 
 Every input ends as one EditItem, bad ones with a `problem`, so nothing is lost silently; an image,
 `instruction.txt` or `edit_type.txt` the input roots refuse rejects its input unread.
@@ -21,10 +22,12 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from got_data.errors import InputError
 from got_data.ingest.captions import DEFAULT_MAX_CAPTION_CHARS, caption_from_bytes, caption_from_value
 from got_data.ingest.edit_items import (
     EMPTY_INSTRUCTION,
     NO_TURNS,
+    CombinedSteps,
     EditItem,
     EditTurn,
     clean_instruction,
@@ -169,36 +172,123 @@ class EditInputs(FolderInputs[EditItem], RowInputs[EditItem], SampleInputs[EditI
 
 
 class MultiTurnInputs(RowInputs[EditItem]):
-    """Multi-turn edit sequences, from manifests only: a source image column and a turns column, each
-    turn an object {"instruction", "image", "edit_type"?} (a JSON string holding that list is accepted too)."""
+    """Multi-turn edit sequences, from manifests only: a source image column and, per row, either a
+    turns column, each turn an object {"instruction", "image", "edit_type"?} (a JSON string holding
+    that list is accepted too), or a combined instruction with the final image and the intermediate
+    images that exist, keyed by the step they follow (`build_combined_item`)."""
 
     record_kind = "multiturn"
     name = "multi-turn edits"
-    accepted = f"a manifest ({_MANIFESTS}) with a source column and a turns column"
+    accepted = (f"a manifest ({_MANIFESTS}) with a source column and a turns column, or an instruction and a "
+                "final column (one combined instruction)")
 
     def __init__(self, source_column: str = "source", turns_column: str = "turns",
-                 max_instruction_chars: int = DEFAULT_MAX_CAPTION_CHARS) -> None:
+                 max_instruction_chars: int = DEFAULT_MAX_CAPTION_CHARS, instruction_column: str = "instruction",
+                 final_column: str = "final", intermediates_column: str = "intermediates") -> None:
         self.source_column = source_column
         self.turns_column = turns_column
         self.max_instruction_chars = max_instruction_chars
+        self.instruction_column = instruction_column
+        self.final_column = final_column
+        self.intermediates_column = intermediates_column
 
     def problem(self, dataset: str, input_ref: str, reason: str, detail: str) -> EditItem:
         return edit_problem(dataset, input_ref, reason, detail, multiturn=True)
 
     def manifest_columns(self, file: ManifestFile) -> dict[str, str | None]:
         file.require(self.source_column, "source", "the source column option")
-        file.require(self.turns_column, "turns", "the turns column option")
-        return {"source": self.source_column, "turns": self.turns_column}
+        present = file.columns()
+        if self.turns_column not in present and self.instruction_column not in present:
+            raise InputError(
+                f"manifest {file.path} has neither a turns column {self.turns_column!r} nor a combined instruction "
+                f"column {self.instruction_column!r}; its columns are {sorted(present)}. Name the right one with "
+                "--turns-column or --instruction-column.")
+        if self.instruction_column in present:
+            file.require(self.final_column, "final image", "the final column option")
+        wanted = {"source": self.source_column, "turns": self.turns_column, "instruction": self.instruction_column,
+                  "final": self.final_column, "intermediates": self.intermediates_column}
+        # Parquet reads only the columns it has; a JSONL row may hold any of them
+        return {what: column if file.kind == "jsonl" or column in present else None for what, column in wanted.items()}
 
     def from_row(self, dataset: str, input_ref: str, row: dict[str, Any], columns: dict[str, str | None],
                  file: ManifestFile) -> EditItem:
+        source = file.image(row.get(self.source_column), self.source_column)
+        combined = row.get(self.instruction_column)
         turns = _turn_list(row.get(self.turns_column))
+        if combined is not None and turns:
+            return self.problem(dataset, input_ref, INVALID_ROW,
+                                f"the row has both turns ({self.turns_column!r}) and a combined instruction "
+                                f"({self.instruction_column!r}); give one")
+        if combined is not None:
+            return self._combined(dataset, input_ref, row, source, combined, file)
         if turns is None:
             return self.problem(dataset, input_ref, INVALID_ROW,
                                 f"column {self.turns_column!r} is not a list of turn objects")
-        source = file.image(row.get(self.source_column), self.source_column)
         parts = [(t.get("instruction"), file.image(t.get("image"), "image"), t.get("edit_type")) for t in turns]
         return build_edit_item(dataset, input_ref, source, parts, True, self.max_instruction_chars)
+
+    def _combined(self, dataset: str, input_ref: str, row: dict[str, Any], source: ImageCell, instruction: Any,
+                  file: ManifestFile) -> EditItem:
+        intermediates = _intermediate_cells(row.get(self.intermediates_column))
+        if isinstance(intermediates, str):
+            return self.problem(dataset, input_ref, INVALID_ROW, f"column {self.intermediates_column!r}: {intermediates}")
+        cells = [(step, file.image(value, self.intermediates_column)) for step, value in intermediates]
+        final = file.image(row.get(self.final_column), self.final_column)
+        return build_combined_item(dataset, input_ref, source, instruction, final, cells, self.max_instruction_chars)
+
+
+def build_combined_item(dataset: str, input_ref: str, source: ImageCell, instruction_value: Any, final: ImageCell,
+                        intermediates: list[tuple[int, ImageCell]], max_instruction_chars: int) -> EditItem:
+    """A multi-turn EditItem from one combined instruction, the final image and the intermediate
+    images (each keyed by the step it follows). The first fault found (source image, instruction,
+    final image, then each intermediate) becomes the item's problem."""
+    instruction, error = caption_from_value(instruction_value, max_instruction_chars)
+    problem = _cell_problem("source image", source)
+    if problem is None and (instruction is None or not clean_instruction(instruction)):
+        why = f" ({error})" if error else " (only control tokens)" if instruction else ""
+        problem = (EMPTY_INSTRUCTION, f"the combined instruction is empty{why}")
+    problem = problem or _cell_problem("final image", final)
+    for step, cell in intermediates:
+        problem = problem or _cell_problem(f"image after step {step}", cell)
+    source_image, final_image = source[0], final[0]
+    if problem is not None or instruction is None or source_image is None or final_image is None:
+        return edit_problem(dataset, input_ref, *(problem or (MISSING_FILE, "no image")), multiturn=True,
+                            instructions=(instruction or "",))
+    later = tuple((step, image) for step, (image, _) in intermediates if image is not None)
+    return EditItem(input_ref=input_ref, dataset=dataset, source=source_image, multiturn=True,
+                    combined=CombinedSteps(instruction=instruction, final=final_image, intermediates=later))
+
+
+def _cell_problem(what: str, cell: ImageCell) -> tuple[str, str] | None:
+    image, problem = cell
+    if problem is None and image is not None:
+        return None
+    reason, detail = problem or (MISSING_FILE, "no image")
+    return reason, f"{what}: {detail}"
+
+
+def _intermediate_cells(value: Any) -> list[tuple[int, Any]] | str:
+    """A row's intermediate images as (step it follows, image cell), steps ascending; an empty or
+    missing cell is none. A string is what is wrong with the cell."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return "not a JSON object of step number -> image"
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        return f"a {type(value).__name__}, not an object of step number -> image"
+    cells: list[tuple[int, Any]] = []
+    for key, image in value.items():
+        step = str(key).strip()
+        if not step.isdigit() or int(step) < 1:
+            return f"key {str(key)[:40]!r} is not a step number (1 = the image after the first step)"
+        cells.append((int(step), image))
+    steps = [step for step, _ in cells]
+    if len(set(steps)) != len(steps):
+        return f"step numbers repeat: {sorted(steps)}"
+    return sorted(cells, key=lambda cell: cell[0])
 
 
 def _folder_image(files: FolderFiles, names: Sequence[str], stem: str) -> ImageCell:

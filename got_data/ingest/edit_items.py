@@ -23,6 +23,8 @@ from got_data.records.models import SourceInfo
 # Reasons an edit item can carry in `problem`, on top of the image ones in items.py.
 EMPTY_INSTRUCTION = "empty_instruction"
 NO_TURNS = "no_turns"
+# The role of a combined input's final image until its instruction is split (then it is `turnN`).
+FINAL_ROLE = "final"
 
 
 # Checked in this order, so "background swap" is a background edit, not a replace.
@@ -71,12 +73,32 @@ class EditTurn:
 
 
 @dataclass(frozen=True)
+class CombinedSteps:
+    """A multi-turn input whose steps come as one instruction: the final image and the intermediate
+    images that exist, each keyed by the step it follows (1 = the image after the first step).
+
+    How many steps there are is only known once `split_instruction` has split the instruction.
+    """
+
+    instruction: str  # verbatim
+    final: ImageSource
+    intermediates: tuple[tuple[int, ImageSource], ...] = ()  # (step it follows, image), steps ascending
+
+    def __post_init__(self) -> None:
+        steps = [step for step, _ in self.intermediates]
+        if steps != sorted(set(steps)) or any(step < 1 for step in steps):
+            raise ValueError(f"intermediate images must follow distinct steps >= 1, in order; got {steps}")
+
+
+@dataclass(frozen=True)
 class EditItem:
     """One edit input: a source image and its turns, in order.
 
     `multiturn` picks the record roles: False -> `source`, `target` (exactly one turn);
-    True -> `source`, `turn1`..`turnN`. `problem` is (reason, detail) for inputs that cannot be
-    processed at all; `source` may be None and `turns` empty only then.
+    True -> `source`, `turn1`..`turnN`. A multi-turn input given as one instruction has `combined`
+    and no turns: its roles are `source`, `turnK` per intermediate image and `final` (which becomes
+    `turnN` once the instruction is split into N steps). `problem` is (reason, detail) for inputs that
+    cannot be processed at all; `source` may be None and `turns` empty only then.
     """
 
     input_ref: str
@@ -87,28 +109,38 @@ class EditItem:
     instruction_error: str | None = None
     problem: tuple[str, str] | None = None
     raw_instructions: tuple[str, ...] = ()  # verbatim, also for items with a problem (shown in rejects)
+    combined: CombinedSteps | None = None
 
     def __post_init__(self) -> None:
         if self.problem is None:
-            if self.source is None or not self.turns:
+            if self.source is None or not (self.turns or self.combined):
                 raise ValueError(f"input {self.input_ref}: an edit item without images must say why (problem)")
             if not self.multiturn and len(self.turns) != 1:
                 raise ValueError(f"input {self.input_ref}: a single-turn edit has exactly one turn")
+            if self.combined is not None and (self.turns or not self.multiturn):
+                raise ValueError(f"input {self.input_ref}: a combined instruction is a multi-turn input without turns")
 
     def roles(self) -> list[str]:
-        """Record roles of the item's images, in order."""
+        """Record roles of the item's images, in order (a combined input's last is `final`)."""
         if not self.multiturn:
             return ["source", "target"]
+        if self.combined is not None:
+            return ["source", *(f"turn{step}" for step, _ in self.combined.intermediates), FINAL_ROLE]
         return ["source"] + [f"turn{i + 1}" for i in range(len(self.turns))]
 
     def image_sources(self) -> dict[str, ImageSource]:
         """The images to decode for this input, by record role."""
         if self.problem is not None or self.source is None:
             return {}
+        if self.combined is not None:
+            later = [image for _, image in self.combined.intermediates] + [self.combined.final]
+            return dict(zip(self.roles(), [self.source, *later]))
         return dict(zip(self.roles(), [self.source] + [turn.image for turn in self.turns]))
 
     @property
     def instructions(self) -> list[str]:
+        if self.combined is not None:
+            return [self.combined.instruction]
         return [turn.instruction for turn in self.turns] or list(self.raw_instructions)
 
     def source_info(self) -> SourceInfo:

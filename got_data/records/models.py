@@ -17,12 +17,13 @@ from got_data.errors import CodecError, RecordError
 from got_data.records.boxes import Box
 from got_data.records.codec import find_special_tokens, find_unsafe_characters, parse_got
 
-SCHEMA_VERSION: Final = "1.1"
+SCHEMA_VERSION: Final = "1.2"
 # Versions this got-data reads and validates: 1.1 added the optional verification scores
 # (GroundedObject.box_scores, EditOp.region_scores) and the placed objects of edit records
 # (EditRecord.objects, MultiTurnRecord.objects) and per-turn rewrites (MultiTurnRecord.reinstructions);
-# a 1.0 record is a 1.1 record without them.
-READABLE_SCHEMA_VERSIONS: Final = ("1.0", "1.1")
+# 1.2 added multi-turn records split from one combined instruction (MultiTurnRecord.combined_instruction,
+# step_images); a 1.0 record is a 1.1 record without them, a 1.1 record a 1.2 record without them.
+READABLE_SCHEMA_VERSIONS: Final = ("1.0", "1.1", "1.2")
 KEY_LENGTH = 24
 
 
@@ -169,7 +170,7 @@ class EditOp(_Strict):
 
 
 class _RecordBase(_Strict):
-    schema_version: Literal["1.0", "1.1"] = SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1", "1.2"] = SCHEMA_VERSION
     key: str = Field(pattern=r"^[0-9a-f]{24}$")
     source: SourceInfo
     images: list[ImageInfo] = Field(min_length=1)
@@ -297,12 +298,22 @@ class MultiTurnRecord(_RecordBase):
     reinstructions: list[list[str]] | None = Field(
         default=None, description="schema 1.1: per turn, rewrites of its instruction, first concise (a turn whose "
         "rewrite failed has none); absent when the run made none")
+    combined_instruction: str | None = Field(
+        default=None, exclude_if=lambda value: value is None,
+        description="schema 1.2: the one instruction the input gave for every step (cleaned), which the LLM split "
+        "into `instructions`; absent when the input came one instruction per turn")
+    step_images: list[bool] | None = Field(
+        default=None, exclude_if=lambda value: value is None,
+        description="schema 1.2, with combined_instruction: per step, whether the input had the image after it "
+        "(image role turnN for step N); the last step's is the final image, always there. Absent: every step has "
+        "its image")
 
     @model_validator(mode="after")
     def _invariants(self) -> "MultiTurnRecord":
         if len(self.steps) != len(self.instructions):
             raise ValueError(f"{len(self.instructions)} instruction(s) but {len(self.steps)} step(s)")
-        self._roles_must_be(["source"] + [f"turn{i + 1}" for i in range(len(self.instructions))])
+        self._combined_must_hold()
+        self._roles_must_be(["source"] + [f"turn{n}" for n in self.image_steps()])
         for n, text in enumerate(self.instructions, 1):
             _safe_text(text, f"instruction {n}")
         if self.reinstructions is not None:
@@ -317,6 +328,30 @@ class MultiTurnRecord(_RecordBase):
             _safe_text(getattr(self, name), name.replace("_", " "))
         self._got_boxes_must_be([box for step in self.steps for box in step.regions], self.objects)
         return self
+
+    def _combined_must_hold(self) -> None:
+        if (self.combined_instruction is None) != (self.step_images is None):
+            raise ValueError("combined_instruction and step_images come together (a record split from one instruction)")
+        if self.combined_instruction is None or self.step_images is None:
+            return
+        if self.schema_version in ("1.0", "1.1"):
+            raise ValueError("a record split from one combined instruction needs schema_version 1.2")
+        _safe_text(self.combined_instruction, "combined instruction")
+        if len(self.step_images) != len(self.steps):
+            raise ValueError(f"step_images has {len(self.step_images)} entries for {len(self.steps)} step(s)")
+        if not self.step_images[-1]:
+            raise ValueError("the last step's image (the final image) must be there: step_images[-1] is true")
+
+    def image_steps(self) -> list[int]:
+        """The steps (1-based) whose image after them the record holds, as image role turnN."""
+        if self.step_images is None:
+            return list(range(1, len(self.steps) + 1))
+        return [n for n, present in enumerate(self.step_images, 1) if present]
+
+    def image_before_step(self, step: int) -> str:
+        """The role of the latest image before step `step` (1-based): where that step was localized."""
+        earlier = [n for n in self.image_steps() if n < step]
+        return f"turn{earlier[-1]}" if earlier else "source"
 
     def object_count(self) -> int:
         """The GoT's boxes: every step's region(s) and the placed objects' (the index's num_boxes)."""

@@ -17,7 +17,7 @@ SHARED = ("--out", "--config", "--vlm", "--llm", "--limit", "--samples-per-shard
 OWN = {
     "t2i": ("--image-column", "--caption-column"),
     "edit": ("--source-column", "--target-column", "--instruction-column", "--edit-type-column"),
-    "multiturn": ("--source-column", "--turns-column"),
+    "multiturn": ("--source-column", "--turns-column", "--instruction-column", "--final-column", "--intermediates-column"),
 }
 
 

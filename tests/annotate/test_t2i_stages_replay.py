@@ -17,7 +17,7 @@ from got_data.annotate.stage import StageReject
 from got_data.annotate.work_items import T2IWork
 from got_data.ingest.images import prepare_image
 from got_data.ingest.items import BytesImage, InputItem
-from got_data.records import Box, parse_got, parse_record
+from got_data.records import SCHEMA_VERSION, Box, parse_got, parse_record
 from got_data.records.codec import find_special_tokens
 from got_data.spec import load_spec
 from tests.annotate.replay import replay_provenance, yes_no_logprobs
@@ -241,7 +241,7 @@ def test_verify_keeps_the_boxes_the_model_vouches_for_with_their_scores():
     assert by_phrase["small dog"].box_scores == [0.9] and by_phrase["red kite"].box_scores == [0.6]
     assert sorted(work.dropped_boxes) == [("green field", "unverified"), ("small dog", "unverified")]
     assert work.dropped == [("green field", "no_verified_box")]
-    assert parse_record(work.record.model_dump_json()).schema_version == "1.1"
+    assert parse_record(work.record.model_dump_json()).schema_version == SCHEMA_VERSION
 
 
 def test_verify_rejects_an_input_left_without_a_box_and_counts_failed_requests():

@@ -317,6 +317,20 @@ MULTITURN_CASES: list[dict[str, Any]] = [
         ],
         "background": (230, 235, 240),
     },
+    {  # schema 1.2: the steps came as one instruction and the image after the first step is missing
+        "ref": "combined-requests/000017",
+        "combined_instruction": "Paint the door red, then hang a wreath on it.",
+        "step_images": [False, True],
+        "source_description": "A white front door with a brass handle between two windows.",
+        "final_description": "A red front door with a brass handle and a green wreath, between two windows.",
+        "turns": [
+            ("Paint the door red.", "the door", box(400, 250, 600, 900),
+             EditOp(edit_type="color", target_object="door", regions=[box(400, 250, 600, 900)], change="paint the door red")),
+            ("Hang a wreath on the door.", "the top of the door", box(430, 300, 570, 480),
+             EditOp(edit_type="add", target_object="wreath", regions=[box(430, 300, 570, 480)], change="hang a green wreath")),
+        ],
+        "background": (240, 240, 235),
+    },
 ]
 
 
@@ -330,13 +344,19 @@ def multiturn_sample(case: dict[str, Any], minute: int) -> tuple[MultiTurnRecord
     members = {"source.jpg": source}
     infos = [image_info("source", "source.jpg", source)]
     for i in range(len(turns)):
+        if not case.get("step_images", [True] * len(turns))[i]:
+            continue
         data = draw(64, 48, case["background"], [t[2] for t in turns[: i + 1]], "JPEG")
         members[f"turn{i + 1}.jpg"] = data
         infos.append(image_info(f"turn{i + 1}", f"turn{i + 1}.jpg", data))
+    # records written before 1.1 still read and validate; a combined one needs 1.2
+    combined = {"schema_version": "1.2", "combined_instruction": case["combined_instruction"],
+                "step_images": case["step_images"]} if "step_images" in case else {"schema_version": "1.0"}
     record = MultiTurnRecord(
-        schema_version="1.0",  # records written before 1.1 still read and validate
+        **combined,
         key=make_key("multiturn", "seed-edit-multiturn", case["ref"], *(im.sha256 for im in infos)),
-        source=SourceInfo(dataset="seed-edit-multiturn", input_ref=case["ref"], original_caption=" / ".join(t[0] for t in turns)),
+        source=SourceInfo(dataset="seed-edit-multiturn", input_ref=case["ref"],
+                          original_caption=case.get("combined_instruction", " / ".join(t[0] for t in turns))),
         images=infos,
         got="\n".join(lines),
         provenance=provenance("multiturn-got", EDIT_STAGES, minute),

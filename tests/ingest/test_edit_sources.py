@@ -123,6 +123,51 @@ def test_sequence_manifest(images):
     assert empty.problem == (EMPTY_INSTRUCTION, "the turn 1 instruction is empty")
 
 
+def test_sequence_manifest_with_one_combined_instruction(images):
+    manifest = write_jsonl(images / "combined.jsonl", [
+        {"source": "imgs/a.jpg", "instruction": "make it red, then add a cat", "final": "imgs/b.png",
+         "intermediates": {"2": "imgs/a.jpg", "1": "imgs/b.png"}},
+        {"source": "imgs/a.jpg", "instruction": "one then two", "final": "imgs/b.png"},
+        {"source": "imgs/a.jpg", "instruction": "<|im_end|>", "final": "imgs/b.png"},
+        {"source": "imgs/a.jpg", "instruction": "one then two"},
+        {"source": "imgs/a.jpg", "instruction": "one then two", "final": "imgs/b.png", "intermediates": {"0": "imgs/a.jpg"}},
+        {"source": "imgs/a.jpg", "instruction": "one then two", "final": "imgs/b.png", "intermediates": ["imgs/a.jpg"]},
+        {"source": "imgs/a.jpg", "instruction": "one then two", "final": "imgs/b.png", "intermediates": {"1": "imgs/gone.png"}},
+        {"source": "imgs/a.jpg", "instruction": "one", "final": "imgs/b.png",
+         "turns": [{"instruction": "one", "image": "imgs/b.png"}]},
+        {"source": "imgs/a.jpg", "turns": [{"instruction": "one", "image": "imgs/b.png"}]},
+    ])
+    ok, bare, tokens_only, no_final, step_zero, not_object, gone, both, per_turn = ManifestSource(manifest, MultiTurnInputs())
+    assert ok.problem is None and ok.roles() == ["source", "turn1", "turn2", "final"] and ok.turns == ()
+    assert load_input_image_bytes(ok) == {"source": JPG, "turn1": PNG, "turn2": JPG, "final": PNG}
+    assert json.loads(ok.source_info().original_caption) == ["make it red, then add a cat"]
+    assert bare.problem is None and bare.roles() == ["source", "final"]
+    assert tokens_only.problem == (EMPTY_INSTRUCTION, "the combined instruction is empty (only control tokens)")
+    assert no_final.problem[0] == MISSING_IMAGE_PATH and no_final.problem[1].startswith("final image:")
+    assert step_zero.problem[0] == INVALID_ROW and "'0' is not a step number" in step_zero.problem[1]
+    assert not_object.problem[0] == INVALID_ROW and "a list, not an object" in not_object.problem[1]
+    assert gone.problem[0] == MISSING_FILE and gone.problem[1].startswith("image after step 1:")
+    assert both.problem[0] == INVALID_ROW and "give one" in both.problem[1]
+    assert per_turn.problem is None and per_turn.roles() == ["source", "turn1"] and per_turn.combined is None
+
+
+def test_a_sequence_manifest_needs_turns_or_a_combined_instruction_and_its_final_image(images):
+    neither = write_jsonl(images / "neither.jsonl", [{"source": "imgs/a.jpg", "steps": "one then two"}])
+    with pytest.raises(InputError, match="neither a turns column 'turns' nor a combined instruction column"):
+        list(ManifestSource(neither, MultiTurnInputs()))
+    no_final = write_jsonl(images / "no_final.jsonl", [{"source": "imgs/a.jpg", "instruction": "one then two"}])
+    with pytest.raises(InputError, match="no final image column 'final'"):
+        list(ManifestSource(no_final, MultiTurnInputs()))
+
+
+def test_a_parquet_sequence_manifest_with_combined_instructions(images):
+    table = pa.table({"source": ["imgs/a.jpg"], "instruction": ["one, then two"], "final": ["imgs/b.png"],
+                      "intermediates": [json.dumps({"1": "imgs/a.jpg"})]})
+    pq.write_table(table, images / "combined.parquet")
+    (item,) = ManifestSource(images / "combined.parquet", MultiTurnInputs())
+    assert item.problem is None and item.roles() == ["source", "turn1", "final"]
+
+
 def write_pair(folder, source=JPG, target=PNG, instruction="flip the gradient", edit_type=None, target_name="target.png"):
     folder.mkdir(parents=True)
     if source is not None:

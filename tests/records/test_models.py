@@ -9,6 +9,7 @@ import pytest
 
 from got_data.errors import RecordError
 from got_data.records import (
+    SCHEMA_VERSION,
     Annotation,
     Box,
     EditOp,
@@ -209,7 +210,7 @@ def test_schema_1_1_verification_scores_align_with_boxes_and_1_0_records_still_r
         t2i_data()["objects"][1],
     ])
     record = parse_record(T2IRecord(**scored).model_dump_json())
-    assert record.schema_version == "1.1" and record.objects[0].box_scores == [0.93] and record.objects[1].box_scores is None
+    assert record.schema_version == SCHEMA_VERSION and record.objects[0].box_scores == [0.93] and record.objects[1].box_scores is None
     with pytest.raises(ValueError, match="1 verification score"):
         GroundedObject(phrase="red kite", boxes=[KITE, FIELD], span=(0, 8), box_scores=[0.5])
     with pytest.raises(ValueError):
@@ -231,3 +232,31 @@ def test_multiturn_reinstructions_are_per_turn_and_need_schema_1_1():
     with pytest.raises(RecordError, match="per-turn reinstructions need schema_version 1.1"):
         parse_record({**data, "schema_version": "1.0"})
     assert parse_record({**data, "schema_version": "1.0", "reinstructions": None}).reinstructions is None
+
+
+def test_a_multiturn_record_split_from_one_instruction_names_the_images_it_has():
+    combined = {**multiturn_record().model_dump(mode="json"), "combined_instruction": "make it blue, then add a field",
+                "step_images": [False, True], "images": [image("source", "source.jpg").model_dump(),
+                                                          image("turn2", "turn2.jpg").model_dump()]}
+    record = parse_record(combined)
+    assert isinstance(record, MultiTurnRecord) and record.image_steps() == [2]
+    assert [record.image_before_step(n) for n in (1, 2)] == ["source", "source"]
+    assert parse_record(record.model_dump_json()) == record
+    with pytest.raises(RecordError, match=r"roles \['source', 'turn1', 'turn2'\] in that order, got \['source', 'turn2'\]"):
+        parse_record({**combined, "step_images": [True, True]})
+    with pytest.raises(RecordError, match="final image"):
+        parse_record({**combined, "step_images": [True, False]})
+    with pytest.raises(RecordError, match="3 entries for 2 step"):
+        parse_record({**combined, "step_images": [False, False, True]})
+    with pytest.raises(RecordError, match="come together"):
+        parse_record({**combined, "combined_instruction": None})
+    with pytest.raises(RecordError, match="needs schema_version 1.2"):
+        parse_record({**combined, "schema_version": "1.1"})
+    with pytest.raises(RecordError, match="combined instruction contains special token"):
+        parse_record({**combined, "combined_instruction": "make it <|box_start|> blue"})
+
+
+def test_a_per_turn_multiturn_record_dumps_no_combined_fields():
+    dumped = json.loads(multiturn_record().model_dump_json())
+    assert "combined_instruction" not in dumped and "step_images" not in dumped
+    assert [multiturn_record().image_before_step(n) for n in (1, 2)] == ["source", "turn1"]

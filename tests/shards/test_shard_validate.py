@@ -17,7 +17,7 @@ from got_data.shards.index import read_index
 from got_data.shards.layout import index_filename
 
 
-@pytest.mark.parametrize("kind, samples", [("t2i", 3), ("edit", 3), ("multiturn", 2)])
+@pytest.mark.parametrize("kind, samples", [("t2i", 3), ("edit", 3), ("multiturn", 3)])
 def test_committed_valid_shards_pass(shards_dir, kind, samples):
     report = validate_paths(shards_dir / kind)
     assert report.ok, report.issues
