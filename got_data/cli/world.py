@@ -20,11 +20,13 @@ def make(
     count: Annotated[int, typer.Option(min=1, help="number of inputs")] = 32,
     seed: Annotated[int, typer.Option(help="same seed, same set")] = 0,
     repeats: Annotated[bool, typer.Option(help="t2i scenes with repeated objects (two or three alike)")] = False,
+    combined: Annotated[bool, typer.Option(help="multiturn sequences given as one combined instruction, some "
+                                                "intermediate images dropped")] = False,
 ) -> None:
     """Write a world set: the pipeline input (an image folder or a manifest) and its truth."""
     from got_data.world.sets import write_world_set
 
-    path = write_world_set(out, kind, count, seed=seed, repeats=repeats)
+    path = write_world_set(out, kind, count, seed=seed, repeats=repeats, combined=combined)
     console.print(f"wrote {count} {kind} inputs; annotate with: got-data annotate {kind} {path} --out OUT "
                   f"--config {kind}-world.yaml --vlm {{world vlm}} --llm {{world llm}}")
     console.print(f"truth: {out / 'truth.jsonl'}; score with: got-data eval fidelity OUT --truth {out}")

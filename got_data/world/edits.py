@@ -208,6 +208,12 @@ def random_edit(rng: random.Random, scene: Scene, avoid: Collection[str] = froze
     raise RuntimeError("no edit fits this scene")  # cannot happen: a background change always fits
 
 
+def combined_instruction(edits: list[Edit]) -> str:
+    """A sequence's instructions as one request: "Make the red circle blue, then add a star at the top."."""
+    clauses = [e.instruction.rstrip(".") for e in edits]
+    return ", then ".join([clauses[0], *(c[:1].lower() + c[1:] for c in clauses[1:])]) + "."
+
+
 def random_sequence(rng: random.Random, scene: Scene, turns: int) -> list[Edit]:
     """`turns` edits applied one after the other, each on the scene the previous one left."""
     edits: list[Edit] = []

@@ -129,6 +129,8 @@ class WorldOracle:
             return compact({"description": scene.description() if detailed else scene.summary()})
         if stage == "assemble_edit":
             return compact({"steps": [{"object": e.object_text, "change": e.change} for e in edits]})
+        if stage == "split_instruction":  # the combined instruction's steps: each edit's own, in order
+            return compact({"steps": [e.instruction for e in edits]})
         if stage in ("extract_objects", "place_objects"):  # a description's objects: the source's or the final's
             scene = edits[0].before if context.get("tag") == "source" else edits[-1].after
             if stage == "extract_objects":

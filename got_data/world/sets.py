@@ -2,7 +2,11 @@
 
 - t2i: `images/scene-NNNNN.png` (a folder input; input_ref is the relative path);
 - edit: `edits.jsonl` (source, target, instruction) with `pairs/NNNNN/{source,target}.png`;
-- multiturn: `sequences.jsonl` (source, turns) with `sequences/NNNNN/{source,turnK}.png`.
+- multiturn: `sequences.jsonl` (source, turns) with `sequences/NNNNN/{source,turnK}.png`; with
+  `combined`, each row gives its turns as one instruction (source, instruction, final, intermediates)
+  and keeps each intermediate image with probability 1/2 (drawn apart from the scenes, so a combined
+  set holds the same sequences as the per-turn set of its seed); the truth keeps the ordered edits and
+  says which steps have their image (`step_images`).
 
 `truth.jsonl` holds one line per input, keyed by the input_ref the pipeline will give it, with
 everything needed to rebuild the scenes and edits (so the scorer and the oracle share one truth).
@@ -21,7 +25,7 @@ from got_data.errors import InputError
 from got_data.records.boxes import Box
 from got_data.records.models import RECORD_KINDS
 from got_data.spec import PipelineSpec
-from got_data.world.edits import Edit, random_edit, random_sequence
+from got_data.world.edits import Edit, combined_instruction, random_edit, random_sequence
 from got_data.world.scene import IMAGE_SIZES, Scene, Shape, random_scene
 
 KINDS = RECORD_KINDS  # every record kind has a world set
@@ -73,14 +77,18 @@ def _save(image_scene: Scene, path: Path) -> str:
 
 def write_world_set(out: str | Path, kind: str, count: int, seed: int = 0,
                     sizes: tuple[tuple[int, int], ...] = IMAGE_SIZES, turns: tuple[int, int] = (2, 3),
-                    objects: int | None = None, repeats: bool = False) -> Path:
+                    objects: int | None = None, repeats: bool = False, combined: bool = False) -> Path:
     """Write `count` inputs of `kind` under `out` and their truth; returns the path to annotate
     (the images folder or the manifest). `objects` fixes the objects per scene (default 1-4);
-    `repeats` (t2i only) makes every scene hold one colour and shape two or three times."""
+    `repeats` (t2i only) makes every scene hold one colour and shape two or three times;
+    `combined` (multiturn only) gives each sequence's turns as one instruction."""
     if kind not in KINDS:
         raise InputError(f"unknown world set kind {kind!r}; use one of {KINDS}")
     if repeats and kind != "t2i":
         raise InputError("repeated objects are a t2i world set: an edit of \"the red circle\" must name one object")
+    if combined and kind != "multiturn":
+        raise InputError("a combined instruction is a multiturn world set: use --kind multiturn")
+    kept = random.Random(f"got-data-world/combined/{seed}")  # which intermediate images a combined set keeps
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(f"got-data-world/{kind}/{seed}" + (f"/objects={objects}" if objects else "")
@@ -107,12 +115,22 @@ def write_world_set(out: str | Path, kind: str, count: int, seed: int = 0,
             edits = random_sequence(rng, scene, rng.randint(*turns))
             folder = out / "sequences" / f"{n:05d}"
             _save(scene, folder / "source.png")
-            row_turns = []
-            for k, edit in enumerate(edits, start=1):
-                _save(edit.after, folder / f"turn{k}.png")
-                row_turns.append({"instruction": edit.instruction, "image": f"sequences/{n:05d}/turn{k}.png"})
-            manifest_lines.append({"source": f"sequences/{n:05d}/source.png", "turns": row_turns})
-            truth_lines.append({"input_ref": ref, "kind": kind, "edits": [edit_to_dict(e) for e in edits]})
+            present = [True] * len(edits)
+            if combined:
+                present = [kept.random() < 0.5 for _ in edits[:-1]] + [True]
+            images = {k: f"sequences/{n:05d}/turn{k}.png" for k, there in enumerate(present, start=1) if there}
+            for k, image in images.items():
+                _save(edits[k - 1].after, out / image)
+            row: dict[str, Any] = {"source": f"sequences/{n:05d}/source.png"}
+            truth: dict[str, Any] = {"input_ref": ref, "kind": kind, "edits": [edit_to_dict(e) for e in edits]}
+            if combined:
+                row.update(instruction=combined_instruction(edits), final=images.pop(len(edits)),
+                           intermediates={str(k): image for k, image in images.items()})
+                truth.update(combined=True, step_images=present)
+            else:
+                row["turns"] = [{"instruction": e.instruction, "image": images[k]} for k, e in enumerate(edits, start=1)]
+            manifest_lines.append(row)
+            truth_lines.append(truth)
     _write_jsonl(out / TRUTH_FILE, truth_lines)
     if kind == "t2i":
         return out / "images"
