@@ -9,14 +9,15 @@
 2. The trained tiny world models in real vLLM pools (CPU) on held-out world sets (a seed the
    training never used): the fidelity they reach.
 
-Beside the three kinds' sets, a t2i set whose scenes repeat an object ("two red circles") is scored
-per instance: instance recall and precision at IoU 0.5. The t2i sets also run with the verify stage
-on (the world specs keep it off until the world VLM learns the question): answered by the oracle, by
-the world models with the oracle verifying (what verification gains on real boxes when the verifier
-is right), and by the world models verifying themselves; with its cost in requests and seconds per
-record. The t2i sets also ground all of an image's phrases in one request (`requests: per_image`),
-by the oracle and by the world models, beside one request per phrase: requests and prefill tokens of
-the ground stage per input, from the same run.
+Beside the three kinds' sets, a multiturn set whose sequences come as one combined instruction (some
+intermediate images dropped; `multiturn-combined`) is scored for the split's step count and order, and a
+t2i set whose scenes repeat an object ("two red circles") is scored per instance: instance recall and
+precision at IoU 0.5. The t2i sets also run with the verify stage on (the world specs keep it off until
+the world VLM learns the question): answered by the oracle, by the world models with the oracle
+verifying (what verification gains on real boxes when the verifier is right), and by the world models
+verifying themselves; with its cost in requests and seconds per record. The t2i sets also ground all of
+an image's phrases in one request (`requests: per_image`), by the oracle and by the world models, beside
+one request per phrase: requests and prefill tokens of the ground stage per input, from the same run.
 
     .venv/bin/python bench/fidelity.py --sets t2i t2i-repeats --count 96 --seeds 1000 1001
 """
@@ -34,14 +35,15 @@ for _key, _value in {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TRAN
                      "RAY_USAGE_STATS_ENABLED": "0"}.items():
     os.environ.setdefault(_key, _value)
 
-# world set name -> (kind, repeated objects)
-SETS = {"t2i": ("t2i", False), "t2i-repeats": ("t2i", True), "edit": ("edit", False), "multiturn": ("multiturn", False)}
+# world set name -> (kind, repeated objects, combined instruction)
+SETS = {"t2i": ("t2i", False, False), "t2i-repeats": ("t2i", True, False), "edit": ("edit", False, False),
+        "multiturn": ("multiturn", False, False), "multiturn-combined": ("multiturn", False, True)}
 T2I_COLUMNS = ("object_recall", "object_precision", "mean_iou", "iou50_share", "instance_recall", "instance_precision",
                "prompt_word_accuracy", "description_word_accuracy")
 COST_COLUMNS = ("verify_requests_per_record", "ground_requests_per_input", "ground_prefill_per_input",
                 "seconds_per_record")
 EDIT_COLUMNS = ("region_mean_iou", "region_iou50_share", "object_accuracy", "edit_type_accuracy", "step_count_accuracy",
-                "placed_object_mean_iou", "placed_object_recall")
+                "step_order_accuracy", "step_instruction_word_accuracy", "placed_object_mean_iou", "placed_object_recall")
 
 
 def with_verify(spec, enabled: bool):
@@ -123,7 +125,7 @@ def main() -> None:
     rows: list[tuple[str, str, dict]] = []
     runs = [(name, seed) for seed in args.seeds for name in args.sets]
     sets = {(name, seed): write_world_set(args.out / f"{name}-{seed}-set", SETS[name][0], args.count, seed=seed,
-                                          repeats=SETS[name][1]) for name, seed in runs}
+                                          repeats=SETS[name][1], combined=SETS[name][2]) for name, seed in runs}
     start_local_ray(max(os.cpu_count() or 1, 4), 500 * 1024**2)
     for name, seed in runs:
         kind, truth_dir = SETS[name][0], args.out / f"{name}-{seed}-set"

@@ -9,7 +9,10 @@ missing everything, so a pipeline cannot score well by rejecting its hard inputs
   two), and word accuracy of the prompt and the description;
 - edit / multiturn: per edit, IoU of the region (union of the record's boxes) with the true region,
   edited-object accuracy (the record's target names the true object), edit-type accuracy; for
-  multiturn also the share of records with the right number of steps; and the lengths the records
+  multiturn also the share of inputs whose record has the right number of steps (exact count) and
+  whose steps are in the true order (each step's instruction is closest, in words, to the true step
+  at its place), with the mean word accuracy of the steps' instructions: what splitting a combined
+  instruction gets right (a per-turn input is given its steps); and the lengths the records
   reached (words and sentences of the source and final descriptions, words of the crop descriptions);
   for records that place the other objects their GoT names (schema 1.1), the mean IoU of those boxes
   with the true objects of the image each is placed on, beside the region IoU, and the share placed.
@@ -173,8 +176,38 @@ def placed_object_scores(records: dict[str, Any], truth: dict[str, dict]) -> dic
             "placed_object_recall": placed_true / total_true if total_true else None}
 
 
+def in_true_order(instructions: list[str], true_instructions: list[str]) -> bool:
+    """Whether there are as many steps as true ones and each step's instruction is closest (word
+    accuracy) to the true instruction at its own place."""
+    if len(instructions) != len(true_instructions):
+        return False
+    for n, text in enumerate(instructions):
+        accuracies = [word_accuracy(text, truth) for truth in true_instructions]
+        if accuracies.index(max(accuracies)) != n:
+            return False
+    return True
+
+
+def step_scores(records: dict[str, Any], truth: dict[str, dict]) -> dict[str, Any]:
+    """Step count and order of multi-turn records against the true edits; missing records score 0."""
+    right_count = right_order = 0
+    accuracies: list[float] = []
+    for ref, row in truth.items():
+        true_instructions = [edit["instruction"] for edit in row["edits"]]
+        record = records.get(ref)
+        instructions = list(record.instructions) if record is not None else []
+        right_count += len(instructions) == len(true_instructions)
+        right_order += in_true_order(instructions, true_instructions)
+        accuracies += [word_accuracy(instructions[n], text) if n < len(instructions) else 0.0
+                       for n, text in enumerate(true_instructions)]
+    return {"step_count_accuracy": right_count / len(truth) if truth else None,
+            "step_order_accuracy": right_order / len(truth) if truth else None,
+            "step_instruction_word_accuracy": _mean(accuracies),
+            "combined_inputs": sum(bool(row.get("combined")) for row in truth.values())}
+
+
 def score_edits(records: dict[str, Any], truth: dict[str, dict], multiturn: bool) -> dict[str, Any]:
-    edits = hits = right_object = right_type = right_count = 0
+    edits = hits = right_object = right_type = 0
     iou_values: list[float] = []
     for ref, row in truth.items():
         true_edits = row["edits"]
@@ -183,7 +216,6 @@ def score_edits(records: dict[str, Any], truth: dict[str, dict], multiturn: bool
         if record is None:
             continue
         ops = record.steps if multiturn else [record.edit]
-        right_count += len(ops) == len(true_edits)
         for op, edit in zip(ops, true_edits):
             iou = union_box(op.regions).iou(_box(edit["region"]))
             iou_values.append(iou)
@@ -200,7 +232,7 @@ def score_edits(records: dict[str, Any], truth: dict[str, dict], multiturn: bool
         **placed_object_scores(records, truth),
     }
     if multiturn:
-        scores["step_count_accuracy"] = right_count / len(truth) if truth else None
+        scores.update(step_scores(records, truth))
     return scores
 
 

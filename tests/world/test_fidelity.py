@@ -6,7 +6,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from got_data.eval.fidelity import names_object, placed_object_scores, score_edits, score_t2i, word_accuracy
+from got_data.eval.fidelity import (
+    in_true_order,
+    names_object,
+    placed_object_scores,
+    score_edits,
+    score_t2i,
+    step_scores,
+    word_accuracy,
+)
 from got_data.records.boxes import Box
 
 TRUTH = {
@@ -91,8 +99,9 @@ def test_word_accuracy_and_object_naming():
 
 def test_edit_scores_region_object_type_and_steps():
     truth = {"e#row=0": {"kind": "multiturn", "edits": [
-        {"obj": "red circle", "edit_type": "color", "region": [0, 0, 500, 500]},
-        {"obj": "the whole image", "edit_type": "style", "region": [0, 0, 999, 999]}]}}
+        {"obj": "red circle", "edit_type": "color", "region": [0, 0, 500, 500], "instruction": "Make the red circle blue."},
+        {"obj": "the whole image", "edit_type": "style", "region": [0, 0, 999, 999],
+         "instruction": "Turn the picture black and white."}]}}
 
     def op(target, edit_type, box, crop=None):
         return SimpleNamespace(target_object=target, edit_type=edit_type, regions=[Box(x1=box[0], y1=box[1], x2=box[2], y2=box[3])],
@@ -100,7 +109,8 @@ def test_edit_scores_region_object_type_and_steps():
 
     def record(*steps):
         return SimpleNamespace(kind="multiturn", steps=list(steps), final_description="A gray circle.", objects=None,
-                               source_description="A red circle is at the top. The background is gray.")
+                               source_description="A red circle is at the top. The background is gray.",
+                               instructions=["Make the red circle blue.", "Turn the picture black and white."][:len(steps)])
 
     good = record(op("red circle", "color", [0, 0, 500, 500], "a red circle"), op("the whole image", "style", [0, 0, 999, 999]))
     scores = score_edits({"e#row=0": good}, truth, multiturn=True)
@@ -111,6 +121,24 @@ def test_edit_scores_region_object_type_and_steps():
     scores = score_edits({"e#row=0": bad}, truth, multiturn=True)
     assert scores["region_mean_iou"] == 0.0 and scores["object_accuracy"] == 0.0 and scores["edit_type_accuracy"] == 0.0
     assert scores["step_count_accuracy"] == 0.0
+
+
+def test_a_split_scores_its_step_count_and_order():
+    true = ["Make the red circle blue.", "Move the green square to the left.", "Add a star at the top."]
+    truth = {f"m#row={n}": {"kind": "multiturn", "combined": True, "edits": [{"instruction": t} for t in true]}
+             for n in range(4)}
+    records = {
+        "m#row=0": SimpleNamespace(instructions=list(true)),  # right
+        "m#row=1": SimpleNamespace(instructions=[true[1], true[0], true[2]]),  # right count, wrong order
+        "m#row=2": SimpleNamespace(instructions=["Make the red circle blue and move the green square to the left.",
+                                                 true[2]]),  # two steps merged
+    }  # row 3: no record
+    scores = step_scores(records, truth)
+    assert scores["step_count_accuracy"] == 0.5 and scores["step_order_accuracy"] == 0.25
+    assert scores["combined_inputs"] == 4
+    assert 0.25 < scores["step_instruction_word_accuracy"] < 0.75
+    assert in_true_order(["make the red circle blue", "move the green square left", "add a star"], true)
+    assert not in_true_order(true[:2], true)
 
 
 def test_placed_objects_score_against_the_scene_of_their_image():
