@@ -23,7 +23,11 @@ def _crop_task(image: Image.Image, rect: tuple[int, int, int, int]) -> Image.Ima
 
 def crop_region(image: Any, size: tuple[int, int], box: Box) -> Any:
     """The crop of `box` from a model image: a PIL image in, a PIL image out; a Ray ref in, a ref out."""
-    rect = crop_pixels(box, *size)
+    return crop_rect(image, crop_pixels(box, *size))
+
+
+def crop_rect(image: Any, rect: tuple[int, int, int, int]) -> Any:
+    """The pixel rectangle `rect` cut from a model image (PIL or Ray ref, as `crop_region`)."""
     if isinstance(image, Image.Image):
         return image.crop(rect)
     return _crop_task.remote(image, rect)

@@ -9,6 +9,7 @@ from typing import Any
 
 from got_data.annotate.stage import Stage, StageReject
 from got_data.engines.types import Message, ModelRequest, ModelResponse, Part
+from got_data.spec import PromptTemplate
 
 
 def request_messages(system: str | None, user: str, image_count: int) -> list[Message]:
@@ -44,12 +45,15 @@ class ModelGateway:
         reject_on_failure: bool = True,
         tag: str | None = None,
         max_tokens: int | None = None,
+        prompt: PromptTemplate | None = None,
     ) -> str | None:
         """The model's answer text. On failure: StageReject, or None when reject_on_failure is False.
         `tag` tells apart requests a stage makes with the same values (e.g. the crop before and after);
-        `max_tokens` replaces the stage's own for a request that answers several questions at once."""
+        `max_tokens` replaces the stage's own for a request that answers several questions at once;
+        `prompt` asks another stage's question in its words (verify re-grounding with ground's prompt),
+        named in the request's context."""
         response = await self._send(stage, work, values, images, section, json_schema, regex, skip_special_tokens, tag,
-                                    max_tokens=max_tokens)
+                                    max_tokens=max_tokens, prompt=prompt)
         if response.ok:
             return response.text
         if reject_on_failure:
@@ -67,14 +71,19 @@ class ModelGateway:
 
     async def _send(self, stage: Stage, work: Any, values: dict[str, str], images: list[Any] | None, section: str,
                     json_schema: dict | None, regex: str | None, skip_special_tokens: bool, tag: str | None,
-                    logprobs: int | None = None, max_tokens: int | None = None) -> ModelResponse:
+                    logprobs: int | None = None, max_tokens: int | None = None,
+                    prompt: PromptTemplate | None = None) -> ModelResponse:
         assert stage.prompt is not None and stage.role is not None
-        system, user = stage.prompt.render(section, **values)
+        system, user = (prompt or stage.prompt).render(section, **values)
         images = images or []
         messages = request_messages(system, user, len(images))
         sampling = stage.sampling()
         if max_tokens is not None:
             sampling["max_tokens"] = max_tokens
+        context: dict[str, Any] = {"stage": stage.name, "section": section, "values": dict(values), "tag": tag,
+                                   "input_ref": work.item.input_ref}
+        if prompt is not None:
+            context["prompt"] = prompt.path.name
         request = ModelRequest(
             id=f"{work.item.input_ref}|{stage.name}|{next(self._ids)}",
             messages=messages,
@@ -83,8 +92,7 @@ class ModelGateway:
             regex=regex,
             skip_special_tokens=skip_special_tokens,
             logprobs=logprobs,
-            context={"stage": stage.name, "section": section, "values": dict(values), "tag": tag,
-                     "input_ref": work.item.input_ref},
+            context=context,
             **sampling,
         )
         response = await self.pools[stage.role].generate(request)

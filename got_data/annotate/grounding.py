@@ -92,10 +92,15 @@ QWEN25_ONE_BOX_SCHEMA = {
 }
 
 
+def answers_in_json(family_name: str | None) -> bool:
+    """Whether the family grounds in Qwen2.5-VL's JSON list of pixel boxes (else Qwen2-VL's spans)."""
+    return family_name is not None and family(family_name).grounding_answer == "bbox_json_list"
+
+
 def answer_constraint(family_name: str | None, phrase: str, max_boxes: int, one_box: bool = False) -> AnswerConstraint:
     """The constraint of a grounding answer about `phrase` for the stage's model family: every
     instance, or with `one_box` the single-box answer."""
-    if family_name is not None and family(family_name).grounding_answer == "bbox_json_list":
+    if answers_in_json(family_name):
         return AnswerConstraint(json_schema=QWEN25_ONE_BOX_SCHEMA if one_box else qwen25_vl_answer_schema(phrase, max_boxes))
     return AnswerConstraint(regex=QWEN2_VL_BOX_REGEX if one_box else qwen2_vl_answer_regex(phrase, max_boxes))
 
@@ -104,7 +109,7 @@ def all_phrases_constraint(family_name: str | None, phrases: list[str], max_boxe
     """The constraint of one answer about every phrase, in the order asked: each phrase's own
     multi-box answer in turn (Qwen2-VL), or one list of up to `max_boxes` per phrase whose labels are
     the phrases (Qwen2.5-VL)."""
-    if family_name is not None and family(family_name).grounding_answer == "bbox_json_list":
+    if answers_in_json(family_name):
         schema = qwen25_vl_answer_schema(phrases[0], max_boxes * len(phrases))
         schema["items"]["properties"]["label"]["enum"] = list(dict.fromkeys(phrases))
         return AnswerConstraint(json_schema=schema)
@@ -182,6 +187,15 @@ def parse_qwen2_vl(text: str) -> list[Box]:
         reason = "invalid_box" if BOX_TEXT_RE.search(text) else "no_box_in_answer"
         raise GroundingParseError(reason, text[:200])
     return boxes
+
+
+def parse_grounding_answer(text: str, family_name: str | None, width: int, height: int, min_pixels: int | None,
+                           max_pixels: int | None) -> list[Box]:
+    """The boxes of one phrase's grounding answer about a width x height image, read in the family's
+    own convention (`parse_qwen25_vl` or `parse_qwen2_vl`); GroundingParseError when it has none."""
+    if answers_in_json(family_name):
+        return parse_qwen25_vl(text, width, height, min_pixels, max_pixels)
+    return parse_qwen2_vl(text)
 
 
 def _json_answer(text: str) -> Any:

@@ -4,20 +4,30 @@ Models lean to "yes" (ROVI needed a 0.2 margin), so the answer's text is not tru
 p(yes) - p(no) of the answer's first token, read from the engine's log-probabilities, and a box
 passes when it exceeds the stage's threshold. The crop is widened by a margin so the model sees the
 object's edges and a little context.
+
+Optionally (`reground`), a box the yes/no question kept is grounded again: the phrase asked with the
+grounding stage's own question and answer grammar on a wider crop of the box's surroundings, the
+answer mapped back to the image, and the box kept only when one of the returned boxes agrees with it
+(IoU at least `reground_iou`): a second, independent look (ROVI, GranD) that a lean to "yes" cannot pass.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import re
 from typing import Any
 
-from got_data.annotate.crops import crop_region
-from got_data.records.boxes import REL_MAX, Box
+from got_data.annotate.crops import crop_rect, crop_region
+from got_data.annotate.grounding import GroundingParseError, answer_constraint, parse_grounding_answer
+from got_data.records.boxes import REL_MAX, Box, crop_box_to_image, crop_pixels
 
 YES_NO_REGEX = r"[Yy]es|[Nn]o"
 UNVERIFIED = "unverified"  # a box whose score is at or below the threshold
 NO_VERIFIED_BOX = "no_verified_box"  # a phrase (dropped) or an input (rejected) left without a box
+REGROUND_DISAGREES = "reground_disagrees"  # grounded again on its surroundings, no box matched it
+REGROUND_MAX_BOXES = 8  # instances the re-grounding answer may list (the grounding stages' default)
+_CROP_TAG = re.compile(r"crop (\d+),(\d+),(\d+),(\d+) of (\d+)x(\d+)")
 
 
 def yes_no_margin(first_token: dict[str, float]) -> float:
@@ -48,28 +58,92 @@ async def box_score(stage: Any, work: Any, models: Any, phrase: str, image: Any,
     return yes_no_margin(logprobs[0]) if logprobs else None
 
 
+def crop_tag(rect: tuple[int, int, int, int], size: tuple[int, int]) -> str:
+    """The tag of a re-grounding request: which pixels of which model image size the crop is, so the
+    world oracle can answer in the crop's coordinates (`parse_crop_tag`)."""
+    return f"crop {rect[0]},{rect[1]},{rect[2]},{rect[3]} of {size[0]}x{size[1]}"
+
+
+def parse_crop_tag(tag: str) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
+    """(rect, size) of a `crop_tag`; ValueError when `tag` is not one."""
+    match = _CROP_TAG.fullmatch(tag)
+    if not match:
+        raise ValueError(f"not a crop tag: {tag!r} (expected 'crop x1,y1,x2,y2 of WxH')")
+    x1, y1, x2, y2, width, height = map(int, match.groups())
+    return (x1, y1, x2, y2), (width, height)
+
+
+def regrounded_boxes(text: str, family_name: str | None, rect: tuple[int, int, int, int], size: tuple[int, int],
+                     pixel_bounds: tuple[int | None, int | None]) -> list[Box]:
+    """The boxes of a grounding answer about the crop `rect` of a `size` model image, on the whole
+    image: parsed in the family's convention on the crop (Qwen2-VL relative, Qwen2.5-VL pixels on the
+    resized crop), then placed where the crop lies. Raises GroundingParseError (`not_there` too)."""
+    on_crop = parse_grounding_answer(text, family_name, rect[2] - rect[0], rect[3] - rect[1], *pixel_bounds)
+    boxes = []
+    for box in on_crop:
+        try:
+            boxes.append(crop_box_to_image(box, rect, *size))
+        except ValueError:
+            continue  # a sliver of the crop's edge: nothing on the image's scale
+    return boxes
+
+
+async def reground_agreement(stage: Any, work: Any, models: Any, phrase: str, image: Any, size: tuple[int, int],
+                             box: Box) -> float | None:
+    """The best IoU between `box` and the boxes the VLM finds for `phrase` on the box's surroundings
+    (the box widened by the stage's `reground_margin`), asked with the grounding stage's question
+    (`stage.reground_prompt`); 0 when it finds none, None when the request failed."""
+    rect = crop_pixels(with_margin(box, stage.options.reground_margin), *size)
+    constraint = answer_constraint(stage.family, phrase, REGROUND_MAX_BOXES)
+    text = await models.ask(stage, work, values={"phrase": phrase}, images=[crop_rect(image, rect)],
+                            json_schema=constraint.json_schema, regex=constraint.regex, skip_special_tokens=False,
+                            reject_on_failure=False, tag=crop_tag(rect, size), prompt=stage.reground_prompt)
+    if text is None:
+        return None
+    try:
+        found = regrounded_boxes(text, stage.family, rect, size, models.pixel_bounds(stage.role))
+    except GroundingParseError:
+        return 0.0  # "not there", or no box it could read: no agreement
+    return max((box.iou(other) for other in found), default=0.0)
+
+
+async def box_verdict(stage: Any, work: Any, models: Any, phrase: str, image: Any, size: tuple[int, int],
+                      box: Box) -> float | str:
+    """A kept box's score, or why the box is dropped: the yes/no question first, then (`reground`)
+    the re-grounding, asked only about a box the question kept."""
+    options = stage.options
+    score = await box_score(stage, work, models, phrase, image, size, box, options.margin, options.top_logprobs)
+    if score is None:
+        return "model_failure"
+    if score <= options.threshold:
+        return UNVERIFIED
+    if options.reground:
+        agreement = await reground_agreement(stage, work, models, phrase, image, size, box)
+        if agreement is None:
+            return "model_failure"
+        if agreement < options.reground_iou:
+            return REGROUND_DISAGREES
+    return round(score, 4)
+
+
 async def verify_groundings(stage: Any, work: Any, models: Any, groundings: list[tuple[str, list[Box]]], image: Any,
                             size: tuple[int, int]) -> tuple[list[tuple[str, list[Box]]], list[list[float]]]:
     """The groundings with only the boxes that pass, and each kept box's score (aligned). A dropped
-    box adds (phrase, reason) to `work.dropped_boxes` (`unverified`, `model_failure`); a phrase left
-    with none adds (phrase, `no_verified_box`) to `work.dropped`. The stage's options give
-    `threshold`, `margin` and `top_logprobs`."""
-    options = stage.options
-    scores = await asyncio.gather(*(
-        asyncio.gather(*(box_score(stage, work, models, phrase, image, size, box, options.margin, options.top_logprobs)
-                         for box in boxes))
+    box adds (phrase, reason) to `work.dropped_boxes` (`unverified`, `reground_disagrees`,
+    `model_failure`); a phrase left with none adds (phrase, `no_verified_box`) to `work.dropped`. The
+    stage's options give `threshold`, `margin`, `top_logprobs` and the `reground` ones."""
+    verdicts = await asyncio.gather(*(
+        asyncio.gather(*(box_verdict(stage, work, models, phrase, image, size, box) for box in boxes))
         for phrase, boxes in groundings))
     kept: list[tuple[str, list[Box]]] = []
     kept_scores: list[list[float]] = []
-    for (phrase, boxes), phrase_scores in zip(groundings, scores):
+    for (phrase, boxes), phrase_verdicts in zip(groundings, verdicts):
         passing = []
-        for box, score in zip(boxes, phrase_scores):
-            if score is None:
-                work.dropped_boxes.append((phrase, "model_failure"))
-            elif score > options.threshold:
-                passing.append((box, round(score, 4)))
+        for box, verdict in zip(boxes, phrase_verdicts):
+            if isinstance(verdict, str):
+                work.dropped_boxes.append((phrase, verdict))
             else:
-                work.dropped_boxes.append((phrase, UNVERIFIED))
+                passing.append((box, verdict))
         if passing:
             kept.append((phrase, [box for box, _ in passing]))
             kept_scores.append([score for _, score in passing])

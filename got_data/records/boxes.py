@@ -195,3 +195,13 @@ def crop_pixels(box: Box, width: int, height: int, min_side: int = MIN_CROP_SIDE
     elif h > w * max_aspect:
         x1, x2 = _widen(x1, x2, int(h / max_aspect) + 1, width)
     return x1, y1, x2, y2
+
+
+def crop_box_to_image(box: Box, rect: tuple[int, int, int, int], width: int, height: int) -> Box:
+    """A relative box on the crop `rect` (its pixels on a width x height image) -> the relative box
+    on the whole image: where a box a model found on a crop lies in the picture the crop came from.
+    Raises ValueError when the box collapses on the image's scale."""
+    x1, y1, x2, y2 = rect
+    crop_w, crop_h = x2 - x1, y2 - y1
+    return pixels_to_rel((x1 + box.x1 / REL_SCALE * crop_w, y1 + box.y1 / REL_SCALE * crop_h,
+                          x1 + box.x2 / REL_SCALE * crop_w, y1 + box.y2 / REL_SCALE * crop_h), width, height)

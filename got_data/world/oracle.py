@@ -28,6 +28,7 @@ from got_data.annotate.grounding import (
     ONE_BOX_SECTION,
     phrases_of_numbered,
 )
+from got_data.annotate.verification import parse_crop_tag
 from got_data.engines.types import ModelRequest, ModelResponse
 from got_data.errors import CodecError
 from got_data.families import QWEN2, QWEN2_VL, family
@@ -117,6 +118,8 @@ class WorldOracle:
             return self.all_phrases_answer(scene, phrases_of_numbered(values["phrases"]), images[0], json_schema)
         if stage == "ground":
             return self.box_answer(scene, values["phrase"], images[0], json_schema, one_box=_one_box(context))
+        if stage == "verify" and "prompt" in context:
+            return self.reground_answer(scene, values["phrase"], context, images[0], json_schema)
         if stage == "verify":
             return self.verify_answer(scene, values["phrase"], context_box(context))
         raise OracleError(f"the oracle has no T2I answer for stage {stage!r}")
@@ -142,6 +145,9 @@ class WorldOracle:
                                    one_box=_one_box(context))
         if stage == "verify_regions":
             edit = _one(edits, lambda e: e.obj == values["phrase"], values["phrase"])
+            if "prompt" in context:
+                return self.reground_answer(edit.after if edit.kind == "add" else edit.before, edit.obj, context,
+                                            images[0], json_schema)
             return self.verify_answer(edit.after if edit.kind == "add" else edit.before, edit.obj, context_box(context))
         edit = _one(edits, lambda e: e.instruction == values["instruction"], values["instruction"])
         if stage == "edit_parse":
@@ -173,10 +179,36 @@ class WorldOracle:
         `maxItems` bounds the list, as it bounds a model. `one_box`: the single-box answer, the first
         instance as a bare box or one JSON object."""
         objects = list(scene.find(phrase))
-        if json_schema is not None and "maxItems" in json_schema:
-            objects = objects[: json_schema["maxItems"]]
         if one_box and not objects:
             raise OracleError(f"no {phrase!r} in the scene: the single-box answer cannot say so")
+        return self._boxes_answer(phrase, [o.box for o in objects], (scene.width, scene.height), image, json_schema,
+                                  one_box)
+
+    def reground_answer(self, scene: Scene, phrase: str, context: dict, crop: Image.Image,
+                        json_schema: dict | None) -> str:
+        """The grounding answer about a verify stage's crop of the box's surroundings: every true instance
+        of the phrase visible in the crop (clipped to it), in the crop's coordinates. The crop's place
+        comes from the request's tag (`crop_tag`: pixels of the model image and that image's size)."""
+        try:
+            rect, (width, height) = parse_crop_tag(context.get("tag") or "")
+        except ValueError as exc:
+            raise OracleError(f"a re-grounding request without its crop: {exc}") from exc
+        sx, sy = scene.width / width, scene.height / height  # model image pixels -> the scene's
+        left, top, right, bottom = rect[0] * sx, rect[1] * sy, rect[2] * sx, rect[3] * sy
+        visible = []
+        for obj in scene.find(phrase):
+            x1, y1, x2, y2 = max(obj.box[0], left), max(obj.box[1], top), min(obj.box[2], right), min(obj.box[3], bottom)
+            if x1 < x2 and y1 < y2:
+                visible.append((x1 - left, y1 - top, x2 - left, y2 - top))
+        return self._boxes_answer(phrase, visible, (right - left, bottom - top), crop, json_schema)
+
+    def _boxes_answer(self, phrase: str, boxes: list, frame: tuple[float, float], image: Image.Image,
+                      json_schema: dict | None = None, one_box: bool = False) -> str:
+        """The family's grounding answer naming `boxes`, pixel boxes on a `frame` (width, height) that
+        `image` shows whole; boxes too thin to write in the family's coordinates are left out."""
+        if json_schema is not None and "maxItems" in json_schema:
+            boxes = boxes[: json_schema["maxItems"]]
+        frame_w, frame_h = frame
         if family(self.family).absolute_boxes:
             from transformers.models.qwen2_vl.image_processing_qwen2_vl import (
                 smart_resize,
@@ -184,18 +216,18 @@ class WorldOracle:
 
             bounds = {k: v for k, v in (("min_pixels", self.min_pixels), ("max_pixels", self.max_pixels)) if v}
             height, width = smart_resize(image.height, image.width, **bounds)
-            sx, sy = width / scene.width, height / scene.height
-            items = [{"bbox_2d": [round(o.box[0] * sx), round(o.box[1] * sy), round(o.box[2] * sx),
-                                  round(o.box[3] * sy)], "label": phrase} for o in objects]
+            sx, sy = width / frame_w, height / frame_h
+            coords = [[round(b[0] * sx), round(b[1] * sy), round(b[2] * sx), round(b[3] * sy)] for b in boxes]
+            items = [{"bbox_2d": c, "label": phrase} for c in coords if c[0] < c[2] and c[1] < c[3]]
             return compact(items[0] if one_box else items)
-        boxes = []
-        for obj in objects:
-            x1, y1, x2, y2 = (min(999, round(v * 1000 / size)) for v, size in
-                              zip(obj.box, (scene.width, scene.height, scene.width, scene.height)))
-            boxes.append(f"({x1},{y1}),({x2},{y2})")
+        spans = []
+        for box in boxes:
+            x1, y1, x2, y2 = (min(999, round(v * 1000 / size)) for v, size in zip(box, (frame_w, frame_h, frame_w, frame_h)))
+            if x1 < x2 and y1 < y2:
+                spans.append(f"({x1},{y1}),({x2},{y2})")
         if one_box:
-            return boxes[0]
-        return OBJECT_REF_START + phrase + OBJECT_REF_END + "".join(BOX_START + b + BOX_END for b in boxes)
+            return spans[0]
+        return OBJECT_REF_START + phrase + OBJECT_REF_END + "".join(BOX_START + b + BOX_END for b in spans)
 
 
 def _one_box(context: dict) -> bool:

@@ -70,9 +70,11 @@ def make_work(spec, stages, caption=None, family="qwen2-vl", size=(640, 480)):
     return T2IWork(item=item, image=prepared, model_image=prepared.to_pil(), model_image_size=size, provenance=provenance)
 
 
-def run_chain(models, caption=None, family="qwen2-vl", size=(640, 480), spec_name="t2i.yaml", ground_options=None):
+def run_chain(models, caption=None, family="qwen2-vl", size=(640, 480), spec_name="t2i.yaml", ground_options=None,
+              verify_options=None):
     spec = load_spec(spec_name)
     next(s for s in spec.stages if s.name == "ground").options.update(ground_options or {})
+    next(s for s in spec.stages if s.name == "verify").options.update(verify_options or {})
     stages = build_stages(spec, {"vlm": family, "llm": "qwen2"})
     work = make_work(spec, stages, caption, family, size)
 
@@ -265,3 +267,64 @@ def test_the_verify_question_sees_the_crop_with_its_margin():
     run_chain(models, size=(1000, 1000))
     # the box is 300x250 pixels; 10% more on every side: 360x300
     assert seen == [((360, 300), "[Yy]es|[Nn]o", 10)]
+
+
+class Regrounding(ReplayModels):
+    """ReplayModels that also answer verify's re-grounding request (the ground prompt's question on a
+    crop) from a table: crop tag -> the answer as Qwen2-VL writes it about that crop."""
+
+    def __init__(self, *args, regrounds: dict[str, str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.regrounds = regrounds
+        self.asked: list[tuple[str, tuple[int, int], str, str]] = []
+
+    async def ask(self, stage, work, values, images=None, section="user", json_schema=None, regex=None,
+                  skip_special_tokens=True, reject_on_failure=True, tag=None, max_tokens=None, prompt=None):
+        if prompt is None:
+            return await super().ask(stage, work, values, images, section, json_schema, regex, skip_special_tokens,
+                                     reject_on_failure, tag, max_tokens)
+        _, question = prompt.render(section, **values)
+        self.asked.append((stage.name, images[0].size, question, regex))
+        work.usage.add(stage.name, 10, 5)
+        return self.regrounds[tag]
+
+
+def test_reground_drops_a_box_the_model_finds_elsewhere_on_its_surroundings():
+    two_dogs = ("<|object_ref_start|>small dog<|object_ref_end|><|box_start|>(500,700),(600,850)<|box_end|>"
+                "<|box_start|>(100,700),(200,850)<|box_end|>")
+    models = Regrounding(
+        recaption(), ["red kite", "small dog"],
+        {"red kite": qwen2_vl_box("red kite", "(100,50),(400,300)"), "small dog": two_dogs},
+        # a 1000x1000 image, margin 0.5: each crop is the box widened by half its sides, cut at the edges
+        regrounds={
+            # the kite's crop (0,0)-(550,425): the kite found where it is, in the crop's relative coordinates
+            "crop 0,0,550,425 of 1000x1000": qwen2_vl_box("red kite", "(182,118),(727,706)"),
+            # the first dog's crop: found where it is
+            "crop 450,625,650,925 of 1000x1000": qwen2_vl_box("small dog", "(250,250),(750,750)"),
+            # the second dog's crop: the model finds a dog in its top-left corner, not the box asked about
+            "crop 50,625,250,925 of 1000x1000": qwen2_vl_box("small dog", "(0,0),(300,300)"),
+        })
+    spec_options = {"reground": True, "reground_margin": 0.5, "reground_iou": 0.5}
+    work = run_chain(models, size=(1000, 1000), verify_options=spec_options)
+    by_phrase = {o.phrase: o for o in work.record.objects}
+    assert [b.render() for b in by_phrase["small dog"].boxes] == ["(500,700),(600,850)"]
+    assert by_phrase["red kite"].boxes == [Box(x1=100, y1=50, x2=400, y2=300)]
+    assert work.dropped_boxes == [("small dog", "reground_disagrees")]
+    assert by_phrase["small dog"].box_scores == [0.9]  # the kept box keeps its yes/no score
+    # the ground stage's own question and answer grammar, on the crop of the box's surroundings
+    kite = next(a for a in models.asked if a[2].endswith(": red kite"))
+    assert kite[:2] == ("verify", (550, 425))
+    assert kite[2] == "Find every instance of this in the picture and give a bounding box for each, or none if it " \
+                      "is not there: red kite"
+    assert kite[3].startswith(r"<\|object_ref_start\|>red kite<\|object_ref_end\|>")
+    assert work.record.provenance.tokens["verify"].requests == 2 * 3
+
+
+def test_reground_that_finds_nothing_rejects_an_input_left_without_a_box():
+    models = Regrounding(recaption(), ["red kite"], {"red kite": qwen2_vl_box("red kite", "(100,50),(400,300)")},
+                         regrounds={"crop 0,0,550,425 of 1000x1000":
+                                    "<|object_ref_start|>red kite<|object_ref_end|><|im_end|>"})  # "not there"
+    with pytest.raises(StageReject) as info:
+        run_chain(models, size=(1000, 1000), verify_options={"reground": True})
+    assert (info.value.stage, info.value.reason) == ("verify", "no_verified_box")
+    assert "red kite: reground_disagrees" in info.value.detail

@@ -127,3 +127,27 @@ def test_one_grounding_request_per_image_gives_the_same_boxes(ray_session, tmp_p
     assert scores["per_image"] == scores["per_phrase"]
     assert scores["per_image"]["instance_recall"] == scores["per_image"]["instance_precision"] == 1.0
     assert ground["per_image"] == 8 < ground["per_phrase"]
+
+
+@pytest.mark.parametrize("family", [QWEN2_VL, QWEN25_VL])
+@pytest.mark.parametrize("kind", ["t2i", "edit"])
+def test_regrounding_from_truth_keeps_every_true_box(ray_session, tmp_path, kind, family):
+    """verify with `reground` on: the oracle grounds each box's phrase again on the box's surroundings
+    (true instances seen in the crop, in the crop's own coordinates); every true box must agree with it."""
+    path = write_world_set(tmp_path / "set", kind, 8, seed=14, repeats=kind == "t2i")
+    spec = for_world_scenes(load_spec(SPECS[kind][1]))
+    verify = next(s for s in spec.stages if s.name in ("verify", "verify_regions"))
+    verify.options.update({"reground": True, "reground_iou": 0.9})
+    annotate_with_oracle(spec, kind, path, read_truth(tmp_path / "set"), tmp_path / "out", family=family)
+    scores = score_run(tmp_path / "out", tmp_path / "set")
+    run = json.loads((tmp_path / "out" / "stats.json").read_text())["run"]
+    assert scores["records"] == scores["inputs"] == 8
+    assert run["dropped_boxes_by_reason"] == {}
+    boxes = scores["predicted_boxes"] if kind == "t2i" else sum(
+        len(s.record.edit.regions) for s in iter_samples(tmp_path / "out") if s.record.edit.region_scores)
+    assert boxes > 0 and run["tokens_per_stage"][verify.name]["requests"] == 2 * boxes  # yes/no, then re-ground
+    if kind == "t2i":
+        assert scores["instance_recall"] == scores["instance_precision"] == 1.0
+        assert scores["mean_iou"] >= floor_for(family, "t2i.yaml"), scores
+    else:
+        assert scores["region_mean_iou"] >= floor_for(family, "edit.yaml"), scores

@@ -19,8 +19,7 @@ from got_data.annotate.grounding import (
     answer_constraint,
     merge_near_duplicates,
     numbered_phrases,
-    parse_qwen2_vl,
-    parse_qwen25_vl,
+    parse_grounding_answer,
     resolve_shared_objects,
     split_qwen2_vl_answer,
     split_qwen25_vl_answer,
@@ -145,11 +144,7 @@ async def ground_phrase(stage: Stage, work, models, phrase: str, image, image_si
         work.dropped.append((phrase, "model_failure"))
         return []
     try:
-        if constraint.json_schema is not None:
-            width, height = image_size
-            boxes = parse_qwen25_vl(text, width, height, *models.pixel_bounds(stage.role))
-        else:
-            boxes = parse_qwen2_vl(text)
+        boxes = parse_grounding_answer(text, stage.family, *image_size, *models.pixel_bounds(stage.role))
     except GroundingParseError as exc:
         work.dropped.append((phrase, exc.reason))
         return []

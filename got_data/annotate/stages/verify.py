@@ -4,10 +4,15 @@ left with no box is rejected."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
 from pydantic import Field
 
-from got_data.annotate.stage import Stage, StageOptions, StageReject
+from got_data.annotate.stage import Stage, StageOptions, StageReject, load_prompt_for
 from got_data.annotate.verification import NO_VERIFIED_BOX, verify_groundings
+from got_data.spec import PromptTemplate, StageSpec
 
 
 class VerifyOptions(StageOptions):
@@ -21,16 +26,35 @@ class VerifyOptions(StageOptions):
                                                        "sides on every side")
     top_logprobs: int = Field(10, ge=2, le=20, description="log-probabilities read per answer token "
                                                            "(yes and no must be among them to count)")
+    reground: bool = Field(False, description="true: a box the yes/no question kept is grounded again on its "
+                           "surroundings (the grounding stage's question and answer) and kept only when a box found "
+                           "there agrees with it; one more request per kept box")
+    reground_margin: float = Field(0.5, ge=0, le=2, description="the re-grounding crop is the box widened by this "
+                                   "share of its sides on every side (inside the image)")
+    reground_iou: float = Field(0.5, gt=0, le=1, description="a box agrees when one box the re-grounding found "
+                                "overlaps it at least this much (IoU)")
 
 
-class Verify(Stage):
+class BoxVerifier(Stage):
+    """What the verify stages share: with `reground` on, the grounding stage's prompt
+    (`reground_prompt_name`, its family variant first) to ask the re-grounding question in its words."""
+
+    reground_prompt_name: ClassVar[str]
+    Options = VerifyOptions
+    options: VerifyOptions
+
+    def __init__(self, spec: StageSpec, family: str | None = None, prompt_dirs: Sequence[Path] = ()):
+        super().__init__(spec, family, prompt_dirs)
+        self.reground_prompt: PromptTemplate | None = (
+            load_prompt_for(self.reground_prompt_name, family, prompt_dirs) if self.options.reground else None)
+
+
+class Verify(BoxVerifier):
     name = "verify"
     role = "vlm"
     reads = ("model_image", "model_image_size", "groundings")
     writes = ("groundings", "box_scores", "dropped", "dropped_boxes")
-
-    Options = VerifyOptions
-    options: VerifyOptions
+    reground_prompt_name = "ground.txt"
 
     async def run(self, work, models) -> None:
         if not self.options.enabled:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from got_data.annotate.stage import Stage, StageReject
-from got_data.annotate.stages.verify import VerifyOptions
+from got_data.annotate.stage import StageReject
+from got_data.annotate.stages.verify import BoxVerifier
 from got_data.annotate.verification import NO_VERIFIED_BOX, verify_groundings
 from got_data.records import WHOLE_IMAGE
 
 
-class VerifyRegions(Stage):
+class VerifyRegions(BoxVerifier):
     """The edit pipelines' verify: each edit's region boxes checked on the image they were found on
     (before the edit; for an add, after it). Whole-image regions (global edits) are not asked about."""
 
@@ -16,9 +16,7 @@ class VerifyRegions(Stage):
     role = "vlm"
     reads = ("steps.groundings", "steps.edit_type", "steps.objects", "steps.before", "steps.after")
     writes = ("steps.groundings", "steps.box_scores", "dropped", "dropped_boxes")
-
-    Options = VerifyOptions
-    options: VerifyOptions
+    reground_prompt_name = "localize.txt"
 
     async def run(self, work, models) -> None:
         if not self.options.enabled:
