@@ -18,8 +18,12 @@ verifying (what verification gains on real boxes when the verifier is right), an
 verifying themselves; with its cost in requests and seconds per record. The t2i sets also ground all of
 an image's phrases in one request (`requests: per_image`), by the oracle and by the world models, beside
 one request per phrase: requests and prefill tokens of the ground stage per input, from the same run.
+With `--reground`, the t2i sets also run verify with re-grounding on (each kept box grounded again on
+its surroundings): by the oracle in both box conventions, and on the world models' boxes with the
+oracle verifying and re-grounding.
 
     .venv/bin/python bench/fidelity.py --sets t2i t2i-repeats --count 96 --seeds 1000 1001
+    .venv/bin/python bench/fidelity.py --sets t2i t2i-repeats --count 24 --reground [--oracle-only]
 """
 
 from __future__ import annotations
@@ -46,11 +50,11 @@ EDIT_COLUMNS = ("region_mean_iou", "region_iou50_share", "object_accuracy", "edi
                 "step_order_accuracy", "step_instruction_word_accuracy", "placed_object_mean_iou", "placed_object_recall")
 
 
-def with_verify(spec, enabled: bool):
-    """The spec with its verify stage switched on or off."""
+def with_verify(spec, enabled: bool, reground: bool = False):
+    """The spec with its verify stage switched on or off, re-grounding each kept box or not."""
     for stage in spec.stages:
         if stage.name in ("verify", "verify_regions"):
-            stage.options["enabled"] = enabled
+            stage.options.update({"enabled": enabled, "reground": reground})
     return spec
 
 
@@ -105,6 +109,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("out/bench-fidelity"))
     parser.add_argument("--vlm", default=None)
     parser.add_argument("--llm", default=None)
+    parser.add_argument("--reground", action="store_true",
+                        help="t2i sets: also verify with re-grounding on (oracle; world models with the oracle verifying)")
+    parser.add_argument("--oracle-only", action="store_true", help="only the oracle's passes (no vLLM, minutes not hours)")
     args = parser.parse_args()
 
     from rich.console import Console
@@ -129,32 +136,38 @@ def main() -> None:
     start_local_ray(max(os.cpu_count() or 1, 4), 500 * 1024**2)
     for name, seed in runs:
         kind, truth_dir = SETS[name][0], args.out / f"{name}-{seed}-set"
-        passes = [(family, False, "per_phrase") for family in (QWEN2_VL, QWEN25_VL)]
+        passes = [(family, False, False, "per_phrase") for family in (QWEN2_VL, QWEN25_VL)]
         if kind == "t2i":
-            passes += [(QWEN2_VL, True, "per_phrase"), (QWEN2_VL, False, "per_image")]
-        for family, verify, requests in passes:
-            label = f"{family}{', verify' if verify else ''}{', per image' if requests == 'per_image' else ''}"
-            out = args.out / f"{name}-{seed}-oracle-{label.replace(', ', '-').replace(' ', '-')}"
+            passes += [(QWEN2_VL, True, False, "per_phrase"), (QWEN2_VL, False, False, "per_image")]
+            if args.reground:
+                passes += [(family, True, True, "per_phrase") for family in (QWEN2_VL, QWEN25_VL)]
+        for family, verify, reground, requests in passes:
+            label = (f"{family}{', verify' if verify else ''}{' + reground' if reground else ''}"
+                     f"{', per image' if requests == 'per_image' else ''}")
+            out = args.out / f"{name}-{seed}-oracle-{label.replace(', ', '-').replace(' + ', '-').replace(' ', '-')}"
             started = time.monotonic()
-            spec = with_instances(with_verify(load_spec(WORLD_SPECS[kind]), verify))
+            spec = with_instances(with_verify(load_spec(WORLD_SPECS[kind]), verify, reground))
             if kind == "t2i":
                 spec = with_ground_requests(spec, requests)
             annotate_with_oracle(spec, kind, sets[name, seed], read_truth(truth_dir), out, family=family)
             scores = {**score_run(out, truth_dir), **cost(out, time.monotonic() - started)}
             rows.append((name, f"{seed} oracle, {label}", scores))
-    pools = start_world_pools(vlm, llm, console)
+    pools = {} if args.oracle_only else start_world_pools(vlm, llm, console)
     try:
-        for name, seed in runs:
+        for name, seed in ([] if args.oracle_only else runs):
             kind, truth_dir = SETS[name][0], args.out / f"{name}-{seed}-set"
-            passes = [("", False, pools)]
+            passes = [("", False, False, pools)]
             if kind == "t2i":
                 oracle = OraclePool("vlm", WorldOracle(read_truth(truth_dir), family=QWEN2_VL))
-                passes += [(", verify by truth", True, {**pools, "vlm": VerifyFromTruth(pools["vlm"], oracle)}),
-                           (", verify by the VLM", True, pools), (", per image", False, pools)]
-            for label, verify, run_pools in passes:
-                out = args.out / f"{name}-{seed}{label.replace(', ', '-').replace(' ', '-')}"
+                by_truth = {**pools, "vlm": VerifyFromTruth(pools["vlm"], oracle)}
+                passes += [(", verify by truth", True, False, by_truth), (", verify by the VLM", True, False, pools),
+                           (", per image", False, False, pools)]
+                if args.reground:
+                    passes += [(", verify + reground by truth", True, True, by_truth)]
+            for label, verify, reground, run_pools in passes:
+                out = args.out / f"{name}-{seed}{label.replace(', ', '-').replace(' + ', '-').replace(' ', '-')}"
                 started = time.monotonic()
-                spec = with_verify(load_spec(WORLD_SPECS[kind]), verify)
+                spec = with_verify(load_spec(WORLD_SPECS[kind]), verify, reground)
                 if label == ", per image":  # the question in the multi-box answer: the world VLM never learned it
                     spec = with_ground_requests(with_instances(spec), "per_image")
                 scores = annotate_and_score(kind, sets[name, seed], truth_dir, out, run_pools, console, show_progress=False,
@@ -167,12 +180,12 @@ def main() -> None:
     for name in args.sets:
         columns = (T2I_COLUMNS + COST_COLUMNS) if SETS[name][0] == "t2i" else EDIT_COLUMNS
         shown = [c for c in columns if any(c in s for k, _, s in rows if k == name)]
-        print(f"\n{name:12} {'answered by':36} {'records':>8} " + " ".join(f"{c[:18]:>18}" for c in shown))
+        print(f"\n{name:12} {'answered by':46} {'records':>8} " + " ".join(f"{c[:18]:>18}" for c in shown))
         for k, label, scores in rows:
             if k != name:
                 continue
             cells = " ".join(f"{scores[c]:18.3f}" if isinstance(scores.get(c), float) else f"{'n/a':>18}" for c in shown)
-            print(f"{name:12} {label:36} {scores['records']:>4}/{scores['inputs']:<3} {cells}")
+            print(f"{name:12} {label:46} {scores['records']:>4}/{scores['inputs']:<3} {cells}")
     (args.out / "fidelity.json").write_text(json.dumps([{"set": k, "answered_by": l, **s} for k, l, s in rows], indent=2))
     print(f"\nwrote {args.out / 'fidelity.json'}")
 

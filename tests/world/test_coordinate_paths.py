@@ -151,3 +151,28 @@ def test_regrounding_from_truth_keeps_every_true_box(ray_session, tmp_path, kind
         assert scores["mean_iou"] >= floor_for(family, "t2i.yaml"), scores
     else:
         assert scores["region_mean_iou"] >= floor_for(family, "edit.yaml"), scores
+
+
+def test_regrounding_from_truth_drops_the_wrong_boxes_a_yes_saying_verifier_keeps(ray_session, tmp_path, monkeypatch):
+    """Grounding that boxes every object for every phrase, a verifier that says yes to all (the lean
+    re-grounding is there for), re-grounding answered from the truth: only the true boxes agree."""
+    from got_data.annotate.grounding import qwen2_vl_answer
+    from got_data.world.oracle import WorldOracle
+
+    def every_object(self, scene, phrase, image, json_schema=None, one_box=False):
+        return qwen2_vl_answer(phrase, [scene.rel_box(o) for o in scene.objects])
+
+    monkeypatch.setattr(WorldOracle, "box_answer", every_object)
+    monkeypatch.setattr(WorldOracle, "verify_answer", lambda self, scene, phrase, box: "yes")
+    path = write_world_set(tmp_path / "set", "t2i", 8, seed=12, objects=3)
+    spec = load_spec("t2i-world.yaml")
+    next(s for s in spec.stages if s.name == "verify").options.update({"enabled": True, "reground": True})
+    next(s for s in spec.stages if s.name == "ground").options["answer"] = "instances"
+    annotate_with_oracle(spec, "t2i", path, read_truth(tmp_path / "set"), tmp_path / "out")
+    scores = score_run(tmp_path / "out", tmp_path / "set")
+    assert scores["instance_precision"] == scores["instance_recall"] == 1.0
+    assert scores["predicted_boxes"] == scores["true_objects"] == 24
+    run = json.loads((tmp_path / "out" / "stats.json").read_text())["run"]
+    # 8 scenes x 3 phrases x 3 boxes: every box passes the yes/no question, 2 of 3 fail re-grounding
+    assert run["dropped_boxes_by_reason"] == {"reground_disagrees": 48}
+    assert run["tokens_per_stage"]["verify"]["requests"] == 72 * 2

@@ -26,9 +26,10 @@ class VerifyOptions(StageOptions):
                                                        "sides on every side")
     top_logprobs: int = Field(10, ge=2, le=20, description="log-probabilities read per answer token "
                                                            "(yes and no must be among them to count)")
-    reground: bool = Field(False, description="true: a box the yes/no question kept is grounded again on its "
-                           "surroundings (the grounding stage's question and answer) and kept only when a box found "
-                           "there agrees with it; one more request per kept box")
+    reground: bool = Field(False, description="true: a box the yes/no question kept is grounded again on a crop of "
+                           "its surroundings, in the grounding prompt's words and answer (prompts/ground*.txt; "
+                           "verify_regions: localize*.txt), and kept only when a box found there agrees with it; one "
+                           "more request per kept box")
     reground_margin: float = Field(0.5, ge=0, le=2, description="the re-grounding crop is the box widened by this "
                                    "share of its sides on every side (inside the image)")
     reground_iou: float = Field(0.5, gt=0, le=1, description="a box agrees when one box the re-grounding found "
