@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from got_data.annotate.stage import StageReject
-from got_data.annotate.stages.verify import BoxVerifier
-from got_data.annotate.verification import NO_VERIFIED_BOX, verify_groundings
+from got_data.annotate.verification import NO_VERIFIED_BOX, BoxVerifier, verify_groundings
 from got_data.records import WHOLE_IMAGE
 
 
