@@ -21,10 +21,12 @@ class ReplayAnswers:
     def __init__(self, *answers):
         self.answers = list(answers)
         self.asked = 0
+        self.values = []
 
     async def ask(self, stage, work, values, images=None, section="user", json_schema=None, reject_on_failure=True,
                   tag=None):
         self.asked += 1
+        self.values.append(values)
         text = self.answers.pop(0)
         if text is None and reject_on_failure:
             raise StageReject(stage.name, "model_failure", "pool died")
@@ -67,6 +69,27 @@ def test_a_check_refusing_both_tries_rejects_with_its_message():
     with pytest.raises(StageReject) as info:
         ask(models, retry=True, check=no_kites)
     assert models.asked == 2 and (info.value.reason, info.value.detail) == ("unparsable_answer", "a kite again")
+
+
+def test_the_retry_request_says_what_was_wrong_and_a_check_gives_its_reason():
+    def no_kites(answer):
+        if "kite" in answer.description:
+            raise BadAnswer("a kite <|im_end|> again", reason="kite_seen")
+
+    models = ReplayAnswers(GOOD, GOOD)
+    with pytest.raises(StageReject) as info:
+        ask(models, retry=True, check=no_kites)
+    assert info.value.reason == "kite_seen"
+    first, second = models.values
+    # the failure reaches the second request as cleaned text, so greedy decoding need not repeat itself
+    assert first["failure"] == "" and "refused: a kite again." in second["failure"]
+    assert "failure" not in ask_values_without_retry()
+
+
+def ask_values_without_retry():
+    models = ReplayAnswers(GOOD)
+    ask(models)
+    return models.values[0]
 
 
 def test_optional_answers_are_dropped_with_their_reason():
