@@ -73,6 +73,16 @@ class EditChainAnswer(BaseModel):
     steps: list[EditChainStep] = Field(min_length=1)
 
 
+class InContextGotAnswer(BaseModel):
+    """assemble_edit in context: the whole numbered GoT, boxes named only by placeholders, and the
+    one-sentence change of each edit (the record's `EditOp.change`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    got: str = Field(min_length=1, description="the numbered GoT text with placeholders")
+    changes: list[str] = Field(min_length=1, description="how each edit changes its object, in edit order")
+
+
 _CLAUSE_SPLIT = re.compile(r"[.,;:!?()\[\]\"]+|\s[-–—]\s")
 _WORD = re.compile(r"\S+")
 
@@ -183,5 +193,19 @@ def split_schema(min_steps: int, max_steps: int, max_step_chars: int) -> dict[st
                       "minItems": min_steps, "maxItems": max_steps},
         },
         "required": ["steps"],
+        "additionalProperties": False,
+    }
+
+
+def in_context_got_schema(edits: int, max_got_chars: int, max_change_chars: int) -> dict[str, Any]:
+    """JSON schema of InContextGotAnswer: a bounded GoT text and exactly one bounded change per edit."""
+    change = {"type": "string", "minLength": 1, "maxLength": max_change_chars}
+    return {
+        "type": "object",
+        "properties": {
+            "got": {"type": "string", "minLength": 1, "maxLength": max_got_chars},
+            "changes": {"type": "array", "items": change, "minItems": edits, "maxItems": edits},
+        },
+        "required": ["got", "changes"],
         "additionalProperties": False,
     }

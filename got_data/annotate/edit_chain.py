@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from got_data.annotate.model_text import find_free_occurrence
+from got_data.annotate.model_text import free_occurrences
 from got_data.records import Annotation, Box, PlacedObject, render_got
 
 # Objects each description names, with their boxes: "source" (the source image's description) and
@@ -43,8 +43,9 @@ class EditGot:
     objects: list[PlacedObject] = field(default_factory=list)
 
 
-class _Builder:
-    """Plain text plus annotations, appended piece by piece."""
+class GotBuilder:
+    """Plain text plus annotations, appended piece by piece: the one way an edit GoT is rendered, from
+    the fields layout here or from an in-context answer's placeholders (`edit_placeholders`)."""
 
     def __init__(self) -> None:
         self.parts: list[str] = []
@@ -66,21 +67,18 @@ class _Builder:
                 self.text(", ")
             self.grounded(phrase, boxes)
 
+    def placed_object(self, phrase: str, boxes: list[Box], image: str) -> None:
+        """A phrase naming an object of a description, grounded and kept as a record object on `image`."""
+        self.placed.append((len(self.annotations), image))
+        self.grounded(phrase, boxes)
+
     def described(self, text: str, objects: list[tuple[str, list[Box]]], image: str) -> None:
         """`text` with each object grounded at the first free occurrence of its phrase (longer phrases
         first, so "red sofa" claims its words before "sofa"); a phrase that does not occur is left out."""
-        taken: list[tuple[int, int]] = []
-        found: list[tuple[tuple[int, int], list[Box]]] = []
-        for phrase, boxes in sorted(objects, key=lambda o: -len(o[0])):
-            span = find_free_occurrence(text, phrase, taken)
-            if span is not None:
-                taken.append(span)
-                found.append((span, boxes))
         cursor = 0
-        for (start, end), boxes in sorted(found, key=lambda f: f[0]):
+        for (start, end), index in free_occurrences(text, [phrase for phrase, _ in objects]):
             self.text(text[cursor:start])
-            self.placed.append((len(self.annotations), image))
-            self.grounded(text[start:end], boxes)
+            self.placed_object(text[start:end], objects[index][1], image)
             cursor = end
         self.text(text[cursor:])
 
@@ -91,36 +89,37 @@ class _Builder:
         return EditGot(got, objects)
 
 
-def _sentence(text: str) -> str:
+def as_sentence(text: str) -> str:
+    """Text ending as a sentence does (a full stop added when it has no end mark)."""
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def single_turn_got(source_description: str, step: ChainStep, target_description: str,
                     objects: DescribedObjects | None = None) -> EditGot:
     objects = objects or {}
-    out = _Builder()
+    out = GotBuilder()
     out.text("1. Source image: ")
-    out.described(_sentence(source_description), objects.get("source", []), "source")
-    out.text(f"\n2. Edited object: {_sentence(step.object_text)}\n")
+    out.described(as_sentence(source_description), objects.get("source", []), "source")
+    out.text(f"\n2. Edited object: {as_sentence(step.object_text)}\n")
     out.text("3. Edit region: ")
     out.region(step.groundings)
-    out.text(f".\n4. Change: {_sentence(step.change)}\n")
+    out.text(f".\n4. Change: {as_sentence(step.change)}\n")
     out.text("5. Edited image: ")
-    out.described(_sentence(target_description), objects.get("final", []), "target")
+    out.described(as_sentence(target_description), objects.get("final", []), "target")
     return out.render()
 
 
 def multi_turn_got(source_description: str, steps: list[ChainStep], final_description: str,
                    objects: DescribedObjects | None = None) -> EditGot:
     objects = objects or {}
-    out = _Builder()
+    out = GotBuilder()
     out.text("1. Source image: ")
-    out.described(_sentence(source_description), objects.get("source", []), "source")
+    out.described(as_sentence(source_description), objects.get("source", []), "source")
     out.text("\n")
     for n, step in enumerate(steps, start=1):
-        out.text(f"{n + 1}. Edit {n}: {_sentence(step.object_text)} Region: ")
+        out.text(f"{n + 1}. Edit {n}: {as_sentence(step.object_text)} Region: ")
         out.region(step.groundings)
-        out.text(f". Change: {_sentence(step.change)}\n")
+        out.text(f". Change: {as_sentence(step.change)}\n")
     out.text(f"{len(steps) + 2}. Final image: ")
-    out.described(_sentence(final_description), objects.get("final", []), f"turn{len(steps)}")
+    out.described(as_sentence(final_description), objects.get("final", []), f"turn{len(steps)}")
     return out.render()

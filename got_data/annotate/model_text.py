@@ -33,6 +33,20 @@ def find_free_occurrence(text: str, phrase: str, taken: list[tuple[int, int]]) -
     return None
 
 
+def free_occurrences(text: str, phrases: list[str]) -> list[tuple[tuple[int, int], int]]:
+    """(span, index in `phrases`) of the first free occurrence of each phrase, in text order; longer
+    phrases claim their words first (so "red sofa" is found before "sofa"); a phrase that does not
+    occur is left out."""
+    taken: list[tuple[int, int]] = []
+    found: list[tuple[tuple[int, int], int]] = []
+    for index in sorted(range(len(phrases)), key=lambda i: -len(phrases[i])):
+        span = find_free_occurrence(text, phrases[index], taken)
+        if span is not None:
+            taken.append(span)
+            found.append((span, index))
+    return sorted(found)
+
+
 def parse_json_answer(model: type[ModelT], text: str) -> ModelT:
     """A structured answer, read leniently: raw control characters inside strings are accepted
     (cleaning removes them later). Raises ValueError (pydantic's ValidationError is one) on a bad answer."""

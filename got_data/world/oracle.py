@@ -19,6 +19,8 @@ from typing import Any
 
 from PIL import Image
 
+from got_data.annotate.edit_chain import as_sentence
+from got_data.annotate.edit_placeholders import mark_phrases, parse_listed
 from got_data.annotate.grounding import (
     ALL_PHRASES_SECTION,
     BOX_END,
@@ -130,6 +132,9 @@ class WorldOracle:
             scene = edits[0].before if context.get("section") == "user" else edits[-1].after
             detailed = int(values.get("sentences", SHORT_SENTENCES)) > SHORT_SENTENCES
             return compact({"description": scene.description() if detailed else scene.summary()})
+        if stage == "assemble_edit" and context.get("section", "").startswith("in_context"):
+            return in_context_answer([(e.object_text, e.change) for e in edits], values,
+                                     multiturn=context["section"] == "in_context_multiturn")
         if stage == "assemble_edit":
             return compact({"steps": [{"object": e.object_text, "change": e.change} for e in edits]})
         if stage == "split_instruction":  # the combined instruction's steps: each edit's own, in order
@@ -228,6 +233,29 @@ class WorldOracle:
         if one_box:
             return spans[0]
         return OBJECT_REF_START + phrase + OBJECT_REF_END + "".join(BOX_START + b + BOX_END for b in spans)
+
+
+def in_context_answer(prose: list[tuple[str, str]], values: dict, multiturn: bool) -> str:
+    """The in-context assembly's answer to a request (its template `values`): the whole numbered GoT
+    in the layout of the prompt's worked examples, written from each edit's (object, change) prose
+    around the request's descriptions, each listed placeholder after its phrase (a description's
+    objects at their first free occurrence, longer phrases first, as `edit_chain` grounds them)."""
+    regions = [line.split("regions:", 1)[1].strip() for line in values["edits"].splitlines()
+               if line.strip().startswith("regions:")]
+    if len(regions) != len(prose):
+        raise OracleError(f"{len(regions)} region listings for {len(prose)} edits")
+    source = mark_phrases(as_sentence(values["source_description"]), parse_listed(values["source_objects"]))
+    final = mark_phrases(as_sentence(values["final_description"]), parse_listed(values["final_objects"]))
+    if multiturn:
+        lines = [f"1. Source image: {source}"]
+        lines += [f"{n + 1}. Edit {n}: {as_sentence(obj)} Region: {region}. Change: {as_sentence(change)}"
+                  for n, ((obj, change), region) in enumerate(zip(prose, regions), start=1)]
+        lines.append(f"{len(prose) + 2}. Final image: {final}")
+    else:
+        (obj, change), = prose
+        lines = [f"1. Source image: {source}", f"2. Edited object: {as_sentence(obj)}",
+                 f"3. Edit region: {regions[0]}.", f"4. Change: {as_sentence(change)}", f"5. Edited image: {final}"]
+    return compact({"got": "\n".join(lines), "changes": [change for _, change in prose]})
 
 
 def _one_box(context: dict) -> bool:

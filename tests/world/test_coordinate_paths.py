@@ -31,11 +31,13 @@ def floor_for(family: str, spec_name: str) -> float:
     return SMALL_BUDGET_FLOOR if family == QWEN25_VL and spec_name.endswith("-world.yaml") else FLOORS[family]
 
 
-def _run(tmp_path, kind: str, spec_name: str, family: str, repeats: bool = False) -> dict:
+def _run(tmp_path, kind: str, spec_name: str, family: str, repeats: bool = False, assembly: str | None = None) -> dict:
     path = write_world_set(tmp_path / "set", kind, 8, seed=11, repeats=repeats)
-    annotate_with_oracle(for_world_scenes(load_spec(spec_name)), kind, path, read_truth(tmp_path / "set"),
-                         tmp_path / "out",
-                         family=family)
+    spec = for_world_scenes(load_spec(spec_name))
+    for stage in spec.stages:
+        if assembly and stage.name == "assemble_edit":
+            stage.options["mode"] = assembly
+    annotate_with_oracle(spec, kind, path, read_truth(tmp_path / "set"), tmp_path / "out", family=family)
     return score_run(tmp_path / "out", tmp_path / "set")
 
 
@@ -54,6 +56,17 @@ def test_perfect_answers_give_perfect_boxes(ray_session, tmp_path, kind, spec_na
         assert scores["region_mean_iou"] >= floor, scores
         # every object the descriptions name is placed on its image (place_objects)
         assert scores["placed_object_mean_iou"] >= floor, scores
+
+
+@pytest.mark.parametrize("kind", ["edit", "multiturn"])
+def test_in_context_assembly_on_the_world_specs_keeps_perfect_boxes(ray_session, tmp_path, kind):
+    """The world specs keep the prose assembly their LLM learned; asked in context (edit.yaml's
+    assembly, which the retrain will teach), the oracle's whole GoT carries the measured boxes."""
+    spec_name = f"{kind}-world.yaml"
+    scores = _run(tmp_path, kind, spec_name, QWEN2_VL, assembly="in_context")
+    assert scores["records"] == scores["inputs"] == 8
+    assert scores["region_mean_iou"] >= floor_for(QWEN2_VL, spec_name), scores
+    assert scores["placed_object_mean_iou"] >= floor_for(QWEN2_VL, spec_name), scores
 
 
 @pytest.mark.parametrize("family", [QWEN2_VL, QWEN25_VL])

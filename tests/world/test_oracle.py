@@ -8,7 +8,14 @@ import re
 
 import pytest
 
-from got_data.annotate.answer_schemas import EditChainAnswer, EditParseAnswer, RecaptionAnswer, ReinstructAnswer
+from got_data.annotate.answer_schemas import (
+    EditChainAnswer,
+    EditParseAnswer,
+    InContextGotAnswer,
+    RecaptionAnswer,
+    ReinstructAnswer,
+)
+from got_data.annotate.edit_placeholders import PlaceholderTable, fill_placeholders
 from got_data.annotate.grounding import NOT_THERE, GroundingParseError, answer_constraint, parse_qwen2_vl, parse_qwen25_vl
 from got_data.families import QWEN2_VL, QWEN25_VL
 from got_data.world.edits import random_sequence
@@ -66,6 +73,28 @@ def test_edit_answers_follow_each_turn():
     first = json.loads(ask(oracle, "m#row=0", "describe", section="user"))["description"]
     last = json.loads(ask(oracle, "m#row=0", "describe", section="user_after"))["description"]
     assert (first, last) == (SCENE.summary(), EDITS[-1].after.summary())
+
+
+def test_the_in_context_answer_is_the_numbered_got_with_the_listed_placeholders():
+    from got_data.annotate.edit_placeholders import listed
+    from got_data.records import Box
+
+    box = Box(x1=1, y1=2, x2=3, y2=4)
+    before, after = EDITS[0].before, EDITS[-1].after
+    table = PlaceholderTable.of([[(e.obj, [box])] for e in EDITS],
+                                {"source": [(o.phrase, [box]) for o in before.objects],
+                                 "final": [(o.phrase, [box]) for o in after.objects]}, "turn3")
+    edits = "\n".join(f"Edit {n}: {e.instruction}\n  regions: {listed(regions)}"
+                      for n, (e, regions) in enumerate(zip(EDITS, table.regions), start=1))
+    answer = InContextGotAnswer.model_validate_json(ask(
+        WorldOracle(TRUTH), "m#row=0", "assemble_edit", section="in_context_multiturn", edits=edits,
+        source_description=before.summary(), final_description=after.summary(),
+        source_objects=listed(table.source_objects), final_objects=listed(table.final_objects)))
+    assert answer.changes == [e.change for e in EDITS]
+    got = fill_placeholders(answer.got, table, len(EDITS) + 2)
+    assert [line.split(":")[0] for line in got.text.splitlines()] == [
+        "1. Source image", "2. Edit 1", "3. Edit 2", "4. Edit 3", "5. Final image"]
+    assert len(got.objects) == len(before.objects) + len(after.objects)
 
 
 def test_unknown_inputs_are_oracle_errors_and_absent_phrases_not_there():

@@ -1,17 +1,35 @@
 """Edit assembly: the numbered GoT of an edit input (one edit or a sequence), validated as a record.
 
-The LLM writes the prose of each edit (which object, how it changes) as a bounded JSON answer with
-exactly one entry per edit; `edit_chain` lays out the steps and inserts the grounded boxes, so the
-text's boxes equal the structured boxes by construction and the record model checks the rest.
+Two modes (`mode`). `fields`: the LLM writes the prose of each edit (which object, how it changes) as
+a bounded JSON answer with exactly one entry per edit; `edit_chain` lays out the steps and inserts the
+grounded boxes. `in_context` (the GoT paper's assembly): prompted with worked examples, the LLM writes
+the whole numbered GoT, naming each measured region and placed object by a listed placeholder;
+`edit_placeholders` checks the answer and substitutes the measured boxes, and a failed answer (or one
+the record model refuses) is asked again once, then rejected. Either way the text's boxes are the
+measured boxes by construction.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
-from got_data.annotate.answer_schemas import EditChainAnswer, edit_chain_schema
+from got_data.annotate.answer_schemas import (
+    EditChainAnswer,
+    InContextGotAnswer,
+    edit_chain_schema,
+    in_context_got_schema,
+)
 from got_data.annotate.ask_json import BadAnswer, ask_json
-from got_data.annotate.edit_chain import ChainStep, multi_turn_got, single_turn_got
+from got_data.annotate.edit_chain import ChainStep, EditGot, multi_turn_got, single_turn_got
+from got_data.annotate.edit_placeholders import (
+    REFUSED_GOT,
+    PlaceholderTable,
+    fill_placeholders,
+    listed,
+    unbracketed,
+)
 from got_data.annotate.model_text import clean_model_text
 from got_data.annotate.stage import Stage, StageOptions, StageReject
 from got_data.errors import CodecError, RecordError
@@ -33,6 +51,21 @@ def edits_text(work) -> str:
     return "\n".join(lines)
 
 
+def in_context_edits_text(work, table: PlaceholderTable) -> str:
+    """What the in-context request says about each edit: no box, only the placeholders of its regions;
+    untrusted text has its square brackets made round, so it cannot pose as a placeholder."""
+    lines = []
+    for n, (step, regions) in enumerate(zip(work.steps, table.regions), start=1):
+        lines.append(f"Edit {n}: {unbracketed(step.instruction)}")
+        lines.append(f"  type: {step.edit_type or 'other'}; edited: {step.target_object}"
+                     + (f"; replaced by: {step.new_object}" if step.new_object else ""))
+        lines.append(f"  regions: {listed(regions)}")
+        if step.object_description or step.new_object_description:
+            lines.append(f"  region before: {unbracketed(step.object_description or 'unknown')}; "
+                         f"after: {unbracketed(step.new_object_description or 'unknown')}")
+    return "\n".join(lines)
+
+
 class AssembleEdit(Stage):
     name = "assemble_edit"
     role = "llm"
@@ -42,13 +75,31 @@ class AssembleEdit(Stage):
     writes = ("record", "steps.object_text", "steps.change")
 
     class Options(StageOptions):
-        max_object_chars: int = Field(200, gt=0, description="JSON maxLength of the object prose written per edit")
+        mode: Literal["fields", "in_context"] = Field(
+            "fields", description="`fields`: the LLM writes each edit's prose, a fixed layout holds it; `in_context`: "
+            "prompted with worked examples, it writes the whole numbered GoT with placeholders for the measured "
+            "boxes (checked, asked again once, else rejected: docs/REJECTS.md)")
+        max_object_chars: int = Field(200, gt=0, description="`fields`: JSON maxLength of the object prose written per edit")
         max_change_chars: int = Field(240, gt=0, description="JSON maxLength of the change prose written per edit"
                                                          " (`max_tokens` must cover one pair per turn)")
+        max_got_chars: int = Field(4000, gt=0, description="`in_context`: JSON maxLength of the GoT text "
+                                                          "(`max_tokens` must cover it)")
 
     options: Options
 
+    @classmethod
+    def prompt_sections(cls, options: Options) -> tuple[str, ...]:
+        if options.mode == "in_context":
+            return ("in_context", "in_context_multiturn")
+        return ("user", "user_multiturn")
+
     async def run(self, work, models) -> None:
+        if self.options.mode == "in_context":
+            work.record = await self._in_context(work, models)
+            return
+        await self._fields(work, models)
+
+    async def _fields(self, work, models) -> None:
         def one_step_per_edit(answer: EditChainAnswer) -> None:
             if len(answer.steps) != len(work.steps):
                 raise BadAnswer(f"{len(answer.steps)} steps for {len(work.steps)} edits")
@@ -72,9 +123,49 @@ class AssembleEdit(Stage):
                 got = single_turn_got(work.source_description, chain[0], work.final_description, work.placed)
             else:
                 got = multi_turn_got(work.source_description, chain, work.final_description, work.placed)
-            fields = work.record_fields(got.text)
-            if got.objects:
-                fields["objects"] = got.objects
-            work.record = parse_record(fields)
+            work.record = self._record(work, got)
         except (RecordError, CodecError) as exc:
             raise StageReject("validate", "schema", str(exc)) from exc
+
+    async def _in_context(self, work, models):
+        """The record of an in-context answer; each answer is checked and built as a record inside
+        `ask_json`'s check, so a failure of either is retried once and then rejected with its reason."""
+        final_image = "target" if work.kind == "edit" else f"turn{len(work.steps)}"
+        table = PlaceholderTable.of([step.groundings for step in work.steps], work.placed, final_image)
+        lines = 5 if work.kind == "edit" else len(work.steps) + 2
+        values = {"source_description": unbracketed(work.source_description),
+                  "final_description": unbracketed(work.final_description),
+                  "edits": in_context_edits_text(work, table), "count": str(len(work.steps)),
+                  "source_objects": listed(table.source_objects), "final_objects": listed(table.final_objects)}
+        built = []
+
+        def build(answer: InContextGotAnswer) -> None:
+            changes = [clean_model_text(change) for change in answer.changes]
+            if len(changes) != len(work.steps) or not all(changes):
+                raise BadAnswer(f"{len(changes)} changes for {len(work.steps)} edits, each a non-empty sentence",
+                                reason=REFUSED_GOT)
+            got = fill_placeholders(answer.got, table, lines, given=(values["source_description"],
+                                                                    values["final_description"], values["edits"]))
+            for step, change in zip(work.steps, changes):
+                step.change = change
+            try:
+                built.append(self._record(work, got))
+            except (RecordError, CodecError) as exc:
+                raise BadAnswer(f"the record refuses the GoT: {exc}", reason=REFUSED_GOT) from exc
+
+        await ask_json(
+            self, work, models, InContextGotAnswer,
+            section="in_context" if work.kind == "edit" else "in_context_multiturn",
+            values=values,
+            json_schema=in_context_got_schema(len(work.steps), self.options.max_got_chars,
+                                              self.options.max_change_chars),
+            check=build, retry=True,
+        )
+        return built[-1]
+
+    @staticmethod
+    def _record(work, got: EditGot):
+        fields = work.record_fields(got.text)
+        if got.objects:
+            fields["objects"] = got.objects
+        return parse_record(fields)

@@ -1,0 +1,173 @@
+"""In-context edit assembly: the LLM writes the whole numbered GoT, naming boxes only by placeholders.
+
+Each measured region (one per grounded phrase of an edit, `[R1]`, `[R2]`...) and each placed object of
+the descriptions (`[O1]`...) gets a placeholder listed in the request; the answer writes a placeholder
+right after the phrase it grounds. Before anything is substituted the answer is checked: a box the
+LLM wrote itself (coordinates, grounding tokens, a placeholder that was not listed), a region the text
+never references, or a text that is not the numbered GoT fails it (`PlaceholderError`, a `BadAnswer`:
+`ask_json` retries once, then rejects with its reason). The measured boxes are then put in through
+`GotBuilder`, so the text's boxes are the measured boxes by construction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from got_data.annotate.ask_json import BadAnswer
+from got_data.annotate.edit_chain import EditGot, GotBuilder
+from got_data.annotate.model_text import clean_model_text, free_occurrences
+from got_data.records import Box
+from got_data.records.codec import GROUNDING_TOKENS, find_special_tokens
+
+INVENTED_BOX = "invented_box"
+UNREFERENCED_REGION = "unreferenced_region"
+REFUSED_GOT = "refused_got"
+ASSEMBLY_REASONS = (INVENTED_BOX, UNREFERENCED_REGION, REFUSED_GOT)
+
+# Anything that looks like a placeholder: a few letters and a number in square brackets ("[R1]",
+# "[o 2]", "[3]"); only the listed ones, written exactly, are placeholders.
+_PLACEHOLDER = re.compile(r"\[\s*[A-Za-z]{0,3}\s*\d+\s*\]")
+# Boxes written out: a coordinate pair "(12, 40)", a list of four numbers, box/ref tags of other
+# grounding conventions, a "bbox" key.
+_WRITTEN_BOX = re.compile(
+    r"\(\s*\d+(?:\.\d+)?\s*,\s*\d+(?:\.\d+)?\s*\)"
+    r"|\[\s*\d+(?:\.\d+)?(?:\s*,\s*\d+(?:\.\d+)?){3}\s*\]"
+    r"|</?\s*(?:ref|box|quad|object_ref|box_start|box_end)\s*>"
+    r"|bbox",
+    re.IGNORECASE,
+)
+_NUMBERED = re.compile(r"^(\d+)\.\s")
+
+
+class PlaceholderError(BadAnswer):
+    """An in-context answer that fails the post-check; `reason` is the reject reason it ends in."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message, reason=reason)
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """One listed placeholder: the phrase it must follow and the measured boxes it stands for; `image`
+    is the role of the image a described object is placed on (None for an edit region)."""
+
+    ref: str
+    phrase: str
+    boxes: list[Box]
+    image: str | None = None
+
+
+@dataclass(frozen=True)
+class PlaceholderTable:
+    """The placeholders of one request: regions per edit in edit order, objects per description."""
+
+    regions: list[list[Placeholder]]  # per edit, in the order of its groundings
+    source_objects: list[Placeholder]
+    final_objects: list[Placeholder]
+
+    @classmethod
+    def of(cls, groundings: list[list[tuple[str, list[Box]]]], placed: dict[str, list[tuple[str, list[Box]]]],
+           final_image: str) -> PlaceholderTable:
+        """Numbered regions ([R1].. over every edit) and objects ([O1].., the source's then the final's)."""
+        regions, count = [], 0
+        for edit in groundings:
+            regions.append([Placeholder(f"[R{count + i + 1}]", phrase, boxes) for i, (phrase, boxes) in enumerate(edit)])
+            count += len(edit)
+        source = [Placeholder(f"[O{i + 1}]", phrase, boxes, "source")
+                  for i, (phrase, boxes) in enumerate(placed.get("source", []))]
+        final = [Placeholder(f"[O{len(source) + i + 1}]", phrase, boxes, final_image)
+                 for i, (phrase, boxes) in enumerate(placed.get("final", []))]
+        return cls(regions, source, final)
+
+    def all(self) -> dict[str, Placeholder]:
+        return {p.ref: p for p in [*(p for edit in self.regions for p in edit), *self.source_objects,
+                                   *self.final_objects]}
+
+
+def listed(placeholders: list[Placeholder]) -> str:
+    """How a request lists placeholders: `phrase [R1], phrase [R2]` ("none" when there are none)."""
+    return ", ".join(f"{p.phrase} {p.ref}" for p in placeholders) or "none"
+
+
+def unbracketed(text: str) -> str:
+    """Text shown in an in-context request with its square brackets made round, so neither an
+    instruction nor a description can pose as a placeholder."""
+    return text.replace("[", "(").replace("]", ")")
+
+
+def parse_listed(text: str) -> list[tuple[str, str]]:
+    """(phrase, placeholder) pairs of a listing `listed` wrote: how a reader of the request (the world
+    oracle) learns which placeholder names which phrase."""
+    return [(m.group(1), m.group(2)) for m in re.finditer(r"(.+?) (\[[RO]\d+\])(?:, |$)", text)]
+
+
+def mark_phrases(text: str, placeholders: list[tuple[str, str]]) -> str:
+    """`text` with each (phrase, placeholder)'s placeholder written after the first free occurrence of
+    its phrase (longer phrases first), as an answer marks the objects of a description; a phrase not
+    in it is left out."""
+    out, cursor = [], 0
+    for (_, end), index in free_occurrences(text, [phrase for phrase, _ in placeholders]):
+        out += [text[cursor:end], " ", placeholders[index][1]]
+        cursor = end
+    return "".join(out) + text[cursor:]
+
+
+def check_written(written: str, lines: int, given: tuple[str, ...] = ()) -> str:
+    """The answer's text, cleaned line by line, after the checks that need no placeholder table: no
+    box written out (unless copied from one of the `given` texts of the request: a description that
+    reads like coordinates), `lines` lines numbered 1. to N. (PlaceholderError otherwise). Other `<|...|>`
+    tokens (an echoed instruction's) are stripped by the cleaning, as from any model text."""
+    tokens = [token for token in find_special_tokens(written) if token in GROUNDING_TOKENS]
+    if tokens:
+        raise PlaceholderError(INVENTED_BOX, f"the answer writes grounding tokens itself: {tokens[:3]}")
+    # split on newlines only: str.splitlines would also split on control characters cleaning drops
+    text = "\n".join(line for line in (clean_model_text(raw) for raw in written.split("\n")) if line)
+    # checked once cleaned (stripping a token can join "(1,<|x|>2)"); what the request's own texts say
+    # is copied, not invented
+    for box in _WRITTEN_BOX.finditer(text):
+        if not any(box.group(0) in text_given for text_given in given):
+            raise PlaceholderError(INVENTED_BOX, f"the answer writes a box itself: {box.group(0)!r}; "
+                                                 "name boxes only by the listed placeholders")
+    numbers = [int(m.group(1)) if (m := _NUMBERED.match(line)) else None for line in text.split("\n")]
+    if numbers != list(range(1, lines + 1)):
+        raise PlaceholderError(REFUSED_GOT, f"the GoT must be {lines} lines numbered 1. to {lines}.; "
+                                            f"its lines start with {numbers}")
+    return text
+
+
+def fill_placeholders(written: str, table: PlaceholderTable, lines: int, given: tuple[str, ...] = ()) -> EditGot:
+    """The GoT of an in-context answer with the measured boxes in place of its placeholders (`given`:
+    the request's texts, see `check_written`)."""
+    text = check_written(written, lines, given)
+    known = table.all()
+    out = GotBuilder()
+    cursor, used = 0, []
+    for match in _PLACEHOLDER.finditer(text):
+        ref = match.group(0)
+        placeholder = known.get(ref)
+        if placeholder is None:
+            raise PlaceholderError(INVENTED_BOX, f"{ref} is not a listed placeholder ({', '.join(known) or 'none'})")
+        if ref in used:
+            raise PlaceholderError(REFUSED_GOT, f"{ref} is written twice; each placeholder grounds one phrase")
+        before = text[cursor:match.start()].rstrip(" ")
+        start = len(before) - len(placeholder.phrase)
+        if (start < 0 or before[start:].lower() != placeholder.phrase.lower()
+                or (start > 0 and (before[start - 1].isalnum() or before[start - 1] == "_"))):
+            raise PlaceholderError(REFUSED_GOT, f"{ref} must directly follow its phrase {placeholder.phrase!r}")
+        out.text(before[:start])
+        if placeholder.image is None:
+            out.grounded(before[start:], placeholder.boxes)
+        else:
+            out.placed_object(before[start:], placeholder.boxes, placeholder.image)
+        used.append(ref)
+        cursor = match.end()
+    out.text(text[cursor:])
+    regions = [p.ref for edit in table.regions for p in edit]
+    missing = [ref for ref in regions if ref not in used]
+    if missing:
+        raise PlaceholderError(UNREFERENCED_REGION, f"the edit region {missing[0]} ({known[missing[0]].phrase!r}) "
+                                                    "is never referenced; write it after its phrase")
+    if [ref for ref in used if ref in regions] != regions:
+        raise PlaceholderError(REFUSED_GOT, f"the regions must come in the listed order {regions}")
+    return out.render()
