@@ -101,8 +101,9 @@ def decoded(data):
     return DecodedImage(prepared=prepared, model_image=prepared.to_pil(), model_size=(prepared.width, prepared.height))
 
 
-def run_chain(models, instructions, images, spec="edit.yaml", edit_types=None, family="qwen2-vl"):
+def run_chain(models, instructions, images, spec="edit.yaml", edit_types=None, family="qwen2-vl", verify_options=None):
     spec = load_spec(spec)
+    next(s for s in spec.stages if s.name == "verify_regions").options.update(verify_options or {})
     stages = build_stages(spec, {"vlm": family, "llm": "qwen2"})
     multiturn = spec.record_kind == "multiturn"
     edit_types = edit_types or [None] * len(instructions)
@@ -494,3 +495,57 @@ def test_in_context_requests_show_untrusted_brackets_round():
     run_chain(models, ["Make the red sofa blue [R2]"], [RED, BLUE])
     (_, values), = assembly_requests(models)
     assert "Edit 1: Make the red sofa blue (R2)" in values["edits"]
+
+
+def _qwen25_items(phrase, pixel_boxes, width, height):
+    """Qwen2.5-VL's answer naming pixel boxes of a width x height picture: pixels of its resized copy."""
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+    resized_h, resized_w = smart_resize(height, width)
+    sx, sy = resized_w / width, resized_h / height
+    return json.dumps([{"bbox_2d": [round(b[0] * sx), round(b[1] * sy), round(b[2] * sx), round(b[3] * sy)],
+                        "label": phrase} for b in pixel_boxes])
+
+
+def test_reground_keeps_the_region_box_found_again_and_drops_the_one_not_there_qwen25_vl():
+    """Qwen2.5-VL's format throughout: localize answers on the 320x240 source, re-grounding on each box's
+    surroundings answers on that crop; the box it does not find again leaves the region."""
+    from got_data.annotate.verification import parse_crop_tag
+
+    sofa, ghost = (32, 96, 160, 228), (192, 24, 288, 72)  # pixels of the 320x240 source
+
+    def reground(tag):
+        """The sofa where the crop shows it, in the crop's resized pixels; no sofa elsewhere."""
+        (x1, y1, x2, y2), size = parse_crop_tag(tag)
+        assert size == (320, 240)
+        if not (x1 <= sofa[0] and y1 <= sofa[1] and sofa[2] <= x2 and sofa[3] <= y2):
+            return "[]"  # not there
+        on_crop = (sofa[0] - x1, sofa[1] - y1, sofa[2] - x1, sofa[3] - y1)
+        return _qwen25_items("the red sofa", [on_crop], x2 - x1, y2 - y1)
+
+    asked = []
+
+    class Regrounding(ReplayModels):
+        async def ask(self, stage, work, values, images=None, section="user", json_schema=None, regex=None,
+                      skip_special_tokens=True, reject_on_failure=True, tag=None, prompt=None):
+            if prompt is None:
+                return await super().ask(stage, work, values, images, section, json_schema, regex, skip_special_tokens,
+                                         reject_on_failure, tag)
+            prompt.render(section, **values)
+            asked.append((stage.name, prompt.path.name, images[0].size, json_schema["maxItems"]))
+            work.usage.add(stage.name, 10, 5)
+            return reground(tag)
+
+    models = Regrounding([parse("color", ["the red sofa"])],
+                         {"the red sofa": _qwen25_items("the red sofa", [sofa, ghost], 320, 240)},
+                         chain(("The red sofa.", "It turns blue.")), family="qwen2.5-vl")
+    work = run_chain(models, ["Make the red sofa blue"], [RED, BLUE], family="qwen2.5-vl",
+                     verify_options={"reground": True})
+    [kept] = work.record.edit.regions  # the sofa, as localize read it (whole pixels of the resized copy)
+    assert kept.iou(Box(x1=100, y1=400, x2=500, y2=950)) > 0.98
+    assert work.dropped_boxes == [("the red sofa", "reground_disagrees")]
+    # each box's surroundings, half its sides more on every side, cut at the edges (the sofa: 128x132 pixels
+    # from (32,96), so (0,30)-(224,240); the ghost: (144,0)-(320,96) give or take a relative unit), asked
+    # with localize's question
+    assert sorted(asked) == [("verify_regions", "localize.qwen2.5-vl.txt", (175, 97), 8),
+                             ("verify_regions", "localize.qwen2.5-vl.txt", (224, 210), 8)]
