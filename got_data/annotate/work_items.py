@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 
 from got_data.annotate.decode import DecodedImage
 from got_data.annotate.stage import Usage
-from got_data.errors import RecordError
 from got_data.ingest.edit_items import EditItem, clean_instruction
 from got_data.ingest.images import PreparedImage
 from got_data.ingest.items import InputItem
@@ -261,9 +260,6 @@ class MultiTurnWork(EditWorkBase):
     record: MultiTurnRecord | None = None
 
     def record_fields(self, got: str) -> dict[str, Any]:
-        if self.item.combined is not None and self.step_images is None:
-            raise RecordError(f"input {self.item.input_ref} gives its steps as one instruction, which no stage split: "
-                              "put the split_instruction stage in the pipeline")
         return {
             **self._common_fields(got),
             "combined_instruction": self.combined_instruction,
