@@ -67,6 +67,20 @@ def test_an_edit_paints_its_regions_unless_the_config_asks_for_every_object(enco
     assert config_from_dict(config).data.spatial_boxes == "all_objects"
 
 
+def test_a_record_split_from_one_instruction_trains_on_its_steps_towards_its_final_image(encoder):
+    # the committed combined sample (schema 1.2): two steps, no image after the first
+    from got_data.train.conditioning import open_image, resize_pixels, to_model_range
+
+    sample = next(s for s in iter_samples(SAMPLE_SHARDS / "multiturn") if s.record.step_images)
+    record = sample.record
+    assert [im.role for im in record.images] == ["source", "turn2"]
+    example = build_example(sample, encoder, resolution=16)
+    final = to_model_range(resize_pixels(open_image(sample.images["turn2.jpg"], "turn2.jpg", "final"), 16))
+    assert example.target.equal(final) and example.canvases.shape[0] == len(record.all_boxes()) == 2
+    prompt = encoder.tokenizer.decode(example.input_ids)
+    assert f"1) {record.instructions[0]} 2) {record.instructions[1]}" in prompt
+
+
 def test_t2i_reference_is_black(encoder, tiny_shards):
     example = build_example(next(iter_samples(tiny_shards["t2i"])), encoder, resolution=16)
     assert example.pixel_values is None
