@@ -34,7 +34,7 @@ from got_data.annotate.in_flight import AUTO, parse_auto_or_count
 from got_data.annotate.journal import write_rejects_parquet
 from got_data.annotate.output import OutputFolder
 from got_data.annotate.output_journals import OutputJournals
-from got_data.annotate.partitions import Partition
+from got_data.annotate.partitions import Partition, split
 from got_data.annotate.runner import PipelineRun, RunOptions, attempt_info, pool_models
 from got_data.annotate.stats import RunStats
 from got_data.annotate.stats_log import LOG_FILE, STATS_FILE, StatsLog, write_stats
@@ -134,7 +134,9 @@ class Annotator:
             for pool in {id(p): p for p in pools.values()}.values():
                 if isinstance(pool, PoolHandle) or getattr(pool, "attached", False):
                     pool.shutdown()
-        return {"partition": task.partition.label, "node_id": ray.get_runtime_context().get_node_id(),
+        shards = task.partition.shards
+        return {"partition": task.partition.label, "input_shards": None if shards is None else len(shards),
+                "node_id": ray.get_runtime_context().get_node_id(),
                 "pid": os.getpid(), "cpu_s": cpu_seconds() - cpu0, "wall_s": time.perf_counter() - wall0,
                 "stats": self.run_.stats, "work": self.run_.stats.as_dict()}
 
@@ -158,10 +160,10 @@ class AnnotatorsRun:
     def _tasks(self) -> list[PartitionTask]:
         o = self.options
         shared = shareable_pools(self.pools)
-        return [PartitionTask(self.spec, self.source, shared, Partition(i, self.count), o.out_dir, o.limit,
+        return [PartitionTask(self.spec, self.source, shared, partition, o.out_dir, o.limit,
                               o.samples_per_shard, o.min_shards, o.shard_name, o.max_images_in_flight,
                               o.max_input_pixels, tuple(o.retry_rejects), o.strip_metadata)
-                for i in range(self.count)]
+                for partition in split(self.source, self.count, o.limit)]
 
     def _start(self) -> list[Any]:
         """One actor per partition, round robin over the live nodes (soft: a full node does not block)."""
@@ -247,8 +249,8 @@ class AnnotatorsRun:
         reasons = Counter(f"{row.stage}/{row.reason}" for row in rejects)
         document = stats_log.document(work, totals, [], reasons, complete=True, other_shards=journals.dataset)
         document["annotators"] = [
-            {"partition": r["partition"], "node_id": r["node_id"], "pid": r["pid"], "cpu_s": round(r["cpu_s"], 3),
-             "wall_s": round(r["wall_s"], 3), "work": r["work"]} for r in results]
+            {"partition": r["partition"], "input_shards": r["input_shards"], "node_id": r["node_id"], "pid": r["pid"],
+             "cpu_s": round(r["cpu_s"], 3), "wall_s": round(r["wall_s"], 3), "work": r["work"]} for r in results]
         write_stats(output.staging, document)
         output.publish(STATS_FILE)
         output.publish_state(LOG_FILE)

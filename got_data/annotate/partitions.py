@@ -1,44 +1,70 @@
-"""How a run's input is split between annotators: by position in the source's listing, round robin.
+"""How a run's input is split between annotators: by input shard where the input is shards, else by
+position in the source's listing, round robin (`split`).
 
-Partition `i` of `n` takes the inputs at positions `i, i + n, i + 2n, ...` of the listing (after
-`--limit`). The split needs no count of the input, keeps the annotators' shares within one input of
-each other whatever the format (folder walk, manifest rows, samples of shards), and each annotator
-walks the listing itself, so no input (and no image byte) passes through the driver. The cost: every
-annotator lists the whole input (a directory walk, a manifest read, or the samples of every input
-shard), which for shard inputs means each annotator streams every input tar.
+- **By input shard** (img2dataset / WebDataset tars, no `--limit`, at least one tar per annotator):
+  partition `i` of `n` reads the tars at positions `i, i + n, ...` of the source's sorted shard list
+  and nothing else, so each input tar is streamed once in the whole run. Shares are whole tars, so
+  they are as even as the tars' sizes are.
+- **Round robin** (folders, manifests, fewer tars than annotators, or a `--limit`): partition `i` of
+  `n` takes the inputs at positions `i, i + n, 2n, ...` of the listing (after `--limit`). No count of
+  the input is needed and shares stay within one input of each other, but every annotator walks the
+  whole listing (a directory walk, a manifest read, or every input tar streamed). A `--limit` forces
+  it because "the first N inputs" is a position in the whole listing, which an annotator reading
+  only its own tars cannot know.
 
-Which inputs are done is decided by input reference over every journal of the output
-(`output_journals.py`), never by position, so a rerun with another number of annotators, or with
-none, still lands each input exactly once.
+Either way no input (and no image byte) passes through the driver. Which inputs are done is decided
+by input reference over every journal of the output (`output_journals.py`), never by position or
+tar, so a rerun with another number of annotators, another split, or none, still lands each input
+exactly once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from got_data.shards.layout import partition_label
 
 
 @dataclass(frozen=True)
 class Partition:
-    """Partition `index` of `count`."""
+    """Partition `index` of `count`: the listing's positions `index::count`, or, with `shards`, the
+    source's shards at those positions (all their inputs)."""
 
     index: int
     count: int
+    shards: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.index < self.count:
             raise ValueError(f"partition {self.index} of {self.count} does not exist")
 
-    def takes(self, position: int) -> bool:
-        """Whether the input at this position of the listing belongs to this partition."""
-        return position % self.count == self.index
+    @property
+    def by_shard(self) -> bool:
+        return self.shards is not None
 
-    def share_of(self, total: int) -> int:
-        """How many of `total` listed inputs this partition takes."""
-        return len(range(self.index, total, self.count))
+    def listing(self, source: Any) -> Any:
+        """What this partition walks: a shard source narrowed to its own shards, else the whole source."""
+        return source.of_shards(self.shards) if self.shards is not None else source
+
+    def takes(self, position: int) -> bool:
+        """Whether the input at this position of `listing(source)` belongs to this partition."""
+        return self.shards is not None or position % self.count == self.index
+
+    def share_of(self, total: int) -> int | None:
+        """How many of `total` listed inputs this partition takes (None by shard: the tars' sizes decide)."""
+        return None if self.shards is not None else len(range(self.index, total, self.count))
 
     @property
     def label(self) -> str:
         """`p000`, `p001`, ...: its journal folder `_state/pNNN/` and shard name `got-pNNN`."""
         return partition_label(self.index)
+
+
+def split(source: Any, count: int, limit: int | None = None) -> list[Partition]:
+    """The run's `count` partitions: whole input tars per annotator when the source can read a subset
+    of its shards (`of_shards`), has at least `count` of them and no `limit`; else round robin."""
+    shards = getattr(source, "shards", None)
+    if limit is None and hasattr(source, "of_shards") and shards is not None and len(shards) >= count:
+        return [Partition(i, count, tuple(range(i, len(shards), count))) for i in range(count)]
+    return [Partition(i, count) for i in range(count)]

@@ -303,7 +303,8 @@ class PipelineRun:
                                     rate=self.stats.records / max(self.stats.elapsed(), 1e-9),
                                     pools=pool_rates_text(self.stats.records_per_s_by_role()))
 
-        for n, item in enumerate(self.source):
+        listing = self.partition.listing(self.source) if self.partition is not None else self.source
+        for n, item in enumerate(listing):
             if self.options.limit is not None and n >= self.options.limit:
                 break
             if self.partition is not None and not self.partition.takes(n):

@@ -12,11 +12,12 @@ a sample is never read, and the sample becomes a reject row with that reason.
 
 from __future__ import annotations
 
+import copy
 import os
 import posixpath
 import tarfile
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Generic
@@ -91,6 +92,13 @@ class WebDatasetSource(Source[ItemT], Generic[ItemT]):
                     yield self.items.problem(self.dataset, ref, *refused)
                 else:
                     yield self.items.from_sample(self.dataset, ref, sample.key, sample.members)
+
+    def of_shards(self, positions: Sequence[int]) -> WebDatasetSource[ItemT]:
+        """This source reading only its shards at these positions (an annotator's partition); input
+        references stay relative to the whole input's folder, so they match a whole run's."""
+        part = copy.copy(self)
+        part.shards = [self.shards[i] for i in positions]
+        return part
 
     def shard_ref(self, shard: Path | str) -> str:
         """The shard's path relative to the root it lies in (input references never hold host paths)."""

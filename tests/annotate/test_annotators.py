@@ -159,6 +159,103 @@ def test_a_rerun_with_another_split_lands_every_input_once(world, killed, tmp_pa
     _assert_exactly_once(world, out)
 
 
+TAR_SIZES = (5, 1, 4, 2)  # scenes per input tar: by tar, p000 of 2 reads 9 inputs and p001 3 (round robin: 6 each)
+
+
+class DieAtInShards(DieAt):
+    """`DieAt` over a shard source, kept narrowable to an annotator's tars (`of_shards`)."""
+
+    @property
+    def shards(self):
+        return self.source.shards
+
+    def of_shards(self, positions):
+        return DieAtInShards(self.source.of_shards(positions), self.at)
+
+
+@pytest.fixture(scope="module")
+def tar_world(ray_session, tmp_path_factory):
+    """A world set packed into img2dataset-style input tars of unequal sizes, truth keyed by `TAR#KEY`."""
+    from tests.ingest.conftest import write_shard
+
+    work = tmp_path_factory.mktemp("tar-annotators")
+    images = write_world_set(work / "set", "t2i", sum(TAR_SIZES), seed=12)
+    truth, names = read_truth(work / "set"), sorted(p.name for p in images.iterdir())
+    tar_truth, start = {}, 0
+    for n, size in enumerate(TAR_SIZES):
+        tar = f"{n:05d}.tar"
+        part = names[start:start + size]
+        write_shard(work / "tars" / tar, [(Path(name).stem, {"png": (images / name).read_bytes()}) for name in part])
+        tar_truth.update({f"{tar}#{Path(name).stem}": truth[name] for name in part})
+        start += size
+    return load_spec("t2i-world.yaml"), tar_truth, work / "tars"
+
+
+def _run_tars(tar_world, out: Path, annotators: int | None, die_at: int | None = None) -> dict:
+    spec, truth, tars = tar_world
+    source = open_world_input("t2i", tars)
+    if die_at is not None:
+        source = DieAtInShards(source, die_at)
+    options = RunOptions(out_dir=out, show_progress=False, samples_per_shard=PER_SHARD, max_images_in_flight=1)
+    if annotators is None:
+        return PipelineRun(spec, source, _pools(spec, truth), options).run()
+    return AnnotatorsRun(spec, source, _pools(spec, truth), options, annotators).run()
+
+
+def _assert_tars_landed_once(tar_world, out: Path) -> dict:
+    samples, rejects = outcome(out)
+    assert not rejects and set(samples) == set(tar_world[1])
+    assert validate_paths([out]).ok
+    assert read_manifest(out / "manifest.json")["total_samples"] == sum(TAR_SIZES)
+    return samples
+
+
+def _tars_written_by(out: Path, partition: str) -> set[str]:
+    """The input tars whose samples a partition's output shards hold."""
+    from got_data.shards.reader import iter_samples
+
+    tars = [p for p in list_shards(out) if parse_shard_name(p.name)[0] == f"got-{partition}"]
+    return {s.record.source.input_ref.split("#")[0] for s in iter_samples(tars)} if tars else set()
+
+
+def test_annotators_read_only_their_own_input_tars(tar_world, tmp_path):
+    out = tmp_path / "out"
+    stats = _run_tars(tar_world, out, 2)
+    _assert_tars_landed_once(tar_world, out)
+    a, b = stats["annotators"]
+    assert (a["work"]["inputs_seen"], b["work"]["inputs_seen"]) == (9, 3)  # listed only their tars' samples
+    assert (a["input_shards"], b["input_shards"]) == (2, 2)
+    assert _tars_written_by(out, "p000") == {"00000.tar", "00002.tar"}
+    assert _tars_written_by(out, "p001") == {"00001.tar", "00003.tar"}
+
+
+def test_a_killed_tar_split_resumes_with_other_counts(tar_world, tmp_path):
+    """Killed part way (p000 dies at its 4th input), then rerun over 3 annotators (other tars each),
+    then by the single driver: every input lands once, the journals keyed by input, not by tar."""
+    out = tmp_path / "out"
+    with pytest.raises(ray.exceptions.RayActorError):
+        _run_tars(tar_world, out, 2, die_at=3)
+    before, landed = {p.name for p in list_shards(out)}, _assert_partial(out)
+    assert before and len(landed) < sum(TAR_SIZES)
+    stats = _run_tars(tar_world, out, 3)
+    _assert_tars_landed_once(tar_world, out)
+    assert before <= {p.name for p in list_shards(out)}
+    assert [a["input_shards"] for a in stats["annotators"]] == [2, 1, 1]
+    assert stats["run"]["skipped_already_done"] == len(landed) and stats["totals"]["samples"] == sum(TAR_SIZES)
+    again = _run_tars(tar_world, out, None)
+    assert again["run"]["skipped_already_done"] == sum(TAR_SIZES) and again["run"]["records"] == 0
+    _assert_tars_landed_once(tar_world, out)
+
+
+def _assert_partial(out: Path) -> set[str]:
+    """The inputs a killed run's finished shards hold, each once."""
+    from got_data.shards.reader import iter_samples
+
+    refs = [s.record.source.input_ref for s in iter_samples(list_shards(out))]
+    assert len(refs) == len(set(refs))
+    return set(refs)
+
+
 def test_two_annotators_write_into_a_bucket(world, s3_bucket):
     """`--out s3://...`: each annotator stages and commits its own shards and journal objects."""
     from got_data import uri
