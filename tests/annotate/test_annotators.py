@@ -107,6 +107,43 @@ def test_two_annotators_split_the_input_and_the_driver_merges(world, tmp_path):
     assert stats["run"]["objects_per_record"] > 0 and stats["run"]["boxes_per_record"] >= stats["run"]["objects_per_record"]
 
 
+def test_a_split_run_shows_and_writes_what_a_single_run_does(world, tmp_path):
+    """The driver's progress line carries the run's records/s and each pool's, summed over the
+    annotators; its stats.json has a single run's top-level figures, the annotators' beside them."""
+    import io
+    import re
+
+    from rich.console import Console
+
+    spec, truth, images = world
+    screen = io.StringIO()
+    options = RunOptions(out_dir=tmp_path / "split", samples_per_shard=PER_SHARD, max_images_in_flight=1,
+                         console=Console(file=screen, width=240, force_terminal=False))
+    AnnotatorsRun(spec, open_world_input("t2i", images), _pools(spec, truth), options, 2).run()
+    last = [line for line in screen.getvalue().splitlines() if "rec/s" in line][-1]
+    assert "(2 annotators)" in last and f"{INPUTS + 1}/{INPUTS + 1}" in last, last
+    assert f"{INPUTS} records, 1 rejects" in last and "rec/s (llm " in last and ", vlm " in last, last
+    rates = [float(x) for x in re.findall(r"([\d.]+) ?(?:rec)?/s", last)]
+    assert len(rates) == 3 and all(rate > 0 for rate in rates), last
+    split = json.loads((tmp_path / "split" / "stats.json").read_text())
+    single = _run(world, tmp_path / "single", None)
+    assert set(split) == set(single) | {"annotators"}
+    for part in ("run", "totals", "dataset"):
+        assert set(split[part]) == set(single[part]), part
+    run = split["run"]
+    assert run["records_per_s"] > 0 and set(run["records_per_s_by_role"]) == {"vlm", "llm"}
+    assert all(rate > 0 for rate in run["records_per_s_by_role"].values())
+    for key in ("inputs_seen", "records", "rejects", "stages", "rejects_by_reason", "tokens_per_stage",
+                "objects_per_record", "boxes_per_record"):
+        assert run[key] == single["run"][key], key
+    assert set(run["latency_s"]) == set(single["run"]["latency_s"])
+    for key in ("samples", "rejects", "rejects_by_reason"):
+        assert split["totals"][key] == single["totals"][key], key
+    assert split["dataset"]["records"] == single["dataset"]["records"] == INPUTS
+    assert split["dataset"]["boxes_per_record"] == single["dataset"]["boxes_per_record"]
+    assert sum(a["work"]["records"] for a in split["annotators"]) == run["records"]
+
+
 @pytest.fixture(scope="module")
 def killed(world, tmp_path_factory):
     """A 2-annotator run whose processes died when their listings reached position 9."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -153,7 +154,7 @@ def test_the_progress_line_and_stats_show_live_records_per_second_per_pool(ray_s
 def test_pool_rates_count_the_inputs_past_each_roles_last_stage():
     import time
 
-    from got_data.annotate.runner import pool_rates_text
+    from got_data.annotate.progress import pool_rates_text
     from got_data.annotate.stats import RunStats
 
     stats = RunStats(["recaption", "ground", "assemble"], role_stages={"vlm": "ground"},
@@ -161,3 +162,20 @@ def test_pool_rates_count_the_inputs_past_each_roles_last_stage():
     stats.passed.update({"recaption": 10, "ground": 6})
     assert stats.records_per_s_by_role() == {"vlm": pytest.approx(3.0, rel=0.05)}
     assert pool_rates_text({"llm": 2.5, "vlm": 3.0}) == " (llm 2.50/s, vlm 3.00/s)" and pool_rates_text({}) == ""
+
+
+def test_annotators_live_counts_sum_into_the_runs_rates():
+    """The driver of a split run sums its annotators' counts and shows rates over its own clock."""
+    from got_data.annotate.progress import live_fields
+    from got_data.annotate.stats import LiveCounts, RunStats
+
+    a = RunStats(["recaption", "ground", "assemble"], role_stages={"llm": "recaption", "vlm": "ground"})
+    b = RunStats(["recaption", "ground", "assemble"], role_stages={"llm": "recaption", "vlm": "ground"})
+    a.inputs, a.records, a.passed = 7, 4, Counter({"recaption": 6, "ground": 5})
+    b.inputs, b.records, b.passed = 5, 2, Counter({"recaption": 4, "ground": 3})
+    b.rejects["decode/empty_file"] += 1
+    live = sum([a.live(), b.live()], LiveCounts())
+    assert (live.inputs, live.records, live.rejects) == (12, 6, 1)
+    assert live.records_per_s_by_role(2.0) == {"llm": 5.0, "vlm": 4.0} and live.records_per_s(2.0) == 3.0
+    assert live_fields(live, 2.0) == {"records": 6, "rejects": 1, "rate": 3.0, "pools": " (llm 5.00/s, vlm 4.00/s)"}
+    assert live_fields(LiveCounts(), 0.0) == {"records": 0, "rejects": 0, "rate": 0.0, "pools": ""}
