@@ -12,6 +12,10 @@ what spans the whole output: the manifest, the wids index, the dataset card, `re
 merged from every journal, and `stats.json` (the annotators' work summed as `run`, and each
 annotator's own figures, its CPU time included, under `annotators`).
 
+Only the pools' owner (the driver's pool) starts or replaces engines; when an engine dies, the owner
+replaces it and the driver sends every annotator the new handles (`refresh_pools`), so the
+annotators' attached pools use the replacement (not only drop the dead one).
+
 Resume is per partition (each annotator resumes its own journal), and an input that any journal of
 the output lists as done is skipped (`output_journals.py`), so a rerun with another number of
 annotators, or with the single driver, lands every input exactly once.
@@ -20,6 +24,7 @@ annotators, or with the single driver, lands every input exactly once.
 from __future__ import annotations
 
 import resource
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -122,20 +127,36 @@ class Annotator:
 
     def __init__(self) -> None:
         self.run_: PipelineRun | None = None
+        self.pools: dict[str, Any] = {}
+        self.engines: dict[str, Any] = {}  # the owner's engines as last sent (`refresh_pools`)
+        self.lock = threading.Lock()  # run() and refresh_pools() come on two threads of the actor
+
+    def refresh_pools(self, shared: dict[str, Any]) -> None:
+        """The owners' engines now (a replacement for one that died, one added): attached pools use them."""
+        with self.lock:
+            self.engines.update({role: item for role, item in shared.items() if isinstance(item, PoolHandle)})
+            for role, handle in self.engines.items():
+                if role in self.pools:
+                    self.pools[role].refresh(handle)
 
     def run(self, task: PartitionTask) -> dict[str, Any]:
         """Annotate the partition; its figures: work (`RunStats`), CPU seconds, node and pid."""
         import os
 
         cpu0, wall0 = cpu_seconds(), time.perf_counter()
-        pools = open_pools(task.pools)
+        with self.lock:
+            pools = self.pools = open_pools(task.pools)
+            for role, handle in self.engines.items():  # a refresh that came before the pools opened
+                pools[role].refresh(handle)
         try:
             self.run_ = PipelineRun(task.spec, task.source, pools, task.options(), partition=task.partition)
             self.run_.run()
         finally:
-            for pool in {id(p): p for p in pools.values()}.values():
-                if isinstance(pool, PoolHandle) or getattr(pool, "attached", False):
-                    pool.shutdown()
+            with self.lock:  # no refresh reaches a pool being shut down
+                self.pools = {}
+                for pool in {id(p): p for p in pools.values()}.values():
+                    if getattr(pool, "attached", False):
+                        pool.shutdown()
         shards = task.partition.shards
         return {"partition": task.partition.label, "input_shards": None if shards is None else len(shards),
                 "node_id": ray.get_runtime_context().get_node_id(),
@@ -157,14 +178,23 @@ class AnnotatorsRun:
     options: RunOptions
     count: int
     annotators: list[Any] = field(default_factory=list)
+    engines: dict[str, PoolHandle] = field(default_factory=dict)  # the owners' engines as last sent
 
     def _tasks(self) -> list[PartitionTask]:
         o = self.options
         shared = shareable_pools(self.pools)
+        self.engines = {role: handle for role, handle in shared.items() if isinstance(handle, PoolHandle)}
         return [PartitionTask(self.spec, self.source, shared, partition, o.out_dir, o.limit,
                               o.samples_per_shard, o.min_shards, o.shard_name, o.max_images_in_flight,
                               o.max_input_pixels, tuple(o.retry_rejects), o.strip_metadata)
                 for partition in split(self.source, self.count, o.limit)]
+
+    def _follow_engines(self) -> None:
+        """When an owning pool replaced, added or gave up an engine, send the annotators its new handle."""
+        now = {role: handle for role, handle in shareable_pools(self.pools).items() if isinstance(handle, PoolHandle)}
+        if {role: h.version for role, h in now.items()} != {role: h.version for role, h in self.engines.items()}:
+            self.engines = now
+            ray.get([actor.refresh_pools.remote(now) for actor in self.annotators])
 
     def _start(self) -> list[Any]:
         """One actor per partition, round robin over the live nodes (soft: a full node does not block)."""
@@ -175,7 +205,7 @@ class AnnotatorsRun:
         for i in range(self.count):
             strategy = NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True) if nodes else "DEFAULT"
             # No CPU reserved: an annotator waits on decode tasks and pools most of the time.
-            self.annotators.append(remote.options(num_cpus=0, max_concurrency=2,
+            self.annotators.append(remote.options(num_cpus=0, max_concurrency=3,
                                                   scheduling_strategy=strategy).remote())
         return [actor.run.remote(task) for actor, task in zip(self.annotators, self._tasks())]
 
@@ -188,6 +218,7 @@ class AnnotatorsRun:
             ready, pending = ray.wait(pending, num_returns=1, timeout=POLL_S)
             for ref in ready:
                 results[ref] = ray.get(ref)  # raises the annotator's error
+            self._follow_engines()
             if progress is not None:
                 live = sum(ray.get([actor.progress.remote() for actor in self.annotators]), LiveCounts())
                 progress.update(task_id, completed=live.inputs, **live_fields(live, clock.elapsed()))

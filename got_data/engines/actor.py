@@ -310,6 +310,11 @@ class EngineActor:
         await self.engine.reset_mm_cache()
         await self.engine.reset_encoder_cache()
 
+    async def until_stopped(self) -> None:
+        """Never returns: the owning pool keeps one call pending, which fails the moment the actor dies,
+        so a dead engine is replaced even when every request on it came from an annotator."""
+        await asyncio.Event().wait()
+
     async def shutdown(self) -> None:
         if self.engine is not None:
             self.engine.shutdown()

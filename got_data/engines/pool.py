@@ -7,6 +7,8 @@ replacement) lives there, and `generate` can be awaited from any event loop in t
 
 Faults: a dead actor (RayActorError / ActorDiedError, or an engine that died inside it) is
 replaced, and the requests it held are sent again; each request still gets exactly one response.
+The owning pool watches each engine (one `until_stopped` call kept pending on it), so an engine
+that dies is replaced at once, even when no request of this process is on it.
 A request that keeps failing comes back as `ModelResponse(ok=False, error=...)` after
 `max_attempts` tries instead of raising.
 
@@ -14,8 +16,12 @@ Annotators in other processes share the engines: `pool.handle()` is a picklable 
 configuration and the engine actors' handles), and `handle.open()` makes an attached pool in the
 annotator that sends its requests straight to those engines, so no request or image passes
 through the driver. An attached pool neither starts, grows nor replaces engines (that stays with
-the pool that owns them): an engine that dies is dropped from its slots, its requests retried on the
-others, and a request with no engine left fails as above (a transient reject, redone by a rerun).
+the pool that owns them): an engine that dies is taken out of its slots, its requests retried on
+the others or held until the owner's replacement arrives. The owner's current engines reach the
+attached pool by `refresh(pool.handle())` (the annotators' driver sends it when they change), which
+puts a replacement or an added engine into service and gives up a slot the owner gave up; with no
+refresh within `OWNER_WAIT_S`, a request with no engine left fails as above (a transient reject,
+redone by a rerun).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from got_data.engines.types import ModelRequest, ModelResponse
 log = logging.getLogger(__name__)
 
 START_ATTEMPTS = 3  # tries to (re)start one actor before its slot is given up
+OWNER_WAIT_S = 900.0  # how long an attached pool with no live engine waits for the owner's replacement
 _REGISTRY: dict[str, "ModelPool"] = {}
 _REGISTRY_LOCK = threading.Lock()
 
@@ -79,6 +86,8 @@ class ModelPool:
         self._closed = False
         self._slots: list[_Slot] = []
         self._scaling = False
+        self._watchers: set[asyncio.Task] = set()  # (owner) one per engine: replaces it when it dies
+        self._by_owner: dict[int, _Slot] = {}  # (attached) the owner's slot index -> this pool's slot
         # Requests waiting for the hop to the pool's loop, and answers waiting for the hop back,
         # per caller event loop (each list is touched only by the loop that owns that side).
         self._outgoing: dict[asyncio.AbstractEventLoop, list] = {}
@@ -141,6 +150,8 @@ class ModelPool:
 
     def _close(self) -> None:
         self._closed = True
+        if self._thread.is_alive():
+            self._run(self._stop_watching())
         actors = [] if self.attached else [s.actor for s in self._slots if s.actor is not None]
         for actor in actors:
             try:
@@ -153,6 +164,20 @@ class ModelPool:
 
     def _run(self, coro) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    async def _stop_watching(self) -> None:
+        for task in self._watchers:
+            task.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)
+
+    async def _watch(self, slot: _Slot, generation: int, actor: Any) -> None:
+        """(owner) Replace the slot's engine when its actor dies, whoever's requests were on it."""
+        try:
+            await actor.until_stopped.remote()
+        except RayActorError as exc:
+            self._on_actor_lost(slot, generation, f"engine actor died: {type(exc).__name__}")
+        except RayTaskError as exc:  # the actor's loop failed the pending call: it is going down
+            self._on_actor_lost(slot, generation, f"engine failed: {type(exc.cause).__name__ if exc.cause else exc}")
 
     async def _start_slots(self, count: int) -> None:
         new = [self._new_slot() for _ in range(count)]
@@ -200,6 +225,9 @@ class ModelPool:
             slot.actor, slot.info = actor, info
             slot.generation += 1
             slot.live.set()
+            watcher = self._loop.create_task(self._watch(slot, slot.generation, actor))
+            self._watchers.add(watcher)
+            watcher.add_done_callback(self._watchers.discard)
             return
         slot.given_up = True
         slot.live.set()  # wakes waiters, who see given_up and move on
@@ -207,9 +235,10 @@ class ModelPool:
     def _on_actor_lost(self, slot: _Slot, generation: int, reason: str) -> None:
         if slot.generation != generation or slot.replacing or self._closed:
             return  # already being replaced (another request saw the death first)
-        if self.attached:  # the owner's engine: not this process's to replace
-            log.warning("%s engine %d lost (%s); its requests go to the other engines", self.config.role, slot.index, reason)
-            slot.given_up = True
+        if self.attached:  # the owner's engine: the owner replaces it, `refresh` brings the replacement
+            log.warning("%s engine %d lost (%s); its requests go to the other engines until the owner's "
+                        "replacement arrives", self.config.role, slot.index, reason)
+            slot.live.clear()
             return
         log.warning("%s engine %d lost (%s); starting a replacement", self.config.role, slot.index, reason)
         slot.live.clear()
@@ -295,9 +324,13 @@ class ModelPool:
             live = [s for s in usable if s.live.is_set()]
             if not live:
                 waits = [asyncio.ensure_future(s.live.wait()) for s in usable]
-                _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                timeout = OWNER_WAIT_S if self.attached else None  # an owner restarts or gives up by itself
+                done, pending = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 for task in pending:
                     task.cancel()
+                if not done:
+                    for stale in usable:
+                        stale.given_up = True
                 continue
             slot = choose_slot(live, self._node_id)
             if slot.semaphore.locked():
@@ -449,9 +482,39 @@ class ModelPool:
         ray.get([actor.reset_caches.remote() for actor in self.actors()], timeout=60)
 
     def handle(self) -> PoolHandle:
-        """What an annotator needs to send requests to this pool's engines itself (picklable)."""
+        """What an annotator needs to send requests to this pool's engines itself (picklable): the live
+        engines, each with its slot and generation, and the slots given up."""
         live = [s for s in self._slots if s.live.is_set() and not s.given_up and s.actor is not None]
-        return PoolHandle(self.config, [s.actor for s in live], [dict(s.info) for s in live])
+        return PoolHandle(self.config, [s.actor for s in live], [dict(s.info) for s in live],
+                          tuple((s.index, s.generation) for s in live),
+                          tuple(s.index for s in self._slots if s.given_up))
+
+    def refresh(self, handle: PoolHandle) -> None:
+        """(attached) Serve through the owner's engines as `handle` lists them now: a replacement or an
+        added engine goes into service, a slot being replaced rests, one the owner gave up is dropped."""
+        if not self.attached:
+            raise PoolConfigError("refresh() is for a pool attached to another process's engines")
+        if self._closed:
+            return
+
+        async def apply() -> None:
+            listed = set()
+            for actor, info, (index, generation) in zip(handle.actors, handle.infos, handle.slots):
+                listed.add(index)
+                slot = self._by_owner.get(index)
+                if slot is None:
+                    slot = self._by_owner[index] = self._new_slot()
+                if slot.generation != generation or slot.given_up:
+                    slot.actor, slot.info, slot.generation, slot.given_up = actor, info, generation, False
+                    slot.live.set()
+            for index, slot in self._by_owner.items():
+                if index in handle.gone:
+                    slot.given_up = True
+                    slot.live.set()  # wakes waiters, who see given_up and move on
+                elif index not in listed:
+                    slot.live.clear()  # the owner is replacing it
+
+        self._run(apply())
 
     def actors(self) -> list:
         """Handles of the live engine actors (for operations: inspecting or killing one)."""
@@ -486,11 +549,19 @@ def choose_slot(live: list[_Slot], node_id: str | None) -> _Slot:
 
 @dataclass
 class PoolHandle:
-    """A pool's engines as another process sees them: its configuration and its actors' handles."""
+    """A pool's engines as another process sees them: its configuration, its live actors' handles and
+    each one's (slot, generation), and the slots the owner gave up."""
 
     config: PoolConfig
     actors: list
     infos: list[dict]
+    slots: tuple[tuple[int, int], ...] = ()
+    gone: tuple[int, ...] = ()
+
+    @property
+    def version(self) -> tuple:
+        """Changes exactly when the owner's engines do (a replacement, an engine added or given up)."""
+        return self.slots, self.gone
 
     def open(self) -> ModelPool:
         """An attached pool in this process over the engines (see the module docstring); `shutdown()`
@@ -498,14 +569,7 @@ class PoolHandle:
         if not self.actors:
             raise PoolClosedError(f"the {self.config.role} pool has no live engine to share")
         pool = ModelPool(self.config, attached=True)
-
-        async def attach() -> None:
-            for actor, info in zip(self.actors, self.infos):
-                slot = pool._new_slot()
-                slot.actor, slot.info, slot.generation = actor, info, 1
-                slot.live.set()
-
-        pool._run(attach())  # the slots' events and semaphores belong to the pool's loop
+        pool.refresh(self)
         return pool
 
 

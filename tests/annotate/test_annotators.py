@@ -340,3 +340,55 @@ def test_two_annotators_send_their_requests_to_the_shared_engines(vlm_pool, llm_
     recaption = stats["run"]["tokens_per_stage"]["recaption"]
     assert recaption["requests"] >= 4 and recaption["prompt_tokens"] > 0  # answered by vLLM, not a stand-in
     assert vlm_pool.actors() and llm_pool.actors()  # the owner's engines still serve after the annotators closed
+
+
+def test_an_engine_killed_mid_run_is_replaced_and_the_annotators_use_the_replacement(vlm_pool, llm_pool, tmp_path):
+    """The LLM engine is killed while two annotators send it requests: the owning pool (this process,
+    which sends none itself) replaces it, the annotators' requests wait for and go to the replacement,
+    every input lands exactly once with no model_failure, and the pool is back at full size."""
+    import shutil
+    import threading
+    import time
+
+    from rich.console import Console
+
+    from got_data.annotate.launch import ModelChoice, annotate
+    from got_data.ingest import open_source
+    from got_data.sample_data import sample_images_dir
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    photos = ("astronaut", "coffee", "rocket", "cat")
+    for n in range(12):
+        shutil.copy(sample_images_dir() / f"{photos[n % 4]}.jpg", inputs / f"{n:02d}-{photos[n % 4]}.jpg")
+    [before] = llm_pool.stats()["actors"]
+    [victim] = llm_pool.actors()
+    killed: dict = {}
+
+    def kill_when_serving() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if ray.get(victim.metrics.remote(), timeout=30)["served"] >= 2:
+                ray.kill(victim, no_restart=True)
+                killed["served"] = True
+                return
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_when_serving)
+    killer.start()
+    options = RunOptions(out_dir=tmp_path / "out", samples_per_shard=2, show_progress=False,
+                         console=Console(quiet=True), annotators=2)
+    try:
+        annotate(load_spec(load_spec("t2i-tiny.yaml").source), open_source(str(inputs)), options, ModelChoice(),
+                 pools={"vlm": vlm_pool, "llm": llm_pool})
+    finally:
+        killer.join(timeout=330)
+    assert killed, "the run ended before the engine served two requests"
+    samples, rejects = outcome(tmp_path / "out")
+    assert set(samples) | set(rejects) == {p.name for p in inputs.iterdir()}
+    assert not [r for r in rejects.values() if r[1] == "model_failure"], rejects
+    [after] = llm_pool.stats()["actors"]
+    assert after["live"] and after["restarts"] == before["restarts"] + 1 and after["pid"] != before["pid"]
+    assert len(llm_pool.actors()) == llm_pool.config.size_bounds()[0]  # back at full size
+    [replacement] = llm_pool.actors()
+    assert ray.get(replacement.metrics.remote(), timeout=30)["served"] > 0  # the annotators' requests reached it
