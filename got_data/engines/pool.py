@@ -483,15 +483,19 @@ class ModelPool:
 
     def handle(self) -> PoolHandle:
         """What an annotator needs to send requests to this pool's engines itself (picklable): the live
-        engines, each with its slot and generation, and the slots given up."""
+        engines, each with its slot and generation, the slots starting or being replaced, and those
+        given up."""
         live = [s for s in self._slots if s.live.is_set() and not s.given_up and s.actor is not None]
+        live_indexes = {s.index for s in live}
         return PoolHandle(self.config, [s.actor for s in live], [dict(s.info) for s in live],
                           tuple((s.index, s.generation) for s in live),
-                          tuple(s.index for s in self._slots if s.given_up))
+                          tuple(s.index for s in self._slots if s.given_up),
+                          tuple(s.index for s in self._slots if not s.given_up and s.index not in live_indexes))
 
     def refresh(self, handle: PoolHandle) -> None:
         """(attached) Serve through the owner's engines as `handle` lists them now: a replacement or an
-        added engine goes into service, a slot being replaced rests, one the owner gave up is dropped."""
+        added engine goes into service, a slot starting or being replaced rests (its requests wait or go
+        elsewhere), one the owner gave up is dropped."""
         if not self.attached:
             raise PoolConfigError("refresh() is for a pool attached to another process's engines")
         if self._closed:
@@ -507,12 +511,16 @@ class ModelPool:
                 if slot.generation != generation or slot.given_up:
                     slot.actor, slot.info, slot.generation, slot.given_up = actor, info, generation, False
                     slot.live.set()
+            for index in handle.resting:
+                if index not in self._by_owner:
+                    self._by_owner[index] = self._new_slot()
             for index, slot in self._by_owner.items():
                 if index in handle.gone:
                     slot.given_up = True
                     slot.live.set()  # wakes waiters, who see given_up and move on
                 elif index not in listed:
-                    slot.live.clear()  # the owner is replacing it
+                    slot.given_up = False
+                    slot.live.clear()  # the owner is starting or replacing it
 
         self._run(apply())
 
@@ -550,23 +558,24 @@ def choose_slot(live: list[_Slot], node_id: str | None) -> _Slot:
 @dataclass
 class PoolHandle:
     """A pool's engines as another process sees them: its configuration, its live actors' handles and
-    each one's (slot, generation), and the slots the owner gave up."""
+    each one's (slot, generation), the slots the owner gave up and those it is (re)starting."""
 
     config: PoolConfig
     actors: list
     infos: list[dict]
     slots: tuple[tuple[int, int], ...] = ()
     gone: tuple[int, ...] = ()
+    resting: tuple[int, ...] = ()  # slots whose engine is starting or being replaced
 
     @property
     def version(self) -> tuple:
         """Changes exactly when the owner's engines do (a replacement, an engine added or given up)."""
-        return self.slots, self.gone
+        return self.slots, self.gone, self.resting
 
     def open(self) -> ModelPool:
         """An attached pool in this process over the engines (see the module docstring); `shutdown()`
-        stops only its own loop, never the engines."""
-        if not self.actors:
+        stops only its own loop, never the engines. With every engine being replaced, its requests wait."""
+        if not self.actors and not self.resting:
             raise PoolClosedError(f"the {self.config.role} pool has no live engine to share")
         pool = ModelPool(self.config, attached=True)
         pool.refresh(self)

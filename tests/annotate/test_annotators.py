@@ -363,12 +363,13 @@ def test_an_engine_killed_mid_run_is_replaced_and_the_annotators_use_the_replace
         shutil.copy(sample_images_dir() / f"{photos[n % 4]}.jpg", inputs / f"{n:02d}-{photos[n % 4]}.jpg")
     [before] = llm_pool.stats()["actors"]
     [victim] = llm_pool.actors()
+    served_before = ray.get(victim.metrics.remote(), timeout=30)["served"]  # earlier tests' requests
     killed: dict = {}
 
     def kill_when_serving() -> None:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            if ray.get(victim.metrics.remote(), timeout=30)["served"] >= 2:
+            if ray.get(victim.metrics.remote(), timeout=30)["served"] >= served_before + 2:
                 ray.kill(victim, no_restart=True)
                 killed["served"] = True
                 return
