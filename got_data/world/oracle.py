@@ -13,6 +13,8 @@ image come from transformers' own `smart_resize` and the true pixel box, not fro
 from __future__ import annotations
 
 import json
+import random
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ from got_data.records.boxes import Box
 from got_data.spec import PipelineSpec
 from got_data.uri import is_remote
 from got_data.world.edits import Edit
-from got_data.world.scene import Scene
+from got_data.world.scene import Scene, Shape
 from got_data.world.sets import edit_from_dict, scene_from_dict
 
 VERIFY_IOU = 0.5  # a box the oracle vouches for covers a true instance at least this well
@@ -80,7 +82,10 @@ class WorldOracle:
     """Perfect answers for one world set's truth (`read_truth`)."""
 
     def __init__(self, truth: dict[str, dict], family: str = QWEN2_VL,
-                 pixel_bounds: tuple[int | None, int | None] = (None, None)):
+                 pixel_bounds: tuple[int | None, int | None] = (None, None), decoys: int | None = None):
+        """`decoys`: a seed; every grounding answer then also boxes one wrong place (another object, a
+        shifted instance or bare background), so the verify requests that follow see boxes to refuse.
+        Only for recording the verify question's training examples: these answers are wrong on purpose."""
         # Parsed once: every input is asked several times (one request per stage, phrase and turn).
         self.truth: dict[str, Scene | list[Edit]] = {
             ref: scene_from_dict(row["scene"]) if row["kind"] == "t2i" else [edit_from_dict(e) for e in row["edits"]]
@@ -88,6 +93,7 @@ class WorldOracle:
         }
         self.family = family
         self.min_pixels, self.max_pixels = pixel_bounds
+        self.decoys = decoys
 
     def answer(self, context: dict, images: list[Image.Image], json_schema: dict | None) -> str:
         truth = self.truth.get(context.get("input_ref", ""))
@@ -184,6 +190,8 @@ class WorldOracle:
         `maxItems` bounds the list, as it bounds a model. `one_box`: the single-box answer, the first
         instance as a bare box or one JSON object."""
         objects = list(scene.find(phrase))
+        if self.decoys is not None and not one_box:
+            objects.append(decoy(scene, phrase, self.decoys))
         if one_box and not objects:
             raise OracleError(f"no {phrase!r} in the scene: the single-box answer cannot say so")
         return self._boxes_answer(phrase, [o.box for o in objects], (scene.width, scene.height), image, json_schema,
@@ -258,6 +266,28 @@ def in_context_answer(prose: list[tuple[str, str]], values: dict, multiturn: boo
     return compact({"got": "\n".join(lines), "changes": [change for _, change in prose]})
 
 
+def decoy(scene: Scene, phrase: str, seed: int) -> Shape:
+    """A wrong box for `phrase`, the same for the same scene and phrase: another object's, one of its
+    instances moved off itself (IoU under 0.5), or a patch of background. The choice is seeded by the
+    question, not by the order answers are asked in, so recorded examples do not depend on scheduling."""
+    rng = random.Random(zlib.crc32(f"{seed}/{scene.width}x{scene.height}/{phrase}/{scene.objects}".encode()))
+    others = [o for o in scene.objects if o.phrase != phrase]
+    instances = scene.find(phrase)
+    pick = rng.random()
+    if others and pick < 0.4:
+        return rng.choice(others)
+    if instances and pick < 0.8:
+        x1, y1, x2, y2 = rng.choice(instances).box
+        w, h = x2 - x1, y2 - y1
+        dx, dy = (rng.choice((-1, 1)) * rng.uniform(0.6, 1.0) * w, rng.choice((-1, 1)) * rng.uniform(0.6, 1.0) * h)
+        nx = min(max(0, round(x1 + dx)), scene.width - w)
+        ny = min(max(0, round(y1 + dy)), scene.height - h)
+        return Shape("decoy", "box", (nx, ny, nx + w, ny + h))
+    w, h = (rng.randint(scene.width // 10, scene.width // 4), rng.randint(scene.height // 10, scene.height // 4))
+    x, y = rng.randint(0, scene.width - w), rng.randint(0, scene.height - h)
+    return Shape("decoy", "box", (x, y, x + w, y + h))
+
+
 def _one_box(context: dict) -> bool:
     """Whether a grounding request asked the single-box question (`GroundingOptions.answer`)."""
     return context.get("section") == ONE_BOX_SECTION
@@ -324,17 +354,19 @@ def open_world_input(kind: str, path: str | Path) -> Any:
 def annotate_with_oracle(spec: PipelineSpec, kind: str, input_path: str | Path, truth: dict[str, dict],
                          out_dir: str | Path, family: str = QWEN2_VL, record: bool = False,
                          show_progress: bool = False, max_images_in_flight: int | None = None,
-                         samples_per_shard: int = 1000, annotators: int | None = None) -> tuple[dict, list[Example]]:
+                         samples_per_shard: int = 1000, annotators: int | None = None,
+                         decoys: int | None = None) -> tuple[dict, list[Example]]:
     """Run the real pipeline on a world set with oracle pools (Ray must be up: decode tasks run there).
     Returns the run's stats and, with `record`, every request with its perfect answer.
     `max_images_in_flight` overrides the runner's default bound (benches lift it); `annotators`
-    splits the run over that many annotator actors (each with its copy of the oracle), even one."""
+    splits the run over that many annotator actors (each with its copy of the oracle), even one.
+    `decoys`: grounding answers also box a wrong place (`WorldOracle`), for verify's training examples."""
     from got_data.annotate.annotators import AnnotatorsRun
     from got_data.annotate.runner import PipelineRun, RunOptions
 
     vlm = spec.models.get("vlm")
     bounds = (vlm.min_pixels, vlm.max_pixels) if vlm else (None, None)
-    oracle = WorldOracle(truth, family=family, pixel_bounds=bounds)
+    oracle = WorldOracle(truth, family=family, pixel_bounds=bounds, decoys=decoys)
     pools: dict[str, OraclePool] = {role: OraclePool(role, oracle, record=record) for role in spec.roles()}
     out = out_dir if is_remote(out_dir) else Path(out_dir)
     options = RunOptions(out_dir=out, show_progress=show_progress, samples_per_shard=samples_per_shard)

@@ -76,10 +76,17 @@ class WorldTrainingConfig:
     seed: int = 0
     counts: dict[str, int] = field(default_factory=lambda: {"t2i": 1500, "edit": 600, "multiturn": 300})
     grounding_scenes: int = 8000  # a T2I set of 1-4-object scenes for the vlm's grounding phase
+    # T2I scenes with repeated objects ("two red circles"): every stage in the mixed phase, and their
+    # grounding requests in the grounding phase, so the vlm learns to box every instance
+    repeat_scenes: int = 500
+    grounding_repeat_scenes: int = 2500
+    # sets annotated with decoy boxes (`WorldOracle.decoys`), of which only the verify requests are kept:
+    # on the oracle's own boxes every verify answer is "yes", and a model taught only that vouches for all
+    verify_counts: dict[str, int] = field(default_factory=lambda: {"t2i": 700, "edit": 500})
     vocab_size: int = 2048
     vision: VisionPhase = field(default_factory=VisionPhase)
     vlm: RoleTraining = field(default_factory=lambda: RoleTraining(
-        hidden_size=128, layers=4, intermediate_size=384, steps=3000, vision_embed_dim=128, vision_depth=2,
+        hidden_size=128, layers=4, intermediate_size=384, steps=3600, vision_embed_dim=128, vision_depth=2,
         stage_weights={"ground": 3.0, "localize": 2.0, "recaption": 2.0, "describe": 1.5}, grounding_steps=2000,
         attention_weight=1.0,
         attention_layers=(1, 2, 3)))
@@ -88,7 +95,9 @@ class WorldTrainingConfig:
 
 
 GROUNDING_PHASE = "vlm grounding phase"  # key of the grounding scenes' examples
-ATTENDED_STAGES = ("ground", "localize")  # answers that box the phrase's instances on the one image asked about
+# answers that box the phrase's instances on the one image asked about
+ATTENDED_STAGES = ("ground", "localize", "place_objects")
+VERIFY_STAGES = ("verify", "verify_regions")
 # (describing answers get their attention targets from the oracle's `Example.mentions`)
 
 
@@ -98,29 +107,45 @@ def collect_examples(config: WorldTrainingConfig, work_dir: Path) -> dict[str, l
     from got_data.spec import load_spec
 
     by_role: dict[str, list[Example]] = defaultdict(list)
+    specs = {kind: load_spec(WORLD_SPECS[kind]) for kind in WORLD_SPECS}
+
+    def keep(examples: list[Example], kind: str, verify: bool = False) -> None:
+        """The examples of the verify stages only (`verify`), or of every other stage: verify's come
+        from the decoy runs alone, where its answers are "yes" and "no" in about equal numbers."""
+        roles = {stage.name: stage.role for stage in specs[kind].stages if stage.role is not None}
+        for example in examples:
+            if (example.stage in VERIFY_STAGES) == verify:
+                by_role[roles[example.stage]].append(example)
+
     for kind, count in config.counts.items():
-        if count <= 0:
-            continue
-        spec = load_spec(WORLD_SPECS[kind])
-        roles = {stage.name: stage.role for stage in spec.stages if stage.role is not None}
-        for example in _oracle_examples(spec, kind, count, config.seed, work_dir / kind):
-            by_role[roles[example.stage]].append(example)
-    if config.grounding_scenes > 0:
-        # The whole T2I pipeline runs so the grounding requests are exactly the stage's; only those are kept.
-        spec = load_spec(WORLD_SPECS["t2i"])
-        by_role[GROUNDING_PHASE] = [e for e in _oracle_examples(spec, "t2i", config.grounding_scenes, config.seed + 1,
-                                                                 work_dir / "grounding")
-                                    if e.stage == "ground"]
+        if count > 0:
+            keep(_oracle_examples(specs[kind], kind, count, config.seed, work_dir / kind), kind)
+    if config.repeat_scenes > 0:
+        keep(_oracle_examples(specs["t2i"], "t2i", config.repeat_scenes, config.seed + 2, work_dir / "repeats",
+                              repeats=True), "t2i")
+    for kind, count in config.verify_counts.items():
+        if count > 0:  # the whole pipeline runs on decoy boxes; only the verify questions are kept
+            keep(_oracle_examples(specs[kind], kind, count, config.seed + 3, work_dir / f"verify-{kind}", decoys=config.seed),
+                 kind, verify=True)
+    # The whole T2I pipeline runs so the grounding requests are exactly the stage's; only those are kept.
+    for count, seed, repeats in ((config.grounding_scenes, config.seed + 1, False),
+                                 (config.grounding_repeat_scenes, config.seed + 4, True)):
+        if count > 0:
+            folder = work_dir / ("grounding-repeats" if repeats else "grounding")
+            by_role[GROUNDING_PHASE] += [e for e in _oracle_examples(specs["t2i"], "t2i", count, seed, folder,
+                                                                     repeats=repeats)
+                                         if e.stage == "ground"]
     return dict(by_role)
 
 
-def _oracle_examples(spec: PipelineSpec, kind: str, count: int, seed: int, folder: Path) -> list[Example]:
+def _oracle_examples(spec: PipelineSpec, kind: str, count: int, seed: int, folder: Path, repeats: bool = False,
+                     decoys: int | None = None) -> list[Example]:
     from got_data.world.oracle import annotate_with_oracle
     from got_data.world.sets import read_truth, write_world_set
 
-    path = write_world_set(folder / "set", kind, count, seed=seed)
+    path = write_world_set(folder / "set", kind, count, seed=seed, repeats=repeats)
     _, examples = annotate_with_oracle(spec, kind, path, read_truth(folder / "set"), folder / "out",
-                                       family=QWEN2_VL, record=True)
+                                       family=QWEN2_VL, record=True, decoys=decoys)
     return examples
 
 
