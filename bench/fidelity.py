@@ -12,15 +12,15 @@
 Beside the three kinds' sets, a multiturn set whose sequences come as one combined instruction (some
 intermediate images dropped; `multiturn-combined`) is scored for the split's step count and order, and a
 t2i set whose scenes repeat an object ("two red circles") is scored per instance: instance recall and
-precision at IoU 0.5. The t2i sets also run with the verify stage on (the world specs keep it off until
-the world VLM learns the question): answered by the oracle, by the world models with the oracle
-verifying (what verification gains on real boxes when the verifier is right), and by the world models
-verifying themselves; with its cost in requests and seconds per record. The t2i sets also ground all of
-an image's phrases in one request (`requests: per_image`), by the oracle and by the world models, beside
-one request per phrase: requests and prefill tokens of the ground stage per input, from the same run.
+precision at IoU 0.5. The t2i sets run with the verify stage off and on (the world specs have it on):
+answered by the oracle, by the world models verifying themselves, and by the world models with the
+oracle verifying (what verification gains on their boxes when the verifier is right); with its cost in
+requests and seconds per record. The t2i sets also ground all of an image's phrases in one request
+(`requests: per_image`), by the oracle and by the world models, beside one request per phrase: requests
+and prefill tokens of the ground stage per input, from the same run.
 With `--reground`, the t2i sets also run verify with re-grounding on (each kept box grounded again on
-its surroundings): by the oracle in both box conventions, and on the world models' boxes with the
-oracle verifying and re-grounding.
+its surroundings): by the oracle in both box conventions, and by the world models, re-grounding
+themselves and with the oracle verifying and re-grounding.
 
     .venv/bin/python bench/fidelity.py --sets t2i t2i-repeats --count 96 --seeds 1000 1001
     .venv/bin/python bench/fidelity.py --sets t2i t2i-repeats --count 24 --reground [--oracle-only]
@@ -63,14 +63,6 @@ def with_ground_requests(spec, requests: str):
     for stage in spec.stages:
         if stage.name == "ground":
             stage.options["requests"] = requests
-    return spec
-
-
-def with_instances(spec):
-    """The spec asking for every instance (the world specs ask the committed VLM's single-box question)."""
-    for stage in spec.stages:
-        if stage.name in ("ground", "localize"):
-            stage.options["answer"] = "instances"
     return spec
 
 
@@ -146,7 +138,7 @@ def main() -> None:
                      f"{', per image' if requests == 'per_image' else ''}")
             out = args.out / f"{name}-{seed}-oracle-{label.replace(', ', '-').replace(' + ', '-').replace(' ', '-')}"
             started = time.monotonic()
-            spec = with_instances(with_verify(load_spec(WORLD_SPECS[kind]), verify, reground))
+            spec = with_verify(load_spec(WORLD_SPECS[kind]), verify, reground)
             if kind == "t2i":
                 spec = with_ground_requests(spec, requests)
             annotate_with_oracle(spec, kind, sets[name, seed], read_truth(truth_dir), out, family=family)
@@ -156,20 +148,21 @@ def main() -> None:
     try:
         for name, seed in ([] if args.oracle_only else runs):
             kind, truth_dir = SETS[name][0], args.out / f"{name}-{seed}-set"
-            passes = [("", False, False, pools)]
+            passes = [(", verify by the VLM", True, False, pools)]
             if kind == "t2i":
                 oracle = OraclePool("vlm", WorldOracle(read_truth(truth_dir), family=QWEN2_VL))
                 by_truth = {**pools, "vlm": VerifyFromTruth(pools["vlm"], oracle)}
-                passes += [(", verify by truth", True, False, by_truth), (", verify by the VLM", True, False, pools),
-                           (", per image", False, False, pools)]
+                passes += [(", verify off", False, False, pools), (", verify by truth", True, False, by_truth),
+                           (", per image", True, False, pools)]
                 if args.reground:
-                    passes += [(", verify + reground by truth", True, True, by_truth)]
+                    passes += [(", verify + reground by the VLM", True, True, pools),
+                               (", verify + reground by truth", True, True, by_truth)]
             for label, verify, reground, run_pools in passes:
                 out = args.out / f"{name}-{seed}{label.replace(', ', '-').replace(' + ', '-').replace(' ', '-')}"
                 started = time.monotonic()
                 spec = with_verify(load_spec(WORLD_SPECS[kind]), verify, reground)
-                if label == ", per image":  # the question in the multi-box answer: the world VLM never learned it
-                    spec = with_ground_requests(with_instances(spec), "per_image")
+                if label == ", per image":  # a question the world VLM never learned: training asks per phrase
+                    spec = with_ground_requests(spec, "per_image")
                 scores = annotate_and_score(kind, sets[name, seed], truth_dir, out, run_pools, console, show_progress=False,
                                             spec=spec)
                 rows.append((name, f"{seed} world models{label}", {**scores, **cost(out, time.monotonic() - started)}))
