@@ -83,6 +83,11 @@ class WorldTrainingConfig:
     # sets annotated with decoy boxes (`WorldOracle.decoys`), of which only the verify requests are kept:
     # on the oracle's own boxes every verify answer is "yes", and a model taught only that vouches for all
     verify_counts: dict[str, int] = field(default_factory=lambda: {"t2i": 700, "edit": 500})
+    # multiturn sequences given as one combined instruction: the split and every per-turn stage after it
+    combined_count: int = 300
+    # sets assembled with `assemble_edit` `mode: fields` (the world specs assemble in context), of which
+    # only the assembly's requests are kept: the world LLM answers both modes
+    fields_counts: dict[str, int] = field(default_factory=lambda: {"edit": 300, "multiturn": 150})
     vocab_size: int = 2048
     vision: VisionPhase = field(default_factory=VisionPhase)
     vlm: RoleTraining = field(default_factory=lambda: RoleTraining(
@@ -109,12 +114,12 @@ def collect_examples(config: WorldTrainingConfig, work_dir: Path) -> dict[str, l
     by_role: dict[str, list[Example]] = defaultdict(list)
     specs = {kind: load_spec(WORLD_SPECS[kind]) for kind in WORLD_SPECS}
 
-    def keep(examples: list[Example], kind: str, verify: bool = False) -> None:
-        """The examples of the verify stages only (`verify`), or of every other stage: verify's come
-        from the decoy runs alone, where its answers are "yes" and "no" in about equal numbers."""
+    def keep(examples: list[Example], kind: str, only: tuple[str, ...] | None = None) -> None:
+        """The examples of the stages `only` names, or of every stage but verify's: those come from the
+        decoy runs alone, where its answers are "yes" and "no" in about equal numbers."""
         roles = {stage.name: stage.role for stage in specs[kind].stages if stage.role is not None}
         for example in examples:
-            if (example.stage in VERIFY_STAGES) == verify:
+            if example.stage in only if only is not None else example.stage not in VERIFY_STAGES:
                 by_role[roles[example.stage]].append(example)
 
     for kind, count in config.counts.items():
@@ -123,10 +128,17 @@ def collect_examples(config: WorldTrainingConfig, work_dir: Path) -> dict[str, l
     if config.repeat_scenes > 0:
         keep(_oracle_examples(specs["t2i"], "t2i", config.repeat_scenes, config.seed + 2, work_dir / "repeats",
                               repeats=True), "t2i")
+    if config.combined_count > 0:
+        keep(_oracle_examples(specs["multiturn"], "multiturn", config.combined_count, config.seed + 5,
+                              work_dir / "combined", combined=True), "multiturn")
     for kind, count in config.verify_counts.items():
         if count > 0:  # the whole pipeline runs on decoy boxes; only the verify questions are kept
             keep(_oracle_examples(specs[kind], kind, count, config.seed + 3, work_dir / f"verify-{kind}", decoys=config.seed),
-                 kind, verify=True)
+                 kind, only=VERIFY_STAGES)
+    for kind, count in config.fields_counts.items():
+        if count > 0:
+            keep(_oracle_examples(with_assembly(specs[kind], "fields"), kind, count, config.seed + 6,
+                                  work_dir / f"fields-{kind}"), kind, only=("assemble_edit",))
     # The whole T2I pipeline runs so the grounding requests are exactly the stage's; only those are kept.
     for count, seed, repeats in ((config.grounding_scenes, config.seed + 1, False),
                                  (config.grounding_repeat_scenes, config.seed + 4, True)):
@@ -138,12 +150,21 @@ def collect_examples(config: WorldTrainingConfig, work_dir: Path) -> dict[str, l
     return dict(by_role)
 
 
+def with_assembly(spec: PipelineSpec, mode: str) -> PipelineSpec:
+    """A copy of `spec` whose edit assembly runs in `mode` (`fields` or `in_context`)."""
+    spec = spec.model_copy(deep=True)
+    for stage in spec.stages:
+        if stage.name == "assemble_edit":
+            stage.options["mode"] = mode
+    return spec
+
+
 def _oracle_examples(spec: PipelineSpec, kind: str, count: int, seed: int, folder: Path, repeats: bool = False,
-                     decoys: int | None = None) -> list[Example]:
+                     combined: bool = False, decoys: int | None = None) -> list[Example]:
     from got_data.world.oracle import annotate_with_oracle
     from got_data.world.sets import read_truth, write_world_set
 
-    path = write_world_set(folder / "set", kind, count, seed=seed, repeats=repeats)
+    path = write_world_set(folder / "set", kind, count, seed=seed, repeats=repeats, combined=combined)
     _, examples = annotate_with_oracle(spec, kind, path, read_truth(folder / "set"), folder / "out",
                                        family=QWEN2_VL, record=True, decoys=decoys)
     return examples
