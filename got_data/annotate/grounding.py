@@ -12,7 +12,7 @@ the spec's IoU. Asked about all of an image's phrases at once (`requests: per_im
 the same per phrase, in the order asked: the phrases' Qwen2-VL answers one after the other, or one
 Qwen2.5-VL list whose labels name the phrases; `resolve_shared_objects` settles one object claimed by two phrases. The single-box
 answer that came before (`one_box`: a bare `(x1,y1),(x2,y2)`, one `{"bbox_2d", "label"}` object, no
-"not there") stays for models trained on it: the committed world VLM, until it is retrained.
+"not there") stays for models trained on it, and for the tiny specs' random weights (one short answer).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class GroundingOptions(StageOptions):
 
     answer: Literal["instances", "one_box"] = Field(
         "instances", description="instances: every instance of the phrase, or none (not there); one_box: the single-box "
-        "question and answer of models trained before multi-box grounding (the committed world VLM)")
+        "question and answer of models trained before multi-box grounding (the tiny specs: one short answer)")
     max_boxes: int = Field(8, ge=1, le=50, description="most boxes one phrase may get (instances of it in the picture)")
     merge_iou: float = Field(0.85, gt=0, le=1, description="boxes overlapping more than this are one object: "
                              "merged within a phrase; across phrases the more specific phrase keeps it")
