@@ -144,3 +144,13 @@ def test_scenes_with_repeated_objects_say_how_many(tmp_path):
     with pytest.raises(InputError, match="t2i world set"):
         write_world_set(tmp_path / "edit", "edit", 2, repeats=True)
 
+
+
+def test_the_three_world_specs_ask_for_the_same_models():
+    # start_world_pools starts one pool per role from t2i-world.yaml's settings and serves every world
+    # spec with it: an edit spec that needs a longer context than the t2i spec's pool gives would fail.
+    from got_data.spec import load_spec
+    from got_data.world.sets import WORLD_SPECS
+
+    models = {kind: load_spec(name).models for kind, name in WORLD_SPECS.items()}
+    assert models["edit"] == models["t2i"] and models["multiturn"] == models["t2i"]
