@@ -39,9 +39,8 @@ for _key, _value in {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TRAN
                      "RAY_USAGE_STATS_ENABLED": "0"}.items():
     os.environ.setdefault(_key, _value)
 
-# world set name -> (kind, repeated objects, combined instruction)
-SETS = {"t2i": ("t2i", False, False), "t2i-repeats": ("t2i", True, False), "edit": ("edit", False, False),
-        "multiturn": ("multiturn", False, False), "multiturn-combined": ("multiturn", False, True)}
+from got_data.world.sets import NAMED_SETS  # noqa: E402  (after the environment it reads)
+
 T2I_COLUMNS = ("object_recall", "object_precision", "mean_iou", "iou50_share", "instance_recall", "instance_precision",
                "prompt_word_accuracy", "description_word_accuracy")
 COST_COLUMNS = ("verify_requests_per_record", "ground_requests_per_input", "ground_prefill_per_input",
@@ -97,7 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=48, help="inputs per world set")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1000], help="world seeds (training used 0)")
-    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS), help="which world sets")
+    parser.add_argument("--sets", nargs="+", default=list(NAMED_SETS), choices=list(NAMED_SETS), help="which world sets")
     parser.add_argument("--out", type=Path, default=Path("out/bench-fidelity"))
     parser.add_argument("--vlm", default=None)
     parser.add_argument("--llm", default=None)
@@ -115,7 +114,7 @@ def main() -> None:
     from got_data.spec import load_spec
     from got_data.world.checkpoints import world_models
     from got_data.world.oracle import OraclePool, WorldOracle, annotate_with_oracle
-    from got_data.world.sets import WORLD_SPECS, read_truth, write_world_set
+    from got_data.world.sets import WORLD_SPECS, read_truth, write_named_set
 
     console = Console()
     shutil.rmtree(args.out, ignore_errors=True)
@@ -123,11 +122,10 @@ def main() -> None:
     vlm, llm = args.vlm or models.vlm, args.llm or models.llm
     rows: list[tuple[str, str, dict]] = []
     runs = [(name, seed) for seed in args.seeds for name in args.sets]
-    sets = {(name, seed): write_world_set(args.out / f"{name}-{seed}-set", SETS[name][0], args.count, seed=seed,
-                                          repeats=SETS[name][1], combined=SETS[name][2]) for name, seed in runs}
+    sets = {(name, seed): write_named_set(args.out / f"{name}-{seed}-set", name, args.count, seed) for name, seed in runs}
     start_local_ray(max(os.cpu_count() or 1, 4), 500 * 1024**2)
     for name, seed in runs:
-        kind, truth_dir = SETS[name][0], args.out / f"{name}-{seed}-set"
+        kind, truth_dir = NAMED_SETS[name][0], args.out / f"{name}-{seed}-set"
         passes = [(family, False, False, "per_phrase") for family in (QWEN2_VL, QWEN25_VL)]
         if kind == "t2i":
             passes += [(QWEN2_VL, True, False, "per_phrase"), (QWEN2_VL, False, False, "per_image")]
@@ -147,7 +145,7 @@ def main() -> None:
     pools = {} if args.oracle_only else start_world_pools(vlm, llm, console)
     try:
         for name, seed in ([] if args.oracle_only else runs):
-            kind, truth_dir = SETS[name][0], args.out / f"{name}-{seed}-set"
+            kind, truth_dir = NAMED_SETS[name][0], args.out / f"{name}-{seed}-set"
             passes = [(", verify by the VLM", True, False, pools)]
             if kind == "t2i":
                 oracle = OraclePool("vlm", WorldOracle(read_truth(truth_dir), family=QWEN2_VL))
@@ -171,7 +169,7 @@ def main() -> None:
             pool.shutdown()
     print(f"\nfidelity on held-out world sets: {args.count} inputs each, seeds {args.seeds}; models {vlm}, {llm}")
     for name in args.sets:
-        columns = (T2I_COLUMNS + COST_COLUMNS) if SETS[name][0] == "t2i" else EDIT_COLUMNS
+        columns = (T2I_COLUMNS + COST_COLUMNS) if NAMED_SETS[name][0] == "t2i" else EDIT_COLUMNS
         shown = [c for c in columns if any(c in s for k, _, s in rows if k == name)]
         print(f"\n{name:12} {'answered by':46} {'records':>8} " + " ".join(f"{c[:18]:>18}" for c in shown))
         for k, label, scores in rows:

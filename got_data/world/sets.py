@@ -33,6 +33,10 @@ TRUTH_FILE = "truth.jsonl"
 INPUT_NAMES = {"t2i": "images", "edit": "edits.jsonl", "multiturn": "sequences.jsonl"}
 # The pipeline spec of each kind sized for the world's trained tiny models.
 WORLD_SPECS = {"t2i": "t2i-world.yaml", "edit": "edit-world.yaml", "multiturn": "multiturn-world.yaml"}
+# The sets the fidelity bench and floors score: name -> (kind, write_world_set's options)
+NAMED_SETS: dict[str, tuple[str, dict[str, bool]]] = {
+    "t2i": ("t2i", {}), "t2i-repeats": ("t2i", {"repeats": True}), "edit": ("edit", {}),
+    "multiturn": ("multiturn", {}), "multiturn-combined": ("multiturn", {"combined": True})}
 
 
 def for_world_scenes(spec: PipelineSpec) -> PipelineSpec:
@@ -73,6 +77,12 @@ def _save(image_scene: Scene, path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     image_scene.render().save(path)
     return str(path)
+
+
+def write_named_set(out: str | Path, name: str, count: int, seed: int) -> Path:
+    """`write_world_set` of one of the `NAMED_SETS`."""
+    kind, options = NAMED_SETS[name]
+    return write_world_set(out, kind, count, seed=seed, **options)
 
 
 def write_world_set(out: str | Path, kind: str, count: int, seed: int = 0,
