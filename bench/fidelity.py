@@ -80,6 +80,12 @@ class VerifyFromTruth:
         return getattr(self.pool, name)
 
 
+def other_assembly(spec) -> str:
+    """The edit assembly mode the spec does not use: the world models answer both."""
+    mode = next(stage.options.get("mode", "fields") for stage in spec.stages if stage.name == "assemble_edit")
+    return "fields" if mode == "in_context" else "in_context"
+
+
 def cost(out: Path, seconds: float) -> dict:
     """The cost of verification and the run's seconds per record; the ground stage's requests and
     prefill tokens per input (every input is grounded, records or not)."""
@@ -89,7 +95,7 @@ def cost(out: Path, seconds: float) -> dict:
     return {"verify_requests_per_record": stages.get("verify", {}).get("requests", 0) / records,
             "ground_requests_per_input": stages.get("ground", {}).get("requests", 0) / inputs,
             "ground_prefill_per_input": stages.get("ground", {}).get("prompt_tokens", 0) / inputs,
-            "seconds_per_record": seconds / records}
+            "seconds_per_record": seconds / records, "rejects_by_reason": run["rejects_by_reason"]}
 
 
 def main() -> None:
@@ -115,6 +121,7 @@ def main() -> None:
     from got_data.world.checkpoints import world_models
     from got_data.world.oracle import OraclePool, WorldOracle, annotate_with_oracle
     from got_data.world.sets import WORLD_SPECS, read_truth, write_named_set
+    from got_data.world.training import with_assembly
 
     console = Console()
     shutil.rmtree(args.out, ignore_errors=True)
@@ -155,12 +162,16 @@ def main() -> None:
                 if args.reground:
                     passes += [(", verify + reground by the VLM", True, True, pools),
                                (", verify + reground by truth", True, True, by_truth)]
+            else:
+                passes += [(f", {other_assembly(load_spec(WORLD_SPECS[kind]))} assembly", True, False, pools)]
             for label, verify, reground, run_pools in passes:
                 out = args.out / f"{name}-{seed}{label.replace(', ', '-').replace(' + ', '-').replace(' ', '-')}"
                 started = time.monotonic()
                 spec = with_verify(load_spec(WORLD_SPECS[kind]), verify, reground)
                 if label == ", per image":  # a question the world VLM never learned: training asks per phrase
                     spec = with_ground_requests(spec, "per_image")
+                if label.endswith(" assembly"):
+                    spec = with_assembly(spec, other_assembly(spec))
                 scores = annotate_and_score(kind, sets[name, seed], truth_dir, out, run_pools, console, show_progress=False,
                                             spec=spec)
                 rows.append((name, f"{seed} world models{label}", {**scores, **cost(out, time.monotonic() - started)}))
@@ -177,6 +188,10 @@ def main() -> None:
                 continue
             cells = " ".join(f"{scores[c]:18.3f}" if isinstance(scores.get(c), float) else f"{'n/a':>18}" for c in shown)
             print(f"{name:12} {label:46} {scores['records']:>4}/{scores['inputs']:<3} {cells}")
+    print("\nrejects (stage/reason: count)")
+    for k, label, scores in rows:
+        if scores.get("rejects_by_reason"):
+            print(f"{k:12} {label:46} " + ", ".join(f"{r}: {n}" for r, n in sorted(scores["rejects_by_reason"].items())))
     (args.out / "fidelity.json").write_text(json.dumps([{"set": k, "answered_by": l, **s} for k, l, s in rows], indent=2))
     print(f"\nwrote {args.out / 'fidelity.json'}")
 

@@ -85,8 +85,9 @@ class WorldTrainingConfig:
     verify_counts: dict[str, int] = field(default_factory=lambda: {"t2i": 700, "edit": 500})
     # multiturn sequences given as one combined instruction: the split and every per-turn stage after it
     combined_count: int = 300
-    # sets assembled with `assemble_edit` `mode: fields` (the world specs assemble in context), of which
-    # only the assembly's requests are kept: the world LLM answers both modes
+    # The edit and multiturn sets above assemble in context (`assemble_edit` `mode: in_context`, whatever
+    # the world specs choose); these sets assemble with `mode: fields`, and only their assembly requests
+    # are kept: the world LLM answers both modes
     fields_counts: dict[str, int] = field(default_factory=lambda: {"edit": 300, "multiturn": 150})
     vocab_size: int = 2048
     vision: VisionPhase = field(default_factory=VisionPhase)
@@ -112,7 +113,7 @@ def collect_examples(config: WorldTrainingConfig, work_dir: Path) -> dict[str, l
     from got_data.spec import load_spec
 
     by_role: dict[str, list[Example]] = defaultdict(list)
-    specs = {kind: load_spec(WORLD_SPECS[kind]) for kind in WORLD_SPECS}
+    specs = {kind: with_assembly(load_spec(WORLD_SPECS[kind]), "in_context") for kind in WORLD_SPECS}
 
     def keep(examples: list[Example], kind: str, only: tuple[str, ...] | None = None) -> None:
         """The examples of the stages `only` names, or of every stage but verify's: those come from the
