@@ -85,10 +85,10 @@ class WorldTrainingConfig:
     verify_counts: dict[str, int] = field(default_factory=lambda: {"t2i": 700, "edit": 500})
     # multiturn sequences given as one combined instruction: the split and every per-turn stage after it
     combined_count: int = 300
-    # sets assembled in context (`assemble_edit` `mode: in_context`), of which only the assembly requests
-    # are kept; none by default: trained on 600 edit and 300 multiturn sets of them, the world LLM wrote the
-    # numbered layout for almost no input (docs/PERFORMANCE.md), and the world specs assemble in fields mode
-    in_context_counts: dict[str, int] = field(default_factory=dict)
+    # The edit and multiturn sets above assemble in context (`assemble_edit` `mode: in_context`, whatever
+    # the world specs choose); these sets assemble with `mode: fields`, and only their assembly requests
+    # are kept: the world LLM answers both modes
+    fields_counts: dict[str, int] = field(default_factory=lambda: {"edit": 300, "multiturn": 150})
     vocab_size: int = 2048
     vision: VisionPhase = field(default_factory=VisionPhase)
     vlm: RoleTraining = field(default_factory=lambda: RoleTraining(
@@ -97,7 +97,7 @@ class WorldTrainingConfig:
         attention_weight=1.0,
         attention_layers=(1, 2, 3)))
     llm: RoleTraining = field(default_factory=lambda: RoleTraining(
-        hidden_size=128, layers=3, intermediate_size=384, steps=3000))
+        hidden_size=128, layers=3, intermediate_size=384, steps=1500))
 
 
 GROUNDING_PHASE = "vlm grounding phase"  # key of the grounding scenes' examples
@@ -107,15 +107,13 @@ VERIFY_STAGES = ("verify", "verify_regions")
 # (describing answers get their attention targets from the oracle's `Example.mentions`)
 
 
-def collect_examples(config: WorldTrainingConfig, work_dir: Path,
-                     roles: tuple[str, ...] = ("vlm", "llm")) -> dict[str, list[Example]]:
+def collect_examples(config: WorldTrainingConfig, work_dir: Path) -> dict[str, list[Example]]:
     """Oracle-annotated world sets -> recorded examples by role ("vlm", "llm"), and under
-    `GROUNDING_PHASE` the grounding examples of the grounding scenes; the sets only the vlm learns from
-    are left out when `roles` does not name it. Ray must be up."""
+    `GROUNDING_PHASE` the grounding examples of the grounding scenes. Ray must be up."""
     from got_data.spec import load_spec
 
     by_role: dict[str, list[Example]] = defaultdict(list)
-    specs = {kind: load_spec(WORLD_SPECS[kind]) for kind in WORLD_SPECS}
+    specs = {kind: with_assembly(load_spec(WORLD_SPECS[kind]), "in_context") for kind in WORLD_SPECS}
 
     def keep(examples: list[Example], kind: str, only: tuple[str, ...] | None = None) -> None:
         """The examples of the stages `only` names, or of every stage but verify's: those come from the
@@ -134,16 +132,14 @@ def collect_examples(config: WorldTrainingConfig, work_dir: Path,
     if config.combined_count > 0:
         keep(_oracle_examples(specs["multiturn"], "multiturn", config.combined_count, config.seed + 5,
                               work_dir / "combined", combined=True), "multiturn")
-    for kind, count in config.in_context_counts.items():
-        if count > 0:
-            keep(_oracle_examples(with_assembly(specs[kind], "in_context"), kind, count, config.seed + 6,
-                                  work_dir / f"in-context-{kind}"), kind, only=("assemble_edit",))
-    if "vlm" not in roles:
-        return dict(by_role)
     for kind, count in config.verify_counts.items():
         if count > 0:  # the whole pipeline runs on decoy boxes; only the verify questions are kept
             keep(_oracle_examples(specs[kind], kind, count, config.seed + 3, work_dir / f"verify-{kind}", decoys=config.seed),
                  kind, only=VERIFY_STAGES)
+    for kind, count in config.fields_counts.items():
+        if count > 0:
+            keep(_oracle_examples(with_assembly(specs[kind], "fields"), kind, count, config.seed + 6,
+                                  work_dir / f"fields-{kind}"), kind, only=("assemble_edit",))
     # The whole T2I pipeline runs so the grounding requests are exactly the stage's; only those are kept.
     for count, seed, repeats in ((config.grounding_scenes, config.seed + 1, False),
                                  (config.grounding_repeat_scenes, config.seed + 4, True)):
@@ -412,7 +408,7 @@ def train_world_models(out: str | Path, config: WorldTrainingConfig | None = Non
         start_local_ray(2, 400 * 1024**2)
     try:
         with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
-            examples = collect_examples(config, Path(tmp), roles)
+            examples = collect_examples(config, Path(tmp))
     finally:
         if own_ray:
             ray.shutdown()
