@@ -82,7 +82,8 @@ def _save(image_scene: Scene, path: Path) -> str:
 def write_named_set(out: str | Path, name: str, count: int, seed: int) -> Path:
     """`write_world_set` of one of the `NAMED_SETS`."""
     kind, options = NAMED_SETS[name]
-    return write_world_set(out, kind, count, seed=seed, **options)
+    return write_world_set(out, kind, count, seed=seed, repeats=options.get("repeats", False),
+                           combined=options.get("combined", False))
 
 
 def write_world_set(out: str | Path, kind: str, count: int, seed: int = 0,
