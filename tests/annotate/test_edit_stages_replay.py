@@ -281,16 +281,17 @@ def test_hostile_instruction_and_echoed_tokens_never_reach_the_record(spec):  # 
     assert parse_values["instruction"].startswith("Make the sofa blue")
 
 
-@pytest.mark.parametrize("spec,kept", [("edit-world.yaml", "One. Two!"), ("edit.yaml", "One. Two! Three? Four.")])
+@pytest.mark.parametrize("spec,kept", [("edit-world.yaml", "One. Two! Three? Four. Five. Six."),
+                                       ("edit.yaml", "One. Two! Three? Four. Five. Six. Seven. Eight.")])
 def test_describe_keeps_at_most_max_sentences(spec, kept):
     models = ReplayModels(
         [parse("color", ["the sofa"])], {"the sofa": qwen2_vl_box("the sofa", "(100,400),(900,950)")},
         chain(("The sofa.", "It turns blue.")),
-        describe={"user": json.dumps({"description": "One. Two!  Three? Four."}),
+        describe={"user": json.dumps({"description": "One. Two!  Three? Four. Five. Six. Seven. Eight. Nine."}),
                   "user_after": json.dumps({"description": "Only one sentence without a stop"})},
     )
     record = run_chain(models, ["Make the sofa blue"], [RED, BLUE], spec=spec).record
-    assert record.source_description == kept  # edit-world.yaml keeps 2 sentences, edit.yaml up to 8
+    assert record.source_description == kept  # edit-world.yaml keeps 6 sentences, edit.yaml up to 8
     assert record.target_description == "Only one sentence without a stop"
 
 

@@ -11,6 +11,7 @@ measured boxes by construction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import Field
@@ -41,13 +42,7 @@ def edits_text(work) -> str:
     lines = []
     for n, step in enumerate(work.steps, start=1):
         region = "; ".join(f"{p} at {', '.join(b.render() for b in boxes)}" for p, boxes in step.groundings)
-        lines.append(f"Edit {n}: {step.instruction}")
-        lines.append(f"  type: {step.edit_type or 'other'}; edited: {step.target_object}"
-                     + (f"; replaced by: {step.new_object}" if step.new_object else ""))
-        lines.append(f"  region: {region}")
-        if step.object_description or step.new_object_description:
-            lines.append(f"  region before: {step.object_description or 'unknown'}; "
-                         f"after: {step.new_object_description or 'unknown'}")
+        lines += _edit_lines(n, step, f"  region: {region}", lambda text: text)
     return "\n".join(lines)
 
 
@@ -56,14 +51,21 @@ def in_context_edits_text(work, table: PlaceholderTable) -> str:
     untrusted text has its square brackets made round, so it cannot pose as a placeholder."""
     lines = []
     for n, (step, regions) in enumerate(zip(work.steps, table.regions), start=1):
-        lines.append(f"Edit {n}: {unbracketed(step.instruction)}")
-        lines.append(f"  type: {step.edit_type or 'other'}; edited: {step.target_object}"
-                     + (f"; replaced by: {step.new_object}" if step.new_object else ""))
-        lines.append(f"  regions: {listed(regions)}")
-        if step.object_description or step.new_object_description:
-            lines.append(f"  region before: {unbracketed(step.object_description or 'unknown')}; "
-                         f"after: {unbracketed(step.new_object_description or 'unknown')}")
+        lines += _edit_lines(n, step, f"  regions: {listed(regions)}", unbracketed)
     return "\n".join(lines)
+
+
+def _edit_lines(n: int, step, region_line: str, clean: Callable[[str], str]) -> list[str]:
+    """One edit's lines in both requests; `clean` is applied to the untrusted texts the in-context
+    request must keep free of placeholders (the fields request's wording is what the world LLM learned)."""
+    lines = [f"Edit {n}: {clean(step.instruction)}",
+             f"  type: {step.edit_type or 'other'}; edited: {step.target_object}"
+             + (f"; replaced by: {step.new_object}" if step.new_object else ""),
+             region_line]
+    if step.object_description or step.new_object_description:
+        lines.append(f"  region before: {clean(step.object_description or 'unknown')}; "
+                     f"after: {clean(step.new_object_description or 'unknown')}")
+    return lines
 
 
 class AssembleEdit(Stage):
