@@ -57,12 +57,13 @@ def _pools(spec, truth):
     return {role: OraclePool(role, oracle) for role in spec.roles()}
 
 
-def _run(world, out: Path, annotators: int | None, die_at: int | None = None) -> dict:
-    """`annotators` actors (None: the single driver, in this process)."""
-    spec, truth, images = world
-    source = open_world_input("t2i", images)
+def _run(world, out: Path, annotators: int | None, die_at: int | None = None, dying: type = DieAt) -> dict:
+    """`annotators` actors (None: the single driver, in this process); `world`'s input is a folder or
+    tars (then `dying=DieAtInShards`, which annotators can narrow to their tars)."""
+    spec, truth, inputs = world
+    source = open_world_input("t2i", inputs)
     if die_at is not None:
-        source = DieAt(source, die_at)
+        source = dying(source, die_at)
     options = RunOptions(out_dir=out, show_progress=False, samples_per_shard=PER_SHARD, max_images_in_flight=1)
     if annotators is None:
         return PipelineRun(spec, source, _pools(spec, truth), options).run()
@@ -228,17 +229,6 @@ def tar_world(ray_session, tmp_path_factory):
     return load_spec("t2i-world.yaml"), tar_truth, work / "tars"
 
 
-def _run_tars(tar_world, out: Path, annotators: int | None, die_at: int | None = None) -> dict:
-    spec, truth, tars = tar_world
-    source = open_world_input("t2i", tars)
-    if die_at is not None:
-        source = DieAtInShards(source, die_at)
-    options = RunOptions(out_dir=out, show_progress=False, samples_per_shard=PER_SHARD, max_images_in_flight=1)
-    if annotators is None:
-        return PipelineRun(spec, source, _pools(spec, truth), options).run()
-    return AnnotatorsRun(spec, source, _pools(spec, truth), options, annotators).run()
-
-
 def _assert_tars_landed_once(tar_world, out: Path) -> dict:
     samples, rejects = outcome(out)
     assert not rejects and set(samples) == set(tar_world[1])
@@ -257,7 +247,7 @@ def _tars_written_by(out: Path, partition: str) -> set[str]:
 
 def test_annotators_read_only_their_own_input_tars(tar_world, tmp_path):
     out = tmp_path / "out"
-    stats = _run_tars(tar_world, out, 2)
+    stats = _run(tar_world, out, 2, dying=DieAtInShards)
     _assert_tars_landed_once(tar_world, out)
     a, b = stats["annotators"]
     assert (a["work"]["inputs_seen"], b["work"]["inputs_seen"]) == (9, 3)  # listed only their tars' samples
@@ -271,15 +261,15 @@ def test_a_killed_tar_split_resumes_with_other_counts(tar_world, tmp_path):
     then by the single driver: every input lands once, the journals keyed by input, not by tar."""
     out = tmp_path / "out"
     with pytest.raises(ray.exceptions.RayActorError):
-        _run_tars(tar_world, out, 2, die_at=3)
+        _run(tar_world, out, 2, die_at=3, dying=DieAtInShards)
     before, landed = {p.name for p in list_shards(out)}, _assert_partial(out)
     assert before and len(landed) < sum(TAR_SIZES)
-    stats = _run_tars(tar_world, out, 3)
+    stats = _run(tar_world, out, 3, dying=DieAtInShards)
     _assert_tars_landed_once(tar_world, out)
     assert before <= {p.name for p in list_shards(out)}
     assert [a["input_shards"] for a in stats["annotators"]] == [2, 1, 1]
     assert stats["run"]["skipped_already_done"] == len(landed) and stats["totals"]["samples"] == sum(TAR_SIZES)
-    again = _run_tars(tar_world, out, None)
+    again = _run(tar_world, out, None, dying=DieAtInShards)
     assert again["run"]["skipped_already_done"] == sum(TAR_SIZES) and again["run"]["records"] == 0
     _assert_tars_landed_once(tar_world, out)
 
