@@ -166,7 +166,8 @@ def main() -> None:
                     passes += [(", verify + reground by the VLM", True, True, pools),
                                (", verify + reground by truth", True, True, by_truth)]
             else:
-                passes += [(f", {other_assembly(load_spec(WORLD_SPECS[kind]))} assembly", True, False, pools)]
+                passes += [(", verify off", False, False, pools),
+                           (f", {other_assembly(load_spec(WORLD_SPECS[kind]))} assembly", True, False, pools)]
             for label, verify, reground, run_pools in passes:
                 out = args.out / f"{name}-{seed}{label.replace(', ', '-').replace(' + ', '-').replace(' ', '-')}"
                 started = time.monotonic()
