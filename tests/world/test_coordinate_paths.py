@@ -31,12 +31,15 @@ def floor_for(family: str, spec_name: str) -> float:
     return SMALL_BUDGET_FLOOR if family == QWEN25_VL and spec_name.endswith("-world.yaml") else FLOORS[family]
 
 
-def _run(tmp_path, kind: str, spec_name: str, family: str, repeats: bool = False, assembly: str | None = None) -> dict:
+def _run(tmp_path, kind: str, spec_name: str, family: str, repeats: bool = False, assembly: str | None = None,
+         verify: bool = True) -> dict:
     path = write_world_set(tmp_path / "set", kind, 8, seed=11, repeats=repeats)
     spec = for_world_scenes(load_spec(spec_name))
     for stage in spec.stages:
         if assembly and stage.name == "assemble_edit":
             stage.options["mode"] = assembly
+        if not verify and stage.name in ("verify", "verify_regions"):
+            stage.options["enabled"] = False
     annotate_with_oracle(spec, kind, path, read_truth(tmp_path / "set"), tmp_path / "out", family=family)
     return score_run(tmp_path / "out", tmp_path / "set")
 
@@ -88,7 +91,9 @@ def test_a_swapped_width_and_height_shows_as_an_iou_drop(ray_session, tmp_path, 
         return pixels_to_rel((x1, y1, x2, y2), resized_h, resized_w)
 
     monkeypatch.setattr(grounding, "qwen25_abs_to_rel", swapped)
-    scores = _run(tmp_path, "t2i", "t2i-world.yaml", QWEN25_VL)
+    # verify off: the oracle's verifier refuses the misplaced boxes, so only square images' records
+    # (whose boxes the swap leaves in place) would remain to score
+    scores = _run(tmp_path, "t2i", "t2i-world.yaml", QWEN25_VL, verify=False)
     assert scores["mean_iou"] < floor_for(QWEN25_VL, "t2i-world.yaml") - 0.1, scores
 
 

@@ -1,7 +1,7 @@
-"""The real edit specs ask for comprehensive descriptions and detailed crop descriptions (the paper's
-wording), the world specs keep the short prompts their trained models learned: on one world set the
-oracle, answering each prompt as asked, gives longer texts under the real spec, and the fidelity
-scores report those lengths."""
+"""The edit specs ask for comprehensive descriptions and detailed crop descriptions (the paper's
+wording): on one world set the oracle, answering each prompt as asked, gives multi-sentence
+descriptions under the real specs and the world specs alike (the world's bounds a little tighter),
+and the fidelity scores report those lengths."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ pytestmark = pytest.mark.engine
 
 
 @pytest.mark.parametrize("kind", ["edit", "multiturn"])
-def test_the_real_spec_reaches_longer_descriptions_than_the_world_spec(ray_session, tmp_path, kind):
+def test_the_real_and_world_specs_reach_detailed_descriptions(ray_session, tmp_path, kind):
+    # both ask with the detailed prompts (the world specs since the 2026-12-03 retrain), the world's
+    # bounds a little tighter (6 sentences, 24-word crops against 8 and 30)
     path = write_world_set(tmp_path / "set", kind, 4, seed=21, objects=3)
     truth = read_truth(tmp_path / "set")
     scores = {}
@@ -24,7 +26,7 @@ def test_the_real_spec_reaches_longer_descriptions_than_the_world_spec(ray_sessi
         annotate_with_oracle(spec, kind, path, truth, tmp_path / name)
         scores[name] = score_run(tmp_path / name, tmp_path / "set")
         assert scores[name]["records"] == 4, scores[name]
-    assert scores["world"]["description_sentences"] == 1.0  # one summary sentence each
-    assert scores["real"]["description_sentences"] > 2.0  # every object (three before the edits), then the background
-    assert scores["real"]["description_words"] > scores["world"]["description_words"]
-    assert scores["real"]["crop_description_words"] > scores["world"]["crop_description_words"]
+        assert scores[name]["description_sentences"] > 2.0  # every object (three before the edits), then the background
+        assert scores[name]["crop_description_words"] > 3.1  # the short prompt's few words reached 3.1
+    assert scores["real"]["description_words"] >= scores["world"]["description_words"]
+    assert scores["real"]["crop_description_words"] >= scores["world"]["crop_description_words"]
