@@ -6,6 +6,8 @@ token budget. Each stage picks its own (a spec does not name them): `ask_json` p
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from typing import Any
 
@@ -19,9 +21,15 @@ class RecaptionAnswer(BaseModel):
     description: str = Field(min_length=1, description="one detailed paragraph")
 
 
+@functools.cache
+def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """pydantic builds a model's schema anew on every call (about a millisecond): once per model."""
+    return model.model_json_schema()
+
+
 def bounded_schema(model: type[BaseModel], max_chars: dict[str, int]) -> dict[str, Any]:
     """The model's JSON schema with maxLength set on the named string fields (from stage options)."""
-    schema = model.model_json_schema()
+    schema = copy.deepcopy(_json_schema(model))
     for name, limit in max_chars.items():
         schema["properties"][name]["maxLength"] = int(limit)
     return schema

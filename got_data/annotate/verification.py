@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from got_data.annotate.crops import crop_rect, crop_region
+from got_data.annotate.crops import crop_rect, crop_rects
 from got_data.annotate.grounding import GroundingParseError, answer_constraint, parse_grounding_answer
 from got_data.annotate.stage import Stage, StageOptions, load_prompt_for
 from got_data.records.boxes import REL_MAX, Box, crop_box_to_image, crop_pixels
@@ -91,10 +91,9 @@ def with_margin(box: Box, margin: float) -> Box:
     return Box(x1=max(0, box.x1 - dx), y1=max(0, box.y1 - dy), x2=min(REL_MAX, box.x2 + dx), y2=min(REL_MAX, box.y2 + dy))
 
 
-async def box_score(stage: Any, work: Any, models: Any, phrase: str, image: Any, size: tuple[int, int], box: Box,
-                    margin: float, top: int) -> float | None:
-    """The VLM's p(yes) - p(no) that the crop of `box` shows `phrase`; None when the request failed."""
-    crop = crop_region(image, size, with_margin(box, margin))
+async def box_score(stage: Any, work: Any, models: Any, phrase: str, crop: Any, box: Box, top: int) -> float | None:
+    """The VLM's p(yes) - p(no) that `crop` (of `box`, widened: `verify_crops`) shows `phrase`; None
+    when the request failed."""
     logprobs = await models.ask_logprobs(stage, work, values={"phrase": phrase}, images=[crop], regex=YES_NO_REGEX,
                                          top=top, tag=box.render())
     return yes_no_margin(logprobs[0]) if logprobs else None
@@ -149,12 +148,17 @@ async def reground_agreement(stage: Any, work: Any, models: Any, phrase: str, im
     return max((box.iou(other) for other in found), default=0.0)
 
 
+def verify_crops(image: Any, size: tuple[int, int], boxes: list[Box], margin: float) -> list[Any]:
+    """The crop shown for each box (the box widened by `margin`), all cut by one task."""
+    return crop_rects(image, [crop_pixels(with_margin(box, margin), *size) for box in boxes])
+
+
 async def box_verdict(stage: Any, work: Any, models: Any, phrase: str, image: Any, size: tuple[int, int],
-                      box: Box) -> float | str:
-    """A kept box's score, or why the box is dropped: the yes/no question first, then (`reground`)
-    the re-grounding, asked only about a box the question kept."""
+                      box: Box, crop: Any) -> float | str:
+    """A kept box's score, or why the box is dropped: the yes/no question (on `crop`) first, then
+    (`reground`) the re-grounding, asked only about a box the question kept."""
     options = stage.options
-    score = await box_score(stage, work, models, phrase, image, size, box, options.margin, options.top_logprobs)
+    score = await box_score(stage, work, models, phrase, crop, box, options.top_logprobs)
     if score is None:
         return "model_failure"
     if score <= options.threshold:
@@ -174,8 +178,9 @@ async def verify_groundings(stage: Any, work: Any, models: Any, groundings: list
     box adds (phrase, reason) to `work.dropped_boxes` (`unverified`, `reground_disagrees`,
     `model_failure`); a phrase left with none adds (phrase, `no_verified_box`) to `work.dropped`. The
     stage's options give `threshold`, `margin`, `top_logprobs` and the `reground` ones."""
+    crops = iter(verify_crops(image, size, [box for _, boxes in groundings for box in boxes], stage.options.margin))
     verdicts = await asyncio.gather(*(
-        asyncio.gather(*(box_verdict(stage, work, models, phrase, image, size, box) for box in boxes))
+        asyncio.gather(*(box_verdict(stage, work, models, phrase, image, size, box, next(crops)) for box in boxes))
         for phrase, boxes in groundings))
     kept: list[tuple[str, list[Box]]] = []
     kept_scores: list[list[float]] = []

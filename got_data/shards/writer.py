@@ -183,12 +183,14 @@ class ShardWriter:
         shard = self._open or self._start_shard()
         if record.key in shard.key_set:
             raise ShardError(f"key {record.key} repeats within shard {shard.final.name}")
-        members = [(JSON_MEMBER, data)] + [(im.member, bytes(images[im.member])) for im in record.images]
+        # check_sample matched each image's sha256 to the record's: only the JSON's is new
+        members = [(JSON_MEMBER, data, hashlib.sha256(data).hexdigest())] + [
+            (im.member, bytes(images[im.member]), im.sha256) for im in record.images]
         entries = []
-        for member, payload in members:
+        for member, payload, sha256 in members:
             shard.tar.addfile(member_tarinfo(f"{record.key}.{member}", len(payload)), io.BytesIO(payload))
             data_offset = shard.tar.offset - _padded(len(payload))
-            entries.append(MemberEntry(member, data_offset, len(payload), hashlib.sha256(payload).hexdigest()))
+            entries.append(MemberEntry(member, data_offset, len(payload), sha256))
         shard.rows.append(sample_row(record, entries))
         shard.keys.append(record.key)
         shard.key_set.add(record.key)

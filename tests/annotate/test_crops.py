@@ -1,8 +1,9 @@
 """Crops of an edit region: the box's pixels, widened to what a Qwen-VL processor accepts."""
 
+import pytest
 from PIL import Image
 
-from got_data.annotate.crops import crop_region
+from got_data.annotate.crops import crop_rects, crop_region
 from got_data.records import WHOLE_IMAGE, Box
 from got_data.records.boxes import MAX_CROP_ASPECT, MIN_CROP_SIDE, crop_pixels, union_box
 
@@ -25,3 +26,19 @@ def test_local_crop_and_union():
     image = Image.new("RGB", (200, 100))
     assert crop_region(image, image.size, Box(x1=500, y1=0, x2=999, y2=999)).size == (100, 100)
     assert union_box([Box(x1=10, y1=50, x2=20, y2=60), Box(x1=5, y1=70, x2=15, y2=80)]) == Box(x1=5, y1=50, x2=20, y2=80)
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("count", [1, 3])
+def test_one_task_cuts_each_rect_of_an_object_store_image_in_order(ray_session, count):
+    import ray
+
+    image = Image.new("RGB", (200, 100))
+    image.paste((255, 0, 0), (0, 0, 50, 50))
+    rects = [(0, 0, 50, 50), (60, 10, 200, 100), (10, 20, 30, 90)][:count]
+    crops = crop_rects(ray.put(image), rects)
+    assert len(crops) == count and all(isinstance(crop, ray.ObjectRef) for crop in crops)
+    got = ray.get(crops)
+    assert [crop.size for crop in got] == [(x2 - x1, y2 - y1) for x1, y1, x2, y2 in rects]
+    assert got[0].getpixel((0, 0)) == (255, 0, 0)
+    assert crop_rects(ray.put(image), []) == []
