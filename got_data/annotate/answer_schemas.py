@@ -205,13 +205,17 @@ def split_schema(min_steps: int, max_steps: int, max_step_chars: int) -> dict[st
     }
 
 
-def in_context_got_schema(edits: int, max_got_chars: int, max_change_chars: int) -> dict[str, Any]:
-    """JSON schema of InContextGotAnswer: a bounded GoT text and exactly one bounded change per edit."""
+def in_context_got_schema(edits: int, max_change_chars: int) -> dict[str, Any]:
+    """JSON schema of InContextGotAnswer: the GoT text and exactly one bounded change per edit.
+
+    The GoT's length is not bounded here but checked once answered (`max_got_chars`): xgrammar turns a
+    string with minLength or maxLength into characters without escapes, and the GoT's lines are
+    separated by "\\n"; bounded, it could only ever be one line."""
     change = {"type": "string", "minLength": 1, "maxLength": max_change_chars}
     return {
         "type": "object",
         "properties": {
-            "got": {"type": "string", "minLength": 1, "maxLength": max_got_chars},
+            "got": {"type": "string"},
             "changes": {"type": "array", "items": change, "minItems": edits, "maxItems": edits},
         },
         "required": ["got", "changes"],

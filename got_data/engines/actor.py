@@ -23,6 +23,10 @@ from got_data.engines.prompting import PromptBuilder
 from got_data.engines.types import ModelRequest
 from got_data.families import family
 
+# No grammar freedom for whitespace: a model cannot spend its budget on blanks (vLLM then has xgrammar
+# separate JSON members and items with "," and ":": compact JSON, as the world oracle writes it).
+DISABLE_ANY_WHITESPACE = True
+
 ENGINE_METRICS = {
     "vllm:prefix_cache_queries": "prefix_cache_queries",
     "vllm:prefix_cache_hits": "prefix_cache_hits",
@@ -45,8 +49,8 @@ def engine_args_for(config: PoolConfig) -> dict[str, Any]:
         enable_prefix_caching=True,
         disable_log_stats=False,  # keeps the cache metrics that stats() reports
         seed=0,
-        # No grammar freedom for whitespace: a model cannot spend its budget on blanks.
-        structured_outputs_config=StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True),
+        structured_outputs_config=StructuredOutputsConfig(backend="xgrammar",
+                                                          disable_any_whitespace=DISABLE_ANY_WHITESPACE),
     )
     if family(config.family).vision:
         args["limit_mm_per_prompt"] = {"image": config.max_images_per_prompt, "video": 0}
@@ -77,7 +81,7 @@ def sampling_params_for(request: ModelRequest, max_tokens: int):
 
     structured = None
     if request.json_schema is not None:
-        structured = StructuredOutputsParams(json=request.json_schema, disable_any_whitespace=True)
+        structured = StructuredOutputsParams(json=request.json_schema, disable_any_whitespace=DISABLE_ANY_WHITESPACE)
     elif request.regex is not None:
         structured = StructuredOutputsParams(regex=request.regex)
     return SamplingParams(

@@ -491,6 +491,17 @@ def test_an_answer_that_omits_a_region_is_retried_then_rejected():
     assert (info.value.stage, info.value.reason) == ("assemble_edit", "unreferenced_region")
 
 
+def test_a_got_longer_than_max_got_chars_is_retried_then_rejected():
+    too_long = GOOD_GOT + " It purrs." * 500  # the grammar does not bound the GoT: its lines need escapes
+    models = sofa_models(too_long, GOOD_GOT)
+    assert run_chain(models, ["Make the red sofa blue"], [RED, BLUE]).record is not None
+    assert "more than 4000" in assembly_requests(models)[1][1]["failure"]
+    models = sofa_models(too_long, too_long)
+    with pytest.raises(StageReject) as info:
+        run_chain(models, ["Make the red sofa blue"], [RED, BLUE])
+    assert (info.value.stage, info.value.reason) == ("assemble_edit", "refused_got")
+
+
 def test_in_context_requests_show_untrusted_brackets_round():
     models = sofa_models(GOOD_GOT)
     run_chain(models, ["Make the red sofa blue [R2]"], [RED, BLUE])

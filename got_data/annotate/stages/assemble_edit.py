@@ -84,8 +84,9 @@ class AssembleEdit(Stage):
         max_object_chars: int = Field(200, gt=0, description="`fields`: JSON maxLength of the object prose written per edit")
         max_change_chars: int = Field(240, gt=0, description="JSON maxLength of the change prose written per edit"
                                                          " (`max_tokens` must cover one pair per turn)")
-        max_got_chars: int = Field(4000, gt=0, description="`in_context`: JSON maxLength of the GoT text "
-                                                          "(`max_tokens` must cover it)")
+        max_got_chars: int = Field(4000, gt=0, description="`in_context`: most characters of the GoT text, checked "
+                                                          "once answered (a JSON maxLength would keep the grammar "
+                                                          "from writing line breaks; `max_tokens` must cover it)")
 
     options: Options
 
@@ -142,6 +143,9 @@ class AssembleEdit(Stage):
         built = []
 
         def build(answer: InContextGotAnswer) -> None:
+            if len(answer.got) > self.options.max_got_chars:
+                raise BadAnswer(f"the GoT is {len(answer.got)} characters, more than {self.options.max_got_chars}",
+                                reason=REFUSED_GOT)
             changes = [clean_model_text(change) for change in answer.changes]
             if len(changes) != len(work.steps) or not all(changes):
                 raise BadAnswer(f"{len(changes)} changes for {len(work.steps)} edits, each a non-empty sentence",
@@ -159,8 +163,7 @@ class AssembleEdit(Stage):
             self, work, models, InContextGotAnswer,
             section="in_context" if work.kind == "edit" else "in_context_multiturn",
             values=values,
-            json_schema=in_context_got_schema(len(work.steps), self.options.max_got_chars,
-                                              self.options.max_change_chars),
+            json_schema=in_context_got_schema(len(work.steps), self.options.max_change_chars),
             check=build, retry=True,
         )
         return built[-1]
