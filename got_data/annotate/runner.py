@@ -323,11 +323,7 @@ class PipelineRun:
     def run(self) -> dict[str, Any]:
         """Run to the end; returns the stats document also written to stats.json."""
         opts = self.options
-        total = self.source.count() if hasattr(self.source, "count") else None
-        if total is not None and opts.limit is not None:
-            total = min(total, opts.limit)
-        if total is not None and self.partition is not None:
-            total = self.partition.share_of(total)
+        total = self._expected_inputs()
         progress = None
         task_id = None
         if opts.show_progress:
@@ -350,6 +346,16 @@ class PipelineRun:
             return self.finish() if self.partition is None else self.finish_partition()
         finally:
             self.output.close()
+
+    def _expected_inputs(self) -> int | None:
+        """How many inputs this run (or partition) will list, when known: a range knows without
+        counting the source, whose count may walk a whole folder tree or manifest."""
+        if self.partition is not None and self.partition.rows is not None:
+            return self.partition.share_of(None)
+        total = self.source.count() if hasattr(self.source, "count") else None
+        if total is not None and self.options.limit is not None:
+            total = min(total, self.options.limit)
+        return self.partition.share_of(total) if self.partition is not None else total
 
     def finish_partition(self) -> dict[str, Any]:
         """An annotator's end: its journal and statistics published; the output's files are the driver's."""

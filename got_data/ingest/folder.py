@@ -12,10 +12,14 @@ problem, and the job goes on.
 The folder may be a bucket prefix (`s3://bucket/images`): the same walk over the URI layer's
 listings. A store has no links, so every object listed lies under the prefix (the prefix is the
 input's root); images are read where they are decoded, texts through the same layer.
+
+Narrowed to a range of the listing (`of_range`, an annotator's partition), the walk lists folders
+only until the range's end and builds (reads the captions of) only the inputs in it.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,7 +30,7 @@ from typing import Any, Generic
 from got_data import uri
 from got_data.errors import InputError
 from got_data.ingest.captions import Caption, caption_from_bytes, read_caption_file
-from got_data.ingest.items import ImageSource, InputKind, ItemT, ObjectImage, PathImage, Source, dataset_name
+from got_data.ingest.items import ImageSource, InputKind, ItemT, ObjectImage, PathImage, RangedSource, dataset_name
 from got_data.ingest.paths import InputRoots
 from got_data.uri import Location
 
@@ -95,7 +99,7 @@ class _Entry:
     folder: Path | Location  # where to list it, when it is a folder
 
 
-class FolderSource(Source[ItemT], Generic[ItemT]):
+class FolderSource(RangedSource[ItemT], Generic[ItemT]):
     """The inputs under `root` (a folder or a bucket prefix), as `items` makes them of its files.
 
     Local files are read only under `root` or a folder in `allow_outside` (symlinks resolved).
@@ -127,12 +131,16 @@ class FolderSource(Source[ItemT], Generic[ItemT]):
         return str(self.root) if self.bucket is not None else os.path.realpath(self.root)
 
     def __iter__(self) -> Iterator[ItemT]:
-        for ref, parts, files in self._walk(self.bucket or Path(self.root), ""):
+        for ref, parts, files in self._listing():
             yield self.items.from_folder(self.dataset, ref, parts, files)
 
     def count(self) -> int:
         """Walks the tree without reading any file (one directory listing per folder)."""
-        return sum(1 for _ in self._walk(self.bucket or Path(self.root), ""))
+        return sum(1 for _ in self._listing())
+
+    def _listing(self) -> Iterator[tuple[str, Any, FolderFiles]]:
+        walk = self._walk(self.bucket or Path(self.root), "")
+        return walk if self.span is None else itertools.islice(walk, *self.span)
 
     def _walk(self, folder: Path | Location, rel: str) -> Iterator[tuple[str, Any, FolderFiles]]:
         """(input_ref, its parts, its folder's files) per input, depth first."""

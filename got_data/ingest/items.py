@@ -8,13 +8,14 @@ become items, with `problem` set, so that they land in the rejects file instead 
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from got_data import uri as storage
 from got_data.errors import InputRefused
@@ -187,6 +188,24 @@ class Source(ABC, Generic[ItemT]):
     def count(self) -> int | None:
         """How many items iteration will yield, for progress bars; None when that is not cheap to know."""
         return None
+
+
+Span = tuple[int, int]  # positions [start, stop) of a source's whole listing
+RangedT = TypeVar("RangedT", bound="RangedSource[Any]")
+
+
+class RangedSource(Source[ItemT], Generic[ItemT]):
+    """A source that can be narrowed to one contiguous range of its listing (an annotator's partition,
+    `annotate/partitions.py`): it yields only those inputs, under the references the whole listing
+    gives them, and reads as little outside the range as its format allows."""
+
+    span: Span | None = None  # None: the whole listing
+
+    def of_range(self: RangedT, start: int, stop: int) -> RangedT:
+        """This source yielding only the inputs at positions `start` to `stop - 1` of its listing."""
+        part = copy.copy(self)
+        part.span = (start, stop)
+        return part
 
 
 class InputKind(ABC, Generic[ItemT]):

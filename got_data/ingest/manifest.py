@@ -10,11 +10,14 @@ a cell pointing elsewhere makes an item with problem `outside_input_root`, one n
 problem `url_not_supported`, so a run over a half-downloaded manifest still processes the local rows
 and lists the rest in its rejects. Columns are checked when the source is opened, against the first
 JSONL row or the Parquet schema, so a wrong column name fails before any work. Rows are read in
-batches (Parquet) or line by line (JSONL): memory stays flat.
+batches (Parquet) or line by line (JSONL): memory stays flat. Narrowed to a range of rows (`of_range`,
+an annotator's partition), a Parquet manifest reads only the row groups that hold them and a JSONL
+one parses only their lines (it still reads the lines before them: JSONL has no index).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from abc import abstractmethod
@@ -38,7 +41,8 @@ from got_data.ingest.items import (
     ItemT,
     ObjectImage,
     PathImage,
-    Source,
+    RangedSource,
+    Span,
     dataset_name,
     is_url,
 )
@@ -87,11 +91,11 @@ class ManifestFile:
                 f"Name the right one with {option}."
             )
 
-    def rows(self, columns: list[str]) -> Iterator[tuple[str, Any]]:
-        """(input_ref, row) per data row; `#row=N` counts data rows from 0. A JSONL line that does not
-        parse gives an _InvalidRow; Parquet reads only `columns`."""
-        rows = self._jsonl_rows() if self.kind == "jsonl" else self._parquet_rows(columns)
-        for index, row in enumerate(rows):
+    def rows(self, columns: list[str], span: Span | None = None) -> Iterator[tuple[str, Any]]:
+        """(input_ref, row) per data row (those in `span` only, when given); `#row=N` counts data rows
+        from 0. A JSONL line that does not parse gives an _InvalidRow; Parquet reads only `columns`."""
+        rows = self._jsonl_rows(span) if self.kind == "jsonl" else self._parquet_rows(columns, span)
+        for index, row in enumerate(rows, start=span[0] if span is not None else 0):
             yield f"{self.name}#row={index}", row
 
     def count(self) -> int:
@@ -120,22 +124,25 @@ class ManifestFile:
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"manifest {self.path} is not a readable Parquet file: {exc}") from exc
 
-    def _jsonl_rows(self) -> Iterator[Any]:
-        """Each non-blank line parsed; a line that is not JSON gives an _InvalidRow placeholder."""
+    def _jsonl_rows(self, span: Span | None = None) -> Iterator[Any]:
+        """Each non-blank line (in `span`) parsed; a line that is not JSON gives an _InvalidRow placeholder."""
         with uri.open_input(self.path) as f:
-            for line_number, line in enumerate(_lines(f), start=1):
-                if not line.strip():
-                    continue
+            lines: Iterator[tuple[int, bytes]] = ((n, line) for n, line in enumerate(_lines(f), start=1) if line.strip())
+            for line_number, line in lines if span is None else itertools.islice(lines, *span):
                 try:
                     yield json.loads(line)
                 except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                     yield _InvalidRow(f"line {line_number} is not valid JSON: {exc}")
 
-    def _parquet_rows(self, columns: list[str]) -> Iterator[dict[str, Any]]:
+    def _parquet_rows(self, columns: list[str], span: Span | None = None) -> Iterator[dict[str, Any]]:
+        """The rows (in `span`), read from the row groups that hold them."""
         try:
             with uri.open_input(self.path) as f:
-                for batch in self._parquet_file(f).iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=columns):
-                    yield from batch.to_pylist()
+                parquet = self._parquet_file(f)
+                groups, first = _row_groups(parquet.metadata, span)
+                batches = parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=columns, row_groups=groups)
+                rows = (row for batch in batches for row in batch.to_pylist())
+                yield from rows if span is None else itertools.islice(rows, span[0] - first, span[1] - first)
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"manifest {self.path}: cannot read Parquet rows: {exc}") from exc
 
@@ -158,6 +165,20 @@ class ManifestFile:
         if uri.is_remote(real):
             return ObjectImage(real), None
         return PathImage(real, ref=self.roots.ref(real)), None
+
+
+def _row_groups(metadata: pq.FileMetaData, span: Span | None) -> tuple[list[int], int]:
+    """The row groups holding the rows of `span` (all without one), and the row their first starts at."""
+    groups: list[int] = []
+    first = at = 0
+    for group in range(metadata.num_row_groups):
+        rows = metadata.row_group(group).num_rows
+        if span is None or (at + rows > span[0] and at < span[1]):
+            if not groups:
+                first = at
+            groups.append(group)
+        at += rows
+    return groups, first
 
 
 def _lines(f: IO[bytes]) -> Iterator[bytes]:
@@ -194,7 +215,7 @@ class RowInputs(InputKind[ItemT]):
         """The item for one row (a JSON object); image cells resolve through `file.image`."""
 
 
-class ManifestSource(Source[ItemT], Generic[ItemT]):
+class ManifestSource(RangedSource[ItemT], Generic[ItemT]):
     """Rows of a JSONL or Parquet manifest, as `items` makes them; `#row=N` in input_ref counts data
     rows from 0. A row that is not a JSON object is an `invalid_row` item."""
 
@@ -216,7 +237,7 @@ class ManifestSource(Source[ItemT], Generic[ItemT]):
         return str(self.path) if self.file.remote else os.path.realpath(self.path)
 
     def __iter__(self) -> Iterator[ItemT]:
-        for ref, row in self.file.rows([c for c in self.columns.values() if c is not None]):
+        for ref, row in self.file.rows([c for c in self.columns.values() if c is not None], self.span):
             bad = row_problem(row)
             if bad is not None:
                 yield self.items.problem(self.dataset, ref, INVALID_ROW, bad)
@@ -224,7 +245,8 @@ class ManifestSource(Source[ItemT], Generic[ItemT]):
                 yield self.items.from_row(self.dataset, ref, row, self.columns, self.file)
 
     def count(self) -> int | None:
-        return self.file.count()
+        whole = self.file.count()
+        return whole if self.span is None else len(range(self.span[0], min(self.span[1], whole)))
 
 
 class _InvalidRow:

@@ -43,6 +43,17 @@ class DieAt:
             yield item
 
 
+class DieAtInRows(DieAt):
+    """`DieAt` over a folder, kept narrowable to an annotator's range (`of_range`), in which `at`
+    counts from the range's start."""
+
+    def count(self):
+        return self.source.count()
+
+    def of_range(self, start, stop):
+        return DieAtInRows(self.source.of_range(start, stop), self.at)
+
+
 @pytest.fixture(scope="module")
 def world(ray_session, tmp_path_factory):
     work = tmp_path_factory.mktemp("annotators")
@@ -57,9 +68,9 @@ def _pools(spec, truth):
     return {role: OraclePool(role, oracle) for role in spec.roles()}
 
 
-def _run(world, out: Path, annotators: int | None, die_at: int | None = None, dying: type = DieAt) -> dict:
-    """`annotators` actors (None: the single driver, in this process); `world`'s input is a folder or
-    tars (then `dying=DieAtInShards`, which annotators can narrow to their tars)."""
+def _run(world, out: Path, annotators: int | None, die_at: int | None = None, dying: type = DieAtInRows) -> dict:
+    """`annotators` actors (None: the single driver, in this process); `world`'s input is a folder
+    (split by ranges) or tars (then `dying=DieAtInShards`, which annotators can narrow to their tars)."""
     spec, truth, inputs = world
     source = open_world_input("t2i", inputs)
     if die_at is not None:
@@ -100,12 +111,22 @@ def test_two_annotators_split_the_input_and_the_driver_merges(world, tmp_path):
     assert (a["partition"], b["partition"]) == ("p000", "p001") and a["pid"] != b["pid"] != os.getpid()
     assert a["cpu_s"] > 0 and b["cpu_s"] > 0
     assert a["work"]["records"] + b["work"]["records"] == stats["run"]["records"] == INPUTS
-    assert a["work"]["inputs_seen"] + b["work"]["inputs_seen"] == INPUTS + 1  # round robin: 7 and 6
+    assert (a["work"]["inputs_seen"], b["work"]["inputs_seen"]) == (6, 7)  # ranges: positions 0-5 and 6-12
+    listing = [item.input_ref for item in open_world_input("t2i", world[2])]
+    assert _written_by(out, "p000") == set(listing[:6]) and _written_by(out, "p001") == set(listing[6:-1])
     assert stats["totals"]["samples"] == INPUTS and stats["totals"]["rejects"] == 1
     assert stats["totals"]["rejects_by_reason"] == {"decode/empty_file": 1}
     assert stats["dataset"]["records"] == INPUTS
     assert stats["run"]["stages"]["assemble"]["passed"] == INPUTS
     assert stats["run"]["objects_per_record"] > 0 and stats["run"]["boxes_per_record"] >= stats["run"]["objects_per_record"]
+
+
+def _written_by(out: Path, partition: str) -> set[str]:
+    """The inputs a partition's output shards hold."""
+    from got_data.shards.reader import iter_samples
+
+    tars = [p for p in list_shards(out) if parse_shard_name(p.name)[0] == f"got-{partition}"]
+    return {s.record.source.input_ref for s in iter_samples(tars)} if tars else set()
 
 
 def test_a_split_run_shows_and_writes_what_a_single_run_does(world, tmp_path):
@@ -147,10 +168,10 @@ def test_a_split_run_shows_and_writes_what_a_single_run_does(world, tmp_path):
 
 @pytest.fixture(scope="module")
 def killed(world, tmp_path_factory):
-    """A 2-annotator run whose processes died when their listings reached position 9."""
+    """A 2-annotator run whose processes died when each reached the 5th input of its range."""
     out = tmp_path_factory.mktemp("killed") / "out"
     with pytest.raises(ray.exceptions.RayActorError):
-        _run(world, out, 2, die_at=9)
+        _run(world, out, 2, die_at=4)
     return out
 
 
@@ -169,13 +190,13 @@ def _copy(src: Path, dst: Path) -> Path:
 
 def test_a_killed_run_resumes_each_partition(world, killed, tmp_path):
     out = _copy(killed, tmp_path / "out")
-    before = {p.name for p in list_shards(out)}
-    assert before and len(before) < INPUTS // PER_SHARD  # killed part way
+    before, landed = {p.name for p in list_shards(out)}, _assert_partial(out)
+    assert before and len(landed) < INPUTS  # killed part way
     stats = _run(world, out, 2)
     _assert_exactly_once(world, out)
     assert before <= {p.name for p in list_shards(out)}  # finished shards kept, never rewritten
     done_before = sum(a["work"]["skipped_already_done"] for a in stats["annotators"])
-    assert done_before == 2 * len(before) == stats["run"]["skipped_already_done"]
+    assert done_before == len(landed) == stats["run"]["skipped_already_done"]
     # An annotator the kill caught running shows that attempt interrupted (one whose actor had not
     # started yet when the other's death stopped the run has only this one).
     started = [label for label in ("p000", "p001") if _began_an_attempt(killed / "_state" / label / "stats.jsonl")]
@@ -239,10 +260,7 @@ def _assert_tars_landed_once(tar_world, out: Path) -> dict:
 
 def _tars_written_by(out: Path, partition: str) -> set[str]:
     """The input tars whose samples a partition's output shards hold."""
-    from got_data.shards.reader import iter_samples
-
-    tars = [p for p in list_shards(out) if parse_shard_name(p.name)[0] == f"got-{partition}"]
-    return {s.record.source.input_ref.split("#")[0] for s in iter_samples(tars)} if tars else set()
+    return {ref.split("#")[0] for ref in _written_by(out, partition)}
 
 
 def test_annotators_read_only_their_own_input_tars(tar_world, tmp_path):
@@ -281,6 +299,40 @@ def _assert_partial(out: Path) -> set[str]:
     refs = [s.record.source.input_ref for s in iter_samples(list_shards(out))]
     assert len(refs) == len(set(refs))
     return set(refs)
+
+
+@pytest.fixture(scope="module")
+def manifest_world(ray_session, tmp_path_factory):
+    """The world scenes as rows of a Parquet manifest in row groups of 3, truth keyed by `m.parquet#row=N`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    work = tmp_path_factory.mktemp("manifest-annotators")
+    images = write_world_set(work / "set", "t2i", 10, seed=13)
+    truth, names = read_truth(work / "set"), sorted(p.name for p in images.iterdir())
+    pq.write_table(pa.table({"image": [f"images/{name}" for name in names]}), work / "set" / "m.parquet",
+                   row_group_size=3)
+    rows = {f"m.parquet#row={n}": truth[name] for n, name in enumerate(names)}
+    return load_spec("t2i-world.yaml"), rows, work / "set" / "m.parquet"
+
+
+def test_manifest_ranges_land_once_across_annotator_counts(manifest_world, tmp_path):
+    """Two annotators, each on one contiguous range of the manifest's rows, killed at the 4th row of
+    their ranges; a rerun over three (other ranges), then the single driver: every row lands once."""
+    out = tmp_path / "out"
+    with pytest.raises(ray.exceptions.RayActorError):
+        _run(manifest_world, out, 2, die_at=3)
+    landed = _assert_partial(out)
+    assert landed and landed <= {f"m.parquet#row={n}" for n in (0, 1, 2, 5, 6, 7)}  # the ranges' first rows
+    stats = _run(manifest_world, out, 3)
+    samples, rejects = outcome(out)
+    assert not rejects and set(samples) == set(manifest_world[1]) and validate_paths([out]).ok
+    assert [a["work"]["inputs_seen"] for a in stats["annotators"]] == [3, 3, 4]  # rows 0-2, 3-5, 6-9
+    assert stats["run"]["skipped_already_done"] == len(landed)
+    assert _written_by(out, "p002") == {f"m.parquet#row={n}" for n in range(6, 10)} - landed
+    again = _run(manifest_world, out, None)
+    assert again["run"]["skipped_already_done"] == 10 and again["run"]["records"] == 0
+    assert again["totals"]["samples"] == 10 and outcome(out)[0].keys() == samples.keys()
 
 
 def test_two_annotators_write_into_a_bucket(world, s3_bucket):
