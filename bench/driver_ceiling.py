@@ -9,7 +9,7 @@ passes; side by side is the only fair comparison), on a local two-node Ray clust
 Each prints records/s, the driver's CPU-ms per record and each annotator process's (getrusage of
 that process, all its threads; decode tasks run in Ray workers and are counted in neither).
 
-    .venv/bin/python bench/driver_ceiling.py [--inputs 1600] [--kind t2i|edit|multiturn] [--lifted 256] [--rounds 3]
+    .venv/bin/python bench/driver_ceiling.py [--inputs 1600] [--kind t2i|edit|multiturn] [--lifted 1024] [--rounds 3]
 
 Little's law: with instant answers, records/s = in-flight / latency of one input through decode
 and the stages; when the driver's loop waits in epoll most of the time, the bound sets the pace.
@@ -96,7 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", type=int, default=1600)
     parser.add_argument("--kind", choices=("t2i", "edit", "multiturn"), default="t2i")
-    parser.add_argument("--lifted", type=int, default=256, help="the lifted in-flight bound")
+    parser.add_argument("--lifted", type=int, default=1024, help="the lifted in-flight bound (above auto's 256 here)")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 

@@ -54,7 +54,11 @@ def _decode_one(image: ImageSource, max_input_pixels: int, model_max_pixels: int
     return DecodeResult(prepared, (model_image.width, model_image.height)), model_image
 
 
-@ray.remote(num_cpus=0.25)
+DECODE_TASK_CPUS = 0.25  # what a decode task reserves: 4 run at once per CPU (their reads wait on storage)
+DECODE_GROUP_SIZE = 8  # images per decode task, at most (DecodeGroups)
+
+
+@ray.remote(num_cpus=DECODE_TASK_CPUS)
 def decode_group_task(images: list[ImageSource], max_input_pixels: int, model_max_pixels: int | None,
                       strip_metadata: bool = False, store_as: StoreAs = "keep",
                       min_side: int = DEFAULT_MIN_SIDE) -> tuple:
@@ -72,7 +76,7 @@ class DecodeGroups:
     scheduling on a small machine, and decoding a photo a few; 24 one-image tasks took 0.5-1 s
     here, three 8-image tasks 0.05 s."""
 
-    def __init__(self, max_input_pixels: int, model_max_pixels: int | None, group_size: int = 8,
+    def __init__(self, max_input_pixels: int, model_max_pixels: int | None, group_size: int = DECODE_GROUP_SIZE,
                  strip_metadata: bool = False, store_as: StoreAs = "keep",
                  min_side: int = DEFAULT_MIN_SIDE) -> None:
         self.max_input_pixels = max_input_pixels

@@ -8,6 +8,12 @@ busy, each CPU needs a queue of inputs to decode (DECODE_DEPTH). So the bound is
 once per pool (one pool may serve two roles), kept between MIN_ and MAX_IMAGES_IN_FLIGHT: small on a
 CPU machine with tiny engines, large on GPUs. Memory grows with it (each input in flight holds its
 image bytes and decoded copies), which is what MAX_IMAGES_IN_FLIGHT caps.
+
+DECODE_DEPTH fills every decode task a CPU runs at once (1 / DECODE_TASK_CPUS of them) with a whole
+group of images (DECODE_GROUP_SIZE), twice over: one group decoding while the next waits its turn,
+and the inputs past decode queue for the CPU stages. With instant answers (the world oracle) an
+input's time in flight is exactly that decode and queueing; at 16 per CPU (half a group per task)
+the bound, not the CPUs, set the pace (`bench/driver_ceiling.py`, docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from got_data.annotate.decode import DECODE_GROUP_SIZE, DECODE_TASK_CPUS
 from got_data.errors import InputError
 
 AUTO = "auto"
-DECODE_DEPTH = 16  # inputs queued per CPU of the cluster: a decode task's latency covers a few in turn
+DECODE_DEPTH = 2 * DECODE_GROUP_SIZE * round(1 / DECODE_TASK_CPUS)  # inputs per CPU of the cluster: 64
 MIN_IMAGES_IN_FLIGHT = 32
 MAX_IMAGES_IN_FLIGHT = 4096
 

@@ -42,7 +42,7 @@ def test_auto_covers_every_engine_slot_and_a_decode_queue_per_cpu():
 
 
 def test_auto_stays_within_its_floor_and_ceiling_and_a_number_is_taken_as_given():
-    assert images_in_flight("auto", {"vlm": InstantPool()}, cpus=1) == MIN_IMAGES_IN_FLIGHT
+    assert images_in_flight("auto", {"vlm": InstantPool()}, cpus=0.25) == MIN_IMAGES_IN_FLIGHT
     assert images_in_flight("auto", {"vlm": SizedPool(100 * 1024)}, cpus=64) == MAX_IMAGES_IN_FLIGHT
     assert images_in_flight(7, {"vlm": SizedPool(1024)}, cpus=64) == 7
     assert images_in_flight("12", {}, cpus=1) == 12
