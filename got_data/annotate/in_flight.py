@@ -18,6 +18,7 @@ the bound, not the CPUs, set the pace (`bench/driver_ceiling.py`, docs/PERFORMAN
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -74,3 +75,28 @@ def images_in_flight(setting: int | str, pools: dict[str, Any], cpus: float, ann
     distinct = {id(pool): pool for pool in pools.values()}.values()
     wanted = sum(pool_capacity(pool) for pool in distinct) + int(cpus * DECODE_DEPTH)
     return max(MIN_IMAGES_IN_FLIGHT, min(MAX_IMAGES_IN_FLIGHT, wanted) // max(annotators, 1))
+
+
+class Slots:
+    """The run's in-flight bound, refilled a group at a time: once every slot is taken, the next input
+    waits until `group` of them are free, so the inputs admitted together ask for decoding in one
+    turn of the event loop and share one decode task (`DecodeGroups`). Admitted one by one as
+    records finish, each task carried about two images, and a Ray task costs its submitter about a
+    CPU-millisecond (docs/PERFORMANCE.md). At most `group - 1` slots stand empty meanwhile."""
+
+    def __init__(self, bound: int, group: int = DECODE_GROUP_SIZE) -> None:
+        self.free = bound
+        self.group = max(1, min(group, bound))
+        self._room = asyncio.Event()
+
+    async def take(self) -> None:
+        if self.free == 0:
+            while self.free < self.group:
+                self._room.clear()
+                await self._room.wait()
+        self.free -= 1
+
+    def give(self) -> None:
+        self.free += 1
+        if self.free >= self.group:
+            self._room.set()

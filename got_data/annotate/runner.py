@@ -30,7 +30,7 @@ from rich.progress import Progress
 import got_data
 from got_data.annotate.decode import DecodedImage, DecodeGroups, DecodeResult
 from got_data.annotate.gateway import ModelGateway
-from got_data.annotate.in_flight import AUTO, cluster_cpus, images_in_flight
+from got_data.annotate.in_flight import AUTO, Slots, cluster_cpus, images_in_flight
 from got_data.annotate.journal import Journal, RejectRow, write_rejects_parquet
 from got_data.annotate.output import JOURNAL_FILES, OutputFolder
 from got_data.annotate.output_journals import OutputJournals
@@ -283,7 +283,7 @@ class PipelineRun:
         done = self.others.done_refs(self.journal)
         self.stats.images_in_flight = images_in_flight(self.options.max_images_in_flight, self.pools, cluster_cpus(),
                                                        annotators=self.partition.count if self.partition else 1)
-        slots = asyncio.Semaphore(self.stats.images_in_flight)
+        slots = Slots(self.stats.images_in_flight)
         pending: set[asyncio.Task] = set()
         errors: list[BaseException] = []
 
@@ -293,7 +293,7 @@ class PipelineRun:
             except BaseException as exc:  # noqa: BLE001 - surfaced after the loop, nothing silently lost
                 errors.append(exc)
             finally:
-                slots.release()
+                slots.give()
                 if progress is not None:
                     progress.update(task_id, advance=1, **live_fields(self.stats.live(), self.stats.elapsed()))
 
@@ -309,7 +309,7 @@ class PipelineRun:
                 if progress is not None:
                     progress.update(task_id, advance=1)
                 continue
-            await slots.acquire()
+            await slots.take()
             if errors:
                 break
             task = asyncio.create_task(one(item))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import random
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -311,18 +312,23 @@ def _one(edits: list[Edit], match, what: str) -> Edit:
 class OraclePool:
     """A stand-in for `ModelPool` that answers from truth; records (request, answer) when asked."""
 
+    RESOLVED_IMAGES = 1024  # object-store images kept resolved: more than a run has in flight (images and crops)
+
     def __init__(self, role: str, oracle: WorldOracle, record: bool = False):
         self.role = role
         self.oracle = oracle
         self.record = record
         self.recorded: list[Example] = []
+        # An input's image comes in a dozen requests (a stage's each phrase, box, turn); fetched once,
+        # so the stand-in's own cost stays out of the orchestration figures (bench/driver_ceiling.py).
+        self._resolved: OrderedDict[Any, Image.Image] = OrderedDict()
 
     def model_info(self) -> dict:
         return {"role": self.role, "name": "world-oracle", "family": self.oracle.family if self.role == "vlm" else QWEN2,
                 "revision": "truth"}
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
-        images = [await _resolve(image) for image in request.images]
+        images = [await self._resolve(image) for image in request.images]
         try:
             text = self.oracle.answer(request.context, images, request.json_schema)
         except OracleError as exc:
@@ -337,11 +343,18 @@ class OraclePool:
         return ModelResponse(id=request.id, ok=True, text=text, finish_reason="stop", prompt_tokens=0,
                              output_tokens=0, latency_s=0.0, attempts=1, logprobs=logprobs)
 
+    async def _resolve(self, image: Any) -> Image.Image:
+        import ray
 
-async def _resolve(image: Any) -> Image.Image:
-    import ray
-
-    return await image if isinstance(image, ray.ObjectRef) else image
+        if not isinstance(image, ray.ObjectRef):
+            return image
+        if image in self._resolved:
+            self._resolved.move_to_end(image)
+            return self._resolved[image]
+        resolved = self._resolved[image] = await image
+        if len(self._resolved) > self.RESOLVED_IMAGES:
+            self._resolved.popitem(last=False)
+        return resolved
 
 
 def open_world_input(kind: str, path: str | Path) -> Any:

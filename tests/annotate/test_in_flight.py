@@ -3,6 +3,8 @@ the real pools' capacity and a run's recorded bound are checked in test_t2i_e2e.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from typer.testing import CliRunner
 
@@ -10,6 +12,7 @@ from got_data.annotate.in_flight import (
     DECODE_DEPTH,
     MAX_IMAGES_IN_FLIGHT,
     MIN_IMAGES_IN_FLIGHT,
+    Slots,
     images_in_flight,
     parse_setting,
 )
@@ -74,3 +77,25 @@ def test_an_engine_keeps_its_batch_in_flight():
 def test_a_bad_engine_bound_is_refused(bad, tiny_models):
     with pytest.raises(PoolConfigError, match="max_in_flight_per_actor must be 'auto' or >= 1"):
         PoolConfig(role="llm", model=str(tiny_models.llm), max_in_flight_per_actor=bad).resolved()
+
+
+def test_a_full_bound_admits_the_next_inputs_a_group_at_a_time():
+    async def scenario() -> None:
+        slots = Slots(4, group=3)
+        for _ in range(4):
+            await slots.take()
+        waiting = asyncio.create_task(slots.take())
+        await asyncio.sleep(0.01)  # it waits on a full bound
+        slots.give()
+        slots.give()
+        await asyncio.sleep(0.01)
+        assert not waiting.done()  # two free: fewer than a group
+        slots.give()
+        await asyncio.sleep(0.01)
+        assert waiting.done() and slots.free == 2
+        await slots.take()
+        await slots.take()  # the rest of the group comes without waiting
+        assert slots.free == 0
+
+    asyncio.run(scenario())
+    assert Slots(1).group == 1 and Slots(5, group=8).group == 5  # a small bound is never starved
