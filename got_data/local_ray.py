@@ -31,7 +31,9 @@ LOOPBACK_ENV = {
 
 def start_local_ray(num_cpus: int, object_store_memory: int, **kwargs: Any) -> None:
     """`ray.init` of a new local instance bound to loopback, without the dashboard, with Ray's token
-    authentication on; raises LocalRayError when the environment switches it off."""
+    authentication on; raises LocalRayError when the environment switches it off. Always a new
+    instance (`address="local"`): left to itself, `ray.init` joins whatever cluster RAY_ADDRESS or
+    the last Ray's /tmp/ray/ray_current_cluster names, a stale or foreign one included."""
     mode = os.environ.get(AUTH_MODE_VARIABLE)
     if mode is not None and mode.strip().lower() != "token":
         raise LocalRayError(f"{AUTH_MODE_VARIABLE}={mode} would start the local Ray without token authentication, "
@@ -41,5 +43,5 @@ def start_local_ray(num_cpus: int, object_store_memory: int, **kwargs: Any) -> N
     from ray._private import ray_constants
 
     ray_constants.ENABLE_RAY_CLUSTER = False  # this process read the switch at import
-    ray.init(num_cpus=num_cpus, object_store_memory=object_store_memory, include_dashboard=False,
+    ray.init(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory, include_dashboard=False,
              log_to_driver=kwargs.pop("log_to_driver", False), _node_ip_address=LOOPBACK, **kwargs)

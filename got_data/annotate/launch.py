@@ -33,10 +33,12 @@ class ModelChoice:
 
 
 def init_ray(address: str | None, roles: int) -> None:
-    """Join a cluster when given an address; else start a local Ray, bound to loopback, sized so the
-    engines (one logical CPU each) leave room for decode tasks."""
+    """Join a cluster when given an address (or RAY_ADDRESS names one, as in a Ray job); else start a
+    local Ray, bound to loopback, sized so the engines (one logical CPU each) leave room for decode
+    tasks. Never the cluster a stale /tmp/ray/ray_current_cluster names (`start_local_ray`)."""
     if ray.is_initialized():
         return
+    address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         ray.init(address=address, log_to_driver=False)
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,14 @@ def test_a_local_ray_is_never_started_with_token_auth_off(monkeypatch, mode):
     monkeypatch.setenv("RAY_AUTH_MODE", mode)
     with pytest.raises(LocalRayError, match=f"RAY_AUTH_MODE={mode} would start the local Ray without token"):
         start_local_ray(1, 100 * 1024**2)
+
+
+@pytest.mark.own_ray
+def test_a_local_run_starts_its_own_ray_whatever_cluster_the_environment_names():
+    """RAY_ADDRESS (or a stale /tmp/ray/ray_current_cluster) must not make a local run join another cluster."""
+    code = ("import ray; from got_data.local_ray import start_local_ray; start_local_ray(1, 100 * 1024**2); "
+            "print(ray.get_runtime_context().gcs_address); ray.shutdown()")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "RAY_ADDRESS": "192.0.2.2:9"})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert is_loopback(proc.stdout.strip().splitlines()[-1].rsplit(":", 1)[0])
