@@ -124,6 +124,9 @@ def test_hostile_tar_members_of_an_input_shard_end_as_ingest_rejects(vlm_pool, l
     }
 
 
+# Two whole CLI jobs, each starting Ray and two engines (about 4 minutes on 2 cores): `make test-all`.
+# The default suite kills and resumes runs with oracle answers (test_bucket_output, test_annotators).
+@pytest.mark.slow
 def test_resume_after_sigkill_gives_the_same_keys(bundled_run, tiny_models, tmp_path):
     """Kill the whole CLI job (driver and its local Ray) with SIGKILL after its first shard, rerun the
     same command, and compare with the uninterrupted run of the same inputs, spec and models."""
