@@ -96,10 +96,12 @@ def unbracketed(text: str) -> str:
     return text.replace("[", "(").replace("]", ")")
 
 
-def parse_listed(text: str) -> list[tuple[str, str]]:
-    """(phrase, placeholder) pairs of a listing `listed` wrote: how a reader of the request (the world
-    oracle) learns which placeholder names which phrase."""
-    return [(m.group(1), m.group(2)) for m in re.finditer(r"(.+?) (\[[RO]\d+\])(?:, |$)", text)]
+def marked_description(description: str, objects: list[Placeholder]) -> str:
+    """A description as the in-context request shows it: square brackets made round, then each placed
+    object's placeholder after the first free occurrence of its phrase (the binding `edit_chain` makes in
+    `fields` mode). The pipeline binds the objects, so the LLM copies a description rather than having
+    to find each object's phrase again; a phrase the description lacks has no placeholder there."""
+    return mark_phrases(unbracketed(description), [(p.phrase, p.ref) for p in objects])
 
 
 def mark_phrases(text: str, placeholders: list[tuple[str, str]]) -> str:

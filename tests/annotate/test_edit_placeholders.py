@@ -14,7 +14,7 @@ from got_data.annotate.edit_placeholders import (
     fill_placeholders,
     listed,
     mark_phrases,
-    parse_listed,
+    marked_description,
     unbracketed,
 )
 from got_data.records import Box, parse_got
@@ -34,8 +34,6 @@ def test_placeholders_are_numbered_over_edits_and_descriptions():
     assert [(p.ref, p.image) for p in table.source_objects + table.final_objects] == [
         ("[O1]", "source"), ("[O2]", "turn2"), ("[O3]", "turn2")]
     assert listed(table.regions[0]) == "the cup [R1], the plate [R2]" and listed([]) == "none"
-    assert parse_listed(listed(table.regions[0])) == [("the cup", "[R1]"), ("the plate", "[R2]")]
-    assert parse_listed("none") == []
 
 
 def test_the_measured_boxes_replace_the_placeholders():
@@ -101,6 +99,14 @@ def test_marking_and_unbracketing():
         "A red sofa [O2] and a sofa [O1] bed."
     assert mark_phrases("Nothing here.", [("cat", "[O1]")]) == "Nothing here."
     assert unbracketed("Make it blue [R1]") == "Make it blue (R1)"
+
+
+def test_a_description_in_the_request_carries_its_objects_placeholders_and_no_brackets_of_its_own():
+    # the pipeline binds the objects, so the answer's lines 1 and 5 copy them; a posing "[O2]" is made round
+    shown = marked_description("A grey cat [O2] sleeps on a red sofa.", TABLE.source_objects)
+    assert shown == "A grey cat [O1] (O2) sleeps on a red sofa."
+    got = fill_placeholders(GOOD.replace("A grey cat [O1] sleeps on a red sofa.", shown), TABLE, 5)
+    assert [(o.phrase, o.image) for o in got.objects] == [("grey cat", "source"), ("grey cat", "target")]
 
 
 def test_coordinates_copied_from_the_request_are_not_invented():

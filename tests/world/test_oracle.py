@@ -76,7 +76,7 @@ def test_edit_answers_follow_each_turn():
 
 
 def test_the_in_context_answer_is_the_numbered_got_with_the_listed_placeholders():
-    from got_data.annotate.edit_placeholders import listed
+    from got_data.annotate.edit_placeholders import listed, marked_description
     from got_data.records import Box
 
     box = Box(x1=1, y1=2, x2=3, y2=4)
@@ -88,8 +88,8 @@ def test_the_in_context_answer_is_the_numbered_got_with_the_listed_placeholders(
                       for n, (e, regions) in enumerate(zip(EDITS, table.regions), start=1))
     answer = InContextGotAnswer.model_validate_json(ask(
         WorldOracle(TRUTH), "m#row=0", "assemble_edit", section="in_context_multiturn", edits=edits,
-        source_description=before.summary(), final_description=after.summary(),
-        source_objects=listed(table.source_objects), final_objects=listed(table.final_objects)))
+        source_description=marked_description(before.summary(), table.source_objects),
+        final_description=marked_description(after.summary(), table.final_objects)))
     assert answer.changes == [e.change for e in EDITS]
     got = fill_placeholders(answer.got, table, len(EDITS) + 2)
     assert [line.split(":")[0] for line in got.text.splitlines()] == [

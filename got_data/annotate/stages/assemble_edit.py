@@ -3,7 +3,8 @@
 Two modes (`mode`). `fields`: the LLM writes the prose of each edit (which object, how it changes) as
 a bounded JSON answer with exactly one entry per edit; `edit_chain` lays out the steps and inserts the
 grounded boxes. `in_context` (the GoT paper's assembly): prompted with worked examples, the LLM writes
-the whole numbered GoT, naming each measured region and placed object by a listed placeholder;
+the whole numbered GoT, naming each measured region by a listed placeholder and copying the
+descriptions with their placed objects' placeholders already in place;
 `edit_placeholders` checks the answer and substitutes the measured boxes, and a failed answer (or one
 the record model refuses) is asked again once, then rejected. Either way the text's boxes are the
 measured boxes by construction.
@@ -29,6 +30,7 @@ from got_data.annotate.edit_placeholders import (
     PlaceholderTable,
     fill_placeholders,
     listed,
+    marked_description,
     unbracketed,
 )
 from got_data.annotate.model_text import clean_model_text
@@ -136,10 +138,9 @@ class AssembleEdit(Stage):
         final_image = "target" if work.kind == "edit" else f"turn{len(work.steps)}"
         table = PlaceholderTable.of([step.groundings for step in work.steps], work.placed, final_image)
         lines = 5 if work.kind == "edit" else len(work.steps) + 2
-        values = {"source_description": unbracketed(work.source_description),
-                  "final_description": unbracketed(work.final_description),
-                  "edits": in_context_edits_text(work, table), "count": str(len(work.steps)),
-                  "source_objects": listed(table.source_objects), "final_objects": listed(table.final_objects)}
+        values = {"source_description": marked_description(work.source_description, table.source_objects),
+                  "final_description": marked_description(work.final_description, table.final_objects),
+                  "edits": in_context_edits_text(work, table), "count": str(len(work.steps))}
         built = []
 
         def build(answer: InContextGotAnswer) -> None:
