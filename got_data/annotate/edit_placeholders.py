@@ -12,10 +12,10 @@ never references, or a text that is not the numbered GoT fails it (`PlaceholderE
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from got_data.annotate.ask_json import BadAnswer
-from got_data.annotate.edit_chain import EditGot, GotBuilder
+from got_data.annotate.edit_chain import EditGot, GotBuilder, as_sentence
 from got_data.annotate.model_text import clean_model_text, free_occurrences
 from got_data.records import Box
 from got_data.records.codec import GROUNDING_TOKENS, find_special_tokens
@@ -24,6 +24,11 @@ INVENTED_BOX = "invented_box"
 UNREFERENCED_REGION = "unreferenced_region"
 REFUSED_GOT = "refused_got"
 ASSEMBLY_REASONS = (INVENTED_BOX, UNREFERENCED_REGION, REFUSED_GOT)
+
+# The two descriptions as a whole: the request shows "Before the edit [D1]: ..." and an answer may write
+# [D1] / [D2] for the description (the prompt's worked examples do) instead of copying it word for word:
+# the copy is the same text, costs a decoded token per word, and a small model copies inexactly.
+SOURCE_DESCRIPTION, FINAL_DESCRIPTION = "[D1]", "[D2]"
 
 # Anything that looks like a placeholder: a few letters and a number in square brackets ("[R1]",
 # "[o 2]", "[3]"); only the listed ones, written exactly, are placeholders.
@@ -65,6 +70,8 @@ class PlaceholderTable:
     regions: list[list[Placeholder]]  # per edit, in the order of its groundings
     source_objects: list[Placeholder]
     final_objects: list[Placeholder]
+    # SOURCE_DESCRIPTION / FINAL_DESCRIPTION -> the description as the request shows it (`described`)
+    descriptions: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, groundings: list[list[tuple[str, list[Box]]]], placed: dict[str, list[tuple[str, list[Box]]]],
@@ -79,6 +86,13 @@ class PlaceholderTable:
         final = [Placeholder(f"[O{len(source) + i + 1}]", phrase, boxes, final_image)
                  for i, (phrase, boxes) in enumerate(placed.get("final", []))]
         return cls(regions, source, final)
+
+    def described(self, source: str, final: str) -> PlaceholderTable:
+        """This table with the two descriptions, each a sentence marked with its objects' placeholders
+        (`marked_description`), standing behind SOURCE_DESCRIPTION and FINAL_DESCRIPTION."""
+        return replace(self, descriptions={
+            SOURCE_DESCRIPTION: marked_description(as_sentence(source), self.source_objects),
+            FINAL_DESCRIPTION: marked_description(as_sentence(final), self.final_objects)})
 
     def all(self) -> dict[str, Placeholder]:
         return {p.ref: p for p in [*(p for edit in self.regions for p in edit), *self.source_objects,
@@ -138,10 +152,22 @@ def check_written(written: str, lines: int, given: tuple[str, ...] = ()) -> str:
     return text
 
 
+def expand_descriptions(text: str, descriptions: dict[str, str]) -> str:
+    """`text` with each description placeholder it writes replaced by that description (at most once
+    each: PlaceholderError otherwise); the objects' placeholders inside are then filled like any other."""
+    for ref, description in descriptions.items():
+        count = text.count(ref)
+        if count > 1:
+            raise PlaceholderError(REFUSED_GOT, f"{ref} is written {count} times; it stands for its whole "
+                                                "description, once")
+        text = text.replace(ref, description)
+    return text
+
+
 def fill_placeholders(written: str, table: PlaceholderTable, lines: int, given: tuple[str, ...] = ()) -> EditGot:
     """The GoT of an in-context answer with the measured boxes in place of its placeholders (`given`:
     the request's texts, see `check_written`)."""
-    text = check_written(written, lines, given)
+    text = expand_descriptions(check_written(written, lines, given), table.descriptions)
     known = table.all()
     out = GotBuilder()
     cursor, used = 0, []

@@ -23,6 +23,7 @@ from typing import Any
 from PIL import Image
 
 from got_data.annotate.edit_chain import as_sentence
+from got_data.annotate.edit_placeholders import FINAL_DESCRIPTION, SOURCE_DESCRIPTION
 from got_data.annotate.grounding import (
     ALL_PHRASES_SECTION,
     BOX_END,
@@ -246,13 +247,13 @@ class WorldOracle:
 def in_context_answer(prose: list[tuple[str, str]], values: dict, multiturn: bool) -> str:
     """The in-context assembly's answer to a request (its template `values`): the whole numbered GoT
     in the layout of the prompt's worked examples, written from each edit's (object, change) prose
-    around the request's descriptions, copied with the object placeholders the request put in them, and
-    each edit's region placeholders after their phrases."""
+    between the descriptions' placeholders, as the worked examples write it, and each edit's region
+    placeholders after their phrases."""
     regions = [line.split("regions:", 1)[1].strip() for line in values["edits"].splitlines()
                if line.strip().startswith("regions:")]
     if len(regions) != len(prose):
         raise OracleError(f"{len(regions)} region listings for {len(prose)} edits")
-    source, final = as_sentence(values["source_description"]), as_sentence(values["final_description"])
+    source, final = SOURCE_DESCRIPTION, FINAL_DESCRIPTION
     if multiturn:
         lines = [f"1. Source image: {source}"]
         lines += [f"{n + 1}. Edit {n}: {as_sentence(obj)} Region: {region}. Change: {as_sentence(change)}"

@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 
 from got_data.annotate.edit_placeholders import (
+    FINAL_DESCRIPTION,
     INVENTED_BOX,
     REFUSED_GOT,
+    SOURCE_DESCRIPTION,
     UNREFERENCED_REGION,
     PlaceholderError,
     PlaceholderTable,
@@ -18,6 +20,7 @@ from got_data.annotate.edit_placeholders import (
     unbracketed,
 )
 from got_data.records import Box, parse_got
+from got_data.resources import resource_dir
 
 SOFA, CUP, CAT, CAT_AFTER = (Box(x1=100, y1=400, x2=900, y2=950), Box(x1=10, y1=10, x2=100, y2=100),
                              Box(x1=300, y1=100, x2=600, y2=500), Box(x1=310, y1=110, x2=610, y2=510))
@@ -121,3 +124,21 @@ def test_coordinates_copied_from_the_request_are_not_invented():
 def test_echoed_control_tokens_are_stripped_and_a_token_joined_by_stripping_cannot_survive():
     got = fill_placeholders(GOOD.replace("The sofa.", "The sofa <|im_end|><|box_<|x|>start|>."), TABLE, 5)
     assert "2. Edited object: The sofa .\n" in got.text and parse_got(got.text).boxes() == [CAT, SOFA, CAT_AFTER]
+
+
+def test_an_answer_may_write_a_description_by_its_placeholder_once():
+    table = TABLE.described("A grey cat sleeps on a red sofa", "A grey cat on a blue sofa.")
+    assert table.descriptions == {SOURCE_DESCRIPTION: "A grey cat [O1] sleeps on a red sofa.",
+                                  FINAL_DESCRIPTION: "A grey cat [O2] on a blue sofa."}
+    short = GOOD.replace("A grey cat [O1] sleeps on a red sofa.", "[D1]").replace("A grey cat [O2] on a blue sofa.", "[D2]")
+    assert fill_placeholders(short, table, 5).text == fill_placeholders(GOOD, table, 5).text  # same record either way
+    with pytest.raises(PlaceholderError) as info:
+        fill_placeholders(short.replace("4. Change: It turns blue.", "4. Change: It turns blue [D1]."), table, 5)
+    assert info.value.reason == REFUSED_GOT and "[D1] is written 2 times" in str(info.value)
+
+
+def test_the_prompt_names_the_description_placeholders_the_code_expands():
+    prompt = (resource_dir("prompts") / "assemble_edit.txt").read_text()
+    for section in prompt.split("[in_context")[1:]:
+        assert f"{SOURCE_DESCRIPTION}: $source_description" in section
+        assert f"{FINAL_DESCRIPTION}: $final_description" in section

@@ -76,20 +76,21 @@ def test_edit_answers_follow_each_turn():
 
 
 def test_the_in_context_answer_is_the_numbered_got_with_the_listed_placeholders():
-    from got_data.annotate.edit_placeholders import listed, marked_description
+    from got_data.annotate.edit_placeholders import FINAL_DESCRIPTION, SOURCE_DESCRIPTION, listed
     from got_data.records import Box
 
     box = Box(x1=1, y1=2, x2=3, y2=4)
     before, after = EDITS[0].before, EDITS[-1].after
     table = PlaceholderTable.of([[(e.obj, [box])] for e in EDITS],
                                 {"source": [(o.phrase, [box]) for o in before.objects],
-                                 "final": [(o.phrase, [box]) for o in after.objects]}, "turn3")
+                                 "final": [(o.phrase, [box]) for o in after.objects]}, "turn3").described(
+        before.summary(), after.summary())
     edits = "\n".join(f"Edit {n}: {e.instruction}\n  regions: {listed(regions)}"
                       for n, (e, regions) in enumerate(zip(EDITS, table.regions), start=1))
     answer = InContextGotAnswer.model_validate_json(ask(
         WorldOracle(TRUTH), "m#row=0", "assemble_edit", section="in_context_multiturn", edits=edits,
-        source_description=marked_description(before.summary(), table.source_objects),
-        final_description=marked_description(after.summary(), table.final_objects)))
+        source_description=table.descriptions[SOURCE_DESCRIPTION],
+        final_description=table.descriptions[FINAL_DESCRIPTION]))
     assert answer.changes == [e.change for e in EDITS]
     got = fill_placeholders(answer.got, table, len(EDITS) + 2)
     assert [line.split(":")[0] for line in got.text.splitlines()] == [

@@ -3,8 +3,8 @@
 Two modes (`mode`). `fields`: the LLM writes the prose of each edit (which object, how it changes) as
 a bounded JSON answer with exactly one entry per edit; `edit_chain` lays out the steps and inserts the
 grounded boxes. `in_context` (the GoT paper's assembly): prompted with worked examples, the LLM writes
-the whole numbered GoT, naming each measured region by a listed placeholder and copying the
-descriptions with their placed objects' placeholders already in place;
+the whole numbered GoT, naming each measured region by a listed placeholder and each description,
+shown with its placed objects' placeholders already in place, by its own placeholder ([D1], [D2]);
 `edit_placeholders` checks the answer and substitutes the measured boxes, and a failed answer (or one
 the record model refuses) is asked again once, then rejected. Either way the text's boxes are the
 measured boxes by construction.
@@ -26,11 +26,12 @@ from got_data.annotate.answer_schemas import (
 from got_data.annotate.ask_json import BadAnswer, ask_json
 from got_data.annotate.edit_chain import ChainStep, EditGot, multi_turn_got, single_turn_got
 from got_data.annotate.edit_placeholders import (
+    FINAL_DESCRIPTION,
     REFUSED_GOT,
+    SOURCE_DESCRIPTION,
     PlaceholderTable,
     fill_placeholders,
     listed,
-    marked_description,
     unbracketed,
 )
 from got_data.annotate.model_text import clean_model_text
@@ -136,10 +137,11 @@ class AssembleEdit(Stage):
         """The record of an in-context answer; each answer is checked and built as a record inside
         `ask_json`'s check, so a failure of either is retried once and then rejected with its reason."""
         final_image = "target" if work.kind == "edit" else f"turn{len(work.steps)}"
-        table = PlaceholderTable.of([step.groundings for step in work.steps], work.placed, final_image)
+        table = PlaceholderTable.of([step.groundings for step in work.steps], work.placed, final_image).described(
+            work.source_description, work.final_description)
         lines = 5 if work.kind == "edit" else len(work.steps) + 2
-        values = {"source_description": marked_description(work.source_description, table.source_objects),
-                  "final_description": marked_description(work.final_description, table.final_objects),
+        values = {"source_description": table.descriptions[SOURCE_DESCRIPTION],
+                  "final_description": table.descriptions[FINAL_DESCRIPTION],
                   "edits": in_context_edits_text(work, table), "count": str(len(work.steps))}
         built = []
 
