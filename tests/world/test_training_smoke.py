@@ -13,7 +13,10 @@ def test_a_few_steps_make_loadable_checkpoints_and_a_report(ray_session, tmp_pat
     from transformers import AutoTokenizer, Qwen2ForCausalLM, Qwen2VLForConditionalGeneration
 
     config = WorldTrainingConfig(
+        # every set at toy size (the recipe's repeat, verify, combined and fields sets are thousands of scenes)
         counts={"t2i": 4, "edit": 3, "multiturn": 2}, grounding_scenes=3, vocab_size=700,
+        repeat_scenes=2, grounding_repeat_scenes=2, verify_counts={"t2i": 2, "edit": 2}, combined_count=2,
+        fields_counts={"edit": 2, "multiturn": 1},
         vision=VisionPhase(steps=2, batch_size=2, warmup_steps=1, held_out=4),
         vlm=RoleTraining(hidden_size=64, layers=2, intermediate_size=64, steps=3, batch_size=2, warmup_steps=1,
                          vision_embed_dim=64, vision_depth=1, grounding_steps=2, grounding_batch_size=2,
