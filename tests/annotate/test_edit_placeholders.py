@@ -139,6 +139,9 @@ def test_an_answer_may_write_a_description_by_its_placeholder_once():
 
 def test_the_prompt_names_the_description_placeholders_the_code_expands():
     prompt = (resource_dir("prompts") / "assemble_edit.txt").read_text()
-    for section in prompt.split("[in_context")[1:]:
+    fields, *in_context = prompt.split("[in_context")
+    for section in in_context:
         assert f"{SOURCE_DESCRIPTION}: $source_description" in section
         assert f"{FINAL_DESCRIPTION}: $final_description" in section
+    # the fields requests (the world LLM learned their wording) name no description placeholder
+    assert SOURCE_DESCRIPTION not in fields and FINAL_DESCRIPTION not in fields
