@@ -1,8 +1,9 @@
 """In-context edit assembly: the LLM writes the whole numbered GoT, naming boxes only by placeholders.
 
-Each measured region (one per grounded phrase of an edit, `[R1]`, `[R2]`...) and each placed object of
-the descriptions (`[O1]`...) gets a placeholder listed in the request; the answer writes a placeholder
-right after the phrase it grounds. Before anything is substituted the answer is checked: a box the
+Each measured region (one per grounded phrase of an edit, `[R1]`, `[R2]`...) gets a placeholder listed in
+the request, which the answer writes right after the phrase it grounds; each placed object (`[O1]`...)
+has its placeholder already after its phrase in the description shown, and the answer names each whole
+description by `[D1]` / `[D2]` (or copies it). Before anything is substituted the answer is checked: a box the
 LLM wrote itself (coordinates, grounding tokens, a placeholder that was not listed), a region the text
 never references, or a text that is not the numbered GoT fails it (`PlaceholderError`, a `BadAnswer`:
 `ask_json` retries once, then rejects with its reason). The measured boxes are then put in through
@@ -113,8 +114,8 @@ def unbracketed(text: str) -> str:
 def marked_description(description: str, objects: list[Placeholder]) -> str:
     """A description as the in-context request shows it: square brackets made round, then each placed
     object's placeholder after the first free occurrence of its phrase (the binding `edit_chain` makes in
-    `fields` mode). The pipeline binds the objects, so the LLM copies a description rather than having
-    to find each object's phrase again; a phrase the description lacks has no placeholder there."""
+    `fields` mode). The pipeline binds the objects, so the LLM never has to find an object's phrase
+    again; a phrase the description lacks has no placeholder there."""
     return mark_phrases(unbracketed(description), [(p.phrase, p.ref) for p in objects])
 
 

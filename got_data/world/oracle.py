@@ -253,16 +253,16 @@ def in_context_answer(prose: list[tuple[str, str]], values: dict, multiturn: boo
                if line.strip().startswith("regions:")]
     if len(regions) != len(prose):
         raise OracleError(f"{len(regions)} region listings for {len(prose)} edits")
-    source, final = SOURCE_DESCRIPTION, FINAL_DESCRIPTION
     if multiturn:
-        lines = [f"1. Source image: {source}"]
+        lines = [f"1. Source image: {SOURCE_DESCRIPTION}"]
         lines += [f"{n + 1}. Edit {n}: {as_sentence(obj)} Region: {region}. Change: {as_sentence(change)}"
                   for n, ((obj, change), region) in enumerate(zip(prose, regions), start=1)]
-        lines.append(f"{len(prose) + 2}. Final image: {final}")
+        lines.append(f"{len(prose) + 2}. Final image: {FINAL_DESCRIPTION}")
     else:
         (obj, change), = prose
-        lines = [f"1. Source image: {source}", f"2. Edited object: {as_sentence(obj)}",
-                 f"3. Edit region: {regions[0]}.", f"4. Change: {as_sentence(change)}", f"5. Edited image: {final}"]
+        lines = [f"1. Source image: {SOURCE_DESCRIPTION}", f"2. Edited object: {as_sentence(obj)}",
+                 f"3. Edit region: {regions[0]}.", f"4. Change: {as_sentence(change)}",
+                 f"5. Edited image: {FINAL_DESCRIPTION}"]
     return compact({"got": "\n".join(lines), "changes": [change for _, change in prose]})
 
 
