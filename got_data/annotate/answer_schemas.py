@@ -82,13 +82,16 @@ class EditChainAnswer(BaseModel):
 
 
 class InContextGotAnswer(BaseModel):
-    """assemble_edit in context: the whole numbered GoT, boxes named only by placeholders, and the
+    """assemble_edit in context: the numbered GoT's lines, boxes named only by placeholders, and the
     one-sentence change of each edit (the record's `EditOp.change`)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    got: str = Field(min_length=1, description="the numbered GoT text with placeholders")
+    got: list[str] = Field(min_length=1, description="the numbered GoT's lines, with placeholders")
     changes: list[str] = Field(min_length=1, description="how each edit changes its object, in edit order")
+
+    def text(self) -> str:
+        return "\n".join(self.got)
 
 
 _CLAUSE_SPLIT = re.compile(r"[.,;:!?()\[\]\"]+|\s[-–—]\s")
@@ -205,17 +208,23 @@ def split_schema(min_steps: int, max_steps: int, max_step_chars: int) -> dict[st
     }
 
 
-def in_context_got_schema(edits: int, max_change_chars: int) -> dict[str, Any]:
-    """JSON schema of InContextGotAnswer: the GoT text and exactly one bounded change per edit.
+def in_context_got_schema(layout: list[str], edits: int, max_change_chars: int) -> dict[str, Any]:
+    """JSON schema of InContextGotAnswer: one line per `layout` pattern (`edit_placeholders.got_layout`:
+    each fixes its line's number and headings and leaves the prose to the model) and exactly one
+    bounded change per edit.
 
-    The GoT's length is not bounded here but checked once answered (`max_got_chars`): xgrammar turns a
-    string with minLength or maxLength into characters without escapes, and the GoT's lines are
-    separated by "\\n"; bounded, it could only ever be one line."""
+    The lines are a list, not one string with "\\n" between them: under vLLM's grammar a tiny model
+    wrote the numbered layout wrongly ([1], [1, 4, 4]) where the grammar can simply hold it. xgrammar
+    compiles a pattern into characters without escapes, so a line holds no quote or backslash (a
+    description is written by its placeholder). The GoT's length is checked once answered
+    (`max_got_chars`)."""
     change = {"type": "string", "minLength": 1, "maxLength": max_change_chars}
+    lines = [{"type": "string", "pattern": pattern} for pattern in layout]
     return {
         "type": "object",
         "properties": {
-            "got": {"type": "string"},
+            "got": {"type": "array", "prefixItems": lines, "items": False,
+                    "minItems": len(lines), "maxItems": len(lines)},
             "changes": {"type": "array", "items": change, "minItems": edits, "maxItems": edits},
         },
         "required": ["got", "changes"],

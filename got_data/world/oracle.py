@@ -263,7 +263,7 @@ def in_context_answer(prose: list[tuple[str, str]], values: dict, multiturn: boo
         lines = [f"1. Source image: {SOURCE_DESCRIPTION}", f"2. Edited object: {as_sentence(obj)}",
                  f"3. Edit region: {regions[0]}.", f"4. Change: {as_sentence(change)}",
                  f"5. Edited image: {FINAL_DESCRIPTION}"]
-    return compact({"got": "\n".join(lines), "changes": [change for _, change in prose]})
+    return compact({"got": lines, "changes": [change for _, change in prose]})
 
 
 def decoy(scene: Scene, phrase: str, seed: int) -> Shape:

@@ -431,8 +431,8 @@ def test_a_multiturn_record_places_the_final_objects_on_the_last_turn():
 
 
 def in_context(got, changes):
-    """An in-context assembly answer as the LLM writes it under the JSON grammar."""
-    return json.dumps({"got": got, "changes": changes}, separators=(",", ":"))
+    """An in-context assembly answer as the LLM writes it under the JSON grammar: the GoT line by line."""
+    return json.dumps({"got": got.split("\n"), "changes": changes}, separators=(",", ":"))
 
 
 GOOD_GOT = ("1. Source image: A grey cat sits on a red sofa. A lamp stands behind it.\n2. Edited object: The sofa under the cat.\n"
@@ -481,7 +481,7 @@ def test_an_answer_that_invents_a_box_twice_is_rejected_with_the_reason():
     assert "(100,400)" in info.value.detail and len(assembly_requests(models)) == 2
 
 
-TOO_LONG = GOOD_GOT + " It purrs." * 500  # the grammar does not bound the GoT (its lines need escapes)
+TOO_LONG = GOOD_GOT + " It purrs." * 500  # the grammar does not bound the GoT's length (a pattern holds each line)
 
 
 @pytest.mark.parametrize(("bad", "failure", "reason"), [(NO_REGION, "[R1]", "unreferenced_region"),

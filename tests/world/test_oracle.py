@@ -92,7 +92,7 @@ def test_the_in_context_answer_is_the_numbered_got_with_the_listed_placeholders(
         source_description=table.descriptions[SOURCE_DESCRIPTION],
         final_description=table.descriptions[FINAL_DESCRIPTION]))
     assert answer.changes == [e.change for e in EDITS]
-    got = fill_placeholders(answer.got, table, len(EDITS) + 2)
+    got = fill_placeholders(answer.text(), table, len(EDITS) + 2)
     assert [line.split(":")[0] for line in got.text.splitlines()] == [
         "1. Source image", "2. Edit 1", "3. Edit 2", "4. Edit 3", "5. Final image"]
     assert len(got.objects) == len(before.objects) + len(after.objects)

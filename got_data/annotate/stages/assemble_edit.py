@@ -3,8 +3,9 @@
 Two modes (`mode`). `fields`: the LLM writes the prose of each edit (which object, how it changes) as
 a bounded JSON answer with exactly one entry per edit; `edit_chain` lays out the steps and inserts the
 grounded boxes. `in_context` (the GoT paper's assembly): prompted with worked examples, the LLM writes
-the whole numbered GoT, naming each measured region by a listed placeholder and each description,
-shown with its placed objects' placeholders already in place, by its own placeholder ([D1], [D2]);
+the whole numbered GoT, line by line (the grammar holds each line's number and headings), naming each
+measured region by a listed placeholder and each description, shown with its placed objects'
+placeholders already in place, by its own placeholder ([D1], [D2]);
 `edit_placeholders` checks the answer and substitutes the measured boxes, and a failed answer (or one
 the record model refuses) is asked again once, then rejected. Either way the text's boxes are the
 measured boxes by construction.
@@ -24,7 +25,7 @@ from got_data.annotate.answer_schemas import (
     in_context_got_schema,
 )
 from got_data.annotate.ask_json import BadAnswer, ask_json
-from got_data.annotate.edit_chain import ChainStep, EditGot, multi_turn_got, single_turn_got
+from got_data.annotate.edit_chain import ChainStep, EditGot, got_layout, multi_turn_got, single_turn_got
 from got_data.annotate.edit_placeholders import (
     FINAL_DESCRIPTION,
     REFUSED_GOT,
@@ -87,9 +88,9 @@ class AssembleEdit(Stage):
         max_object_chars: int = Field(200, gt=0, description="`fields`: JSON maxLength of the object prose written per edit")
         max_change_chars: int = Field(240, gt=0, description="JSON maxLength of the change prose written per edit"
                                                          " (`max_tokens` must cover one pair per turn)")
-        max_got_chars: int = Field(4000, gt=0, description="`in_context`: most characters of the GoT text, checked "
-                                                          "once answered (a JSON maxLength would keep the grammar "
-                                                          "from writing line breaks; `max_tokens` must cover it)")
+        max_got_chars: int = Field(4000, gt=0, description="`in_context`: most characters of the GoT's lines "
+                                                          "together, checked once answered (`max_tokens` must "
+                                                          "cover it)")
 
     options: Options
 
@@ -139,21 +140,22 @@ class AssembleEdit(Stage):
         final_image = "target" if work.kind == "edit" else f"turn{len(work.steps)}"
         table = PlaceholderTable.of([step.groundings for step in work.steps], work.placed, final_image).described(
             work.source_description, work.final_description)
-        lines = 5 if work.kind == "edit" else len(work.steps) + 2
+        layout = got_layout(len(work.steps), multiturn=work.kind != "edit")
         values = {"source_description": table.descriptions[SOURCE_DESCRIPTION],
                   "final_description": table.descriptions[FINAL_DESCRIPTION],
                   "edits": in_context_edits_text(work, table), "count": str(len(work.steps))}
         built = []
 
         def build(answer: InContextGotAnswer) -> None:
-            if len(answer.got) > self.options.max_got_chars:
-                raise BadAnswer(f"the GoT is {len(answer.got)} characters, more than {self.options.max_got_chars}",
+            written = answer.text()
+            if len(written) > self.options.max_got_chars:
+                raise BadAnswer(f"the GoT is {len(written)} characters, more than {self.options.max_got_chars}",
                                 reason=REFUSED_GOT)
             changes = [clean_model_text(change) for change in answer.changes]
             if len(changes) != len(work.steps) or not all(changes):
                 raise BadAnswer(f"{len(changes)} changes for {len(work.steps)} edits, each a non-empty sentence",
                                 reason=REFUSED_GOT)
-            got = fill_placeholders(answer.got, table, lines, given=(values["source_description"],
+            got = fill_placeholders(written, table, len(layout), given=(values["source_description"],
                                                                     values["final_description"], values["edits"]))
             for step, change in zip(work.steps, changes):
                 step.change = change
@@ -166,7 +168,7 @@ class AssembleEdit(Stage):
             self, work, models, InContextGotAnswer,
             section="in_context" if work.kind == "edit" else "in_context_multiturn",
             values=values,
-            json_schema=in_context_got_schema(len(work.steps), self.options.max_change_chars),
+            json_schema=in_context_got_schema(layout, len(work.steps), self.options.max_change_chars),
             check=build, retry=True,
         )
         return built[-1]
