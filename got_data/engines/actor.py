@@ -20,7 +20,7 @@ import ray
 from got_data.engines.config import PoolConfig
 from got_data.engines.errors import PromptError
 from got_data.engines.prompting import PromptBuilder
-from got_data.engines.types import ModelRequest
+from got_data.engines.types import ImageCrop, ModelRequest
 from got_data.families import family
 
 # No grammar freedom for whitespace: a model cannot spend its budget on blanks (vLLM then has xgrammar
@@ -156,7 +156,10 @@ class EngineActor:
     async def generate(self, request: ModelRequest, *images: Any) -> dict:
         """Serve one request; a `length` finish under a JSON schema is retried once with twice
         the budget, then reported as a failure with reason "length"."""
-        return await self._serve(request, list(images), None)
+        (pics,) = await self._fetch_images([request], [list(images)])  # an ImageCrop's ref is not resolved by Ray
+        if isinstance(pics, dict):
+            return pics
+        return await self._serve(request, pics, None)
 
     async def generate_batch(self, requests: list[ModelRequest], images: list[list[Any]]):
         """Serve several requests in one Ray call (the pool coalesces concurrent requests to save
@@ -205,13 +208,15 @@ class EngineActor:
             tasks.append(task)
 
     async def _fetch_images(self, requests: list[ModelRequest], images: list[list[Any]]) -> list:
-        """Each request's images with every ObjectRef resolved (each distinct ref fetched once);
-        a request whose image is lost gets a retryable failure result instead."""
-        refs = list({ref: None for refs in images for ref in refs if isinstance(ref, ray.ObjectRef)})
+        """Each request's images with every ObjectRef resolved (each distinct ref fetched once, also
+        when several `ImageCrop`s are cut from it); a request whose image is lost gets a retryable
+        failure result instead."""
+        refs = list({ref: None for pics in images for ref in map(_whole, pics) if isinstance(ref, ray.ObjectRef)})
         values = dict(zip(refs, await asyncio.gather(*refs, return_exceptions=True))) if refs else {}
         out: list = []
-        for request, refs in zip(requests, images):
-            resolved = [values[r] if isinstance(r, ray.ObjectRef) else r for r in refs]
+        for request, pics in zip(requests, images):
+            resolved = [_cut(pic, values[_whole(pic)] if isinstance(_whole(pic), ray.ObjectRef) else _whole(pic))
+                        for pic in pics]
             bad = next((v for v in resolved if isinstance(v, BaseException)), None)
             if bad is None:
                 out.append(resolved)
@@ -331,6 +336,19 @@ class EngineActor:
         if self.engine is not None:
             self.engine.shutdown()
             self.engine = None
+
+
+def _whole(image: Any) -> Any:
+    """The image an `ImageCrop` is cut from, or the image itself."""
+    return image.image if isinstance(image, ImageCrop) else image
+
+
+def _cut(image: Any, whole: Any) -> Any:
+    """`image` once its whole image is resolved to `whole`: the crop it asks for, or `whole`; a
+    failure (an exception from fetching) stays what it is."""
+    if isinstance(image, ImageCrop) and not isinstance(whole, BaseException):
+        return image.of(whole)
+    return whole
 
 
 def _failure(request: ModelRequest, error: str, attempts: int, retryable: bool) -> dict:

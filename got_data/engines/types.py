@@ -19,8 +19,22 @@ class Message(TypedDict):
     content: Union[str, list[Part]]
 
 
-# PIL.Image.Image or ray.ObjectRef to one; typed loosely so this module imports neither.
+# PIL.Image.Image, ray.ObjectRef to one, or an ImageCrop of either; typed loosely so this module imports neither.
 ImageLike = Any
+
+
+@dataclass(frozen=True)
+class ImageCrop:
+    """A pixel rectangle of an image, cut where the image is resolved (the engine actor, the oracle):
+    a crop costs its caller no Ray task and the object store no copy, and the image crosses the
+    network at most once however many crops are asked of it."""
+
+    image: ImageLike  # the whole image, usually an ObjectRef
+    rect: tuple[int, int, int, int]  # (x1, y1, x2, y2) in its pixels
+
+    def of(self, resolved: Any) -> Any:
+        """The crop of the resolved (PIL) image."""
+        return resolved.crop(self.rect)
 
 
 @dataclass

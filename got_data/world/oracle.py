@@ -34,7 +34,7 @@ from got_data.annotate.grounding import (
     phrases_of_numbered,
 )
 from got_data.annotate.verification import parse_crop_tag
-from got_data.engines.types import ModelRequest, ModelResponse
+from got_data.engines.types import ImageCrop, ModelRequest, ModelResponse
 from got_data.errors import CodecError
 from got_data.families import QWEN2, QWEN2_VL, family
 from got_data.records.boxes import Box
@@ -345,6 +345,8 @@ class OraclePool:
     async def _resolve(self, image: Any) -> Image.Image:
         import ray
 
+        if isinstance(image, ImageCrop):
+            return image.of(await self._resolve(image.image))
         if not isinstance(image, ray.ObjectRef):
             return image
         if image in self._resolved:

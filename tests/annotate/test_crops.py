@@ -1,6 +1,7 @@
 """Crops of an edit region: the box's pixels, widened to what a Qwen-VL processor accepts."""
 
 import pytest
+import ray
 from PIL import Image
 
 from got_data.annotate.crops import crop_rects, crop_region
@@ -28,17 +29,32 @@ def test_local_crop_and_union():
     assert union_box([Box(x1=10, y1=50, x2=20, y2=60), Box(x1=5, y1=70, x2=15, y2=80)]) == Box(x1=5, y1=50, x2=20, y2=80)
 
 
+@ray.remote(num_cpus=0)
+def _lost_image():
+    raise RuntimeError("the image's object is gone")
+
+
 @pytest.mark.engine
 @pytest.mark.parametrize("count", [1, 3])
-def test_one_task_cuts_each_rect_of_an_object_store_image_in_order(ray_session, count):
-    import ray
+def test_crops_of_an_object_store_image_are_cut_where_it_is_fetched_in_order(ray_session, count):
+    """No task per crop: `crop_rects` names the rectangles, and the engine actor's fetch (one get of the
+    image for all its crops) cuts them; a lost image fails only the requests that need it."""
+    import asyncio
+
+    from got_data.engines.actor import EngineActor
+    from got_data.engines.types import ImageCrop, ModelRequest
 
     image = Image.new("RGB", (200, 100))
     image.paste((255, 0, 0), (0, 0, 50, 50))
+    ref = ray.put(image)
     rects = [(0, 0, 50, 50), (60, 10, 200, 100), (10, 20, 30, 90)][:count]
-    crops = crop_rects(ray.put(image), rects)
-    assert len(crops) == count and all(isinstance(crop, ray.ObjectRef) for crop in crops)
-    got = ray.get(crops)
-    assert [crop.size for crop in got] == [(x2 - x1, y2 - y1) for x1, y1, x2, y2 in rects]
-    assert got[0].getpixel((0, 0)) == (255, 0, 0)
-    assert crop_rects(ray.put(image), []) == []
+    crops = crop_rects(ref, rects)
+    assert crops == [ImageCrop(ref, rect) for rect in rects]
+    assert crop_rects(ref, []) == []
+    lost = ImageCrop(_lost_image.remote(), (0, 0, 1, 1))
+    actor = EngineActor.__new__(EngineActor)
+    requests = [ModelRequest(id=str(n), messages=[]) for n in range(2)]
+    fetched, failed = asyncio.run(actor._fetch_images(requests, [[*crops, ref], [crops[0], lost]]))
+    assert [crop.size for crop in fetched[:-1]] == [(x2 - x1, y2 - y1) for x1, y1, x2, y2 in rects]
+    assert fetched[0].getpixel((0, 0)) == (255, 0, 0) and fetched[-1].size == (200, 100)
+    assert isinstance(failed, dict) and failed["ok"] is False
