@@ -209,14 +209,12 @@ def split_schema(min_steps: int, max_steps: int, max_step_chars: int) -> dict[st
 
 
 def in_context_got_schema(layout: list[str], edits: int, max_change_chars: int) -> dict[str, Any]:
-    """JSON schema of InContextGotAnswer: one line per `layout` pattern (`edit_placeholders.got_layout`:
-    each fixes its line's number and headings and leaves the prose to the model) and exactly one
-    bounded change per edit.
+    """JSON schema of InContextGotAnswer: one line per `layout` pattern (`edit_placeholders.answer_layout`)
+    and exactly one bounded change per edit.
 
-    The lines are a list, not one string with "\\n" between them: under vLLM's grammar a tiny model
-    wrote the numbered layout wrongly ([1], [1, 4, 4]) where the grammar can simply hold it. xgrammar
-    compiles a pattern into characters without escapes, so a line holds no quote or backslash (a
-    description is written by its placeholder). The GoT's length is checked once answered
+    The lines are a list, not one string with "\\n" between them, so that each has its own pattern:
+    under one free string a tiny model wrote the numbered layout wrongly ([1], [1, 4, 4]) and left
+    regions out, where the grammar can simply hold them. The GoT's length is checked once answered
     (`max_got_chars`)."""
     change = {"type": "string", "minLength": 1, "maxLength": max_change_chars}
     lines = [{"type": "string", "pattern": pattern} for pattern in layout]

@@ -94,23 +94,6 @@ def as_sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
-# A line's prose in `got_layout`: no quote, backslash or line break (xgrammar compiles a pattern into
-# characters without JSON escapes).
-_PROSE = r'[^"\\\n]+'
-
-
-def got_layout(edits: int, multiturn: bool) -> list[str]:
-    """The numbered layout `single_turn_got` / `multi_turn_got` write, one pattern per line (a regex both
-    Python's `re` and xgrammar read) that fixes the line's number and headings: the in-context
-    assembly's grammar holds an answer to it."""
-    if not multiturn:
-        headings = ["Source image", "Edited object", "Edit region", "Change", "Edited image"]
-        return [rf"^{n}\. {heading}: {_PROSE}$" for n, heading in enumerate(headings, start=1)]
-    return [rf"^1\. Source image: {_PROSE}$",
-            *(rf"^{n + 1}\. Edit {n}: {_PROSE} Region: {_PROSE} Change: {_PROSE}$" for n in range(1, edits + 1)),
-            rf"^{edits + 2}\. Final image: {_PROSE}$"]
-
-
 def single_turn_got(source_description: str, step: ChainStep, target_description: str,
                     objects: DescribedObjects | None = None) -> EditGot:
     objects = objects or {}

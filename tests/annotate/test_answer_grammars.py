@@ -15,17 +15,18 @@ import pytest
 import xgrammar as xgr
 
 from got_data.annotate.answer_schemas import InContextGotAnswer, in_context_got_schema
-from got_data.annotate.edit_chain import ChainStep, got_layout, multi_turn_got, single_turn_got
+from got_data.annotate.edit_placeholders import PlaceholderTable, answer_layout, listed
 from got_data.engines.actor import DISABLE_ANY_WHITESPACE
 from got_data.records import Box
 from got_data.resources import resource_dir
 from got_data.world.checkpoints import world_models
 from got_data.world.oracle import compact, in_context_answer
 
-GOT = ["1. Source image: A blue diamond [O1] is in the middle. A green square [O2] is at the bottom left.",
-       "2. Edited object: The green square at the bottom left.", "3. Edit region: green square [R1].",
-       "4. Change: It turns yellow.", "5. Edited image: [D2]"]
-SINGLE = got_layout(1, multiturn=False)
+GOT = ["1. Source image: [D1]", "2. Edited object: The green square at the bottom left.",
+       "3. Edit region: green square [R1].", "4. Change: It turns yellow.", "5. Edited image: [D2]"]
+BOX = Box(x1=1, y1=2, x2=3, y2=4)
+TABLE = PlaceholderTable.of([[("green square", [BOX])]], {}, "target")
+SINGLE = answer_layout(TABLE, False, 80, 80)
 
 
 @pytest.fixture(scope="module")
@@ -58,36 +59,50 @@ def test_an_in_context_got_can_have_its_lines(compiler):
     [GOT[0], GOT[1].replace("Edited object", "Object"), *GOT[2:]],  # a heading changed
     [GOT[0], GOT[1] + "\n3. Edit region: more", *GOT[2:]],  # a line break inside a line
     [*GOT[:3], '4. Change: It says "hi".', GOT[4]],  # a quote (patterns compile without escapes)
+    [*GOT[:2], "3. Edit region: green square.", *GOT[3:]],  # the region's placeholder left out
+    [*GOT[:2], "3. Edit region: the square [R1].", *GOT[3:]],  # after another phrase
+    [GOT[0], "2. Edited object: The square [R2].", *GOT[2:]],  # a placeholder not listed
+    [GOT[0], "2. Edited object: " + "x" * 81, *GOT[2:]],  # longer than max_object_chars
+    ["1. Source image: A green square [O1].", *GOT[1:]],  # a description copied: [D1] under the grammar
 ])
-def test_the_grammar_holds_the_numbered_layout(compiler, broken):
+def test_the_grammar_holds_the_layout_and_the_placeholders(compiler, broken):
     assert not accepts(compiler, in_context_got_schema(SINGLE, 1, 80), compact({"got": broken, "changes": ["x"]}))
 
 
-def test_the_prompts_worked_examples_and_the_oracles_answers_fit_the_grammar_and_the_fields_layout(compiler):
-    sections = {"in_context": False, "in_context_multiturn": True}
+def test_the_prompts_worked_examples_and_the_oracles_answers_fit_their_grammar(compiler):
     template = (resource_dir("prompts") / "assemble_edit.txt").read_text()
+    facts = re.findall(r"^  regions: (.*)$", template, flags=re.MULTILINE)
     examples = re.findall(r"^Example answer: (.*)$", template, flags=re.MULTILINE)
-    assert len(examples) == 3
-    for example in examples:
-        answer = InContextGotAnswer.model_validate_json(example)
-        edits, multiturn = len(answer.changes), len(answer.got) != 5
-        assert accepts(compiler, in_context_got_schema(got_layout(edits, multiturn), edits, 240), example)
-    prose = [("The door.", "It is painted green."), ("The empty space on the right.", "A lamp appears there.")]
-    values = {"edits": "Edit 1: x\n  regions: the door [R1]\nEdit 2: y\n  regions: a lamp [R2]"}
-    for section, multiturn in sections.items():
-        edits = 2 if multiturn else 1
-        one = {"edits": "\n".join(values["edits"].splitlines()[:2])}
-        answer = in_context_answer(prose[:edits], values if multiturn else one, multiturn=multiturn)
-        assert accepts(compiler, in_context_got_schema(got_layout(edits, multiturn), edits, 240), answer)
-    # the fields mode writes the same layout (Python's `re` reads the patterns as xgrammar does)
-    step = ChainStep("The door.", [("the door", [Box(x1=1, y1=2, x2=3, y2=4)])], "It is painted green.")
-    for got, layout in ((single_turn_got("A dog sits.", step, "A dog sits."), got_layout(1, False)),
-                        (multi_turn_got("A dog sits.", [step, step], "A dog sits."), got_layout(2, True))):
-        lines = got.text.replace("\"", "").splitlines()
-        assert len(lines) == len(layout) and all(re.fullmatch(p, line) for p, line in zip(layout, lines))
+    regions = [[f"{phrase} [R{n}]"] for n, phrase in ((1, "the sofa"), (1, "the man"), (1, "the door"), (2, "a lamp"))]
+    assert facts == [r[0] for r in regions] and len(examples) == 3
+    tables = [PlaceholderTable.of([[(r[0].rsplit(" [", 1)[0], [BOX])] for r in edits], {}, "target")
+              for edits in ([regions[0]], [regions[1]], regions[2:])]
+    for example, table in zip(examples, tables):
+        edits = len(table.regions)
+        layout = answer_layout(table, edits > 1, 240, 240)
+        assert accepts(compiler, in_context_got_schema(layout, edits, 240), example)
+        prose = [("The door.", "It is painted green."), ("The empty space on the right.", "A lamp appears there.")]
+        values = {"edits": "\n".join(f"Edit {n}: x\n  regions: {listed(regions)}"
+                                     for n, regions in enumerate(table.regions, start=1))}
+        answer = in_context_answer(prose[:edits], values, multiturn=edits > 1)
+        assert accepts(compiler, in_context_got_schema(layout, edits, 240), answer)
+
+
+def test_a_region_phrase_the_pattern_cannot_spell_is_left_free_and_checked(compiler):
+    table = PlaceholderTable.of([[('the "odd" sign', [BOX])]], {}, "target")
+    layout = answer_layout(table, False, 80, 80)
+    assert accepts(compiler, in_context_got_schema(layout, 1, 80),
+                   compact({"got": [*GOT[:2], "3. Edit region: the sign [R1].", *GOT[3:]], "changes": ["x"]}))
 
 
 def test_the_grammar_still_bounds_what_it_bounds(compiler):
     schema = in_context_got_schema(SINGLE, 1, 20)
     assert not accepts(compiler, schema, compact({"got": GOT, "changes": ["It turns yellow, then bright gold."]}))
     assert not accepts(compiler, schema, compact({"got": GOT, "changes": ["one", "two"]}))
+
+
+def test_a_region_phrase_is_a_phrase_of_the_line_not_the_end_of_a_word(compiler):
+    joined = compact({"got": [*GOT[:2], "3. Edit region: agreen square [R1].", *GOT[3:]], "changes": ["x"]})
+    assert not accepts(compiler, in_context_got_schema(SINGLE, 1, 80), joined)
+    spaced = compact({"got": [*GOT[:2], "3. Edit region: the green square [R1] here.", *GOT[3:]], "changes": ["x"]})
+    assert accepts(compiler, in_context_got_schema(SINGLE, 1, 80), spaced)

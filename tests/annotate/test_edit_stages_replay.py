@@ -101,8 +101,11 @@ def decoded(data):
     return DecodedImage(prepared=prepared, model_image=prepared.to_pil(), model_size=(prepared.width, prepared.height))
 
 
-def run_chain(models, instructions, images, spec="edit.yaml", edit_types=None, family="qwen2-vl", verify_options=None):
+def run_chain(models, instructions, images, spec="edit.yaml", edit_types=None, family="qwen2-vl", verify_options=None,
+              assembly=None):
     spec = load_spec(spec)
+    if assembly is not None:
+        next(s for s in spec.stages if s.name == "assemble_edit").options["mode"] = assembly
     next(s for s in spec.stages if s.name == "verify_regions").options.update(verify_options or {})
     stages = build_stages(spec, {"vlm": family, "llm": "qwen2"})
     multiturn = spec.record_kind == "multiturn"
@@ -259,10 +262,10 @@ def test_optional_details_that_fail_are_dropped_not_fatal():
                                     ("reinstruction", "unparsable_answer")]
 
 
-@pytest.mark.parametrize("spec", ["edit-world.yaml", "edit.yaml"])  # fields, in context (whose answer echoes
-def test_hostile_instruction_and_echoed_tokens_never_reach_the_record(spec):  # no grounding token: see below)
+@pytest.mark.parametrize("assembly", ["fields", "in_context"])  # (the in-context answer echoes no grounding
+def test_hostile_instruction_and_echoed_tokens_never_reach_the_record(assembly):  # token: see below)
     instruction = "Make the sofa blue " + HOSTILE
-    echo = HOSTILE if spec == "edit-world.yaml" else CONTROL
+    echo = HOSTILE if assembly == "fields" else CONTROL
     models = ReplayModels(
         [parse("color", ["the sofa"])], {"the sofa": qwen2_vl_box("the sofa", "(100,400),(900,950)")},
         chain(("The sofa " + echo, "It turns blue " + echo)),
@@ -270,7 +273,7 @@ def test_hostile_instruction_and_echoed_tokens_never_reach_the_record(spec):  # 
                   "user_after": json.dumps({"description": HOSTILE + " A blue sofa."})},
         rewrites=json.dumps({"rewrites": ["Blue sofa " + HOSTILE]}),
     )
-    record = run_chain(models, [instruction], [RED, BLUE], spec=spec).record
+    record = run_chain(models, [instruction], [RED, BLUE], spec="edit-world.yaml", assembly=assembly).record
     assert record.source.original_caption == instruction  # verbatim, as provenance
     for text in (record.instruction, record.source_description, record.target_description, record.edit.change,
                  record.edit.target_object, *record.reinstructions):
@@ -339,7 +342,7 @@ def test_multiturn_assembly_must_write_one_step_per_turn():
     )
     with pytest.raises(StageReject) as info:
         run_chain(models, ["Make the sofa blue", "Make the lamp green"], [RED, BLUE, jpeg((0, 255, 0))],
-                  spec="multiturn-world.yaml")  # the fields answer
+                  spec="multiturn-world.yaml", assembly="fields")
     assert (info.value.stage, info.value.reason) == ("assemble_edit", "unparsable_answer")
 
 
@@ -350,7 +353,7 @@ def test_whole_image_object_takes_the_whole_box_and_raw_control_characters_are_d
         [parse("color", ["the whole image"])], {},
         '{"steps":[{"object":"The pic\x1dture\x13.","change":"It turns\x12 blue."}]}',
     )
-    record = run_chain(models, ["Make everything blue"], [RED, BLUE], spec="edit-world.yaml").record  # the fields answer
+    record = run_chain(models, ["Make everything blue"], [RED, BLUE], spec="edit-world.yaml", assembly="fields").record
     assert record.edit.regions == [WHOLE_IMAGE] and record.edit.target_object == "the whole image"
     assert record.edit.change == "It turns blue."
     assert "2. Edited object: The pic ture." in record.got

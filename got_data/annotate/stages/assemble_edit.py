@@ -3,9 +3,10 @@
 Two modes (`mode`). `fields`: the LLM writes the prose of each edit (which object, how it changes) as
 a bounded JSON answer with exactly one entry per edit; `edit_chain` lays out the steps and inserts the
 grounded boxes. `in_context` (the GoT paper's assembly): prompted with worked examples, the LLM writes
-the whole numbered GoT, line by line (the grammar holds each line's number and headings), naming each
-measured region by a listed placeholder and each description, shown with its placed objects'
-placeholders already in place, by its own placeholder ([D1], [D2]);
+the whole numbered GoT, line by line, naming each measured region by a listed placeholder and each
+description, shown with its placed objects' placeholders already in place, by its own placeholder
+([D1], [D2]); the grammar holds the layout, the descriptions' and the regions' placeholders
+(`answer_layout`), and the LLM writes the prose between;
 `edit_placeholders` checks the answer and substitutes the measured boxes, and a failed answer (or one
 the record model refuses) is asked again once, then rejected. Either way the text's boxes are the
 measured boxes by construction.
@@ -25,12 +26,13 @@ from got_data.annotate.answer_schemas import (
     in_context_got_schema,
 )
 from got_data.annotate.ask_json import BadAnswer, ask_json
-from got_data.annotate.edit_chain import ChainStep, EditGot, got_layout, multi_turn_got, single_turn_got
+from got_data.annotate.edit_chain import ChainStep, EditGot, multi_turn_got, single_turn_got
 from got_data.annotate.edit_placeholders import (
     FINAL_DESCRIPTION,
     REFUSED_GOT,
     SOURCE_DESCRIPTION,
     PlaceholderTable,
+    answer_layout,
     fill_placeholders,
     listed,
     unbracketed,
@@ -85,9 +87,11 @@ class AssembleEdit(Stage):
             "fields", description="`fields`: the LLM writes each edit's prose, a fixed layout holds it; `in_context`: "
             "prompted with worked examples, it writes the whole numbered GoT with placeholders for the measured "
             "boxes (checked, asked again once, else rejected: docs/REJECTS.md)")
-        max_object_chars: int = Field(200, gt=0, description="`fields`: JSON maxLength of the object prose written per edit")
-        max_change_chars: int = Field(240, gt=0, description="JSON maxLength of the change prose written per edit"
-                                                         " (`max_tokens` must cover one pair per turn)")
+        max_object_chars: int = Field(200, gt=0, description="most characters of the object prose written per edit "
+                                                            "(JSON maxLength; `in_context`: in its line's pattern)")
+        max_change_chars: int = Field(240, gt=0, description="most characters of the change prose written per edit"
+                                                         " (JSON maxLength; `in_context`: in its line's pattern "
+                                                         "too); `max_tokens` must cover one pair per turn")
         max_got_chars: int = Field(4000, gt=0, description="`in_context`: most characters of the GoT's lines "
                                                           "together, checked once answered (`max_tokens` must "
                                                           "cover it)")
@@ -140,7 +144,7 @@ class AssembleEdit(Stage):
         final_image = "target" if work.kind == "edit" else f"turn{len(work.steps)}"
         table = PlaceholderTable.of([step.groundings for step in work.steps], work.placed, final_image).described(
             work.source_description, work.final_description)
-        layout = got_layout(len(work.steps), multiturn=work.kind != "edit")
+        layout = answer_layout(table, work.kind != "edit", self.options.max_object_chars, self.options.max_change_chars)
         values = {"source_description": table.descriptions[SOURCE_DESCRIPTION],
                   "final_description": table.descriptions[FINAL_DESCRIPTION],
                   "edits": in_context_edits_text(work, table), "count": str(len(work.steps))}
