@@ -130,12 +130,11 @@ def mark_phrases(text: str, placeholders: list[tuple[str, str]]) -> str:
     return "".join(out) + text[cursor:]
 
 
-# Prose an in-context line holds around what its pattern fixes: no quote, backslash or line break
-# (xgrammar compiles a pattern into characters without JSON escapes) and no square bracket, so no
-# placeholder but the ones the pattern spells out can be written.
-_PROSE = r'[^"\\\n\[\]]'
-_GAP = 40  # most characters of prose around a line's region phrases
-_NOT_WORD = r'[^"\\\n\[\]A-Za-z0-9_]'
+# Prose an in-context line holds where its pattern leaves it free: no quote, backslash or line break
+# (xgrammar compiles a pattern into characters without JSON escapes), no square bracket (no
+# placeholder but the ones the pattern spells out can be written) and no colon (no heading either).
+_PROSE = r'[^"\\\n\[\]:]'
+_BETWEEN_REGIONS = r"(, |,? and )"  # what may join an edit's region phrases
 # xgrammar (0.2.8) fails to compile a bounded repetition much over 100 ("{1,200}"); a longer bound is
 # left to the answer's checks and `max_tokens`
 _MOST_BOUNDED = 100
@@ -153,18 +152,18 @@ def _spelled(text: str) -> str:
 def answer_layout(table: PlaceholderTable, multiturn: bool, max_object_chars: int, max_change_chars: int) -> list[str]:
     """One pattern per line of an in-context answer (a regex both Python's `re` and xgrammar read), the
     grammar the answer is constrained to: each line's number and headings, the descriptions by [D1] /
-    [D2], and in each edit's region part its phrases with their placeholders, in order, with a little
-    prose around them. The LLM writes the rest (what the edit acts on, how it changes), bounded. So
-    under the grammar no layout is broken, no region left unreferenced and no placeholder invented;
-    an answer given without it (the oracle, another backend) is still checked (`fill_placeholders`)."""
-    obj, change, gap = _prose(max_object_chars), _prose(max_change_chars), f"{_PROSE}{{0,{_GAP}}}"
+    [D2], and each edit's region part: its phrases, each with its placeholder, in the listed order,
+    joined by a comma or "and". The LLM writes the rest (what the edit acts on, how it changes),
+    bounded. So under the grammar no layout is broken, no region left unreferenced and no placeholder
+    invented; an answer given without it (the oracle, another backend) is still checked
+    (`fill_placeholders`)."""
+    obj, change = _prose(max_object_chars), _prose(max_change_chars)
 
     def region(edit: list[Placeholder]) -> str:
         if not all(_SPELLABLE.fullmatch(p.phrase) for p in edit):
             return r'[^"\\\n]+'  # a phrase the pattern cannot spell: free, checked once answered
-        # prose before a phrase ends on a non-word character, so the phrase is the text's (the check's rule)
-        before = f"({_PROSE}{{0,{_GAP - 1}}}{_NOT_WORD})?"
-        return "".join(f"{before}{_spelled(p.phrase)} {_spelled(p.ref)}" for p in edit) + gap
+        spelled = _BETWEEN_REGIONS.join(f"{_spelled(p.phrase)} {_spelled(p.ref)}" for p in edit)
+        return (spelled or listed(edit)) + r"\.?"  # (`listed` says "none" for an edit without a region)
 
     first, last = rf"^1\. Source image: {_spelled(SOURCE_DESCRIPTION)}$", _spelled(FINAL_DESCRIPTION)
     if not multiturn:

@@ -101,8 +101,26 @@ def test_the_grammar_still_bounds_what_it_bounds(compiler):
     assert not accepts(compiler, schema, compact({"got": GOT, "changes": ["one", "two"]}))
 
 
-def test_a_region_phrase_is_a_phrase_of_the_line_not_the_end_of_a_word(compiler):
-    joined = compact({"got": [*GOT[:2], "3. Edit region: agreen square [R1].", *GOT[3:]], "changes": ["x"]})
-    assert not accepts(compiler, in_context_got_schema(SINGLE, 1, 80), joined)
-    spaced = compact({"got": [*GOT[:2], "3. Edit region: the green square [R1] here.", *GOT[3:]], "changes": ["x"]})
-    assert accepts(compiler, in_context_got_schema(SINGLE, 1, 80), spaced)
+def test_region_phrases_are_written_as_listed_joined_by_a_comma_or_and(compiler):
+    def region_line(line, table=TABLE):
+        answer = compact({"got": [*GOT[:2], line, *GOT[3:]], "changes": ["x"]})
+        return accepts(compiler, in_context_got_schema(answer_layout(table, False, 80, 80), 1, 80), answer)
+
+    assert region_line("3. Edit region: green square [R1]")
+    assert not region_line("3. Edit region: agreen square [R1].")
+    assert not region_line("3. Edit region: the green square [R1] here.")
+    two = PlaceholderTable.of([[("green square", [BOX]), ("red dot", [BOX])]], {}, "target")
+    for joined in ("green square [R1], red dot [R2].", "green square [R1] and red dot [R2].",
+                   "green square [R1], and red dot [R2]."):
+        assert region_line(f"3. Edit region: {joined}", two)
+    assert not region_line("3. Edit region: red dot [R2], green square [R1].", two)
+
+
+def test_prose_cannot_write_a_heading(compiler):
+    multi = PlaceholderTable.of([[("the door", [BOX])], [("a lamp", [BOX])]], {}, "turn2")
+    layout = answer_layout(multi, True, 80, 80)
+    good = ["1. Source image: [D1]", "2. Edit 1: The door. Region: the door [R1]. Change: It is green.",
+            "3. Edit 2: The right. Region: a lamp [R2]. Change: A lamp appears.", "4. Final image: [D2]"]
+    assert accepts(compiler, in_context_got_schema(layout, 2, 80), compact({"got": good, "changes": ["x", "y"]}))
+    bad = [*good[:2], "3. Edit 2: The right. Region: junk. Final image: a lamp [R2]. Change: A lamp appears.", good[3]]
+    assert not accepts(compiler, in_context_got_schema(layout, 2, 80), compact({"got": bad, "changes": ["x", "y"]}))
