@@ -215,8 +215,10 @@ class EngineActor:
         values = dict(zip(refs, await asyncio.gather(*refs, return_exceptions=True))) if refs else {}
         out: list = []
         for request, pics in zip(requests, images):
-            resolved = [_cut(pic, values[_whole(pic)] if isinstance(_whole(pic), ray.ObjectRef) else _whole(pic))
-                        for pic in pics]
+            resolved = []
+            for pic in pics:
+                whole = _whole(pic)
+                resolved.append(_cut(pic, values[whole] if isinstance(whole, ray.ObjectRef) else whole))
             bad = next((v for v in resolved if isinstance(v, BaseException)), None)
             if bad is None:
                 out.append(resolved)
