@@ -16,7 +16,9 @@ the record's `objects`, each on the image its description is about.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from string import Formatter
 
 from got_data.annotate.model_text import free_occurrences
 from got_data.records import Annotation, Box, PlacedObject, render_got
@@ -24,6 +26,35 @@ from got_data.records import Annotation, Box, PlacedObject, render_got
 # Objects each description names, with their boxes: "source" (the source image's description) and
 # "final" (the edited image's, or the last turn's)
 DescribedObjects = dict[str, list[tuple[str, list[Box]]]]
+
+
+def edit_layout(steps: int, multiturn: bool) -> list[str]:
+    """The numbered lines of an edit GoT as templates whose slots are `{source}`, `{target}` and, per
+    edit n, `{objectN}`, `{regionN}`, `{changeN}`. The one home of the layout: the fields writer (below),
+    the in-context grammar (`edit_placeholders.answer_layout`) and the world oracle's in-context answer
+    all spell their lines from it."""
+    if not multiturn:
+        return ["1. Source image: {source}", "2. Edited object: {object1}", "3. Edit region: {region1}.",
+                "4. Change: {change1}", "5. Edited image: {target}"]
+    return ["1. Source image: {source}",
+            *(f"{n + 1}. Edit {n}: {{object{n}}} Region: {{region{n}}}. Change: {{change{n}}}" for n in range(1, steps + 1)),
+            f"{steps + 2}. Final image: {{target}}"]
+
+
+def layout_pieces(template: str) -> Iterator[tuple[str, str | None]]:
+    """A layout line's (literal text, slot or None) pieces in order."""
+    for literal, slot, _, _ in Formatter().parse(template):
+        yield literal, slot
+
+
+def slot_kind(slot: str) -> str:
+    """What a slot holds: "object3" -> "object"."""
+    return slot.rstrip("0123456789")
+
+
+def slot_step(slot: str) -> int:
+    """Which edit a per-edit slot belongs to (1-based): "region2" -> 2."""
+    return int(slot[len(slot_kind(slot)):])
 
 
 @dataclass(frozen=True)
@@ -96,30 +127,32 @@ def as_sentence(text: str) -> str:
 
 def single_turn_got(source_description: str, step: ChainStep, target_description: str,
                     objects: DescribedObjects | None = None) -> EditGot:
-    objects = objects or {}
-    out = GotBuilder()
-    out.text("1. Source image: ")
-    out.described(as_sentence(source_description), objects.get("source", []), "source")
-    out.text(f"\n2. Edited object: {as_sentence(step.object_text)}\n")
-    out.text("3. Edit region: ")
-    out.region(step.groundings)
-    out.text(f".\n4. Change: {as_sentence(step.change)}\n")
-    out.text("5. Edited image: ")
-    out.described(as_sentence(target_description), objects.get("final", []), "target")
-    return out.render()
+    return _layout_got(source_description, [step], target_description, objects, multiturn=False)
 
 
 def multi_turn_got(source_description: str, steps: list[ChainStep], final_description: str,
                    objects: DescribedObjects | None = None) -> EditGot:
+    return _layout_got(source_description, steps, final_description, objects, multiturn=True)
+
+
+def _layout_got(source_description: str, steps: list[ChainStep], final_description: str,
+                objects: DescribedObjects | None, multiturn: bool) -> EditGot:
     objects = objects or {}
     out = GotBuilder()
-    out.text("1. Source image: ")
-    out.described(as_sentence(source_description), objects.get("source", []), "source")
-    out.text("\n")
-    for n, step in enumerate(steps, start=1):
-        out.text(f"{n + 1}. Edit {n}: {as_sentence(step.object_text)} Region: ")
-        out.region(step.groundings)
-        out.text(f". Change: {as_sentence(step.change)}\n")
-    out.text(f"{len(steps) + 2}. Final image: ")
-    out.described(as_sentence(final_description), objects.get("final", []), f"turn{len(steps)}")
+    final_role = f"turn{len(steps)}" if multiturn else "target"
+    for n, line in enumerate(edit_layout(len(steps), multiturn)):
+        if n:
+            out.text("\n")
+        for literal, slot in layout_pieces(line):
+            out.text(literal)
+            if slot == "source":
+                out.described(as_sentence(source_description), objects.get("source", []), "source")
+            elif slot == "target":
+                out.described(as_sentence(final_description), objects.get("final", []), final_role)
+            elif slot is not None:
+                step, kind = steps[slot_step(slot) - 1], slot_kind(slot)
+                if kind == "region":
+                    out.region(step.groundings)
+                else:
+                    out.text(as_sentence(step.object_text if kind == "object" else step.change))
     return out.render()

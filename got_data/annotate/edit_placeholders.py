@@ -16,7 +16,15 @@ import re
 from dataclasses import dataclass, field, replace
 
 from got_data.annotate.ask_json import BadAnswer
-from got_data.annotate.edit_chain import EditGot, GotBuilder, as_sentence
+from got_data.annotate.edit_chain import (
+    EditGot,
+    GotBuilder,
+    as_sentence,
+    edit_layout,
+    layout_pieces,
+    slot_kind,
+    slot_step,
+)
 from got_data.annotate.model_text import clean_model_text, free_occurrences
 from got_data.records import Box
 from got_data.records.codec import GROUNDING_TOKENS, find_special_tokens
@@ -157,23 +165,21 @@ def answer_layout(table: PlaceholderTable, multiturn: bool, max_object_chars: in
     bounded. So under the grammar no layout is broken, no region left unreferenced and no placeholder
     invented; an answer given without it (the oracle, another backend) is still checked
     (`fill_placeholders`)."""
-    obj, change = _prose(max_object_chars), _prose(max_change_chars)
+    free = {"source": _spelled(SOURCE_DESCRIPTION), "target": _spelled(FINAL_DESCRIPTION),
+            "object": _prose(max_object_chars), "change": _prose(max_change_chars)}
 
     def region(edit: list[Placeholder]) -> str:
         if not all(_SPELLABLE.fullmatch(p.phrase) for p in edit):
             return r'[^"\\\n]+'  # a phrase the pattern cannot spell: free, checked once answered
-        spelled = _BETWEEN_REGIONS.join(f"{_spelled(p.phrase)} {_spelled(p.ref)}" for p in edit)
-        return (spelled or listed(edit)) + r"\.?"  # (`listed` says "none" for an edit without a region)
+        # (`listed` says "none" for an edit without a region)
+        return _BETWEEN_REGIONS.join(f"{_spelled(p.phrase)} {_spelled(p.ref)}" for p in edit) or listed(edit)
 
-    first, last = rf"^1\. Source image: {_spelled(SOURCE_DESCRIPTION)}$", _spelled(FINAL_DESCRIPTION)
-    if not multiturn:
-        (edit,) = table.regions
-        return [first, rf"^2\. Edited object: {obj}$", rf"^3\. Edit region: {region(edit)}$",
-                rf"^4\. Change: {change}$", rf"^5\. Edited image: {last}$"]
-    count = len(table.regions)
-    return [first, *(rf"^{n + 1}\. Edit {n}: {obj} Region: {region(edit)} Change: {change}$"
-                     for n, edit in enumerate(table.regions, start=1)),
-            rf"^{count + 2}\. Final image: {last}$"]
+    def slot_pattern(slot: str) -> str:
+        kind = slot_kind(slot)
+        return region(table.regions[slot_step(slot) - 1]) if kind == "region" else free[kind]
+
+    return ["^" + "".join(_spelled(literal) + (slot_pattern(slot) if slot else "") for literal, slot in layout_pieces(line))
+            + "$" for line in edit_layout(len(table.regions), multiturn)]
 
 
 def check_written(written: str, lines: int, given: tuple[str, ...] = ()) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 from PIL import Image
 
-from got_data.annotate.edit_chain import as_sentence
+from got_data.annotate.edit_chain import as_sentence, edit_layout
 from got_data.annotate.edit_placeholders import FINAL_DESCRIPTION, SOURCE_DESCRIPTION
 from got_data.annotate.grounding import (
     ALL_PHRASES_SECTION,
@@ -253,16 +253,10 @@ def in_context_answer(prose: list[tuple[str, str]], values: dict, multiturn: boo
                if line.strip().startswith("regions:")]
     if len(regions) != len(prose):
         raise OracleError(f"{len(regions)} region listings for {len(prose)} edits")
-    if multiturn:
-        lines = [f"1. Source image: {SOURCE_DESCRIPTION}"]
-        lines += [f"{n + 1}. Edit {n}: {as_sentence(obj)} Region: {region}. Change: {as_sentence(change)}"
-                  for n, ((obj, change), region) in enumerate(zip(prose, regions), start=1)]
-        lines.append(f"{len(prose) + 2}. Final image: {FINAL_DESCRIPTION}")
-    else:
-        (obj, change), = prose
-        lines = [f"1. Source image: {SOURCE_DESCRIPTION}", f"2. Edited object: {as_sentence(obj)}",
-                 f"3. Edit region: {regions[0]}.", f"4. Change: {as_sentence(change)}",
-                 f"5. Edited image: {FINAL_DESCRIPTION}"]
+    slots = {"source": SOURCE_DESCRIPTION, "target": FINAL_DESCRIPTION}
+    for n, ((obj, change), region) in enumerate(zip(prose, regions), start=1):
+        slots |= {f"object{n}": as_sentence(obj), f"region{n}": region, f"change{n}": as_sentence(change)}
+    lines = [line.format_map(slots) for line in edit_layout(len(prose), multiturn)]
     return compact({"got": lines, "changes": [change for _, change in prose]})
 
 

@@ -106,7 +106,8 @@ def test_region_phrases_are_written_as_listed_joined_by_a_comma_or_and(compiler)
         answer = compact({"got": [*GOT[:2], line, *GOT[3:]], "changes": ["x"]})
         return accepts(compiler, in_context_got_schema(answer_layout(table, False, 80, 80), 1, 80), answer)
 
-    assert region_line("3. Edit region: green square [R1]")
+    assert region_line("3. Edit region: green square [R1].")
+    assert not region_line("3. Edit region: green square [R1]")  # the layout ends the region with a full stop
     assert not region_line("3. Edit region: agreen square [R1].")
     assert not region_line("3. Edit region: the green square [R1] here.")
     two = PlaceholderTable.of([[("green square", [BOX]), ("red dot", [BOX])]], {}, "target")
