@@ -23,7 +23,6 @@ annotators, or with the single driver, lands every input exactly once.
 
 from __future__ import annotations
 
-import resource
 import threading
 import time
 from collections import Counter
@@ -43,7 +42,7 @@ from got_data.annotate.output_journals import OutputJournals
 from got_data.annotate.partitions import Partition, split
 from got_data.annotate.progress import live_fields, start_progress
 from got_data.annotate.runner import PipelineRun, RunOptions, attempt_info, pool_models
-from got_data.annotate.stats import LiveCounts, RunStats
+from got_data.annotate.stats import LiveCounts, RunStats, process_cpu_seconds
 from got_data.annotate.stats_log import LOG_FILE, STATS_FILE, StatsLog, write_stats
 from got_data.engines.pool import PoolHandle
 from got_data.shards.dataset_card import write_dataset_card
@@ -88,12 +87,6 @@ def open_pools(shared: dict[str, Any]) -> dict[str, Any]:
         if id(item) not in opened:
             opened[id(item)] = item.open() if isinstance(item, PoolHandle) else item
     return {role: opened[id(item)] for role, item in shared.items()}
-
-
-def cpu_seconds() -> float:
-    """User + system CPU of this process, all its threads."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 @dataclass
@@ -143,7 +136,7 @@ class Annotator:
         """Annotate the partition; its figures: work (`RunStats`), CPU seconds, node and pid."""
         import os
 
-        cpu0, wall0 = cpu_seconds(), time.perf_counter()
+        cpu0, wall0 = process_cpu_seconds(), time.perf_counter()
         with self.lock:
             pools = self.pools = open_pools(task.pools)
             for role, handle in self.engines.items():  # a refresh that came before the pools opened
@@ -158,9 +151,14 @@ class Annotator:
                     if getattr(pool, "attached", False):
                         pool.shutdown()
         shards = task.partition.shards
+        cpu = process_cpu_seconds()
+        first = self.run_.first_record_cpu_s
         return {"partition": task.partition.label, "input_shards": None if shards is None else len(shards),
                 "node_id": ray.get_runtime_context().get_node_id(),
-                "pid": os.getpid(), "cpu_s": cpu_seconds() - cpu0, "wall_s": time.perf_counter() - wall0,
+                "pid": os.getpid(), "cpu_s": cpu - cpu0,
+                # CPU until its first record was written (the process warming up, its run opening): what the
+                # rest, over the records after the first, leaves is the cost per record at scale
+                "start_cpu_s": (cpu if first is None else first) - cpu0, "wall_s": time.perf_counter() - wall0,
                 "stats": self.run_.stats, "work": self.run_.stats.as_dict()}
 
     def progress(self) -> LiveCounts:
@@ -277,7 +275,8 @@ class AnnotatorsRun:
         document = stats_log.document(work, totals, [], reasons, complete=True, other_shards=journals.dataset)
         document["annotators"] = [
             {"partition": r["partition"], "input_shards": r["input_shards"], "node_id": r["node_id"], "pid": r["pid"],
-             "cpu_s": round(r["cpu_s"], 3), "wall_s": round(r["wall_s"], 3), "work": r["work"]} for r in results]
+             "cpu_s": round(r["cpu_s"], 3), "start_cpu_s": round(r["start_cpu_s"], 3), "wall_s": round(r["wall_s"], 3),
+             "work": r["work"]} for r in results]
         write_stats(output.staging, document)
         output.publish(STATS_FILE)
         output.publish_state(LOG_FILE)

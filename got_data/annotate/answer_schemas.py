@@ -28,10 +28,16 @@ def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def bounded_schema(model: type[BaseModel], max_chars: dict[str, int]) -> dict[str, Any]:
-    """The model's JSON schema with maxLength set on the named string fields (from stage options)."""
+    """The model's JSON schema with maxLength set on the named string fields (from stage options).
+    Built once per (model, bounds) and shared by every request that asks with it: not to be mutated."""
+    return _bounded_schema(model, tuple(sorted((name, int(limit)) for name, limit in max_chars.items())))
+
+
+@functools.lru_cache(maxsize=256)
+def _bounded_schema(model: type[BaseModel], max_chars: tuple[tuple[str, int], ...]) -> dict[str, Any]:
     schema = copy.deepcopy(_json_schema(model))
-    for name, limit in max_chars.items():
-        schema["properties"][name]["maxLength"] = int(limit)
+    for name, limit in max_chars:
+        schema["properties"][name]["maxLength"] = limit
     return schema
 
 
@@ -107,11 +113,12 @@ def candidate_phrases(text: str, max_words: int = 5, limit: int = 1000) -> list[
     seen: dict[str, None] = {}
     for clause in _CLAUSE_SPLIT.split(text):
         words = _WORD.findall(clause)
-        for i in range(len(words)):
-            for n in range(1, max_words + 1):
-                if i + n > len(words):
-                    break
-                seen.setdefault(" ".join(words[i : i + n]), None)
+        for i, first in enumerate(words):
+            phrase = first
+            for word in [None, *words[i + 1 : i + max_words]]:
+                if word is not None:
+                    phrase = f"{phrase} {word}"
+                seen.setdefault(phrase, None)
                 if len(seen) >= limit:
                     return list(seen)
     return list(seen)

@@ -17,6 +17,7 @@ answer that came before (`one_box`: a bare `(x1,y1),(x2,y2)`, one `{"bbox_2d", "
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ NOT_THERE = "not_there"  # the dropped-phrase reason of an answer that gives no 
 _JSON_BLOCK = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 _REF_ONLY = re.compile(r"\s*" + re.escape(OBJECT_REF_START) + r".*?" + re.escape(OBJECT_REF_END) + r"\s*(<\|im_end\|>)?\s*",
                        re.DOTALL)
-_REGEX_SPECIAL = set("\\.^$*+?{}[]|()")
+_REGEX_ESCAPES = str.maketrans({c: "\\" + c for c in "\\.^$*+?{}[]|()"})
 
 
 class GroundingParseError(ValueError):
@@ -56,9 +57,10 @@ class AnswerConstraint:
 
 def regex_literal(text: str) -> str:
     """`text` as a regex matching itself; spaces stay plain (the grammar backend refuses `\\ `)."""
-    return "".join("\\" + c if c in _REGEX_SPECIAL else c for c in text)
+    return text.translate(_REGEX_ESCAPES)
 
 
+@functools.lru_cache(maxsize=4096)
 def qwen2_vl_answer_regex(phrase: str, max_boxes: int) -> str:
     """The reference to `phrase` then 0..max_boxes box spans."""
     ref = regex_literal(OBJECT_REF_START + phrase + OBJECT_REF_END)

@@ -39,7 +39,7 @@ from got_data.annotate.progress import live_fields, start_progress
 from got_data.annotate.reject_detail import public_detail
 from got_data.annotate.spec_check import check_spec
 from got_data.annotate.stage import Stage, StageReject
-from got_data.annotate.stats import AnyRecord, DatasetStats, RunStats
+from got_data.annotate.stats import AnyRecord, DatasetStats, RunStats, process_cpu_seconds
 from got_data.annotate.stats_log import LOG_FILE, STATS_FILE, StatsLog, write_stats
 from got_data.annotate.work_items import WORK_KINDS
 from got_data.errors import CodecError, InputError, RecordError, ShardError
@@ -140,6 +140,7 @@ class PipelineRun:
         self.pools = pools
         self.options = options
         self.partition = partition
+        self.first_record_cpu_s: float | None = None  # this process's CPU clock when the first record was written
         self.shard_name = (options.shard_name if partition is None
                            else partition_shard_name(options.shard_name, partition.index))
         families = {role: pool.model_info()["family"] for role, pool in pools.items()}
@@ -273,6 +274,8 @@ class PipelineRun:
         self.stats.add_record(record)  # counted before the write: a shard closing in it reports this record too
         try:
             writer.write(record, work.shard_images())
+            if self.first_record_cpu_s is None:
+                self.first_record_cpu_s = process_cpu_seconds()
         except ShardError as exc:
             del self._key_to_ref[record.key]
             del self._unshipped[record.key]

@@ -8,6 +8,7 @@ as the run goes; docs/STATS.md says what each field means.
 
 from __future__ import annotations
 
+import resource
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,6 +18,12 @@ from got_data.annotate.stage import Usage
 from got_data.distributions import Histogram, Tally
 from got_data.records import EditOp, EditRecord, MultiTurnRecord, T2IRecord
 from got_data.shards.index import record_counts
+
+
+def process_cpu_seconds() -> float:
+    """User + system CPU of this process, all its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 AnyRecord = T2IRecord | EditRecord | MultiTurnRecord
 # Image sizes are tallied rounded to this many pixels, so a web-scale run keeps a few hundred sizes.

@@ -110,6 +110,7 @@ def test_two_annotators_split_the_input_and_the_driver_merges(world, tmp_path):
     a, b = stats["annotators"]
     assert (a["partition"], b["partition"]) == ("p000", "p001") and a["pid"] != b["pid"] != os.getpid()
     assert a["cpu_s"] > 0 and b["cpu_s"] > 0
+    assert 0 < a["start_cpu_s"] < a["cpu_s"] and 0 < b["start_cpu_s"] < b["cpu_s"]
     assert a["work"]["records"] + b["work"]["records"] == stats["run"]["records"] == INPUTS
     assert (a["work"]["inputs_seen"], b["work"]["inputs_seen"]) == (6, 7)  # ranges: positions 0-5 and 6-12
     listing = [item.input_ref for item in open_world_input("t2i", world[2])]
