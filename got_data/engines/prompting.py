@@ -93,9 +93,7 @@ class PromptBuilder:
 
     @classmethod
     def from_pretrained(cls, model: str | Path, family: str) -> "PromptBuilder":
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(model))
+        tokenizer = load_tokenizer(model)
         template = getattr(tokenizer, "chat_template", None)
         if not template and family in NAMES and model_family(family).vision:
             # Some VL checkpoints keep the template only with the processor.
@@ -220,3 +218,15 @@ class PromptBuilder:
         ids.update(int(i) for i in added)
         return ids
 
+
+def load_tokenizer(model: str | Path) -> Any:
+    """A checkpoint's tokenizer exactly as its tokenizer.json defines it. AutoTokenizer picks the model
+    type's class (Qwen2Tokenizer), which rebuilds the text splitting from the class's own defaults:
+    the same as Qwen's checkpoints define, but not what the world's tiny models were trained with
+    (their tokenizer keeps "\n\n" as two tokens), so their prompts came in token sequences they never
+    saw in training. Without a local tokenizer.json (a hub id), AutoTokenizer."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    if (Path(model) / "tokenizer.json").is_file():
+        return PreTrainedTokenizerFast.from_pretrained(str(model))
+    return AutoTokenizer.from_pretrained(str(model))
