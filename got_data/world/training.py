@@ -96,8 +96,9 @@ class WorldTrainingConfig:
         stage_weights={"ground": 3.0, "localize": 2.0, "recaption": 2.0, "describe": 1.5}, grounding_steps=2000,
         attention_weight=1.0,
         attention_layers=(1, 2, 3)))
+    # 3000 steps: at 1500 the LLM copied the wrong object from the prompt in most extraction answers
     llm: RoleTraining = field(default_factory=lambda: RoleTraining(
-        hidden_size=128, layers=3, intermediate_size=384, steps=1500))
+        hidden_size=128, layers=3, intermediate_size=384, steps=3000))
 
 
 GROUNDING_PHASE = "vlm grounding phase"  # key of the grounding scenes' examples
