@@ -10,7 +10,10 @@ formats, parsing, coordinates or assembly drops below them. Scores count an inpu
 as 0, and verify (on in the world specs) rejects inputs whose boxes it refuses, hence the record
 shares. The combined-instruction set checks the split runs with trained models (6 inputs are too few
 for a floor on its scores). The oracle coordinate-path tests (test_coordinate_paths.py) guard exact
-coordinates; raise these floors when better checkpoints are committed."""
+coordinates; raise these floors when better checkpoints are committed. The LLM retrained later on
+2026-12-03 (3000 steps, the engines tokenizing as training did, the edit specs assembling in context)
+names edited objects and types better: edit 9/12, objects 0.75, types 0.75, region IoU 0.53, hence
+the edit floors raised."""
 
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ FLOORS = {
     "t2i": {"object_recall": 0.4, "mean_iou": 0.35, "iou50_share": 0.2, "instance_precision": 0.35,
             "prompt_word_accuracy": 0.5, "description_word_accuracy": 0.45},
     "t2i-repeats": {"object_recall": 0.4, "instance_recall": 0.08, "instance_precision": 0.3},
-    "edit": {"object_accuracy": 0.45, "edit_type_accuracy": 0.3, "region_mean_iou": 0.25,
+    "edit": {"object_accuracy": 0.6, "edit_type_accuracy": 0.6, "region_mean_iou": 0.35,
              "placed_object_mean_iou": 0.3},
     "multiturn": {"object_accuracy": 0.5, "step_count_accuracy": 0.5, "region_mean_iou": 0.25,
                   "placed_object_mean_iou": 0.3},
