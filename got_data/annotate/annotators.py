@@ -51,6 +51,7 @@ from got_data.shards.wids_index import write_wids_index
 from got_data.spec import PipelineSpec
 
 POLL_S = 0.5  # how often the driver asks the annotators how far they are
+KILL_WAIT_S = 60.0  # how long a stopping run waits for its killed annotators to be gone
 
 
 def parse_annotators(value: int | str) -> int | str:
@@ -239,8 +240,9 @@ class AnnotatorsRun:
                 if total is not None and opts.limit is not None:
                     total = min(total, opts.limit)
                 progress, task_id = start_progress(f"{self.spec.name} ({self.count} annotators)", opts.console, total)
+            refs = self._start()
             try:
-                results = self._wait(self._start(), progress, task_id, merged)
+                results = self._wait(refs, progress, task_id, merged)
             except BaseException:
                 stats_log.end(merged.as_dict(), "failed")
                 output.publish_state(LOG_FILE)
@@ -250,6 +252,9 @@ class AnnotatorsRun:
                     progress.stop()
                 for actor in self.annotators:
                     ray.kill(actor, no_restart=True)
+                # a kill is asynchronous: wait until every annotator is gone, so none still commits a
+                # shard after the run has ended (or failed)
+                ray.wait(refs, num_returns=len(refs), timeout=KILL_WAIT_S)
             for result in results:
                 merged.merge(result["stats"])
             return self._finish(output, stats_log, merged, results)
