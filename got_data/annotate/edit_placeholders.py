@@ -25,6 +25,7 @@ from got_data.annotate.edit_chain import (
     slot_kind,
     slot_step,
 )
+from got_data.annotate.grounding import regex_literal
 from got_data.annotate.model_text import clean_model_text, free_occurrences
 from got_data.records import Box
 from got_data.records.codec import GROUNDING_TOKENS, find_special_tokens
@@ -153,10 +154,6 @@ def _prose(most: int) -> str:
     return f"{_PROSE}{{1,{most}}}" if most <= _MOST_BOUNDED else f"{_PROSE}+"
 
 
-def _spelled(text: str) -> str:
-    return "".join("\\" + c if c in ".()-[]" else c for c in text)
-
-
 def answer_layout(table: PlaceholderTable, multiturn: bool, max_object_chars: int, max_change_chars: int) -> list[str]:
     """One pattern per line of an in-context answer (a regex both Python's `re` and xgrammar read), the
     grammar the answer is constrained to: each line's number and headings, the descriptions by [D1] /
@@ -165,20 +162,20 @@ def answer_layout(table: PlaceholderTable, multiturn: bool, max_object_chars: in
     bounded. So under the grammar no layout is broken, no region left unreferenced and no placeholder
     invented; an answer given without it (the oracle, another backend) is still checked
     (`fill_placeholders`)."""
-    free = {"source": _spelled(SOURCE_DESCRIPTION), "target": _spelled(FINAL_DESCRIPTION),
+    free = {"source": regex_literal(SOURCE_DESCRIPTION), "target": regex_literal(FINAL_DESCRIPTION),
             "object": _prose(max_object_chars), "change": _prose(max_change_chars)}
 
     def region(edit: list[Placeholder]) -> str:
         if not all(_SPELLABLE.fullmatch(p.phrase) for p in edit):
             return r'[^"\\\n]+'  # a phrase the pattern cannot spell: free, checked once answered
         # (`listed` says "none" for an edit without a region)
-        return _BETWEEN_REGIONS.join(f"{_spelled(p.phrase)} {_spelled(p.ref)}" for p in edit) or listed(edit)
+        return _BETWEEN_REGIONS.join(f"{regex_literal(p.phrase)} {regex_literal(p.ref)}" for p in edit) or listed(edit)
 
     def slot_pattern(slot: str) -> str:
         kind = slot_kind(slot)
         return region(table.regions[slot_step(slot) - 1]) if kind == "region" else free[kind]
 
-    return ["^" + "".join(_spelled(literal) + (slot_pattern(slot) if slot else "") for literal, slot in layout_pieces(line))
+    return ["^" + "".join(regex_literal(literal) + (slot_pattern(slot) if slot else "") for literal, slot in layout_pieces(line))
             + "$" for line in edit_layout(len(table.regions), multiturn)]
 
 
