@@ -8,9 +8,8 @@ passes; side by side is the only fair comparison), on a local two-node Ray clust
 - 1 and 2 annotator actors (annotate/annotators.py; `auto` bound each), the driver only coordinating.
 Each prints records/s, the driver's CPU-ms per record and each annotator process's (getrusage of
 that process, all its threads; decode tasks run in Ray workers and are counted in neither), the
-latter also after its first record: a fresh actor's process warming up (lazy imports, first-use
-caches) and its run opening cost about a second of CPU however long the partition, which a short
-bench run spreads over its few records; a long partition's cost per record converges to the second.
+latter also after its first record, which leaves out a fresh actor's process warming up (lazy
+imports, first-use caches) and its run opening: a cost per partition, not per record.
 
     .venv/bin/python bench/driver_ceiling.py [--inputs 1600] [--kind t2i|edit|multiturn] [--lifted 1024] [--rounds 3]
 

@@ -22,11 +22,12 @@ for _key, _value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}.items()
 def main() -> None:
     import torch
     from PIL import Image
-    from transformers import AutoTokenizer, Qwen2VLForConditionalGeneration
+    from transformers import Qwen2VLForConditionalGeneration
 
     from got_data.annotate.gateway import request_messages
     from got_data.annotate.grounding import GroundingParseError, parse_qwen2_vl
     from got_data.annotate.stage import load_prompt_for
+    from got_data.engines.prompting import load_tokenizer
     from got_data.families import QWEN2_VL
     from got_data.records.boxes import smart_resize
     from got_data.spec import load_spec
@@ -46,7 +47,7 @@ def main() -> None:
     folder = args.vlm or str(world_models().vlm)
     budget = load_spec(WORLD_SPECS["t2i"]).models["vlm"]
     bounds = {"min_pixels": budget.min_pixels, "max_pixels": budget.max_pixels}
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = load_tokenizer(folder)
     model = Qwen2VLForConditionalGeneration.from_pretrained(folder).float().eval()
     encoder = ExampleEncoder(tokenizer, QWEN2_VL, **bounds)
     prompt = load_prompt_for("ground.txt", QWEN2_VL)

@@ -19,18 +19,18 @@ from got_data.distributions import Histogram, Tally
 from got_data.records import EditOp, EditRecord, MultiTurnRecord, T2IRecord
 from got_data.shards.index import record_counts
 
-
-def process_cpu_seconds() -> float:
-    """User + system CPU of this process, all its threads."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
 AnyRecord = T2IRecord | EditRecord | MultiTurnRecord
 # Image sizes are tallied rounded to this many pixels, so a web-scale run keeps a few hundred sizes.
 SIZE_STEP = 32
 _TALLIES = ("kinds", "boxes_per_record", "objects_per_record", "boxes_per_phrase", "image_sizes", "edit_types",
             "turns_per_record")
 _HISTOGRAMS = ("box_area", "box_aspect", "prompt_chars", "got_chars", "description_chars")
+
+
+def process_cpu_seconds() -> float:
+    """User + system CPU of this process, all its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _edit_ops(record: EditRecord | MultiTurnRecord) -> list[EditOp]:
