@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 import got_data
+from got_data.annotate.concurrently import gather_all
 from got_data.annotate.decode import DecodedImage, DecodeGroups, DecodeResult
 from got_data.annotate.gateway import ModelGateway
 from got_data.annotate.in_flight import AUTO, Slots, cluster_cpus, images_in_flight
@@ -224,7 +225,7 @@ class PipelineRun:
         """Decode every image of the input on Ray workers; StageReject("decode") names the bad one."""
         roles = item.image_sources()
         calls = dict(zip(roles, await self.decoder.decode(list(roles.values()))))
-        results: dict[str, DecodeResult] = dict(zip(calls, await asyncio.gather(*(c[0] for c in calls.values()))))
+        results: dict[str, DecodeResult] = dict(zip(calls, await gather_all(c[0] for c in calls.values())))
         decoded: dict[str, DecodedImage] = {}
         for role, result in results.items():
             if result.image is None or result.model_size is None:

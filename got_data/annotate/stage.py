@@ -94,7 +94,19 @@ class Stage(ABC):
         )
 
     def sampling(self) -> dict[str, Any]:
+        """The spec's sampling settings, a fresh dict per call (a request may override one)."""
+        return dict(self._sampling)
+
+    @functools.cached_property
+    def _sampling(self) -> dict[str, Any]:  # dumped once: a stage sends a request or more per input
         return self.spec.sampling.model_dump()
+
+    @functools.cached_property
+    def audits_io(self) -> bool:
+        """Whether its runs see the work through a `stage_io.WorkAudit` (read once: a stage runs per input)."""
+        from got_data.annotate.stage_io import audit_enabled
+
+        return audit_enabled()
 
     @classmethod
     def prompt_sections(cls, options: Any) -> tuple[str, ...]:
@@ -114,9 +126,12 @@ def _audited(run: Any) -> Any:
 
     @functools.wraps(run)
     async def audited_run(self: Stage, work: Any, models: Any) -> None:
-        from got_data.annotate.stage_io import WorkAudit, audit_enabled
+        if not self.audits_io:
+            await run(self, work, models)
+            return
+        from got_data.annotate.stage_io import WorkAudit
 
-        if not audit_enabled() or isinstance(work, WorkAudit.View):
+        if isinstance(work, WorkAudit.View):
             await run(self, work, models)
             return
         audit = WorkAudit(work)

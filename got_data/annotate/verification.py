@@ -13,7 +13,6 @@ answer mapped back to the image, and the box kept only when one of the returned 
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from got_data.annotate.concurrently import gather_all
 from got_data.annotate.crops import crop_rect, crop_rects
 from got_data.annotate.grounding import GroundingParseError, answer_constraint, parse_grounding_answer
 from got_data.annotate.stage import Stage, StageOptions, load_prompt_for
@@ -178,15 +178,15 @@ async def verify_groundings(stage: Any, work: Any, models: Any, groundings: list
     box adds (phrase, reason) to `work.dropped_boxes` (`unverified`, `reground_disagrees`,
     `model_failure`); a phrase left with none adds (phrase, `no_verified_box`) to `work.dropped`. The
     stage's options give `threshold`, `margin`, `top_logprobs` and the `reground` ones."""
-    crops = iter(verify_crops(image, size, [box for _, boxes in groundings for box in boxes], stage.options.margin))
-    verdicts = await asyncio.gather(*(
-        asyncio.gather(*(box_verdict(stage, work, models, phrase, image, size, box, next(crops)) for box in boxes))
-        for phrase, boxes in groundings))
+    asked = [(phrase, box) for phrase, boxes in groundings for box in boxes]
+    crops = verify_crops(image, size, [box for _, box in asked], stage.options.margin)
+    verdicts = iter(await gather_all(box_verdict(stage, work, models, phrase, image, size, box, crop)
+                                     for (phrase, box), crop in zip(asked, crops)))
     kept: list[tuple[str, list[Box]]] = []
     kept_scores: list[list[float]] = []
-    for (phrase, boxes), phrase_verdicts in zip(groundings, verdicts):
+    for phrase, boxes in groundings:
         passing = []
-        for box, verdict in zip(boxes, phrase_verdicts):
+        for box, verdict in zip(boxes, verdicts):
             if isinstance(verdict, str):
                 work.dropped_boxes.append((phrase, verdict))
             else:

@@ -143,6 +143,13 @@ def sample_row(record: AnyRecord, members: list[MemberEntry]) -> SampleRow:
     )
 
 
+def prepare_arrow() -> None:
+    """Pay now what pyarrow's first conversion of Python values costs once per process (it imports
+    pandas: ~0.25 CPU-s): a shard writer calls this when it opens, so that its first index write,
+    mid-run, does not."""
+    pa.array([], type=pa.int64())
+
+
 def write_index(path: Path, rows: list[SampleRow]) -> None:
     """Write rows as a version-2 parquet index to `path` and fsync it (the caller renames it into place)."""
     columns = {name: [getattr(row, name) for row in rows] for name in INDEX_SCHEMA.names}

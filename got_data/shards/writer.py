@@ -22,7 +22,7 @@ from typing import BinaryIO
 from got_data.atomic import fsync_path
 from got_data.errors import RecordError, ShardError
 from got_data.records import EditRecord, MultiTurnRecord, T2IRecord, parse_record
-from got_data.shards.index import MemberEntry, SampleRow, sample_row, write_index
+from got_data.shards.index import MemberEntry, SampleRow, prepare_arrow, sample_row, write_index
 from got_data.shards.layout import (
     JSON_MEMBER,
     TAR_FORMAT,
@@ -151,6 +151,7 @@ class ShardWriter:
             raise ShardError(f"samples_per_shard must be at least 1, got {samples_per_shard}")
         if start_index < 0:
             raise ShardError(f"start_index must be >= 0, got {start_index}")
+        prepare_arrow()
         self.out_dir = Path(out_dir)
         self.name = check_name(name)
         self.samples_per_shard = samples_per_shard

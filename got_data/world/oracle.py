@@ -96,7 +96,15 @@ class WorldOracle:
         self.min_pixels, self.max_pixels = pixel_bounds
         self.decoys = decoys
 
-    def answer(self, context: dict, images: list[Image.Image], json_schema: dict | None) -> str:
+    @property
+    def reads_pixels(self) -> bool:
+        """Whether its answers depend on the images: an absolute-coordinate family's boxes are in the
+        pixels of the image the model sees; a relative family's (0-999) need no image at all."""
+        return family(self.family).absolute_boxes
+
+    def answer(self, context: dict, images: list[Any], json_schema: dict | None) -> str:
+        """The perfect answer to a request (its `context`); `images` are the request's, which must be
+        PIL images when `reads_pixels` (any reference otherwise: they are not looked at)."""
         truth = self.truth.get(context.get("input_ref", ""))
         if truth is None:
             raise OracleError(f"no truth for input {context.get('input_ref')!r}")
@@ -321,7 +329,12 @@ class OraclePool:
                 "revision": "truth"}
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
-        images = [await self._resolve(image) for image in request.images]
+        # Pixels are fetched only where the answer or the recorded example needs them: a pool's engine
+        # fetches them in its own process, and a stand-in fetching them would bill that to the caller.
+        if self.record or self.oracle.reads_pixels:
+            images = [await self._resolve(image) for image in request.images]
+        else:
+            images = list(request.images)
         try:
             text = self.oracle.answer(request.context, images, request.json_schema)
         except OracleError as exc:

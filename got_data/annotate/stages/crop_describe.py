@@ -12,6 +12,7 @@ from pydantic import Field
 
 from got_data.annotate.answer_schemas import DescriptionAnswer, bounded_schema
 from got_data.annotate.ask_json import ask_json
+from got_data.annotate.concurrently import gather_all
 from got_data.annotate.crops import crop_region
 from got_data.annotate.model_text import clean_model_text, first_words
 from got_data.annotate.stage import Stage, StageOptions
@@ -31,7 +32,7 @@ class CropDescribe(Stage):
     options: Options
 
     async def run(self, work, models) -> None:
-        await asyncio.gather(*(self._step(work, models, step) for step in work.steps))
+        await gather_all(self._step(work, models, step) for step in work.steps)
 
     async def _step(self, work, models, step) -> None:
         region = union_box(step.regions)

@@ -5,12 +5,11 @@ words by construction."""
 
 from __future__ import annotations
 
-import asyncio
-
 from pydantic import Field
 
 from got_data.annotate.answer_schemas import EditParseAnswer, candidate_phrases, edit_parse_schema
 from got_data.annotate.ask_json import BadAnswer, ask_json
+from got_data.annotate.concurrently import gather_all
 from got_data.annotate.model_text import clean_model_text
 from got_data.annotate.stage import Stage, StageOptions, StageReject
 from got_data.records.edits import EDIT_TYPES, GLOBAL_EDIT_TYPES, WHOLE_IMAGE_PHRASE
@@ -30,7 +29,7 @@ class EditParse(Stage):
     options: Options
 
     async def run(self, work, models) -> None:
-        await asyncio.gather(*(self._parse(work, models, n, step) for n, step in enumerate(work.steps, start=1)))
+        await gather_all(self._parse(work, models, n, step) for n, step in enumerate(work.steps, start=1))
 
     async def _parse(self, work, models, n: int, step) -> None:
         instruction = step.instruction[: self.options.max_instruction_chars]

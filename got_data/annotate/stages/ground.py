@@ -5,11 +5,11 @@ object claimed by two phrases goes to the more specific one."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Literal
 
 from pydantic import Field, model_validator
 
+from got_data.annotate.concurrently import gather_all
 from got_data.annotate.grounding import (
     ALL_PHRASES_SECTION,
     ONE_BOX_SECTION,
@@ -81,7 +81,7 @@ class Ground(Stage):
         if self.options.requests == "per_image":
             answers = await self._ground_all(work, models, list(work.entities))
         else:
-            answers = await asyncio.gather(*(self._ground(work, models, phrase) for phrase in work.entities))
+            answers = await gather_all(self._ground(work, models, phrase) for phrase in work.entities)
         found = [(phrase, boxes) for phrase, boxes in zip(work.entities, answers) if boxes]
         work.groundings, shared = resolve_shared_objects(found, self.options.merge_iou)
         work.dropped.extend(shared)

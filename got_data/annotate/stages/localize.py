@@ -5,8 +5,7 @@ image, (0,0),(999,999), without asking a model."""
 
 from __future__ import annotations
 
-import asyncio
-
+from got_data.annotate.concurrently import gather_all
 from got_data.annotate.stage import Stage, StageReject
 from got_data.annotate.stages.ground import GroundingOptions, ground_phrase, grounding_sections
 from got_data.records import WHOLE_IMAGE
@@ -27,7 +26,7 @@ class Localize(Stage):
         return grounding_sections(options)
 
     async def run(self, work, models) -> None:
-        await asyncio.gather(*(self._localize(work, models, n, step) for n, step in enumerate(work.steps, start=1)))
+        await gather_all(self._localize(work, models, n, step) for n, step in enumerate(work.steps, start=1))
 
     async def _localize(self, work, models, n: int, step) -> None:
         if step.is_global or step.objects == [WHOLE_IMAGE_PHRASE]:
@@ -35,9 +34,8 @@ class Localize(Stage):
             return
         image = step.after if step.edit_type == "add" else step.before
         phrases = [p for p in step.objects if p != WHOLE_IMAGE_PHRASE]  # a whole-image box next to objects says nothing
-        results = await asyncio.gather(
-            *(ground_phrase(self, work, models, phrase, image.model_image, image.model_size) for phrase in phrases)
-        )
+        results = await gather_all(
+            ground_phrase(self, work, models, phrase, image.model_image, image.model_size) for phrase in phrases)
         step.groundings = [(p, boxes) for p, boxes in zip(phrases, results) if boxes]
         if not step.groundings:
             why = "; ".join(f"{p}: {r}" for p, r in work.dropped if p in phrases)

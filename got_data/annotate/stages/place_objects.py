@@ -5,10 +5,9 @@ the localize stage's."""
 
 from __future__ import annotations
 
-import asyncio
-
 from pydantic import Field
 
+from got_data.annotate.concurrently import gather_all
 from got_data.annotate.stage import Stage
 from got_data.annotate.stages.ground import GroundingOptions, ground_phrase, grounding_sections
 from got_data.records import Box
@@ -36,8 +35,8 @@ class PlaceObjects(Stage):
             return
         images = {"source": work.first, "final": work.last}
         asked = [(which, phrase) for which, phrases in work.object_phrases.items() for phrase in phrases]
-        boxes = await asyncio.gather(*(ground_phrase(self, work, models, phrase, images[which].model_image,
-                                                     images[which].model_size, tag=which) for which, phrase in asked))
+        boxes = await gather_all(ground_phrase(self, work, models, phrase, images[which].model_image,
+                                               images[which].model_size, tag=which) for which, phrase in asked)
         placed: dict[str, list[tuple[str, list[Box]]]] = {}
         for (which, phrase), found in zip(asked, boxes):
             if found:

@@ -4,12 +4,11 @@ record without rewrites instead of rejecting the input."""
 
 from __future__ import annotations
 
-import asyncio
-
 from pydantic import Field
 
 from got_data.annotate.answer_schemas import ReinstructAnswer, reinstruct_schema
 from got_data.annotate.ask_json import ask_json
+from got_data.annotate.concurrently import gather_all
 from got_data.annotate.model_text import clean_model_text
 from got_data.annotate.stage import Stage, StageOptions
 
@@ -27,7 +26,7 @@ class Reinstruct(Stage):
     options: Options
 
     async def run(self, work, models) -> None:
-        await asyncio.gather(*(self._rewrite(work, models, step) for step in work.steps))
+        await gather_all(self._rewrite(work, models, step) for step in work.steps)
 
     async def _rewrite(self, work, models, step) -> None:
         answer = await ask_json(
