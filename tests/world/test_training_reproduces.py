@@ -1,5 +1,9 @@
 """`got-data models train-tiny` still makes checkpoints as good as the committed ones (over an hour on
-2 CPU cores: slow-marked, run with `make test-all`, with a timeout of its own above the suite's 900 s)."""
+2 CPU cores: slow-marked, run with `make test-all`, with a timeout of its own above the suite's 900 s).
+
+The sets hold 48 inputs each: at 24, one input moved an edit measure by 0.04 and one record that the
+verify stage dropped moved several at once, so a fresh VLM as good as the committed one on other sets
+failed the tolerance (docs/PERFORMANCE.md, "Does `train-tiny` reproduce the committed models?")."""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from rich.console import Console
 pytestmark = [pytest.mark.slow, pytest.mark.engine, pytest.mark.world_models, pytest.mark.timeout(4 * 3600)]
 
 TOLERANCE = 0.1
+INPUTS = 48  # per world set
+SEED = 777
 MEASURES = {"t2i": ("mean_iou", "object_recall"), "edit": ("region_mean_iou", "object_accuracy")}
 
 
@@ -20,7 +26,7 @@ def _scores(models, tmp_path, name: str) -> dict[str, dict]:
     try:
         out = {}
         for kind in MEASURES:
-            inputs = write_world_set(tmp_path / f"{kind}-set", kind, 24, seed=777)
+            inputs = write_world_set(tmp_path / f"{kind}-set", kind, INPUTS, seed=SEED)
             out[kind] = annotate_and_score(kind, inputs, tmp_path / f"{kind}-set", tmp_path / name / kind, pools,
                                            Console(quiet=True), show_progress=False)
         return out
