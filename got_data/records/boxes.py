@@ -32,13 +32,24 @@ class Box(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> "Box":
-        for name in ("x1", "y1", "x2", "y2"):
-            value = getattr(self, name)
-            if not 0 <= value <= REL_MAX:
-                raise ValueError(f"box {name}={value} is outside [0, {REL_SCALE})")
+        if not (0 <= self.x1 <= REL_MAX and 0 <= self.y1 <= REL_MAX and 0 <= self.x2 <= REL_MAX
+                and 0 <= self.y2 <= REL_MAX):  # one test on the common path; the loop only to name the fault
+            for name in ("x1", "y1", "x2", "y2"):
+                value = getattr(self, name)
+                if not 0 <= value <= REL_MAX:
+                    raise ValueError(f"box {name}={value} is outside [0, {REL_SCALE})")
         if not (self.x1 < self.x2 and self.y1 < self.y2):
             raise ValueError(f"box ({self.x1},{self.y1}),({self.x2},{self.y2}) is empty: need x1 < x2 and y1 < y2")
         return self
+
+    def __eq__(self, other: object) -> bool:
+        """Boxes are equal when their corners are (pydantic's generic comparison costs more)."""
+        if type(other) is not Box:
+            return NotImplemented
+        return (self.x1, self.y1, self.x2, self.y2) == (other.x1, other.y1, other.x2, other.y2)
+
+    def __hash__(self) -> int:
+        return hash((self.x1, self.y1, self.x2, self.y2))
 
     def render(self) -> str:
         """The box as GoT text writes it: `(x1,y1),(x2,y2)`."""
@@ -51,7 +62,8 @@ class Box(BaseModel):
         if not match:
             raise CodecError(f"not a box: {text!r} (expected '(x1,y1),(x2,y2)')")
         try:
-            return cls(**dict(zip(("x1", "y1", "x2", "y2"), map(int, match.groups()))))
+            x1, y1, x2, y2 = map(int, match.groups())
+            return cls(x1=x1, y1=y1, x2=x2, y2=y2)
         except ValueError as exc:
             raise CodecError(f"invalid box {text!r}: {exc}") from exc
 
