@@ -58,7 +58,7 @@ class Work(ABC):
 
     def finished_provenance(self) -> dict[str, Any]:
         provenance = dict(self.provenance)
-        provenance["tokens"] = {k: v.model_dump() for k, v in self.usage.by_stage.items()}
+        provenance["tokens"] = dict(self.usage.by_stage)  # StageUsage models: parse_record serializes them
         provenance["started_at"] = self.started_at
         provenance["finished_at"] = datetime.now(timezone.utc)
         return provenance

@@ -8,10 +8,12 @@ in any text a model will read.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticSerializationError, PydanticUndefined, to_json
 
 from got_data.errors import CodecError, RecordError
 from got_data.records.boxes import Box
@@ -133,7 +135,10 @@ class PlacedObject(GroundedObject):
 
 
 def _objects_match_refs(got: str, objects: list[GroundedObject], refs: dict[tuple[int, int], Any]) -> None:
-    """Each object's span points at its phrase in `got` and at a grounded ref there with the same boxes."""
+    """Each object's span points at its phrase in `got` and at a grounded ref there with the same boxes,
+    and no two objects share a span (so the objects' boxes are the refs' boxes, counted once)."""
+    if len({obj.span for obj in objects}) != len(objects):
+        raise ValueError("two objects share one span of the GoT text")
     for obj in objects:
         start, end = obj.span
         if not (0 <= start < end <= len(got)) or got[start:end] != obj.phrase:
@@ -373,13 +378,60 @@ _RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
 
 
 def parse_record(data: bytes | str | dict[str, Any]) -> T2IRecord | EditRecord | MultiTurnRecord:
-    """Validate a record from JSON (bytes/str) or a dict; raises RecordError with pydantic's reasons."""
+    """Validate a record from JSON (bytes/str) or a dict; raises RecordError with pydantic's reasons.
+
+    A dict is validated as the JSON it dumps to, in the record's own field order with its defaults
+    filled (`_record_json`): the record then dumps to those very bytes, so the shard writer's check
+    that a record re-validates from its own JSON finds them already validated (`validated_json`)."""
     try:
         if isinstance(data, dict):
-            return _RECORD_ADAPTER.validate_python(data)
-        return _RECORD_ADAPTER.validate_json(data)
+            encoded = _record_json(data)
+            if encoded is None:
+                return _RECORD_ADAPTER.validate_python(data)
+            data = encoded
+        record = _RECORD_ADAPTER.validate_json(data)
     except ValidationError as exc:
         raise RecordError(_summarize(exc)) from exc
+    if isinstance(data, bytes):
+        _remember_valid(data)
+    return record
+
+
+# The JSON of records that validated lately, newest last. Validation is a pure function of the
+# bytes, so the same bytes need no second pass; the cap keeps it to the records in flight.
+_VALIDATED_JSON: OrderedDict[bytes, None] = OrderedDict()
+_VALIDATED_CAP = 1024
+
+
+def _remember_valid(data: bytes) -> None:
+    _VALIDATED_JSON[data] = None
+    _VALIDATED_JSON.move_to_end(data)
+    if len(_VALIDATED_JSON) > _VALIDATED_CAP:
+        _VALIDATED_JSON.popitem(last=False)
+
+
+def validated_json(data: bytes) -> bool:
+    """Whether `parse_record` validated exactly these bytes lately (in this process)."""
+    return data in _VALIDATED_JSON
+
+
+def _record_json(fields: dict[str, Any]) -> bytes | None:
+    """`fields` as the JSON its record dumps to: the kind's fields in declaration order, defaults filled,
+    excluded values left out. None when that cannot be made (no known kind, a field the kind lacks, a
+    value JSON cannot hold): the dict is then validated as it is, and validation names the fault."""
+    model = RECORD_TYPES.get(fields.get("kind"))  # type: ignore[arg-type]
+    if model is None or not fields.keys() <= model.model_fields.keys():
+        return None
+    ordered: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        value = fields[name] if name in fields else info.get_default(call_default_factory=True)
+        if value is PydanticUndefined or (info.exclude_if is not None and info.exclude_if(value)):
+            continue
+        ordered[name] = value
+    try:
+        return to_json(ordered)
+    except PydanticSerializationError:
+        return None
 
 
 def _summarize(exc: ValidationError) -> str:

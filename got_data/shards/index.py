@@ -8,7 +8,6 @@ written before) had a row per tar member and still reads, through the member vie
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ import pyarrow.parquet as pq
 from got_data import uri
 from got_data.errors import ShardError
 from got_data.records import EditRecord, MultiTurnRecord, T2IRecord
-from got_data.records.codec import parse_got
 from got_data.uri import Location
 
 INDEX_VERSION = 2
@@ -113,21 +111,12 @@ def split_bucket(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") % 100
 
 
-@functools.lru_cache(maxsize=4096)
-def got_box_count(got: str) -> int:
-    """Boxes in a GoT text. Cached: the runner counts each record three times (its statistics, the
-    shard's, the index row), up to a shard's worth of records apart, and parsing is the cost."""
-    return len(parse_got(got).boxes())
-
-
 def record_counts(record: AnyRecord) -> tuple[int, int]:
-    """(num_objects, num_boxes) of a record, as the index names them."""
-    num_boxes = got_box_count(record.got)
+    """(num_objects, num_boxes) of a record, as the index names them. The boxes are counted from the
+    structured fields: a valid record's GoT text holds exactly those (its invariants), once each."""
     if isinstance(record, T2IRecord):
-        return len(record.objects), num_boxes
-    if isinstance(record, EditRecord):
-        return 1, num_boxes
-    return len(record.steps), num_boxes
+        return len(record.objects), sum(len(obj.boxes) for obj in record.objects)
+    return (1 if isinstance(record, EditRecord) else len(record.steps)), len(record.all_boxes())
 
 
 def sample_row(record: AnyRecord, members: list[MemberEntry]) -> SampleRow:

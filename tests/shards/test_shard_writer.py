@@ -128,6 +128,18 @@ def test_rejects_a_record_that_no_longer_validates(tmp_path, all_samples):
         writer.write(broken, images)
 
 
+def test_a_record_changed_after_it_validated_is_validated_again(tmp_path, all_samples):
+    """parse_record spares the writer a second validation of the JSON it validated; a record mutated in
+    place since then dumps to other bytes, and those are validated (and refused) before the write."""
+    from got_data.records import parse_record
+
+    record, images = all_samples[0]
+    record = parse_record(record.model_dump(mode="json"))
+    record.objects.append(record.objects[0])
+    with ShardWriter(tmp_path) as writer, pytest.raises(ShardError, match="share one span"):
+        writer.write(record, images)
+
+
 def test_exception_inside_the_block_leaves_only_finished_shards(tmp_path, make_variant):
     with pytest.raises(RuntimeError):
         with ShardWriter(tmp_path, samples_per_shard=2) as writer:
