@@ -35,6 +35,7 @@ import ray
 from rich.console import Console
 from rich.progress import Progress
 
+from got_data.annotate.heap import settle_heap
 from got_data.annotate.in_flight import AUTO, parse_auto_or_count
 from got_data.annotate.journal import write_rejects_parquet
 from got_data.annotate.output import OutputFolder
@@ -142,6 +143,7 @@ class Annotator:
             pools = self.pools = open_pools(task.pools)
             for role, handle in self.engines.items():  # a refresh that came before the pools opened
                 pools[role].refresh(handle)
+        settle_heap()
         try:
             self.run_ = PipelineRun(task.spec, task.source, pools, task.options(), partition=task.partition)
             self.run_.run()
