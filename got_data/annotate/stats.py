@@ -72,7 +72,7 @@ class DatasetStats:
                 t["boxes_per_phrase"].add(len(obj.boxes))
             h["prompt_chars"].add(len(record.prompt))
             h["description_chars"].add(len(record.description))
-            self._add_boxes([box for obj in record.objects for box in obj.boxes], first.width, first.height)
+            self._add_boxes(record.all_boxes(), first.width, first.height)
         else:
             ops = _edit_ops(record)
             instructions = [record.instruction] if isinstance(record, EditRecord) else record.instructions

@@ -259,6 +259,10 @@ class T2IRecord(_RecordBase):
     def object_count(self) -> int:
         return len(self.objects)
 
+    def all_boxes(self) -> list[Box]:
+        """Every grounded object's boxes, in object order: the boxes of the GoT text."""
+        return [box for obj in self.objects for box in obj.boxes]
+
 
 class EditRecord(_RecordBase):
     kind: Literal["edit"] = "edit"

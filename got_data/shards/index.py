@@ -115,8 +115,10 @@ def record_counts(record: AnyRecord) -> tuple[int, int]:
     """(num_objects, num_boxes) of a record, as the index names them. The boxes are counted from the
     structured fields: a valid record's GoT text holds exactly those (its invariants), once each."""
     if isinstance(record, T2IRecord):
-        return len(record.objects), sum(len(obj.boxes) for obj in record.objects)
-    return (1 if isinstance(record, EditRecord) else len(record.steps)), len(record.all_boxes())
+        num_objects = len(record.objects)
+    else:
+        num_objects = 1 if isinstance(record, EditRecord) else len(record.steps)
+    return num_objects, len(record.all_boxes())
 
 
 def sample_row(record: AnyRecord, members: list[MemberEntry]) -> SampleRow:
